@@ -1,0 +1,102 @@
+#include "buf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int sw_buf_reserve(sw_buf *b, size_t extra)
+{
+    if (b->cap - b->len >= extra + 1)
+        return 0;
+    size_t want = b->len + extra + 1;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < want) {
+        if (cap > ((size_t)-1) / 2)
+            return -1;
+        cap *= 2;
+    }
+    char *p = realloc(b->data, cap);
+    if (p == NULL)
+        return -1;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+int sw_buf_append(sw_buf *b, const void *p, size_t n)
+{
+    if (sw_buf_reserve(b, n) != 0)
+        return -1;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int sw_buf_puts(sw_buf *b, const char *s)
+{
+    return sw_buf_append(b, s, strlen(s));
+}
+
+int sw_buf_printf(sw_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || sw_buf_reserve(b, (size_t)n) != 0)
+        return -1;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+int sw_buf_json_str(sw_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (sw_buf_reserve(b, n + 2) != 0)
+        return -1;
+    b->data[b->len++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[7];
+        size_t el = 0;
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\'; esc[1] = (char)c; el = 2;
+        } else if (c == '\n') {
+            esc[0] = '\\'; esc[1] = 'n'; el = 2;
+        } else if (c == '\t') {
+            esc[0] = '\\'; esc[1] = 't'; el = 2;
+        } else if (c == '\r') {
+            esc[0] = '\\'; esc[1] = 'r'; el = 2;
+        } else if (c < 0x20) {
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[c >> 4]; esc[5] = hex[c & 15]; el = 6;
+        } else {
+            esc[0] = (char)c; el = 1;
+        }
+        if (sw_buf_append(b, esc, el) != 0)
+            return -1;
+    }
+    return sw_buf_append(b, "\"", 1);
+}
+
+void sw_buf_reset(sw_buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+void sw_buf_free(sw_buf *b)
+{
+    if (b == NULL)
+        return;
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}

@@ -1,0 +1,393 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+enum kind { K_STR, K_INT, K_LONG };
+
+static const struct key {
+    const char *section, *name;
+    enum kind kind;
+    size_t off, size;
+    long min, max;
+} keys[] = {
+#define S(sec, key, field) {sec, key, K_STR, offsetof(sw_config, field), sizeof(((sw_config *)0)->field), 0, 0}
+#define I(sec, key, field, lo, hi) {sec, key, K_INT, offsetof(sw_config, field), 0, lo, hi}
+#define L(sec, key, field, lo, hi) {sec, key, K_LONG, offsetof(sw_config, field), 0, lo, hi}
+    S("server", "listen", listen),
+    I("server", "threads", threads, 1, 1024),
+    L("server", "max_body_bytes", max_body_bytes, 64, 1L << 30),
+    I("server", "max_records_per_request", max_records, 1, 1000000),
+    S("redis", "host", redis_host),
+    I("redis", "port", redis_port, 1, 65535),
+    S("redis", "prefix", prefix),
+    I("redis", "status_ttl_s", status_ttl_s, 1, 365 * 86400),
+    I("redis", "timeout_ms", redis_timeout_ms, 10, 60000),
+    S("postgres", "conninfo", conninfo),
+    I("flusher", "batch_max_records", batch_max_records, 1, 1000000),
+    I("flusher", "flush_interval_ms", flush_interval_ms, 1, 3600000),
+    S("flusher", "id", flusher_id),
+    I("flusher", "retry_max_ms", retry_max_ms, 10, 3600000),
+    S("log", "level", log_level),
+#undef S
+#undef I
+#undef L
+};
+
+static const char *const sink_keys[] = {"table", "mode", "key", "columns"};
+
+typedef struct parse_state {
+    sw_config *cfg;
+    const char *file;
+    char reason[400];
+    /* Column lists may continue on indented lines; we glue them here. */
+    char **colspec;
+} parse_state;
+
+static int set_key(sw_config *cfg, const struct key *k, const char *value,
+                   char *reason, size_t rlen)
+{
+    char *field = (char *)cfg + k->off;
+    if (k->kind == K_STR) {
+        if (strlen(value) >= k->size) {
+            snprintf(reason, rlen, "[%s] %s is longer than %zu characters", k->section,
+                     k->name, k->size - 1);
+            return -1;
+        }
+        memcpy(field, value, strlen(value) + 1);
+        return 0;
+    }
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    if (errno != 0 || end == value || *end != '\0' || v < k->min || v > k->max) {
+        snprintf(reason, rlen, "[%s] %s = \"%s\": expected a whole number from %ld to %ld",
+                 k->section, k->name, value, k->min, k->max);
+        return -1;
+    }
+    if (k->kind == K_INT)
+        *(int *)(void *)field = (int)v;
+    else
+        *(long *)(void *)field = v;
+    return 0;
+}
+
+static sw_sink *sink_get(sw_config *cfg, parse_state *st, const char *name)
+{
+    for (int i = 0; i < cfg->nsinks; i++) {
+        if (strcmp(cfg->sinks[i].name, name) == 0)
+            return &cfg->sinks[i];
+    }
+    sw_sink *s = realloc(cfg->sinks, (size_t)(cfg->nsinks + 1) * sizeof *s);
+    char **cs = realloc(st->colspec, (size_t)(cfg->nsinks + 1) * sizeof *cs);
+    if (s)
+        cfg->sinks = s;
+    if (cs)
+        st->colspec = cs;
+    if (s == NULL || cs == NULL)
+        return NULL;
+    s = &cfg->sinks[cfg->nsinks];
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->mode = SW_MODE_INSERT;
+    st->colspec[cfg->nsinks] = NULL;
+    cfg->nsinks++;
+    return s;
+}
+
+static int set_sink_key(parse_state *st, const char *sname, const char *name,
+                        const char *value)
+{
+    sw_config *cfg = st->cfg;
+    if (!sw_sink_ident_ok(sname, strlen(sname))) {
+        snprintf(st->reason, sizeof st->reason,
+                 "sink name \"%s\" must match [a-z_][a-z0-9_]* (it is used in URLs)", sname);
+        return -1;
+    }
+    sw_sink *s = sink_get(cfg, st, sname);
+    if (s == NULL) {
+        snprintf(st->reason, sizeof st->reason, "out of memory");
+        return -1;
+    }
+    if (strcmp(name, "table") == 0) {
+        const char *dot = strchr(value, '.');
+        int ok = dot ? sw_sink_ident_ok(value, (size_t)(dot - value)) &&
+                           sw_sink_ident_ok(dot + 1, strlen(dot + 1))
+                     : sw_sink_ident_ok(value, strlen(value));
+        if (!ok) {
+            snprintf(st->reason, sizeof st->reason,
+                     "[sink.%s] table = \"%s\": expected [schema.]table in lower case", sname,
+                     value);
+            return -1;
+        }
+        snprintf(s->table, sizeof s->table, "%s", value);
+    } else if (strcmp(name, "mode") == 0) {
+        if (sw_sink_parse_mode(value, &s->mode) != 0) {
+            snprintf(st->reason, sizeof st->reason,
+                     "[sink.%s] mode = \"%s\": expected insert, upsert or ignore", sname, value);
+            return -1;
+        }
+    } else if (strcmp(name, "key") == 0) {
+        if (strlen(value) >= sizeof s->key_spec) {
+            snprintf(st->reason, sizeof st->reason, "[sink.%s] key is too long", sname);
+            return -1;
+        }
+        snprintf(s->key_spec, sizeof s->key_spec, "%s", value);
+    } else if (strcmp(name, "columns") == 0) {
+        char **spec = &st->colspec[s - cfg->sinks];
+        size_t old = *spec ? strlen(*spec) : 0;
+        char *n = realloc(*spec, old + strlen(value) + 2);
+        if (n == NULL) {
+            snprintf(st->reason, sizeof st->reason, "out of memory");
+            return -1;
+        }
+        /* A continuation line of a multi-line value joins with a comma
+         * when the previous part did not end with one. */
+        if (old > 0 && n[old - 1] != ',' && value[0] != ',')
+            n[old++] = ',';
+        strcpy(n + old, value);
+        *spec = n;
+    } else {
+        snprintf(st->reason, sizeof st->reason,
+                 "unknown key \"%s\" in [sink.%s] (expected table, mode, key, columns)", name,
+                 sname);
+        return -1;
+    }
+    return 0;
+}
+
+static int apply(parse_state *st, const char *section, const char *name, const char *value)
+{
+    if (strncmp(section, "sink.", 5) == 0)
+        return set_sink_key(st, section + 5, name, value);
+    int known_section = 0;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        if (strcmp(keys[i].section, section) != 0)
+            continue;
+        known_section = 1;
+        if (strcmp(keys[i].name, name) == 0)
+            return set_key(st->cfg, &keys[i], value, st->reason, sizeof st->reason);
+    }
+    if (!known_section)
+        snprintf(st->reason, sizeof st->reason,
+                 "unknown section [%s] (expected server, redis, postgres, flusher, log or "
+                 "sink.NAME)", section);
+    else
+        snprintf(st->reason, sizeof st->reason, "unknown key \"%s\" in [%s]", name, section);
+    return -1;
+}
+
+static int ini_cb(void *user, const char *section, const char *name, const char *value)
+{
+    parse_state *st = user;
+    if (st->reason[0] != '\0')
+        return 1; /* report only the first error */
+    return apply(st, section, name, value) == 0;
+}
+
+static void defaults(sw_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    strcpy(cfg->listen, "127.0.0.1:8080");
+    cfg->threads = 16;
+    cfg->max_body_bytes = 1048576;
+    cfg->max_records = 10000;
+    strcpy(cfg->redis_host, "127.0.0.1");
+    cfg->redis_port = 6379;
+    strcpy(cfg->prefix, "spillway");
+    cfg->status_ttl_s = 86400;
+    cfg->redis_timeout_ms = 1000;
+    strcpy(cfg->conninfo, "host=127.0.0.1 dbname=spillway");
+    cfg->batch_max_records = 5000;
+    cfg->flush_interval_ms = 200;
+    cfg->retry_max_ms = 30000;
+    strcpy(cfg->log_level, "info");
+    if (gethostname(cfg->flusher_id, sizeof cfg->flusher_id) != 0)
+        strcpy(cfg->flusher_id, "flusher");
+    cfg->flusher_id[sizeof cfg->flusher_id - 1] = '\0';
+}
+
+static void env_name(char *out, size_t len, const char *section, const char *key)
+{
+    snprintf(out, len, "SPILLWAY_%s_%s", section, key);
+    for (char *p = out; *p; p++)
+        *p = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+}
+
+static int env_overrides(parse_state *st)
+{
+    char name[160];
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        env_name(name, sizeof name, keys[i].section, keys[i].name);
+        const char *v = getenv(name);
+        if (v && set_key(st->cfg, &keys[i], v, st->reason, sizeof st->reason) != 0)
+            return -1;
+    }
+    for (int s = 0; s < st->cfg->nsinks; s++) {
+        char section[80];
+        snprintf(section, sizeof section, "sink.%s", st->cfg->sinks[s].name);
+        for (size_t k = 0; k < sizeof sink_keys / sizeof sink_keys[0]; k++) {
+            env_name(name, sizeof name, section, sink_keys[k]);
+            const char *v = getenv(name);
+            if (v == NULL)
+                continue;
+            if (strcmp(sink_keys[k], "columns") == 0) {
+                free(st->colspec[s]);
+                st->colspec[s] = NULL;
+            }
+            if (set_sink_key(st, st->cfg->sinks[s].name, sink_keys[k], v) != 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int finish(parse_state *st)
+{
+    sw_config *cfg = st->cfg;
+    char why[300];
+    if (sw_log_set_level(cfg->log_level) != 0) {
+        snprintf(st->reason, sizeof st->reason,
+                 "[log] level = \"%s\": expected debug, info, warn or error", cfg->log_level);
+        return -1;
+    }
+    if (!sw_sink_ident_ok(cfg->prefix, strlen(cfg->prefix)) && cfg->prefix[0] == '\0') {
+        snprintf(st->reason, sizeof st->reason, "[redis] prefix must not be empty");
+        return -1;
+    }
+    for (int i = 0; i < cfg->nsinks; i++) {
+        sw_sink *s = &cfg->sinks[i];
+        if (s->table[0] == '\0') {
+            snprintf(st->reason, sizeof st->reason, "[sink.%s] has no table", s->name);
+            return -1;
+        }
+        if (st->colspec[i] == NULL) {
+            snprintf(st->reason, sizeof st->reason, "[sink.%s] has no columns", s->name);
+            return -1;
+        }
+        if (sw_sink_parse_columns(s, st->colspec[i], why, sizeof why) != 0 ||
+            sw_sink_resolve_key(s, why, sizeof why) != 0) {
+            snprintf(st->reason, sizeof st->reason, "[sink.%s] %s", s->name, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* inih reads lines of at most 199 characters and silently splits longer
+ * ones, so we refuse them with a clear reason instead. */
+static int check_line_lengths(const char *text, int *line)
+{
+    int ln = 1;
+    size_t col = 0;
+    for (const char *p = text; *p; p++) {
+        if (*p == '\n') {
+            ln++;
+            col = 0;
+        } else if (++col > 198) {
+            *line = ln;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int load(sw_config *cfg, const char *name, const char *text)
+{
+    parse_state st = {.cfg = cfg, .file = name};
+    int line = 0, rc = -1;
+    defaults(cfg);
+    if (check_line_lengths(text, &line) != 0) {
+        snprintf(st.reason, sizeof st.reason,
+                 "line longer than 198 characters; continue a long value on an indented "
+                 "next line");
+        goto out;
+    }
+    line = ini_parse_string(text, ini_cb, &st);
+    if (line != 0) {
+        if (st.reason[0] == '\0')
+            snprintf(st.reason, sizeof st.reason, "syntax error (expected key = value or [section])");
+        goto out;
+    }
+    if (env_overrides(&st) != 0 || finish(&st) != 0)
+        goto out;
+    rc = 0;
+out:
+    for (int i = 0; i < cfg->nsinks; i++)
+        free(st.colspec ? st.colspec[i] : NULL);
+    free(st.colspec);
+    if (rc != 0) {
+        cfg->err = 1;
+        if (line > 0)
+            snprintf(cfg->errstr, sizeof cfg->errstr, "%s:%d: %s", name, line, st.reason);
+        else
+            snprintf(cfg->errstr, sizeof cfg->errstr, "%s: %s", name, st.reason);
+    }
+    return rc;
+}
+
+int sw_config_load_string(sw_config *cfg, const char *name, const char *text)
+{
+    return load(cfg, name, text);
+}
+
+int sw_config_load(sw_config *cfg, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *text = NULL;
+    int rc = -1;
+    if (f == NULL) {
+        defaults(cfg);
+        cfg->err = 1;
+        snprintf(cfg->errstr, sizeof cfg->errstr, "%s: cannot open: %s", path, strerror(errno));
+        goto out;
+    }
+    if (fseek(f, 0, SEEK_END) != 0)
+        goto io_error;
+    long size = ftell(f);
+    if (size < 0 || size > (1L << 20) || fseek(f, 0, SEEK_SET) != 0)
+        goto io_error;
+    text = malloc((size_t)size + 1);
+    if (text == NULL || fread(text, 1, (size_t)size, f) != (size_t)size)
+        goto io_error;
+    text[size] = '\0';
+    rc = load(cfg, path, text);
+    goto out;
+io_error:
+    defaults(cfg);
+    cfg->err = 1;
+    snprintf(cfg->errstr, sizeof cfg->errstr, "%s: cannot read (or larger than 1 MiB)", path);
+out:
+    if (f)
+        fclose(f);
+    free(text);
+    return rc;
+}
+
+const sw_sink *sw_config_sink(const sw_config *cfg, const char *name, size_t n)
+{
+    for (int i = 0; i < cfg->nsinks; i++) {
+        if (strncmp(cfg->sinks[i].name, name, n) == 0 && cfg->sinks[i].name[n] == '\0')
+            return &cfg->sinks[i];
+    }
+    return NULL;
+}
+
+void sw_config_free(sw_config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    for (int i = 0; i < cfg->nsinks; i++)
+        sw_sink_clear(&cfg->sinks[i]);
+    free(cfg->sinks);
+    cfg->sinks = NULL;
+    cfg->nsinks = 0;
+}

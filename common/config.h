@@ -1,0 +1,55 @@
+#ifndef SW_CONFIG_H_
+#define SW_CONFIG_H_
+
+#include <stddef.h>
+
+#include "sink.h"
+
+/* The one INI file shared by spillway-server, spillway-flusher and
+ * spillwayctl. Every key may be overridden by SPILLWAY_<SECTION>_<KEY>
+ * (upper case; for sinks SPILLWAY_SINK_<NAME>_<KEY>). */
+typedef struct sw_config {
+    int err;
+    char errstr[512];     /* "file:line: reason" after a failed load */
+
+    /* [server] */
+    char listen[128];
+    int threads;
+    long max_body_bytes;
+    int max_records;      /* records per request */
+    /* [redis] */
+    char redis_host[256];
+    int redis_port;
+    char prefix[64];
+    int status_ttl_s;
+    int redis_timeout_ms;
+    /* [postgres] */
+    char conninfo[1024];
+    /* [flusher] */
+    int batch_max_records;
+    int flush_interval_ms;
+    char flusher_id[64];
+    int retry_max_ms;
+    /* [log] */
+    char log_level[16];
+
+    sw_sink *sinks;
+    int nsinks;
+} sw_config;
+
+/* Load `path` over the defaults, then apply environment overrides and
+ * check the result. 0, or -1 with cfg->err set and "file:line: reason" in
+ * cfg->errstr. Call sw_config_free() in both cases. */
+__attribute__((warn_unused_result)) int sw_config_load(sw_config *cfg, const char *path);
+
+/* Load from a string (for tests); `name` stands for the file in errors. */
+__attribute__((warn_unused_result))
+int sw_config_load_string(sw_config *cfg, const char *name, const char *text);
+
+/* The sink called `name` (length n), or NULL. */
+const sw_sink *sw_config_sink(const sw_config *cfg, const char *name, size_t n);
+
+/* Free the sinks. Accepts NULL. */
+void sw_config_free(sw_config *cfg);
+
+#endif

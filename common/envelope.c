@@ -1,0 +1,220 @@
+#include "envelope.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int sw_envelope_begin(msgpack_packer *pk, const char *job_id, const char *sink,
+                      uint32_t ncolumns, int64_t enqueued_us)
+{
+    /* msgpack_pack_uint32/64 would pick the shortest form; the Redis
+     * scripts need the fixed-width one, so write those bytes directly. */
+    unsigned char head[15];
+    head[0] = SW_ENVELOPE_VERSION;
+    head[1] = 0xce;
+    memset(head + 2, 0, 4);
+    head[6] = 0xcf;
+    for (int i = 0; i < 8; i++)
+        head[7 + i] = (unsigned char)((uint64_t)enqueued_us >> (56 - 8 * i));
+    size_t jl = strlen(job_id), sl = strlen(sink);
+    if (pk->callback(pk->data, (const char *)head, sizeof head) != 0 ||
+        msgpack_pack_str_with_body(pk, job_id, jl) != 0 ||
+        msgpack_pack_str_with_body(pk, sink, sl) != 0 ||
+        msgpack_pack_uint32(pk, ncolumns) != 0)
+        return -1;
+    return 0;
+}
+
+void sw_envelope_finish(char *data, uint32_t nrecords)
+{
+    unsigned char *p = (unsigned char *)data + SW_ENVELOPE_COUNT_OFFSET + 1;
+    p[0] = (unsigned char)(nrecords >> 24);
+    p[1] = (unsigned char)(nrecords >> 16);
+    p[2] = (unsigned char)(nrecords >> 8);
+    p[3] = (unsigned char)nrecords;
+}
+
+int sw_envelope_peek(const void *data, size_t len, uint32_t *nrecords, int64_t *enqueued_us)
+{
+    const unsigned char *p = data;
+    if (len < 15 || p[0] != SW_ENVELOPE_VERSION || p[1] != 0xce || p[6] != 0xcf)
+        return -1;
+    *nrecords = (uint32_t)p[2] << 24 | (uint32_t)p[3] << 16 | (uint32_t)p[4] << 8 | p[5];
+    uint64_t t = 0;
+    for (int i = 0; i < 8; i++)
+        t = t << 8 | p[7 + i];
+    *enqueued_us = (int64_t)t;
+    return 0;
+}
+
+/* A bounded reader: every read checks the bytes that remain. */
+typedef struct reader {
+    const unsigned char *p, *end;
+} reader;
+
+static int need(reader *r, size_t n)
+{
+    return (size_t)(r->end - r->p) >= n ? 0 : -1;
+}
+
+static uint64_t be(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Read one scalar value. Arrays and maps are not values here. */
+static int read_value(reader *r, sw_value *v)
+{
+    if (need(r, 1) != 0)
+        return -1;
+    unsigned char t = *r->p++;
+    int len_bytes = 0;
+    if (t <= 0x7f) {
+        v->kind = SW_V_INT; v->i = t; return 0;
+    }
+    if (t >= 0xe0) {
+        v->kind = SW_V_INT; v->i = (int8_t)t; return 0;
+    }
+    if (t >= 0xa0 && t <= 0xbf) {
+        v->n = t & 0x1f;
+        goto str_body;
+    }
+    switch (t) {
+    case 0xc0: v->kind = SW_V_NULL; return 0;
+    case 0xc2: v->kind = SW_V_BOOL; v->i = 0; return 0;
+    case 0xc3: v->kind = SW_V_BOOL; v->i = 1; return 0;
+    case 0xcc: case 0xcd: case 0xce: case 0xcf: {
+        int n = 1 << (t - 0xcc);
+        if (need(r, (size_t)n) != 0) return -1;
+        uint64_t u = be(r->p, n);
+        r->p += n;
+        if (u > INT64_MAX) return -1;
+        v->kind = SW_V_INT; v->i = (int64_t)u;
+        return 0;
+    }
+    case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+        int n = 1 << (t - 0xd0);
+        if (need(r, (size_t)n) != 0) return -1;
+        uint64_t u = be(r->p, n);
+        r->p += n;
+        int shift = 64 - 8 * n;
+        v->kind = SW_V_INT;
+        v->i = shift ? (int64_t)(u << shift) >> shift : (int64_t)u;
+        return 0;
+    }
+    case 0xcb: {
+        if (need(r, 8) != 0) return -1;
+        uint64_t u = be(r->p, 8);
+        r->p += 8;
+        memcpy(&v->f, &u, sizeof v->f);
+        v->kind = SW_V_FLOAT;
+        return 0;
+    }
+    case 0xd9: len_bytes = 1; break;
+    case 0xda: len_bytes = 2; break;
+    case 0xdb: len_bytes = 4; break;
+    default: return -1;
+    }
+    if (need(r, (size_t)len_bytes) != 0)
+        return -1;
+    v->n = (size_t)be(r->p, len_bytes);
+    r->p += len_bytes;
+str_body:
+    if (need(r, v->n) != 0)
+        return -1;
+    v->kind = SW_V_STR;
+    v->s = (const char *)r->p;
+    r->p += v->n;
+    return 0;
+}
+
+static int read_array_header(reader *r, uint32_t *n)
+{
+    if (need(r, 1) != 0)
+        return -1;
+    unsigned char t = *r->p++;
+    if (t >= 0x90 && t <= 0x9f) {
+        *n = t & 0x0f;
+        return 0;
+    }
+    int nb = t == 0xdc ? 2 : t == 0xdd ? 4 : 0;
+    if (nb == 0 || need(r, (size_t)nb) != 0)
+        return -1;
+    *n = (uint32_t)be(r->p, nb);
+    r->p += nb;
+    return 0;
+}
+
+static int read_str(reader *r, char *out, size_t outlen)
+{
+    sw_value v;
+    if (read_value(r, &v) != 0 || v.kind != SW_V_STR || v.n >= outlen)
+        return -1;
+    memcpy(out, v.s, v.n);
+    out[v.n] = '\0';
+    return 0;
+}
+
+int sw_envelope_decode(const void *data, size_t len, sw_envelope *env, char *errstr,
+                       size_t errlen)
+{
+    reader r = {data, (const unsigned char *)data + len};
+    sw_value v;
+    memset(env, 0, sizeof *env);
+    if (sw_envelope_peek(data, len, &env->nrecords, &env->enqueued_us) != 0) {
+        snprintf(errstr, errlen, "not a version %d envelope", SW_ENVELOPE_VERSION);
+        return -1;
+    }
+    r.p += 15;
+    if (read_str(&r, env->job_id, sizeof env->job_id) != 0 ||
+        read_str(&r, env->sink, sizeof env->sink) != 0 || read_value(&r, &v) != 0 ||
+        v.kind != SW_V_INT || v.i < 1 || v.i > 65535) {
+        snprintf(errstr, errlen, "bad envelope header");
+        return -1;
+    }
+    env->ncolumns = (uint32_t)v.i;
+    /* Each record takes at least 1 + ncolumns bytes: check the claimed
+     * count against what is present before walking it. */
+    if ((uint64_t)env->nrecords * (1 + env->ncolumns) > (uint64_t)len) {
+        snprintf(errstr, errlen, "record count %u exceeds the %zu bytes present",
+                 env->nrecords, len);
+        return -1;
+    }
+    env->records = r.p;
+    for (uint32_t i = 0; i < env->nrecords; i++) {
+        uint32_t n;
+        if (read_array_header(&r, &n) != 0 || n != env->ncolumns) {
+            snprintf(errstr, errlen, "record %u: expected an array of %u values", i,
+                     env->ncolumns);
+            return -1;
+        }
+        for (uint32_t c = 0; c < n; c++) {
+            if (read_value(&r, &v) != 0) {
+                snprintf(errstr, errlen, "record %u value %u: truncated or bad type", i, c);
+                return -1;
+            }
+        }
+    }
+    if (r.p != r.end) {
+        snprintf(errstr, errlen, "%zu trailing bytes", (size_t)(r.end - r.p));
+        return -1;
+    }
+    env->end = r.end;
+    return 0;
+}
+
+int sw_envelope_next(const sw_envelope *env, const unsigned char **cursor, sw_value *vals)
+{
+    reader r = {*cursor, env->end};
+    uint32_t n;
+    if (r.p >= r.end || read_array_header(&r, &n) != 0 || n != env->ncolumns)
+        return -1;
+    for (uint32_t c = 0; c < n; c++) {
+        if (read_value(&r, &vals[c]) != 0)
+            return -1;
+    }
+    *cursor = r.p;
+    return 0;
+}

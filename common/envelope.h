@@ -1,0 +1,73 @@
+#ifndef SW_ENVELOPE_H_
+#define SW_ENVELOPE_H_
+
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The queue envelope: one job, as a sequence of msgpack objects.
+ *
+ *   0  positive fixint  format version (1)
+ *   1  uint32 (0xce)    number of records     } fixed width, so the Redis
+ *   2  uint64 (0xcf)    enqueue time, Unix us } scripts read them by offset
+ *   3  str              job id (UUID text)
+ *   4  str              sink name
+ *   5  uint             columns per record
+ *   6… array(columns)   one per record: nil | bool | int | float64 | str
+ *
+ * Record values are positional, in the sink's column order. */
+#define SW_ENVELOPE_VERSION 1
+#define SW_ENVELOPE_COUNT_OFFSET 1    /* 0xce + 4 bytes, big-endian */
+#define SW_ENVELOPE_TIME_OFFSET 6     /* 0xcf + 8 bytes, big-endian */
+
+enum sw_value_kind { SW_V_NULL, SW_V_BOOL, SW_V_INT, SW_V_FLOAT, SW_V_STR };
+
+/* One decoded value; strings point into the envelope's bytes. */
+typedef struct sw_value {
+    enum sw_value_kind kind;
+    int64_t i;          /* SW_V_INT, and SW_V_BOOL as 0/1 */
+    double f;           /* SW_V_FLOAT */
+    const char *s;      /* SW_V_STR, not NUL-terminated */
+    size_t n;
+} sw_value;
+
+/* A decoded header plus a cursor over the records. */
+typedef struct sw_envelope {
+    uint32_t nrecords;
+    uint32_t ncolumns;
+    int64_t enqueued_us;
+    char job_id[40];
+    char sink[64];
+    const unsigned char *records;   /* first record */
+    const unsigned char *end;       /* one past the last byte */
+} sw_envelope;
+
+/* Write the header into `pk`, with a record count of 0 to be patched by
+ * sw_envelope_finish(). 0, or -1 when the packer's buffer fails. */
+__attribute__((warn_unused_result))
+int sw_envelope_begin(msgpack_packer *pk, const char *job_id, const char *sink,
+                      uint32_t ncolumns, int64_t enqueued_us);
+
+/* Patch the record count into an envelope that starts at `data`. */
+void sw_envelope_finish(char *data, uint32_t nrecords);
+
+/* Decode and check a whole envelope of `len` bytes: header, and every
+ * record against the byte count (no count is trusted before the bytes it
+ * claims are there). Strings point into `data`, which must outlive `env`.
+ * 0, or -1 with a reason in errstr. */
+__attribute__((warn_unused_result))
+int sw_envelope_decode(const void *data, size_t len, sw_envelope *env, char *errstr,
+                       size_t errlen);
+
+/* Read the next record's values (env->ncolumns of them) into `vals` and
+ * advance `*cursor` (start it at env->records). Only for envelopes that
+ * sw_envelope_decode() accepted. 0, or -1 past the end. */
+__attribute__((warn_unused_result))
+int sw_envelope_next(const sw_envelope *env, const unsigned char **cursor, sw_value *vals);
+
+/* Read the record count / enqueue time of an envelope by offset, as the
+ * Redis scripts do. 0, or -1 when `len` is too short. */
+__attribute__((warn_unused_result))
+int sw_envelope_peek(const void *data, size_t len, uint32_t *nrecords, int64_t *enqueued_us);
+
+#endif

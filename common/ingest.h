@@ -1,0 +1,24 @@
+#ifndef SW_INGEST_H_
+#define SW_INGEST_H_
+
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "problem.h"
+#include "sink.h"
+
+/* Turn a request body into one queue envelope: parse it by content type
+ * (application/json: an object or an array of objects; application/
+ * x-ndjson: one object per line), check every record against the sink and
+ * write the envelope into `sb` (which the caller cleared). All or nothing:
+ * on any error `sb` must be discarded. Pure: no I/O.
+ * Returns the number of records (>= 1), or -1 with a 400/413/415/422 in
+ * `p`. `scratch` is working memory the caller reuses. */
+__attribute__((warn_unused_result))
+long sw_ingest_build(const sw_sink *sink, const char *content_type, const char *body,
+                     size_t len, long max_records, const char *job_id, int64_t now_us,
+                     msgpack_sbuffer *sb, sw_buf *scratch, sw_problem *p);
+
+#endif

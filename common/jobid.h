@@ -1,0 +1,26 @@
+#ifndef SW_JOBID_H_
+#define SW_JOBID_H_
+
+#include <stdint.h>
+
+/* Job ids are UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then a
+ * 12-bit counter that keeps ids from one thread strictly increasing within
+ * a millisecond, then 62 random bits that keep servers and restarts apart.
+ * Their text form sorts in time order. */
+#define SW_JOBID_LEN 36
+
+/* Write a new id, as 36 lower-case characters plus NUL, into `out`.
+ * Thread-safe (per-thread state seeded from getrandom). */
+void sw_jobid_new(char out[SW_JOBID_LEN + 1]);
+
+/* Same, at a given time and from given state, for tests: `ms` is the
+ * timestamp, `*seq` the per-thread counter state, `rnd` the random bits. */
+void sw_jobid_make(char out[SW_JOBID_LEN + 1], uint64_t ms, uint16_t seq, uint64_t rnd);
+
+/* 1 when `s` (length n) is a canonical UUID in lower or upper case. */
+int sw_jobid_valid(const char *s, unsigned long n);
+
+/* Unix milliseconds in a UUIDv7 text id (no validation beyond length). */
+uint64_t sw_jobid_time_ms(const char *id);
+
+#endif

@@ -1,0 +1,23 @@
+#ifndef SW_LOG_H_
+#define SW_LOG_H_
+
+/* One logfmt line per event on stderr: level=info msg="..." key=value...
+ * journald adds the time and the unit. */
+enum sw_log_level { SW_LOG_DEBUG, SW_LOG_INFO, SW_LOG_WARN, SW_LOG_ERROR };
+
+/* Set the lowest level written. From "debug", "info", "warn", "error";
+ * 0, or -1 for an unknown name (the level is unchanged). */
+__attribute__((warn_unused_result)) int sw_log_set_level(const char *name);
+
+/* Write one line if `level` is enabled. `kv` is a printf format for the
+ * key=value pairs after msg (may be NULL); the caller quotes values that
+ * may hold spaces. Thread-safe: one write(2) per line. */
+__attribute__((format(printf, 3, 4)))
+void sw_log(enum sw_log_level level, const char *msg, const char *kv, ...);
+
+#define sw_log_debug(...) sw_log(SW_LOG_DEBUG, __VA_ARGS__)
+#define sw_log_info(...) sw_log(SW_LOG_INFO, __VA_ARGS__)
+#define sw_log_warn(...) sw_log(SW_LOG_WARN, __VA_ARGS__)
+#define sw_log_error(...) sw_log(SW_LOG_ERROR, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,52 @@
+#include "metrics.h"
+
+#include <math.h>
+
+void sw_histogram_observe(sw_histogram *h, double v)
+{
+    int i = 0;
+    while (i < h->nbounds && v > h->bounds[i])
+        i++;
+    sw_metrics_add(&h->counts[i], 1);
+    if (v > 0)
+        sw_metrics_add(&h->sum_ns, (uint64_t)llround(v * 1e9));
+}
+
+int sw_metrics_header(sw_buf *out, const char *name, const char *type, const char *help)
+{
+    return sw_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+int sw_metrics_sample(sw_buf *out, const char *name, const char *labels, double value)
+{
+    if (labels[0] != '\0')
+        return sw_buf_printf(out, "%s{%s} %.17g\n", name, labels, value);
+    return sw_buf_printf(out, "%s %.17g\n", name, value);
+}
+
+int sw_metrics_histogram(sw_buf *out, const char *name, const char *labels,
+                         const sw_histogram *h)
+{
+    uint64_t cum = 0;
+    const char *sep = labels[0] ? "," : "";
+    for (int i = 0; i <= h->nbounds; i++) {
+        cum += atomic_load_explicit(&h->counts[i], memory_order_relaxed);
+        int rc = i < h->nbounds
+                     ? sw_buf_printf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep,
+                                     h->bounds[i], (unsigned long long)cum)
+                     : sw_buf_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels,
+                                     sep, (unsigned long long)cum);
+        if (rc != 0)
+            return -1;
+    }
+    double sum = (double)atomic_load_explicit(&h->sum_ns, memory_order_relaxed) / 1e9;
+    if (labels[0]) {
+        if (sw_buf_printf(out, "%s_sum{%s} %.9g\n%s_count{%s} %llu\n", name, labels, sum, name,
+                          labels, (unsigned long long)cum) != 0)
+            return -1;
+    } else if (sw_buf_printf(out, "%s_sum %.9g\n%s_count %llu\n", name, sum, name,
+                             (unsigned long long)cum) != 0) {
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,43 @@
+#ifndef SW_METRICS_H_
+#define SW_METRICS_H_
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+/* Lock-free counters and histograms, rendered in the Prometheus text
+ * exposition format. Updates are relaxed atomics: the hot path takes no
+ * lock, and a scrape reads a value that may be a few updates old. */
+
+#define SW_HIST_MAX_BUCKETS 16
+
+typedef struct sw_histogram {
+    const double *bounds;   /* upper bounds, ascending, in base units */
+    int nbounds;
+    _Atomic uint64_t counts[SW_HIST_MAX_BUCKETS + 1];  /* last one is +Inf */
+    _Atomic uint64_t sum_ns;                          /* sum, in 1e-9 units */
+} sw_histogram;
+
+static inline void sw_metrics_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* Record one observation `v` (in the histogram's base unit). */
+void sw_histogram_observe(sw_histogram *h, double v);
+
+/* Append "# HELP" and "# TYPE" lines. 0, or -1 when out of memory. */
+__attribute__((warn_unused_result))
+int sw_metrics_header(sw_buf *out, const char *name, const char *type, const char *help);
+
+/* Append one sample line; `labels` is "" or e.g. "sink=\"orders\"". */
+__attribute__((warn_unused_result))
+int sw_metrics_sample(sw_buf *out, const char *name, const char *labels, double value);
+
+/* Append the _bucket, _sum and _count lines of `h`. */
+__attribute__((warn_unused_result))
+int sw_metrics_histogram(sw_buf *out, const char *name, const char *labels,
+                         const sw_histogram *h);
+
+#endif

@@ -1,0 +1,150 @@
+#include "pgconn.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+sw_pg *sw_pg_new(const char *conninfo)
+{
+    sw_pg *pg = calloc(1, sizeof *pg);
+    if (pg)
+        snprintf(pg->conninfo, sizeof pg->conninfo, "%s", conninfo);
+    return pg;
+}
+
+void sw_pg_disconnect(sw_pg *pg)
+{
+    if (pg->conn)
+        PQfinish(pg->conn);
+    pg->conn = NULL;
+}
+
+void sw_pg_free(sw_pg *pg)
+{
+    if (pg == NULL)
+        return;
+    sw_pg_disconnect(pg);
+    free(pg);
+}
+
+static void trim_newline(char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
+        s[--n] = '\0';
+}
+
+static void conn_error(sw_pg *pg, const char *what)
+{
+    pg->err = -1;
+    pg->sqlstate[0] = '\0';
+    snprintf(pg->errstr, sizeof pg->errstr, "%s: %s", what,
+             pg->conn ? PQerrorMessage(pg->conn) : "out of memory");
+    trim_newline(pg->errstr);
+}
+
+/* Record the error in `res` (if any) and clear it. */
+static int result_error(sw_pg *pg, PGresult *res, const char *what)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+    pg->err = -1;
+    snprintf(pg->sqlstate, sizeof pg->sqlstate, "%s", state ? state : "");
+    if (msg)
+        snprintf(pg->errstr, sizeof pg->errstr, "%s%s%s", msg, detail ? " " : "",
+                 detail ? detail : "");
+    else
+        conn_error(pg, what);
+    if (res)
+        PQclear(res);
+    return -1;
+}
+
+int sw_pg_connect(sw_pg *pg)
+{
+    if (pg->conn && PQstatus(pg->conn) == CONNECTION_OK)
+        return 0;
+    sw_pg_disconnect(pg);
+    pg->conn = PQconnectdb(pg->conninfo);
+    if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK) {
+        conn_error(pg, "connect");
+        sw_pg_disconnect(pg);
+        return -1;
+    }
+    pg->err = 0;
+    return 0;
+}
+
+int sw_pg_exec(sw_pg *pg, const char *sql)
+{
+    PGresult *res = PQexec(pg->conn, sql);
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        return result_error(pg, res, "exec");
+    PQclear(res);
+    return 0;
+}
+
+void *sw_pg_query(sw_pg *pg, const char *sql, int nparams, const char *const *params)
+{
+    PGresult *res = PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        result_error(pg, res, "query");
+        return NULL;
+    }
+    return res;
+}
+
+int sw_pg_copy(sw_pg *pg, const char *copy_sql, const char *data, size_t len)
+{
+    PGresult *res = PQexec(pg->conn, copy_sql);
+    if (res == NULL || PQresultStatus(res) != PGRES_COPY_IN)
+        return result_error(pg, res, "copy");
+    PQclear(res);
+    /* Feed in slices so a large batch does not need a second copy in
+     * libpq's buffer all at once. */
+    const size_t slice = 1 << 20;
+    for (size_t off = 0; off < len; off += slice) {
+        size_t n = len - off < slice ? len - off : slice;
+        if (PQputCopyData(pg->conn, data + off, (int)n) != 1) {
+            conn_error(pg, "copy data");
+            return -1;
+        }
+    }
+    if (PQputCopyEnd(pg->conn, NULL) != 1) {
+        conn_error(pg, "copy end");
+        return -1;
+    }
+    int rc = 0;
+    while ((res = PQgetResult(pg->conn)) != NULL) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0) {
+            rc = result_error(pg, res, "copy");
+            continue;
+        }
+        PQclear(res);
+    }
+    return rc;
+}
+
+int sw_pg_transient(const sw_pg *pg)
+{
+    if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK || pg->sqlstate[0] == '\0')
+        return 1;
+    const char *s = pg->sqlstate;
+    if (strncmp(s, "22", 2) == 0 || strncmp(s, "23", 2) == 0 || strncmp(s, "P0", 2) == 0 ||
+        strncmp(s, "44", 2) == 0)
+        return 0;
+    return 1;
+}
+
+void sw_pg_quote_ident(const char *name, char *out, size_t outlen)
+{
+    const char *dot = strchr(name, '.');
+    if (dot)
+        snprintf(out, outlen, "\"%.*s\".\"%s\"", (int)(dot - name), name, dot + 1);
+    else
+        snprintf(out, outlen, "\"%s\"", name);
+}

@@ -1,0 +1,110 @@
+#ifndef SW_REDISQ_H_
+#define SW_REDISQ_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The queue in Redis, behind a thin hiredis adapter. One sw_redis per
+ * thread: hiredis contexts are not thread-safe.
+ *
+ * Keys (all under the configured prefix):
+ *   <p>:queue               list of envelopes; LPUSH in, taken from the tail
+ *   <p>:processing:<id>     the envelopes one flusher holds (its batch)
+ *   <p>:job:<job_id>        hash: status, sink, records, enqueued_at,
+ *                           committed_at | error; expires after status_ttl_s
+ *   <p>:stats               hash: queued_records, inflight_records
+ *   <p>:dead                list of envelopes of failed jobs
+ * Every change that spans keys runs as one Lua script, so counters and
+ * lists move together and a crash cannot leave them apart. */
+
+enum sw_redis_err {
+    SW_REDIS_OK = 0,
+    SW_REDIS_EIO,      /* cannot connect, timed out, or connection lost */
+    SW_REDIS_EOOM,     /* Redis refused the write: maxmemory reached */
+    SW_REDIS_EREPLY,   /* an unexpected reply or a script error */
+};
+
+typedef struct sw_redis {
+    enum sw_redis_err err;
+    char errstr[128];
+    void *ctx;                 /* redisContext, NULL while disconnected */
+    char host[256];
+    int port;
+    int timeout_ms;
+    char prefix[64];
+    char k_queue[96], k_stats[96], k_dead[96], k_job[96];
+    char sha[5][41];           /* loaded scripts, "" until loaded */
+    int64_t next_connect_ms;   /* do not retry connecting before this */
+} sw_redis;
+
+typedef struct sw_queue_stats {
+    long long queued_records;
+    long long inflight_records;
+    long long queued_jobs;
+    long long dead_jobs;
+    long long oldest_enqueued_us;   /* 0 when the queue is empty */
+} sw_queue_stats;
+
+/* A job's status hash, strings copied out of the reply. */
+typedef struct sw_job_status {
+    char status[16];
+    char sink[64];
+    long long records;
+    char enqueued_at[40];
+    char committed_at[40];
+    char error[512];
+} sw_job_status;
+
+/* A new, not yet connected adapter; NULL when out of memory. Connects
+ * lazily on first use and again after any I/O error. */
+sw_redis *sw_redis_new(const char *host, int port, int timeout_ms, const char *prefix);
+void sw_redis_free(sw_redis *r);   /* accepts NULL */
+
+/* Connect now if not connected. 0, or -1 with err/errstr set. */
+__attribute__((warn_unused_result)) int sw_redis_connect(sw_redis *r);
+
+/* PING. 0, or -1. */
+__attribute__((warn_unused_result)) int sw_redis_ping(sw_redis *r);
+
+/* Append one job envelope to the queue and record its status, atomically,
+ * in one round trip. 0, or -1 with err (EIO, EOOM, EREPLY): nothing was
+ * enqueued unless err is EIO after the script was sent (a lost reply). */
+__attribute__((warn_unused_result))
+int sw_redis_enqueue(sw_redis *r, const char *job_id, const char *sink, long nrecords,
+                     int64_t enqueued_us, int ttl_s, const char *env, size_t len);
+
+/* Fetch a job's status. 1 found, 0 unknown or expired, -1 error. */
+__attribute__((warn_unused_result))
+int sw_redis_job(sw_redis *r, const char *job_id, sw_job_status *out);
+
+/* Queue depth figures from O(1) commands. 0, or -1. */
+__attribute__((warn_unused_result)) int sw_redis_stats(sw_redis *r, sw_queue_stats *out);
+
+/* Move jobs from the queue tail to `proc_key` until they hold at least
+ * `max_records` records or the queue is empty (a job is never split; a job
+ * larger than the limit moves alone), at most `max_jobs` jobs. `*reply`
+ * receives the redisReply array of envelopes, oldest first (free it with
+ * sw_redis_reply_free). 0, or -1. */
+__attribute__((warn_unused_result))
+int sw_redis_claim(sw_redis *r, const char *proc_key, long max_records, long max_jobs,
+                   void **reply);
+
+/* The envelopes in `proc_key`, oldest first, as a redisReply array. */
+__attribute__((warn_unused_result))
+int sw_redis_processing(sw_redis *r, const char *proc_key, void **reply);
+
+/* Close a batch: set each job's status (committed, or failed with its
+ * error; failed envelopes also go to <p>:dead), drop `proc_key`, and take
+ * `nrecords` off the in-flight count, atomically. `ids`, `errors` (NULL
+ * entry = committed) and `envs`/`env_lens` have `njobs` entries. 0, or -1. */
+__attribute__((warn_unused_result))
+int sw_redis_finish(sw_redis *r, const char *proc_key, int njobs, const char *const *ids,
+                    const char *const *errors, const char *const *envs,
+                    const size_t *env_lens, long long nrecords, int64_t now_us, int ttl_s);
+
+/* Elements of a reply array from claim/processing. */
+size_t sw_redis_reply_len(const void *reply);
+const char *sw_redis_reply_item(const void *reply, size_t i, size_t *len);
+void sw_redis_reply_free(void *reply);   /* accepts NULL */
+
+#endif

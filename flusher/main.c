@@ -1,0 +1,366 @@
+/* spillway-flusher: drains the Redis queue into PostgreSQL, many jobs per
+ * transaction. The loop: claim jobs into our processing list, cut a batch
+ * at batch_max_records or flush_interval_ms, commit it, then mark its jobs
+ * and clear the list in one Redis round trip. The processing list is the
+ * source of truth: after any Redis error, or a restart, we re-read it. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "clock.h"
+#include "config.h"
+#include "log.h"
+#include "pgconn.h"
+#include "redisq.h"
+#include "schema.h"
+
+#define POLL_MS 5
+#define MAX_JOBS_PER_CLAIM 10000
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+typedef struct flusher {
+    const sw_config *cfg;
+    sw_redis *redis;
+    sw_pg *pg;
+    sw_batch *batch;
+    void **replies;          /* the Redis replies that own the batch's bytes */
+    int nreplies, cap;
+    char proc_key[160];
+    int pg_ready;            /* connected and staging tables made */
+    int redis_down, pg_down; /* for one log line per state change */
+    int64_t backoff_ms;
+} flusher;
+
+static void drop_batch(flusher *f)
+{
+    sw_batch_reset(f->batch);
+    for (int i = 0; i < f->nreplies; i++)
+        sw_redis_reply_free(f->replies[i]);
+    f->nreplies = 0;
+}
+
+static void redis_failed(flusher *f, const char *what)
+{
+    if (!f->redis_down)
+        sw_log_error("redis unavailable", "during=%s error=\"%s\" action=\"retrying; check "
+                     "that Redis runs at [redis] host:port\"", what, f->redis->errstr);
+    f->redis_down = 1;
+}
+
+static void redis_ok(flusher *f)
+{
+    if (f->redis_down)
+        sw_log_info("redis available again", NULL);
+    f->redis_down = 0;
+}
+
+/* Keep a reply and add its envelopes to the batch. 0, or -1 (OOM). */
+static int take(flusher *f, void *reply)
+{
+    if (f->nreplies == f->cap) {
+        int cap = f->cap ? f->cap * 2 : 16;
+        void **r = realloc(f->replies, (size_t)cap * sizeof *r);
+        if (r == NULL)
+            return -1;
+        f->replies = r;
+        f->cap = cap;
+    }
+    f->replies[f->nreplies++] = reply;
+    for (size_t i = 0; i < sw_redis_reply_len(reply); i++) {
+        size_t len;
+        const char *data = sw_redis_reply_item(reply, i, &len);
+        if (sw_batch_add(f->batch, data, len) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Rebuild the batch from our processing list (start-up, or after a Redis
+ * error left us unsure what a claim did). 0, or -1. */
+static int reload(flusher *f)
+{
+    void *reply = NULL;
+    drop_batch(f);
+    if (sw_redis_processing(f->redis, f->proc_key, &reply) != 0) {
+        redis_failed(f, "reload");
+        return -1;
+    }
+    redis_ok(f);
+    if (take(f, reply) != 0) {
+        sw_redis_reply_free(reply);
+        return -1;
+    }
+    if (f->batch->njobs > 0)
+        sw_log_info("resuming batch from processing list", "jobs=%d records=%lld",
+                    f->batch->njobs, f->batch->nrecords);
+    return 0;
+}
+
+static int pg_ensure(flusher *f)
+{
+    if (f->pg_ready && sw_pg_connect(f->pg) == 0)
+        return 0;
+    f->pg_ready = 0;
+    if (sw_pg_connect(f->pg) != 0 || sw_batch_prepare(f->batch, f->pg) != 0)
+        return -1;
+    f->pg_ready = 1;
+    return 0;
+}
+
+static void pg_failed(flusher *f)
+{
+    if (!f->pg_down)
+        sw_log_error("postgres unavailable", "sqlstate=%s error=\"%s\" action=\"retrying the "
+                     "same batch with backoff\"", f->pg->sqlstate[0] ? f->pg->sqlstate : "-",
+                     f->pg->errstr);
+    f->pg_down = 1;
+    f->pg_ready = 0;
+    sw_pg_disconnect(f->pg);
+    /* Capped exponential backoff with jitter, so many flushers do not
+     * hammer a recovering server in step. */
+    f->backoff_ms = f->backoff_ms ? f->backoff_ms * 2 : 100;
+    if (f->backoff_ms > f->cfg->retry_max_ms)
+        f->backoff_ms = f->cfg->retry_max_ms;
+    int64_t wait = f->backoff_ms / 2 + rand() % (f->backoff_ms / 2 + 1);
+    for (int64_t t = 0; t < wait && !stop; t += 50)
+        sw_clock_sleep_ms(50);
+}
+
+/* Commit the batch and close it in Redis. 0 when closed, -1 to retry. */
+static int flush(flusher *f)
+{
+    sw_batch *b = f->batch;
+    int64_t t0 = sw_clock_mono_ms();
+    if (pg_ensure(f) != 0 || sw_batch_commit(b, f->pg) != 0) {
+        pg_failed(f);
+        return -1;
+    }
+    if (f->pg_down)
+        sw_log_info("postgres available again", NULL);
+    f->pg_down = 0;
+    f->backoff_ms = 0;
+
+    const char **ids = calloc((size_t)b->njobs + 1, sizeof *ids);
+    const char **errors = calloc((size_t)b->njobs + 1, sizeof *errors);
+    const char **envs = calloc((size_t)b->njobs + 1, sizeof *envs);
+    size_t *lens = calloc((size_t)b->njobs + 1, sizeof *lens);
+    int rc = -1, failed = 0;
+    if (ids == NULL || errors == NULL || envs == NULL || lens == NULL)
+        goto out;
+    for (int i = 0; i < b->njobs; i++) {
+        ids[i] = b->jobs[i].env.job_id;
+        errors[i] = b->jobs[i].state == SW_JOB_FAILED ? b->jobs[i].error : NULL;
+        envs[i] = b->jobs[i].data;
+        lens[i] = b->jobs[i].len;
+        if (errors[i]) {
+            failed++;
+            sw_log_warn("job failed", "job_id=%s sink=%s error=\"%s\"", ids[i],
+                        b->jobs[i].env.sink, errors[i]);
+        }
+    }
+    /* PostgreSQL has the rows; until Redis hears of it we retry only this
+     * step (the ledger keeps a re-run after a crash harmless). */
+    while (sw_redis_finish(f->redis, f->proc_key, b->njobs, ids, errors, envs, lens,
+                           b->nrecords, sw_clock_now_us(), f->cfg->status_ttl_s) != 0) {
+        redis_failed(f, "finish");
+        if (stop)
+            goto out;
+        sw_clock_sleep_ms(200);
+    }
+    redis_ok(f);
+    sw_log_debug("batch committed", "jobs=%d records=%lld rows=%lld failed=%d duration_ms=%lld",
+                 b->njobs, b->nrecords, b->committed_records, failed,
+                 (long long)(sw_clock_mono_ms() - t0));
+    rc = 0;
+out:
+    free(ids);
+    free(errors);
+    free(envs);
+    free(lens);
+    if (rc == 0)
+        drop_batch(f);
+    return rc;
+}
+
+/* Is the batch ready to flush: full, old enough, or we are stopping? */
+static int due(const flusher *f)
+{
+    const sw_batch *b = f->batch;
+    if (b->njobs == 0)
+        return 0;
+    if (stop || b->nrecords >= f->cfg->batch_max_records)
+        return 1;
+    /* Jobs with a bad header count 0 records and have no time: flush now. */
+    if (b->oldest_enqueued_us == 0)
+        return 1;
+    return sw_clock_now_us() - b->oldest_enqueued_us >= (int64_t)f->cfg->flush_interval_ms * 1000;
+}
+
+static int check_sinks(flusher *f)
+{
+    sw_buf report = SW_BUF_INIT;
+    int bad = 0;
+    for (int k = 0; k < f->cfg->nsinks; k++) {
+        int n = sw_schema_check(f->pg, &f->cfg->sinks[k], &report);
+        if (n < 0) {
+            sw_buf_free(&report);
+            return -1;
+        }
+        bad += n;
+    }
+    if (bad > 0) {
+        char *save = NULL;
+        for (char *l = strtok_r(report.data, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+            sw_log_error("sink does not match its table", "problem=\"%s\"", l);
+    }
+    sw_buf_free(&report);
+    return bad > 0 ? 1 : 0;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: spillway-flusher --config FILE\n"
+            "\n"
+            "Drains the Redis queue into PostgreSQL, batch_max_records per transaction.\n"
+            "Run several with distinct [flusher] id (SPILLWAY_FLUSHER_ID) to scale.\n"
+            "\n"
+            "  -c, --config FILE   the INI file (keys overridable by SPILLWAY_<SECTION>_<KEY>)\n"
+            "  -h, --help          this text\n"
+            "  -V, --version       print the version\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if ((strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) && i + 1 < argc) {
+            path = argv[++i];
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
+            printf("spillway-flusher %s\n", SW_VERSION);
+            return 0;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (path == NULL) {
+        usage(stderr);
+        return 2;
+    }
+    sw_config cfg;
+    flusher f;
+    int status = 1;
+    memset(&f, 0, sizeof f);
+    if (sw_config_load(&cfg, path) != 0) {
+        fprintf(stderr, "spillway-flusher: %s\n", cfg.errstr);
+        sw_config_free(&cfg);
+        return 2;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    srand((unsigned)sw_clock_now_us());
+
+    f.cfg = &cfg;
+    snprintf(f.proc_key, sizeof f.proc_key, "%s:processing:%s", cfg.prefix, cfg.flusher_id);
+    f.redis = sw_redis_new(cfg.redis_host, cfg.redis_port, cfg.redis_timeout_ms, cfg.prefix);
+    f.pg = sw_pg_new(cfg.conninfo);
+    f.batch = sw_batch_new(&cfg, cfg.flusher_id);
+    if (f.redis == NULL || f.pg == NULL || f.batch == NULL) {
+        sw_log_error("out of memory", NULL);
+        goto out;
+    }
+
+    /* Start-up: the sinks must match their tables before we write. */
+    while (!stop && sw_pg_connect(f.pg) != 0)
+        pg_failed(&f);
+    if (stop)
+        goto done;
+    int check = check_sinks(&f);
+    if (check != 0) {
+        if (check < 0)
+            sw_log_error("cannot check sinks", "error=\"%s\"", f.pg->errstr);
+        else
+            sw_log_error("refusing to start", "hint=\"fix the table or the config; "
+                         "spillwayctl check-config shows the same\"");
+        goto out;
+    }
+    f.pg_down = 0;
+    f.backoff_ms = 0;
+    sw_log_info("flusher started", "id=%s batch_max_records=%d flush_interval_ms=%d version=%s",
+                cfg.flusher_id, cfg.batch_max_records, cfg.flush_interval_ms, SW_VERSION);
+
+    int need_reload = 1;
+    while (!stop || f.batch->njobs > 0) {
+        if (need_reload) {
+            if (reload(&f) != 0) {
+                if (stop)
+                    break;
+                sw_clock_sleep_ms(200);
+                continue;
+            }
+            need_reload = 0;
+        }
+        if (due(&f)) {
+            if (flush(&f) != 0) {
+                /* Stopping in the middle of an outage: the batch stays in
+                 * our processing list and the next start resumes it. */
+                if (stop)
+                    break;
+                need_reload = f.redis_down;
+            }
+            continue;
+        }
+        if (stop)
+            break;
+        long room = cfg.batch_max_records - (long)f.batch->nrecords;
+        void *reply = NULL;
+        if (sw_redis_claim(f.redis, f.proc_key, room > 0 ? room : 1, MAX_JOBS_PER_CLAIM,
+                           &reply) != 0) {
+            redis_failed(&f, "claim");
+            need_reload = 1;
+            sw_clock_sleep_ms(200);
+            continue;
+        }
+        redis_ok(&f);
+        size_t got = sw_redis_reply_len(reply);
+        if (take(&f, reply) != 0) {
+            sw_log_error("out of memory", "action=\"reloading the batch\"");
+            need_reload = 1;
+            continue;
+        }
+        if (got == 0)
+            sw_clock_sleep_ms(POLL_MS);
+    }
+done:
+    if (f.batch->njobs > 0)
+        sw_log_warn("stopped with a batch in hand", "jobs=%d note=\"it stays in %s and the "
+                    "next start commits it\"", f.batch->njobs, f.proc_key);
+    sw_log_info("flusher stopped", NULL);
+    status = 0;
+out:
+    if (f.batch)
+        drop_batch(&f);
+    free(f.replies);
+    sw_batch_free(f.batch);
+    sw_pg_free(f.pg);
+    sw_redis_free(f.redis);
+    sw_config_free(&cfg);
+    return status;
+}

@@ -1,0 +1,474 @@
+#include "http.h"
+
+#include <civetweb.h>
+#include <msgpack.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "ingest.h"
+#include "jobid.h"
+#include "log.h"
+#include "metrics.h"
+#include "problem.h"
+#include "redisq.h"
+
+enum route { R_RECORDS, R_JOB, R_QUEUE, R_HEALTHZ, R_READYZ, R_METRICS, R_OTHER, R_COUNT };
+static const char *const route_names[R_COUNT] = {
+    "/v1/sinks/{sink}/records", "/v1/jobs/{job_id}", "/v1/queue", "/healthz", "/readyz",
+    "/metrics", "other"};
+
+static const int codes[] = {200, 202, 400, 404, 405, 411, 413, 415, 422, 429, 500, 503};
+#define NCODES ((int)(sizeof codes / sizeof codes[0]))
+
+enum reject { REJ_VALIDATION, REJ_TOO_LARGE, REJ_REDIS_DOWN, REJ_COUNT };
+static const char *const reject_names[REJ_COUNT] = {"validation", "too_large", "redis_down"};
+
+static const double latency_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                        0.05,   0.1,   0.25,   0.5,   1,    2.5};
+
+struct sw_http {
+    const sw_config *cfg;
+    struct mg_context *ctx;
+    _Atomic uint64_t requests[R_COUNT][NCODES + 1];
+    _Atomic uint64_t rejected[REJ_COUNT];
+    _Atomic uint64_t *jobs_by_sink, *records_by_sink;
+    sw_histogram latency;
+};
+
+/* Per worker thread: created by init_thread, so requests share nothing
+ * and take no lock. */
+typedef struct worker {
+    sw_redis *redis;
+    sw_buf body, out, scratch;
+    msgpack_sbuffer sb;
+} worker;
+
+static void *init_thread(const struct mg_context *ctx, int type)
+{
+    if (type != 1)
+        return NULL;
+    sw_http *h = mg_get_user_data(ctx);
+    worker *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return NULL;
+    msgpack_sbuffer_init(&w->sb);
+    w->redis = sw_redis_new(h->cfg->redis_host, h->cfg->redis_port, h->cfg->redis_timeout_ms,
+                            h->cfg->prefix);
+    return w;
+}
+
+static void exit_thread(const struct mg_context *ctx, int type, void *p)
+{
+    (void)ctx;
+    (void)type;
+    worker *w = p;
+    if (w == NULL)
+        return;
+    sw_redis_free(w->redis);
+    sw_buf_free(&w->body);
+    sw_buf_free(&w->out);
+    sw_buf_free(&w->scratch);
+    msgpack_sbuffer_destroy(&w->sb);
+    free(w);
+}
+
+static int log_message(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    sw_log_warn("civetweb", "detail=\"%s\"", message);
+    return 1;
+}
+
+static void count(sw_http *h, enum route r, int status)
+{
+    int i = 0;
+    while (i < NCODES && codes[i] != status)
+        i++;
+    sw_metrics_add(&h->requests[r][i], 1);
+}
+
+/* Send a complete response. `extra` holds more "Name: value\r\n" lines. */
+static int send_response(struct mg_connection *c, int status, const char *ctype,
+                         const char *extra, const char *body, size_t len)
+{
+    char clen[24];
+    snprintf(clen, sizeof clen, "%zu", len);
+    mg_response_header_start(c, status);
+    mg_response_header_add(c, "Content-Type", ctype, -1);
+    mg_response_header_add(c, "Content-Length", clen, -1);
+    mg_response_header_add(c, "Cache-Control", "no-store", -1);
+    if (extra)
+        mg_response_header_add_lines(c, extra);
+    mg_response_header_send(c);
+    if (len)
+        mg_write(c, body, len);
+    return status;
+}
+
+static int send_json(struct mg_connection *c, int status, const char *extra, const sw_buf *b)
+{
+    return send_response(c, status, "application/json", extra, b->data, b->len);
+}
+
+static int send_problem(struct mg_connection *c, worker *w, const sw_problem *p,
+                        const char *extra)
+{
+    sw_buf_reset(&w->out);
+    if (sw_problem_render(p, &w->out) != 0)
+        return send_response(c, 500, "text/plain", NULL, "out of memory\n", 14);
+    return send_response(c, p->status, "application/problem+json", extra, w->out.data,
+                         w->out.len);
+}
+
+static int problem(struct mg_connection *c, worker *w, int status, const char *type,
+                   const char *title, const char *detail, const char *extra)
+{
+    sw_problem p = {0};
+    sw_problem_set(&p, status, type, title, "%s", detail);
+    return send_problem(c, w, &p, extra);
+}
+
+static int redis_unavailable(struct mg_connection *c, worker *w)
+{
+    sw_problem p = {0};
+    if (w->redis->err == SW_REDIS_EOOM)
+        sw_problem_set(&p, 503, "queue-full", "Queue storage is full",
+                       "Redis refused the write (maxmemory reached); nothing was queued. "
+                       "Retry later.");
+    else
+        sw_problem_set(&p, 503, "redis-unavailable", "Queue unavailable",
+                       "Redis is not reachable (%s); nothing was queued. Retry later.",
+                       w->redis->errstr);
+    return send_problem(c, w, &p, "Retry-After: 1\r\n");
+}
+
+static int method_not_allowed(struct mg_connection *c, worker *w, const char *allow)
+{
+    char extra[64], detail[96];
+    snprintf(extra, sizeof extra, "Allow: %s\r\n", allow);
+    snprintf(detail, sizeof detail, "this resource accepts only %s", allow);
+    return problem(c, w, 405, "method-not-allowed", "Method not allowed", detail, extra);
+}
+
+/* Read the whole body into w->body, at most max bytes. 0, or the status
+ * of the problem already sent. */
+static int read_body(struct mg_connection *c, worker *w, long max)
+{
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    const char *te = mg_get_header(c, "Transfer-Encoding");
+    int chunked = te && strstr(te, "chunked") != NULL;
+    char detail[160];
+    if (ri->content_length < 0 && !chunked)
+        return problem(c, w, 411, "length-required", "Length required",
+                       "send a Content-Length header (or a chunked body)", NULL);
+    if (ri->content_length > max) {
+        snprintf(detail, sizeof detail,
+                 "the body of %lld bytes is over the limit of %ld bytes "
+                 "([server] max_body_bytes); split it", ri->content_length, max);
+        return problem(c, w, 413, "body-too-large", "Body too large", detail,
+                       "Connection: close\r\n");
+    }
+    sw_buf_reset(&w->body);
+    for (;;) {
+        if (sw_buf_reserve(&w->body, 16384) != 0)
+            return problem(c, w, 500, "internal", "Internal error", "out of memory", NULL);
+        int n = mg_read(c, w->body.data + w->body.len, w->body.cap - w->body.len - 1);
+        if (n < 0)
+            return problem(c, w, 400, "bad-body", "Body could not be read",
+                           "the connection failed while reading the body", "Connection: close\r\n");
+        if (n == 0)
+            break;
+        w->body.len += (size_t)n;
+        if ((long)w->body.len > max) {
+            snprintf(detail, sizeof detail,
+                     "the body is over the limit of %ld bytes ([server] max_body_bytes); split it",
+                     max);
+            return problem(c, w, 413, "body-too-large", "Body too large", detail,
+                           "Connection: close\r\n");
+        }
+    }
+    w->body.data[w->body.len] = '\0';
+    return 0;
+}
+
+static int post_records(struct mg_connection *c, sw_http *h, worker *w, const sw_sink *sink)
+{
+    const sw_config *cfg = h->cfg;
+    sw_problem p = {0};
+    char job_id[SW_JOBID_LEN + 1], extra[96];
+    int rc = read_body(c, w, cfg->max_body_bytes);
+    if (rc != 0) {
+        if (rc == 413)
+            sw_metrics_add(&h->rejected[REJ_TOO_LARGE], 1);
+        return rc;
+    }
+    sw_jobid_new(job_id);
+    int64_t now = sw_clock_now_us();
+    msgpack_sbuffer_clear(&w->sb);
+    long n = sw_ingest_build(sink, mg_get_header(c, "Content-Type"), w->body.data, w->body.len,
+                             cfg->max_records, job_id, now, &w->sb, &w->scratch, &p);
+    if (n < 0) {
+        sw_metrics_add(&h->rejected[p.status == 413 ? REJ_TOO_LARGE : REJ_VALIDATION], 1);
+        return send_problem(c, w, &p, NULL);
+    }
+    if (sw_redis_enqueue(w->redis, job_id, sink->name, n, now, cfg->status_ttl_s, w->sb.data,
+                         w->sb.size) != 0) {
+        sw_metrics_add(&h->rejected[REJ_REDIS_DOWN], 1);
+        return redis_unavailable(c, w);
+    }
+    int k = (int)(sink - cfg->sinks);
+    sw_metrics_add(&h->jobs_by_sink[k], 1);
+    sw_metrics_add(&h->records_by_sink[k], (uint64_t)n);
+    sw_buf_reset(&w->out);
+    snprintf(extra, sizeof extra, "Location: /v1/jobs/%s\r\n", job_id);
+    if (sw_buf_printf(&w->out, "{\"job_id\":\"%s\",\"status\":\"queued\",\"records\":%ld}",
+                      job_id, n) != 0)
+        return problem(c, w, 500, "internal", "Internal error", "out of memory", NULL);
+    return send_json(c, 202, extra, &w->out);
+}
+
+static int get_job(struct mg_connection *c, worker *w, const char *id)
+{
+    sw_job_status js;
+    int found = 0;
+    if (sw_jobid_valid(id, strlen(id)) && (found = sw_redis_job(w->redis, id, &js)) < 0)
+        return redis_unavailable(c, w);
+    if (!found)
+        return problem(c, w, 404, "job-not-found", "Job not found",
+                       "no job with this id: it was never accepted, or its status expired "
+                       "([redis] status_ttl_s)", NULL);
+    sw_buf *o = &w->out;
+    sw_buf_reset(o);
+    int rc = sw_buf_printf(o, "{\"job_id\":\"%s\",\"status\":", id);
+    rc |= sw_buf_json_str(o, js.status, strlen(js.status));
+    rc |= sw_buf_puts(o, ",\"sink\":");
+    rc |= sw_buf_json_str(o, js.sink, strlen(js.sink));
+    rc |= sw_buf_printf(o, ",\"records\":%lld,\"enqueued_at\":\"%s\"", js.records, js.enqueued_at);
+    if (js.committed_at[0])
+        rc |= sw_buf_printf(o, ",\"committed_at\":\"%s\"", js.committed_at);
+    if (js.error[0]) {
+        rc |= sw_buf_puts(o, ",\"error\":");
+        rc |= sw_buf_json_str(o, js.error, strlen(js.error));
+    }
+    rc |= sw_buf_puts(o, "}");
+    if (rc != 0)
+        return problem(c, w, 500, "internal", "Internal error", "out of memory", NULL);
+    return send_json(c, 200, NULL, o);
+}
+
+static double oldest_age(const sw_queue_stats *st)
+{
+    if (st->oldest_enqueued_us == 0)
+        return 0;
+    double age = (double)(sw_clock_now_us() - st->oldest_enqueued_us) / 1e6;
+    return age > 0 ? age : 0;
+}
+
+static int get_queue(struct mg_connection *c, worker *w)
+{
+    sw_queue_stats st;
+    if (sw_redis_stats(w->redis, &st) != 0)
+        return redis_unavailable(c, w);
+    sw_buf_reset(&w->out);
+    if (sw_buf_printf(&w->out,
+                      "{\"depth\":%lld,\"in_flight\":%lld,\"queued_jobs\":%lld,"
+                      "\"dead_jobs\":%lld,\"oldest_age_seconds\":%.3f}",
+                      st.queued_records, st.inflight_records, st.queued_jobs, st.dead_jobs,
+                      oldest_age(&st)) != 0)
+        return problem(c, w, 500, "internal", "Internal error", "out of memory", NULL);
+    return send_json(c, 200, NULL, &w->out);
+}
+
+static int get_metrics(struct mg_connection *c, sw_http *h, worker *w)
+{
+    sw_buf *o = &w->out;
+    char labels[160];
+    int rc = 0;
+    sw_buf_reset(o);
+    rc |= sw_metrics_header(o, "spillway_http_requests_total", "counter",
+                            "HTTP requests answered, by route and status code.");
+    for (int r = 0; r < R_COUNT; r++) {
+        for (int i = 0; i <= NCODES; i++) {
+            uint64_t v = atomic_load_explicit(&h->requests[r][i], memory_order_relaxed);
+            if (v == 0)
+                continue;
+            if (i < NCODES)
+                snprintf(labels, sizeof labels, "route=\"%s\",code=\"%d\"", route_names[r], codes[i]);
+            else
+                snprintf(labels, sizeof labels, "route=\"%s\",code=\"other\"", route_names[r]);
+            rc |= sw_metrics_sample(o, "spillway_http_requests_total", labels, (double)v);
+        }
+    }
+    rc |= sw_metrics_header(o, "spillway_http_request_duration_seconds", "histogram",
+                            "Time to answer an HTTP request.");
+    rc |= sw_metrics_histogram(o, "spillway_http_request_duration_seconds", "", &h->latency);
+    rc |= sw_metrics_header(o, "spillway_jobs_accepted_total", "counter",
+                            "Jobs accepted (202) and queued, by sink.");
+    for (int k = 0; k < h->cfg->nsinks; k++) {
+        snprintf(labels, sizeof labels, "sink=\"%s\"", h->cfg->sinks[k].name);
+        rc |= sw_metrics_sample(o, "spillway_jobs_accepted_total", labels,
+                                (double)atomic_load(&h->jobs_by_sink[k]));
+    }
+    rc |= sw_metrics_header(o, "spillway_records_accepted_total", "counter",
+                            "Records accepted and queued, by sink.");
+    for (int k = 0; k < h->cfg->nsinks; k++) {
+        snprintf(labels, sizeof labels, "sink=\"%s\"", h->cfg->sinks[k].name);
+        rc |= sw_metrics_sample(o, "spillway_records_accepted_total", labels,
+                                (double)atomic_load(&h->records_by_sink[k]));
+    }
+    rc |= sw_metrics_header(o, "spillway_requests_rejected_total", "counter",
+                            "POST requests refused, by reason.");
+    for (int i = 0; i < REJ_COUNT; i++) {
+        snprintf(labels, sizeof labels, "reason=\"%s\"", reject_names[i]);
+        rc |= sw_metrics_sample(o, "spillway_requests_rejected_total", labels,
+                                (double)atomic_load(&h->rejected[i]));
+    }
+    sw_queue_stats st;
+    int up = sw_redis_stats(w->redis, &st) == 0;
+    rc |= sw_metrics_header(o, "spillway_redis_up", "gauge",
+                            "1 when the last Redis command from this scrape succeeded.");
+    rc |= sw_metrics_sample(o, "spillway_redis_up", "", up);
+    if (up) {
+        rc |= sw_metrics_header(o, "spillway_queue_depth_records", "gauge",
+                                "Records waiting in the queue.");
+        rc |= sw_metrics_sample(o, "spillway_queue_depth_records", "", (double)st.queued_records);
+        rc |= sw_metrics_header(o, "spillway_queue_depth_jobs", "gauge", "Jobs waiting in the queue.");
+        rc |= sw_metrics_sample(o, "spillway_queue_depth_jobs", "", (double)st.queued_jobs);
+        rc |= sw_metrics_header(o, "spillway_queue_in_flight_records", "gauge",
+                                "Records held by flushers.");
+        rc |= sw_metrics_sample(o, "spillway_queue_in_flight_records", "",
+                                (double)st.inflight_records);
+        rc |= sw_metrics_header(o, "spillway_dead_letter_jobs", "gauge",
+                                "Failed jobs kept in the dead-letter list.");
+        rc |= sw_metrics_sample(o, "spillway_dead_letter_jobs", "", (double)st.dead_jobs);
+        rc |= sw_metrics_header(o, "spillway_queue_oldest_age_seconds", "gauge",
+                                "Age of the oldest waiting job.");
+        rc |= sw_metrics_sample(o, "spillway_queue_oldest_age_seconds", "", oldest_age(&st));
+    }
+    if (rc != 0)
+        return problem(c, w, 500, "internal", "Internal error", "out of memory", NULL);
+    return send_response(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, o->data,
+                         o->len);
+}
+
+static int is_method(const struct mg_request_info *ri, const char *m)
+{
+    return strcmp(ri->request_method, m) == 0;
+}
+
+static int dispatch(struct mg_connection *c, sw_http *h, worker *w, enum route *route)
+{
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    const char *uri = ri->local_uri ? ri->local_uri : "";
+    int get = is_method(ri, "GET") || is_method(ri, "HEAD");
+
+    if (strncmp(uri, "/v1/sinks/", 10) == 0) {
+        const char *name = uri + 10, *slash = strchr(name, '/');
+        *route = R_RECORDS;
+        if (slash == NULL || strcmp(slash, "/records") != 0)
+            return problem(c, w, 404, "not-found", "Not found",
+                           "use /v1/sinks/{sink}/records", NULL);
+        const sw_sink *sink = sw_config_sink(h->cfg, name, (size_t)(slash - name));
+        if (sink == NULL) {
+            char detail[128];
+            snprintf(detail, sizeof detail, "no sink named \"%.*s\" is configured",
+                     (int)(slash - name) > 64 ? 64 : (int)(slash - name), name);
+            return problem(c, w, 404, "unknown-sink", "Unknown sink", detail, NULL);
+        }
+        if (!is_method(ri, "POST"))
+            return method_not_allowed(c, w, "POST");
+        return post_records(c, h, w, sink);
+    }
+    if (strncmp(uri, "/v1/jobs/", 9) == 0) {
+        *route = R_JOB;
+        return get ? get_job(c, w, uri + 9) : method_not_allowed(c, w, "GET");
+    }
+    if (strcmp(uri, "/v1/queue") == 0) {
+        *route = R_QUEUE;
+        return get ? get_queue(c, w) : method_not_allowed(c, w, "GET");
+    }
+    if (strcmp(uri, "/healthz") == 0) {
+        *route = R_HEALTHZ;
+        return get ? send_response(c, 200, "application/json", NULL, "{\"status\":\"ok\"}", 15)
+                   : method_not_allowed(c, w, "GET");
+    }
+    if (strcmp(uri, "/readyz") == 0) {
+        *route = R_READYZ;
+        if (!get)
+            return method_not_allowed(c, w, "GET");
+        if (sw_redis_ping(w->redis) != 0)
+            return redis_unavailable(c, w);
+        return send_response(c, 200, "application/json", NULL, "{\"status\":\"ready\"}", 18);
+    }
+    if (strcmp(uri, "/metrics") == 0) {
+        *route = R_METRICS;
+        return get ? get_metrics(c, h, w) : method_not_allowed(c, w, "GET");
+    }
+    *route = R_OTHER;
+    return problem(c, w, 404, "not-found", "Not found",
+                   "no such resource; see the API reference in README.md", NULL);
+}
+
+static int handler(struct mg_connection *c, void *data)
+{
+    sw_http *h = data;
+    worker *w = mg_get_thread_pointer(c);
+    enum route route = R_OTHER;
+    if (w == NULL || w->redis == NULL)
+        return send_response(c, 500, "text/plain", NULL, "worker not initialised\n", 23);
+    int64_t start = sw_clock_now_us();
+    int status = dispatch(c, h, w, &route);
+    count(h, route, status);
+    sw_histogram_observe(&h->latency, (double)(sw_clock_now_us() - start) / 1e6);
+    return status;
+}
+
+sw_http *sw_http_start(const sw_config *cfg)
+{
+    sw_http *h = calloc(1, sizeof *h);
+    char threads[16];
+    if (h == NULL)
+        return NULL;
+    h->cfg = cfg;
+    h->latency.bounds = latency_bounds;
+    h->latency.nbounds = (int)(sizeof latency_bounds / sizeof latency_bounds[0]);
+    h->jobs_by_sink = calloc((size_t)cfg->nsinks + 1, sizeof *h->jobs_by_sink);
+    h->records_by_sink = calloc((size_t)cfg->nsinks + 1, sizeof *h->records_by_sink);
+    if (h->jobs_by_sink == NULL || h->records_by_sink == NULL)
+        goto fail;
+    snprintf(threads, sizeof threads, "%d", cfg->threads);
+    const char *options[] = {"listening_ports", cfg->listen, "num_threads", threads,
+                             "enable_keep_alive", "yes", "request_timeout_ms", "30000",
+                             "keep_alive_timeout_ms", "30000", NULL};
+    struct mg_callbacks cb = {0};
+    cb.init_thread = init_thread;
+    cb.exit_thread = exit_thread;
+    cb.log_message = log_message;
+    mg_init_library(0);
+    h->ctx = mg_start(&cb, h, options);
+    if (h->ctx == NULL) {
+        sw_log_error("cannot listen", "listen=%s hint=\"is the port in use, or the address "
+                     "wrong? set [server] listen\"", cfg->listen);
+        goto fail;
+    }
+    mg_set_request_handler(h->ctx, "/", handler, h);
+    return h;
+fail:
+    sw_http_stop(h);
+    return NULL;
+}
+
+void sw_http_stop(sw_http *h)
+{
+    if (h == NULL)
+        return;
+    if (h->ctx)
+        mg_stop(h->ctx);
+    free(h->jobs_by_sink);
+    free(h->records_by_sink);
+    free(h);
+}
