@@ -58,7 +58,7 @@ long sw_ingest_build(const sw_sink *sink, const char *content_type, const char *
         goto oom;
 
     if (kind == BODY_JSON) {
-        doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+        doc = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
         if (doc == NULL) {
             malformed(p, &jerr, 0);
             goto fail;
@@ -100,7 +100,7 @@ long sw_ingest_build(const sw_sink *sink, const char *content_type, const char *
                     too_many(p, max_records);
                     goto fail;
                 }
-                doc = json_loadb(line, l, JSON_REJECT_DUPLICATES, &jerr);
+                doc = json_loadb(line, l, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
                 if (doc == NULL) {
                     malformed(p, &jerr, lineno);
                     goto fail;

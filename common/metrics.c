@@ -1,6 +1,7 @@
 #include "metrics.h"
 
 #include <math.h>
+#include <stdio.h>
 
 void sw_histogram_observe(sw_histogram *h, double v)
 {
@@ -19,9 +20,16 @@ int sw_metrics_header(sw_buf *out, const char *name, const char *type, const cha
 
 int sw_metrics_sample(sw_buf *out, const char *name, const char *labels, double value)
 {
+    /* Counters print as whole numbers; gauges with fractions get enough
+     * digits for a person without float noise. */
+    char num[40];
+    if (value == floor(value) && fabs(value) < 1e15)
+        snprintf(num, sizeof num, "%.0f", value);
+    else
+        snprintf(num, sizeof num, "%.9g", value);
     if (labels[0] != '\0')
-        return sw_buf_printf(out, "%s{%s} %.17g\n", name, labels, value);
-    return sw_buf_printf(out, "%s %.17g\n", name, value);
+        return sw_buf_printf(out, "%s{%s} %s\n", name, labels, num);
+    return sw_buf_printf(out, "%s %s\n", name, num);
 }
 
 int sw_metrics_histogram(sw_buf *out, const char *name, const char *labels,

@@ -1,0 +1,298 @@
+"""Black-box harness: a real redis-server and a real PostgreSQL database
+(from the PG* variables pg_virtualenv sets), the daemons as built, and a
+plain HTTP client. Every process it starts it stops by pid; nothing but
+loopback is contacted."""
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+BIN = os.environ.get("SW_BIN") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "bin")
+SOURCE = os.environ.get("SW_SOURCE") or os.path.join(os.path.dirname(__file__), "..", "..")
+
+
+def require_postgres():
+    """Exit 77 (ctest: skipped) unless a PostgreSQL was provided."""
+    if not os.environ.get("PGHOST") and not os.environ.get("PGPORT"):
+        print("skipped: no PostgreSQL (run under pg_virtualenv; see README)")
+        sys.exit(77)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout, what, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+
+
+def psql(sql, db="postgres"):
+    """Run SQL; return rows as lists of strings."""
+    out = subprocess.run(
+        ["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql],
+        check=True, capture_output=True, text=True, timeout=60).stdout
+    return [line.split("\t") for line in out.splitlines() if line != ""]
+
+
+def pg_cluster(action):
+    """Start or stop (immediately) the pg_virtualenv cluster."""
+    version = os.environ.get("PGVERSION", "15")
+    args = ["pg_ctlcluster"]
+    if action == "stop":
+        args += ["--mode", "immediate"]
+    subprocess.run(args + [version, "regress", action], check=True, timeout=60,
+                   capture_output=True)
+
+
+class Redis:
+    def __init__(self, workdir):
+        self.port = free_port()
+        self.dir = workdir
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "redis.log"), "ab")
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir, "--maxmemory-policy", "noeviction"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(lambda: self.ping(), 10, "redis-server to answer PING")
+
+    def ping(self):
+        try:
+            return self.cli("PING") == "PONG"
+        except Exception:
+            return False
+
+    def cli(self, *args):
+        out = subprocess.run(["redis-cli", "-p", str(self.port)] + list(args),
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip().strip('"')
+
+    def raw(self, *args):
+        out = subprocess.run(["redis-cli", "-p", str(self.port)] + list(args),
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+class Daemon:
+    """A spillway daemon: started with a config, stopped by its own pid."""
+
+    def __init__(self, name, args, env, logpath):
+        self.name = name
+        self.log = open(logpath, "ab")
+        self.logpath = logpath
+        self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def terminate(self, timeout=60):
+        """SIGTERM and expect a clean exit 0 (also proves no leak under ASan)."""
+        if not self.alive():
+            return self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+    def kill(self):
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def output(self):
+        with open(self.logpath, "rb") as f:
+            return f.read().decode(errors="replace")
+
+
+class Service:
+    """Redis + a fresh database + config + server (+ flusher)."""
+
+    def __init__(self, name, sinks, tables_sql, extra=None, flusher=True):
+        self.tmp = tempfile.mkdtemp(prefix="sw-%s-" % name)
+        self.redis = Redis(self.tmp)
+        self.db = "sw_%s_%d" % (name, os.getpid())
+        psql("DROP DATABASE IF EXISTS %s" % self.db)
+        psql("CREATE DATABASE %s" % self.db)
+        psql(tables_sql, self.db)
+        self.port = free_port()
+        self.prefix = "t%d" % os.getpid()
+        extra = extra or {}
+        sections = {
+            "server": {"listen": "127.0.0.1:%d" % self.port, "threads": "8"},
+            "redis": {"host": "127.0.0.1", "port": str(self.redis.port), "prefix": self.prefix,
+                      "timeout_ms": "500"},
+            "postgres": {"conninfo": "dbname=%s connect_timeout=2" % self.db},
+            "flusher": {"batch_max_records": "5000", "flush_interval_ms": "50",
+                        "retry_max_ms": "1000"},
+        }
+        for sec, kv in extra.items():
+            sections.setdefault(sec, {}).update(kv)
+        self.config = os.path.join(self.tmp, "spillway.ini")
+        with open(self.config, "w") as f:
+            for sec, kv in sections.items():
+                f.write("[%s]\n" % sec)
+                for k, v in kv.items():
+                    f.write("%s = %s\n" % (k, v))
+            f.write(sinks)
+        self.env = dict(os.environ)
+        self.env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
+        self.ctl("migrate")
+        self.server = None
+        self.flushers = {}
+        self.start_server()
+        if flusher:
+            self.start_flusher("f1")
+
+    # processes
+    def ctl(self, *args, check=True):
+        out = subprocess.run([os.path.join(BIN, "spillwayctl"), "--config", self.config] +
+                             list(args), env=self.env, capture_output=True, text=True,
+                             timeout=60)
+        if check and out.returncode != 0:
+            raise AssertionError("spillwayctl %s failed (%d): %s%s" %
+                                 (args, out.returncode, out.stdout, out.stderr))
+        return out
+
+    def start_server(self):
+        self.server = Daemon("server", [os.path.join(BIN, "spillway-server"), "--config",
+                                        self.config], self.env,
+                             os.path.join(self.tmp, "server.log"))
+        wait_for(lambda: self._healthy(), 15, "spillway-server /healthz")
+
+    def _healthy(self):
+        if not self.server.alive():
+            raise AssertionError("server exited: " + self.server.output())
+        try:
+            return self.request("GET", "/healthz")[0] == 200
+        except OSError:
+            return False
+
+    def start_flusher(self, fid):
+        env = dict(self.env, SPILLWAY_FLUSHER_ID=fid)
+        d = Daemon("flusher-" + fid, [os.path.join(BIN, "spillway-flusher"), "--config",
+                                      self.config], env,
+                   os.path.join(self.tmp, "flusher-%s.log" % fid))
+        self.flushers[fid] = d
+        return d
+
+    def close(self):
+        codes = {}
+        for fid, d in self.flushers.items():
+            codes["flusher-" + fid] = d.terminate() if d.alive() else "not running"
+        if self.server:
+            codes["server"] = self.server.terminate() if self.server.alive() else "not running"
+        self.redis.stop()
+        try:
+            psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.db)
+        except Exception:
+            pass
+        return codes
+
+    def cleanup(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # HTTP
+    def request(self, method, path, body=None, headers=None, timeout=10):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            if isinstance(body, str):
+                body = body.encode()
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            data = resp.read()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+        finally:
+            conn.close()
+
+    def post(self, sink, records, ctype="application/json", headers=None):
+        if isinstance(records, (list, dict)):
+            body = json.dumps(records)
+        else:
+            body = records
+        h = {"Content-Type": ctype}
+        h.update(headers or {})
+        return self.request("POST", "/v1/sinks/%s/records" % sink, body, h)
+
+    def post_ok(self, sink, records, ctype="application/json"):
+        status, headers, body = self.post(sink, records, ctype)
+        if status != 202:
+            raise AssertionError("POST got %d: %s" % (status, body))
+        return json.loads(body)["job_id"]
+
+    def job(self, job_id):
+        status, _, body = self.request("GET", "/v1/jobs/" + job_id)
+        return status, json.loads(body)
+
+    def wait_jobs(self, ids, timeout=30, want="committed"):
+        pending = set(ids)
+
+        def done():
+            for i in list(pending):
+                st, j = self.job(i)
+                if st == 200 and j["status"] != "queued":
+                    if j["status"] != want:
+                        raise AssertionError("job %s is %s, not %s: %s" % (i, j["status"], want, j))
+                    pending.discard(i)
+            return not pending
+        wait_for(done, timeout, "%d job(s) to be %s" % (len(pending), want), step=0.1)
+
+    def queue(self):
+        status, _, body = self.request("GET", "/v1/queue")
+        assert status == 200, body
+        return json.loads(body)
+
+    def sql(self, q):
+        return psql(q, self.db)
+
+
+class ServiceTest(unittest.TestCase):
+    """Base class: subclasses set SINKS/TABLES and get self.svc per class."""
+
+    SINKS = ""
+    TABLES = ""
+    EXTRA = None
+    FLUSHER = True
+
+    @classmethod
+    def setUpClass(cls):
+        cls.svc = Service(cls.__name__.lower(), cls.SINKS, cls.TABLES, cls.EXTRA, cls.FLUSHER)
+
+    @classmethod
+    def tearDownClass(cls):
+        codes = cls.svc.close()
+        bad = {k: v for k, v in codes.items() if v not in (0, "not running")}
+        if bad:
+            logs = "".join("\n--- %s.log ---\n%s" % (k, open(os.path.join(cls.svc.tmp, k + ".log"),
+                                                                errors="replace").read()[-4000:])
+                           for k in bad)
+            raise AssertionError("daemons did not exit cleanly: %s%s" % (bad, logs))
+        cls.svc.cleanup()
+
+
+def main():
+    require_postgres()
+    unittest.main(verbosity=2)

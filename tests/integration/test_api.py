@@ -1,0 +1,197 @@
+"""The HTTP API against a running server and a real Redis: statuses,
+bodies, headers, and that no failed request enqueues anything."""
+
+import json
+import os
+import re
+import socket
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+
+SINKS = """
+[sink.orders]
+table = public.orders
+mode = upsert
+key = id
+columns = id bigint not null, customer text not null, total numeric, tags jsonb, placed_at timestamptz
+"""
+TABLES = """
+CREATE TABLE orders (id bigint PRIMARY KEY, customer text NOT NULL, total numeric(12,2),
+                     tags jsonb, placed_at timestamptz);
+"""
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+
+
+class ApiTest(harness.ServiceTest):
+    SINKS = SINKS
+    TABLES = TABLES
+    EXTRA = {"server": {"max_body_bytes": "4096", "max_records_per_request": "50"}}
+    FLUSHER = False   # keep the queue still, so "nothing enqueued" is observable
+
+    def queued(self):
+        """(jobs in the queue list, job status keys) straight from Redis."""
+        jobs = int(self.svc.redis.cli("LLEN", self.svc.prefix + ":queue"))
+        keys = self.svc.redis.raw("--scan", "--pattern", self.svc.prefix + ":job:*").split()
+        return jobs, len(keys)
+
+    def assertProblem(self, resp, status, needle):
+        code, headers, body = resp
+        self.assertEqual(code, status, body)
+        self.assertEqual(headers["content-type"], "application/problem+json")
+        p = json.loads(body)
+        self.assertEqual(p["status"], status)
+        self.assertTrue(p["type"].startswith("urn:spillway:problem:"), p)
+        self.assertTrue(p["title"])
+        self.assertIn(needle, p["detail"])
+        return p, headers
+
+    def test_1_accept_and_status(self):
+        before = self.queued()
+        code, headers, body = self.svc.post("orders", [
+            {"id": 1, "customer": "ann", "total": "12.50", "tags": {"vip": True},
+             "placed_at": "2026-01-31T12:00:00Z"},
+            {"id": 2, "customer": "bob"}])
+        self.assertEqual(code, 202, body)
+        j = json.loads(body)
+        self.assertEqual(j["status"], "queued")
+        self.assertEqual(j["records"], 2)
+        self.assertRegex(j["job_id"], r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+        self.assertEqual(headers["location"], "/v1/jobs/" + j["job_id"])
+        self.assertEqual(self.queued(), (before[0] + 1, before[1] + 1))
+
+        code, job = self.svc.job(j["job_id"])
+        self.assertEqual(code, 200)
+        self.assertEqual(job["status"], "queued")
+        self.assertEqual(job["sink"], "orders")
+        self.assertEqual(job["records"], 2)
+        self.assertRegex(job["enqueued_at"], RFC3339)
+        self.assertNotIn("committed_at", job)
+
+        # NDJSON: one record per line, blank lines ignored.
+        code, _, body = self.svc.post("orders", '{"id":3,"customer":"c"}\n\n{"id":4,"customer":"d"}\n',
+                                      ctype="application/x-ndjson")
+        self.assertEqual(code, 202, body)
+        self.assertEqual(json.loads(body)["records"], 2)
+
+        q = self.svc.queue()
+        self.assertGreaterEqual(q["depth"], 4)
+        self.assertEqual(q["in_flight"], 0)
+        self.assertGreater(q["oldest_age_seconds"], 0)
+
+    def test_2_errors_enqueue_nothing(self):
+        before = self.queued()
+        post = self.svc.post
+        p, _ = self.assertProblem(post("orders", '{"id": 1, "customer": }'), 400, "line 1, column")
+        self.assertProblem(post("orders", '{"id":1,"customer":"a"}\n{"id":2,', ctype="application/x-ndjson"),
+                           400, "line 2,")
+        self.assertProblem(post("nosuch", {"id": 1}), 404, 'no sink named "nosuch"')
+        self.assertProblem(post("orders", {"id": 1, "customer": "x"}, ctype="text/csv"), 415,
+                           "application/json")
+        self.assertProblem(post("orders", "x" * 5000), 413, "limit of 4096 bytes")
+        self.assertProblem(post("orders", [{"id": i, "customer": "x"} for i in range(51)]), 413,
+                           "at most 50 records")
+        # 422s name the record, the field and what was expected; one bad
+        # record refuses the whole job.
+        self.assertProblem(post("orders", [{"id": 1, "customer": "a"}, {"id": "2", "customer": "b"}]),
+                           422, 'record 1, field "id": expected an integer, got a string')
+        self.assertProblem(post("orders", [{"id": 1}]), 422,
+                           'record 0: missing field "customer" (column is not null)')
+        self.assertProblem(post("orders", [{"id": 1, "customer": "a", "colour": "red"}]), 422,
+                           'record 0: unknown field "colour"')
+        self.assertProblem(post("orders", [{"id": 1, "customer": None}]), 422,
+                           "null is not allowed")
+        self.assertProblem(post("orders", [{"id": 1, "customer": "a", "placed_at": "2026-01-31"}]),
+                           422, "RFC 3339")
+        self.assertProblem(post("orders", [{"id": 1, "customer": "a", "total": True}]), 422,
+                           "decimal string")
+        p, headers = self.assertProblem(self.svc.request("GET", "/v1/sinks/orders/records"), 405,
+                                        "only POST")
+        self.assertEqual(headers["allow"], "POST")
+        self.assertProblem(self.svc.request("DELETE", "/v1/queue"), 405, "only GET")
+        self.assertEqual(self.queued(), before)
+
+    def test_3_length_required(self):
+        before = self.queued()
+        with socket.create_connection(("127.0.0.1", self.svc.port), timeout=5) as s:
+            s.sendall(b"POST /v1/sinks/orders/records HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Type: application/json\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        self.assertTrue(data.startswith(b"HTTP/1.1 411"), data[:200])
+        self.assertIn(b"application/problem+json", data)
+        self.assertIn(b"Content-Length", data.split(b"\r\n\r\n")[0])
+        self.assertEqual(self.queued(), before)
+
+    def test_4_chunked_body(self):
+        conn = harness.http.client.HTTPConnection("127.0.0.1", self.svc.port, timeout=10)
+        body = [b'[{"id": 10, "customer": "chunky"},', b'{"id": 11, "customer": "bits"}]']
+        conn.request("POST", "/v1/sinks/orders/records", body=iter(body),
+                     headers={"Content-Type": "application/json"}, encode_chunked=True)
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 202)
+        self.assertEqual(json.loads(resp.read())["records"], 2)
+        conn.close()
+        # ...and a chunked body over the limit is refused while reading.
+        conn = harness.http.client.HTTPConnection("127.0.0.1", self.svc.port, timeout=10)
+        before = self.queued()
+        conn.request("POST", "/v1/sinks/orders/records", body=iter([b"[" + b" " * 3000, b" " * 3000 + b"]"]),
+                     headers={"Content-Type": "application/json"}, encode_chunked=True)
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 413)
+        conn.close()
+        self.assertEqual(self.queued(), before)
+
+    def test_5_unknown_job_and_routes(self):
+        self.assertProblem(self.svc.request("GET", "/v1/jobs/0190a0e4-7b8c-7abc-8123-456789abcdef"),
+                           404, "no job with this id")
+        self.assertProblem(self.svc.request("GET", "/v1/jobs/not-an-id"), 404, "no job with this id")
+        self.assertProblem(self.svc.request("GET", "/nope"), 404, "no such resource")
+        code, _, body = self.svc.request("GET", "/healthz")
+        self.assertEqual((code, json.loads(body)["status"]), (200, "ok"))
+        code, _, body = self.svc.request("GET", "/readyz")
+        self.assertEqual((code, json.loads(body)["status"]), (200, "ready"))
+
+    def test_6_metrics(self):
+        self.svc.post_ok("orders", {"id": 99, "customer": "m"})
+        code, headers, body = self.svc.request("GET", "/metrics")
+        self.assertEqual(code, 200)
+        self.assertTrue(headers["content-type"].startswith("text/plain; version=0.0.4"))
+        text = body.decode()
+        m = re.search(r'^spillway_http_requests_total\{route="/v1/sinks/\{sink\}/records",code="202"\} (\d+)$',
+                      text, re.M)
+        self.assertIsNotNone(m, text)
+        self.assertGreaterEqual(int(m.group(1)), 1)
+        self.assertRegex(text, r'(?m)^spillway_http_requests_total\{route="/v1/sinks/\{sink\}/records",code="422"\} [1-9]')
+        self.assertRegex(text, r'(?m)^spillway_jobs_accepted_total\{sink="orders"\} [1-9]')
+        self.assertRegex(text, r'(?m)^spillway_records_accepted_total\{sink="orders"\} [1-9]')
+        depth = int(re.search(r"(?m)^spillway_queue_depth_records (\d+)", text).group(1))
+        self.assertEqual(depth, self.svc.queue()["depth"])
+
+    def test_9_redis_down_is_503_fast(self):
+        self.svc.redis.stop()
+        try:
+            t0 = time.monotonic()
+            p, headers = self.assertProblem(self.svc.post("orders", {"id": 1, "customer": "x"}), 503,
+                                            "Redis is not reachable")
+            self.assertLess(time.monotonic() - t0, 2.0)
+            self.assertEqual(headers["retry-after"], "1")
+            self.assertProblem(self.svc.request("GET", "/readyz"), 503, "Redis")
+            self.assertProblem(self.svc.request("GET", "/v1/queue"), 503, "Redis")
+        finally:
+            self.svc.redis.start()
+        # It reconnects by itself.
+        harness.wait_for(lambda: self.svc.post("orders", {"id": 5, "customer": "y"})[0] == 202, 5,
+                         "POST to succeed after Redis came back")
+        self.assertEqual(self.svc.request("GET", "/readyz")[0], 200)
+
+
+if __name__ == "__main__":
+    harness.main()

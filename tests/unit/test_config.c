@@ -1,0 +1,125 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "config.h"
+
+static const char good[] =
+    "[server]\n"
+    "listen = 127.0.0.1:9000\n"
+    "threads = 4\n"
+    "[redis]\n"
+    "prefix = sw   ; inline comment\n"
+    "[flusher]\n"
+    "id = f-7\n"
+    "[sink.orders]\n"
+    "table = public.orders\n"
+    "mode = upsert\n"
+    "key = id\n"
+    "columns = id bigint not null, customer text not null, total numeric,\n"
+    "  tags jsonb, placed_at timestamptz, code varchar(12)\n";
+
+static void test_good_file(void **state)
+{
+    (void)state;
+    sw_config cfg;
+    assert_int_equal(sw_config_load_string(&cfg, "t.ini", good), 0);
+    assert_string_equal(cfg.listen, "127.0.0.1:9000");
+    assert_int_equal(cfg.threads, 4);
+    assert_string_equal(cfg.prefix, "sw");
+    assert_string_equal(cfg.flusher_id, "f-7");
+    assert_int_equal(cfg.max_body_bytes, 1048576);   /* default kept */
+    assert_int_equal(cfg.batch_max_records, 5000);
+    assert_int_equal(cfg.nsinks, 1);
+    const sw_sink *s = sw_config_sink(&cfg, "orders", 6);
+    assert_non_null(s);
+    assert_int_equal(s->mode, SW_MODE_UPSERT);
+    assert_int_equal(s->ncolumns, 6);   /* the continuation line joined */
+    assert_string_equal(s->columns[0].name, "id");
+    assert_int_equal(s->columns[0].type, SW_COL_BIGINT);
+    assert_true(s->columns[0].not_null);
+    assert_true(s->columns[0].is_key);
+    assert_false(s->columns[2].not_null);
+    assert_int_equal(s->columns[4].type, SW_COL_TIMESTAMPTZ);
+    assert_int_equal(s->columns[5].type, SW_COL_VARCHAR);
+    assert_int_equal(s->columns[5].maxlen, 12);
+    assert_null(sw_config_sink(&cfg, "order", 5));
+    sw_config_free(&cfg);
+}
+
+static void test_env_override(void **state)
+{
+    (void)state;
+    sw_config cfg;
+    setenv("SPILLWAY_SERVER_THREADS", "9", 1);
+    setenv("SPILLWAY_SINK_ORDERS_MODE", "ignore", 1);
+    assert_int_equal(sw_config_load_string(&cfg, "t.ini", good), 0);
+    assert_int_equal(cfg.threads, 9);
+    assert_int_equal(cfg.sinks[0].mode, SW_MODE_IGNORE);
+    sw_config_free(&cfg);
+    setenv("SPILLWAY_SERVER_THREADS", "many", 1);
+    assert_int_equal(sw_config_load_string(&cfg, "t.ini", good), -1);
+    assert_non_null(strstr(cfg.errstr, "[server] threads = \"many\""));
+    sw_config_free(&cfg);
+    unsetenv("SPILLWAY_SERVER_THREADS");
+    unsetenv("SPILLWAY_SINK_ORDERS_MODE");
+}
+
+/* Each bad file fails with the line and a reason a person can act on. */
+static void expect_error(const char *text, const char *want)
+{
+    sw_config cfg;
+    assert_int_equal(sw_config_load_string(&cfg, "bad.ini", text), -1);
+    assert_int_equal(cfg.err, 1);
+    if (strstr(cfg.errstr, want) == NULL)
+        fail_msg("error \"%s\" lacks \"%s\"", cfg.errstr, want);
+    sw_config_free(&cfg);
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    expect_error("[server]\nlisten = x\nbogus = 1\n", "bad.ini:3: unknown key \"bogus\" in [server]");
+    expect_error("[nosuch]\na = 1\n", "bad.ini:2: unknown section [nosuch]");
+    expect_error("[server]\nthreads = 0\n", "bad.ini:2: [server] threads = \"0\": expected a whole number from 1 to 1024");
+    expect_error("[sink.a]\ntable = t\n", "[sink.a] has no columns");
+    expect_error("[sink.a]\ncolumns = id bigint\n", "[sink.a] has no table");
+    expect_error("[sink.a]\ntable = t\ncolumns = id biggint\n", "unknown type \"biggint\"");
+    expect_error("[sink.a]\ntable = t\ncolumns = id bigint, id text\n", "listed twice");
+    expect_error("[sink.a]\ntable = t\nmode = upsert\ncolumns = id bigint not null\n",
+                 "mode upsert needs a key");
+    expect_error("[sink.a]\ntable = t\nmode = upsert\nkey = nope\ncolumns = id bigint\n",
+                 "key column \"nope\" is not in columns");
+    expect_error("[sink.a]\ntable = t\nmode = merge\n", "expected insert, upsert or ignore");
+    expect_error("[sink.A-b]\ntable = t\n", "sink name \"A-b\" must match");
+    expect_error("[sink.a]\ntable = t\ncolumns = id varchar(0)\n", "bad length");
+    expect_error("[log]\nlevel = loud\n", "expected debug, info, warn or error");
+    char long_line[400];
+    memset(long_line, 'x', sizeof long_line);
+    memcpy(long_line, "[server]\nlisten = ", 18);
+    long_line[sizeof long_line - 1] = '\0';
+    expect_error(long_line, "line longer than 198 characters");
+}
+
+static void test_unreadable(void **state)
+{
+    (void)state;
+    sw_config cfg;
+    assert_int_equal(sw_config_load(&cfg, "/nonexistent/spillway.ini"), -1);
+    assert_non_null(strstr(cfg.errstr, "/nonexistent/spillway.ini: cannot open"));
+    sw_config_free(&cfg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_good_file),
+        cmocka_unit_test(test_env_override),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_unreadable),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,164 @@
+/* The queue envelope and the COPY row, as bytes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "copyrow.h"
+#include "envelope.h"
+#include "sink.h"
+
+#define ID "0190a0e4-7b8c-7abc-8123-456789abcdef"
+
+/* Header of a 2-column envelope for sink "t" at time 0x0102030405060708,
+ * with the record count patched in. */
+static size_t header(unsigned char *out, uint32_t nrecords)
+{
+    const unsigned char fixed[] = {0x01, 0xce, 0, 0, 0, 0, 0xcf, 1, 2, 3, 4, 5, 6, 7, 8};
+    size_t n = 0;
+    memcpy(out, fixed, sizeof fixed);
+    n += sizeof fixed;
+    out[n++] = 0xd9;   /* str8: 36 is over fixstr's 31 */
+    out[n++] = 36;
+    memcpy(out + n, ID, 36);
+    n += 36;
+    out[n++] = 0xa1;
+    out[n++] = 't';
+    out[n++] = 0x02;   /* two columns */
+    sw_envelope_finish((char *)out, nrecords);
+    return n;
+}
+
+static void test_encode_matches_bytes(void **state)
+{
+    (void)state;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    unsigned char want[128];
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    assert_int_equal(sw_envelope_begin(&pk, ID, "t", 2, 0x0102030405060708LL), 0);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_int64(&pk, -1);
+    msgpack_pack_str_with_body(&pk, "a\tb", 3);
+    sw_envelope_finish(sb.data, 1);
+    size_t n = header(want, 1);
+    const unsigned char rec[] = {0x92, 0xff, 0xa3, 'a', '\t', 'b'};
+    memcpy(want + n, rec, sizeof rec);
+    n += sizeof rec;
+    assert_int_equal(sb.size, n);
+    assert_memory_equal(sb.data, want, n);
+
+    uint32_t count;
+    int64_t when;
+    assert_int_equal(sw_envelope_peek(sb.data, sb.size, &count, &when), 0);
+    assert_int_equal(count, 1);
+    assert_int_equal(when, 0x0102030405060708LL);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_decode_values(void **state)
+{
+    (void)state;
+    unsigned char buf[256];
+    size_t n = header(buf, 2);
+    const unsigned char recs[] = {
+        0x92, 0xc0, 0xc3,                               /* [nil, true] */
+        0x92, 0xd1, 0xff, 0x00,                          /* [int16 -256, */
+        0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0,              /*  1.5] */
+    };
+    memcpy(buf + n, recs, sizeof recs);
+    n += sizeof recs;
+    sw_envelope env;
+    char err[128];
+    sw_value v[2];
+    assert_int_equal(sw_envelope_decode(buf, n, &env, err, sizeof err), 0);
+    assert_string_equal(env.job_id, ID);
+    assert_string_equal(env.sink, "t");
+    assert_int_equal(env.ncolumns, 2);
+    assert_int_equal(env.nrecords, 2);
+    const unsigned char *cur = env.records;
+    assert_int_equal(sw_envelope_next(&env, &cur, v), 0);
+    assert_int_equal(v[0].kind, SW_V_NULL);
+    assert_int_equal(v[1].kind, SW_V_BOOL);
+    assert_int_equal(v[1].i, 1);
+    assert_int_equal(sw_envelope_next(&env, &cur, v), 0);
+    assert_int_equal(v[0].kind, SW_V_INT);
+    assert_int_equal(v[0].i, -256);
+    assert_int_equal(v[1].kind, SW_V_FLOAT);
+    assert_true(v[1].f == 1.5);
+    assert_int_equal(sw_envelope_next(&env, &cur, v), -1);
+}
+
+static void expect_bad(const unsigned char *buf, size_t n, const char *want)
+{
+    sw_envelope env;
+    char err[128];
+    assert_int_equal(sw_envelope_decode(buf, n, &env, err, sizeof err), -1);
+    if (strstr(err, want) == NULL)
+        fail_msg("error \"%s\" lacks \"%s\"", err, want);
+}
+
+static void test_decode_rejects(void **state)
+{
+    (void)state;
+    unsigned char buf[256];
+    size_t n = header(buf, 1);
+    const unsigned char rec[] = {0x92, 0xc0, 0xa3, 'a', 'b', 'c'};
+    memcpy(buf + n, rec, sizeof rec);
+    /* Every truncation of a good envelope is refused, never over-read. */
+    for (size_t cut = 0; cut < n + sizeof rec; cut++) {
+        sw_envelope env;
+        char err[128];
+        assert_int_equal(sw_envelope_decode(buf, cut, &env, err, sizeof err), -1);
+    }
+    expect_bad(buf, n + sizeof rec + 1, "trailing bytes");
+    /* A count the bytes cannot hold is refused before any walk. */
+    sw_envelope_finish((char *)buf, 0xffffffffu);
+    expect_bad(buf, n + sizeof rec, "exceeds the");
+    sw_envelope_finish((char *)buf, 1);
+    buf[n] = 0x93;   /* three values where the sink has two */
+    expect_bad(buf, n + sizeof rec, "expected an array of 2 values");
+    buf[n] = 0x92;
+    buf[n + 1] = 0xc1;   /* never-used msgpack byte */
+    expect_bad(buf, n + sizeof rec, "bad type");
+    buf[0] = 0x02;
+    expect_bad(buf, n + sizeof rec, "not a version 1 envelope");
+}
+
+static void test_copyrow(void **state)
+{
+    (void)state;
+    sw_sink s;
+    char err[128];
+    memset(&s, 0, sizeof s);
+    assert_int_equal(sw_sink_parse_columns(&s, "a text, b bigint, c boolean, d double precision, e text",
+                                           err, sizeof err), 0);
+    sw_value v[5] = {
+        {.kind = SW_V_STR, .s = "x\\y\tz\nw\r", .n = 8},
+        {.kind = SW_V_INT, .i = -7},
+        {.kind = SW_V_BOOL, .i = 1},
+        {.kind = SW_V_FLOAT, .f = 0.5},
+        {.kind = SW_V_NULL},
+    };
+    sw_buf out = SW_BUF_INIT;
+    assert_int_equal(sw_copyrow_append(&out, 42, &s, v), 0);
+    const char want[] = "42\tx\\\\y\\tz\\nw\\r\t-7\tt\t0.5\t\\N\n";
+    assert_int_equal(out.len, strlen(want));
+    assert_memory_equal(out.data, want, out.len);
+    sw_buf_free(&out);
+    sw_sink_clear(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_encode_matches_bytes),
+        cmocka_unit_test(test_decode_values),
+        cmocka_unit_test(test_decode_rejects),
+        cmocka_unit_test(test_copyrow),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
