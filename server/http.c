@@ -443,7 +443,10 @@ sw_http *sw_http_start(const sw_config *cfg)
     snprintf(threads, sizeof threads, "%d", cfg->threads);
     const char *options[] = {"listening_ports", cfg->listen, "num_threads", threads,
                              "enable_keep_alive", "yes", "request_timeout_ms", "30000",
-                             "keep_alive_timeout_ms", "30000", NULL};
+                             "keep_alive_timeout_ms", "30000",
+                             /* Headers and body go out in two writes; without this
+                              * Nagle holds the body for the client's delayed ACK. */
+                             "tcp_nodelay", "1", NULL};
     struct mg_callbacks cb = {0};
     cb.init_thread = init_thread;
     cb.exit_thread = exit_thread;

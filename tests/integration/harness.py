@@ -296,3 +296,70 @@ class ServiceTest(unittest.TestCase):
 def main():
     require_postgres()
     unittest.main(verbosity=2)
+
+
+class Stream:
+    """A bounded write stream: `threads` clients each POST jobs of 1..8
+    records with unique ids to `sink` until `duration` seconds pass or
+    `max_jobs` each. Records which ids got a 202 and every other answer."""
+
+    def __init__(self, svc, sink, threads=4, duration=8.0, max_jobs=5000, timeout=10):
+        import threading
+        self.svc, self.sink = svc, sink
+        self.accepted_ids, self.accepted_jobs = [], []
+        self.failures = []
+        self.lock = threading.Lock()
+        self.stop_at = time.monotonic() + duration
+        self.max_jobs, self.timeout = max_jobs, timeout
+        self.threads = [threading.Thread(target=self._run, args=(n,)) for n in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def _run(self, n):
+        conn = None
+        next_id = n * 10_000_000
+        for j in range(self.max_jobs):
+            if time.monotonic() >= self.stop_at:
+                break
+            size = 1 + (j % 8)
+            ids = list(range(next_id, next_id + size))
+            next_id += size
+            body = json.dumps([{"id": i, "payload": "w%d-j%d" % (n, j)} for i in ids])
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", self.svc.port, timeout=self.timeout)
+                t0 = time.monotonic()
+                conn.request("POST", "/v1/sinks/%s/records" % self.sink, body=body,
+                             headers={"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                data = resp.read()
+                elapsed = time.monotonic() - t0
+                with self.lock:
+                    if resp.status == 202:
+                        self.accepted_ids.extend(ids)
+                        self.accepted_jobs.append(json.loads(data)["job_id"])
+                    else:
+                        self.failures.append((resp.status, data[:200]))
+                    if elapsed > self.timeout:
+                        self.failures.append(("slow", elapsed))
+            except (OSError, http.client.HTTPException) as e:
+                with self.lock:
+                    self.failures.append(("error", repr(e)))
+                if conn:
+                    conn.close()
+                conn = None
+        if conn:
+            conn.close()
+
+    def join(self):
+        for t in self.threads:
+            t.join(timeout=120)
+            assert not t.is_alive(), "a writer thread hung"
+        return self
+
+
+def wait_drained(svc, timeout=60):
+    def drained():
+        q = svc.queue()
+        return q["depth"] == 0 and q["in_flight"] == 0 and q["queued_jobs"] == 0
+    wait_for(drained, timeout, "the queue to drain", step=0.2)
