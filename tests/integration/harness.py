@@ -303,7 +303,7 @@ class Stream:
     records with unique ids to `sink` until `duration` seconds pass or
     `max_jobs` each. Records which ids got a 202 and every other answer."""
 
-    def __init__(self, svc, sink, threads=4, duration=8.0, max_jobs=5000, timeout=10):
+    def __init__(self, svc, sink, threads=4, duration=8.0, max_jobs=50000, timeout=10):
         import threading
         self.svc, self.sink = svc, sink
         self.accepted_ids, self.accepted_jobs = [], []
