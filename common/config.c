@@ -26,6 +26,7 @@ static const struct key {
     I("server", "threads", threads, 1, 1024),
     L("server", "max_body_bytes", max_body_bytes, 64, 1L << 30),
     I("server", "max_records_per_request", max_records, 1, 1000000),
+    I("server", "worker_nice", worker_nice, 0, 19),
     S("redis", "host", redis_host),
     I("redis", "port", redis_port, 1, 65535),
     S("redis", "prefix", prefix),
@@ -200,6 +201,7 @@ static void defaults(sw_config *cfg)
     cfg->threads = 16;
     cfg->max_body_bytes = 1048576;
     cfg->max_records = 10000;
+    cfg->worker_nice = 10;
     strcpy(cfg->redis_host, "127.0.0.1");
     cfg->redis_port = 6379;
     strcpy(cfg->prefix, "spillway");

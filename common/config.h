@@ -17,6 +17,7 @@ typedef struct sw_config {
     int threads;
     long max_body_bytes;
     int max_records;      /* records per request */
+    int worker_nice;      /* HTTP workers' nice, relative to the Redis lane */
     /* [redis] */
     char redis_host[256];
     int redis_port;

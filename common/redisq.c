@@ -1,6 +1,7 @@
 #include "redisq.h"
 
 #include <hiredis/hiredis.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,14 +11,23 @@
 
 enum { SCRIPT_ENQUEUE, SCRIPT_STATS, SCRIPT_CLAIM, SCRIPT_FINISH, SCRIPT_COUNT };
 
-/* KEYS: queue, job, stats. ARGV: envelope, sink, records, enqueued_at, ttl. */
+/* KEYS: queue, stats. ARGV: ttl, then per job: status key, envelope,
+ * status JSON, records. Many jobs in one call: the envelopes go in with one
+ * LPUSH, in arrival order. The status is stored as the very JSON the API
+ * answers, so a poll is one GET and no parsing. The shebang makes Redis
+ * refuse the whole script up front when over maxmemory, so a job is never
+ * half-written. */
 static const char script_enqueue[] =
-    "redis.call('LPUSH', KEYS[1], ARGV[1])\n"
-    "redis.call('HSET', KEYS[2], 'status', 'queued', 'sink', ARGV[2], 'records', ARGV[3],"
-    " 'enqueued_at', ARGV[4])\n"
-    "redis.call('EXPIRE', KEYS[2], ARGV[5])\n"
-    "redis.call('HINCRBY', KEYS[3], 'queued_records', ARGV[3])\n"
-    "return 1\n";
+    "#!lua\n"
+    "local envs, total = {}, 0\n"
+    "for i = 2, #ARGV, 4 do\n"
+    "  redis.call('SET', ARGV[i], ARGV[i + 2], 'EX', ARGV[1])\n"
+    "  envs[#envs + 1] = ARGV[i + 1]\n"
+    "  total = total + tonumber(ARGV[i + 3])\n"
+    "end\n"
+    "redis.call('LPUSH', KEYS[1], unpack(envs))\n"
+    "redis.call('HINCRBY', KEYS[2], 'queued_records', total)\n"
+    "return #envs\n";
 
 /* KEYS: queue, stats, dead. The oldest job is at the tail; its enqueue time
  * sits at a fixed offset of the envelope (see envelope.h). */
@@ -62,19 +72,27 @@ static const char script_claim[] =
 
 /* KEYS: processing, stats, dead. ARGV: job key prefix, now, ttl, records,
  * then per job: id, error ('' = committed), envelope ('' unless failed). */
+/* A status still "queued" is rewritten in place; one already final (a
+ * batch finished twice after a crash) is left alone, and an expired one is
+ * not brought back half-filled. */
 static const char script_finish[] =
+    "local Q = '\"status\":\"queued\"'\n"
     "for i = 5, #ARGV, 3 do\n"
     "  local k = ARGV[1] .. ARGV[i]\n"
-    "  local exists = redis.call('EXISTS', k) == 1\n"
+    "  local v = redis.call('GET', k)\n"
+    "  local queued = v and string.find(v, Q, 1, true)\n"
     "  if ARGV[i + 1] == '' then\n"
-    "    if exists then\n"
-    "      redis.call('HSET', k, 'status', 'committed', 'committed_at', ARGV[2])\n"
-    "      redis.call('EXPIRE', k, ARGV[3])\n"
+    "    if queued then\n"
+    "      v = string.gsub(v, Q, '\"status\":\"committed\"', 1)\n"
+    "      v = string.sub(v, 1, -2) .. ',\"committed_at\":\"' .. ARGV[2] .. '\"}'\n"
+    "      redis.call('SET', k, v, 'EX', ARGV[3])\n"
     "    end\n"
     "  else\n"
-    "    if exists then\n"
-    "      redis.call('HSET', k, 'status', 'failed', 'error', ARGV[i + 1], 'failed_at', ARGV[2])\n"
-    "      redis.call('EXPIRE', k, ARGV[3])\n"
+    "    if queued then\n"
+    "      v = string.gsub(v, Q, '\"status\":\"failed\"', 1)\n"
+    "      v = string.sub(v, 1, -2) .. ',\"failed_at\":\"' .. ARGV[2] .. '\",\"error\":'"
+    " .. cjson.encode(ARGV[i + 1]) .. '}'\n"
+    "      redis.call('SET', k, v, 'EX', ARGV[3])\n"
     "    end\n"
     "    redis.call('LPUSH', KEYS[3], ARGV[i + 2])\n"
     "  end\n"
@@ -194,15 +212,23 @@ static int load_script(sw_redis *r, int which)
 }
 
 /* EVALSHA with the script loaded on demand, and once more after NOSCRIPT
- * (Redis restarted or SCRIPT FLUSH). argv[0..2] are filled in here. */
+ * (Redis restarted or SCRIPT FLUSH). A read-only script (`reads`) is also
+ * retried once on a fresh connection after an I/O error on an old one, so
+ * the first request after a Redis restart does not fail; a writing script
+ * is not, since its reply, not its effect, may be what was lost.
+ * argv[0..1] are filled in here. */
 static redisReply *eval(sw_redis *r, int which, int argc, const char **argv, size_t *lens,
-                        const char *what)
+                        const char *what, int reads)
 {
-    for (int attempt = 0; attempt < 2; attempt++) {
+    for (int attempt = 0; attempt < 3; attempt++) {
+        int fresh = r->ctx == NULL;
         if (sw_redis_connect(r) != 0)
             return NULL;
-        if (r->sha[which][0] == '\0' && load_script(r, which) != 0)
+        if (r->sha[which][0] == '\0' && load_script(r, which) != 0) {
+            if (r->err == SW_REDIS_EIO && !fresh)
+                continue;
             return NULL;
+        }
         argv[0] = "EVALSHA";
         lens[0] = 7;
         argv[1] = r->sha[which];
@@ -213,67 +239,95 @@ static redisReply *eval(sw_redis *r, int which, int argc, const char **argv, siz
             r->sha[which][0] = '\0';
             continue;
         }
-        return checked(r, rep, what);
+        rep = checked(r, rep, what);
+        if (rep || !reads || fresh || r->err != SW_REDIS_EIO)
+            return rep;
     }
     set_err(r, SW_REDIS_EREPLY, what, "script vanished twice");
     return NULL;
 }
 
+/* A read-only command, retried once on a fresh connection like eval(). */
+static redisReply *read_cmd(sw_redis *r, const char *what, const char *fmt, ...)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int fresh = r->ctx == NULL;
+        if (sw_redis_connect(r) != 0)
+            return NULL;
+        va_list ap;
+        va_start(ap, fmt);
+        redisReply *rep = checked(r, redisvCommand(r->ctx, fmt, ap), what);
+        va_end(ap);
+        if (rep || fresh || r->err != SW_REDIS_EIO)
+            return rep;
+    }
+    return NULL;
+}
+
 int sw_redis_ping(sw_redis *r)
 {
-    if (sw_redis_connect(r) != 0)
-        return -1;
-    redisReply *rep = checked(r, redisCommand(r->ctx, "PING"), "ping");
+    redisReply *rep = read_cmd(r, "ping", "PING");
     if (rep == NULL)
         return -1;
     freeReplyObject(rep);
     return 0;
 }
 
-int sw_redis_enqueue(sw_redis *r, const char *job_id, const char *sink, long nrecords,
-                     int64_t enqueued_us, int ttl_s, const char *env, size_t len)
+int sw_redis_enqueue(sw_redis *r, int njobs, const sw_redis_job *jobs, int ttl_s)
 {
-    char jobkey[160], nrec[24], ttl[24], when[32];
-    snprintf(jobkey, sizeof jobkey, "%s%s", r->k_job, job_id);
-    snprintf(nrec, sizeof nrec, "%ld", nrecords);
-    snprintf(ttl, sizeof ttl, "%d", ttl_s);
-    sw_clock_format(enqueued_us, when);
-    const char *argv[] = {NULL, NULL, "3", r->k_queue, jobkey, r->k_stats, env, sink, nrec,
-                          when, ttl};
-    size_t lens[] = {0, 0, 1, strlen(r->k_queue), strlen(jobkey), strlen(r->k_stats), len,
-                     strlen(sink), strlen(nrec), strlen(when), strlen(ttl)};
-    redisReply *rep = eval(r, SCRIPT_ENQUEUE, 11, argv, lens, "enqueue");
-    if (rep == NULL)
-        return -1;
-    freeReplyObject(rep);
-    return 0;
+    int argc = 6 + 4 * njobs, rc = -1;
+    const char **argv = malloc((size_t)argc * sizeof *argv);
+    size_t *lens = malloc((size_t)argc * sizeof *lens);
+    char (*keys)[128] = malloc((size_t)njobs * sizeof *keys);
+    char (*nrec)[24] = malloc((size_t)njobs * sizeof *nrec);
+    char ttl[24];
+    if (argv == NULL || lens == NULL || keys == NULL || nrec == NULL) {
+        set_err(r, SW_REDIS_EREPLY, "enqueue", "out of memory");
+        goto out;
+    }
+    argv[2] = "2";
+    lens[2] = 1;
+    argv[3] = r->k_queue;
+    lens[3] = strlen(r->k_queue);
+    argv[4] = r->k_stats;
+    lens[4] = strlen(r->k_stats);
+    lens[5] = (size_t)snprintf(ttl, sizeof ttl, "%d", ttl_s);
+    argv[5] = ttl;
+    for (int j = 0; j < njobs; j++) {
+        const char **a = argv + 6 + 4 * j;
+        size_t *l = lens + 6 + 4 * j;
+        a[0] = keys[j];
+        l[0] = (size_t)snprintf(keys[j], sizeof keys[j], "%s%s", r->k_job, jobs[j].job_id);
+        a[1] = jobs[j].env;
+        l[1] = jobs[j].env_len;
+        a[2] = jobs[j].status;
+        l[2] = jobs[j].status_len;
+        a[3] = nrec[j];
+        l[3] = (size_t)snprintf(nrec[j], sizeof nrec[j], "%ld", jobs[j].nrecords);
+    }
+    redisReply *rep = eval(r, SCRIPT_ENQUEUE, argc, argv, lens, "enqueue", 0);
+    if (rep) {
+        freeReplyObject(rep);
+        rc = 0;
+    }
+out:
+    free(argv);
+    free(lens);
+    free(keys);
+    free(nrec);
+    return rc;
 }
 
-static void copy_field(char *dst, size_t dstlen, const redisReply *v)
+int sw_redis_status(sw_redis *r, const char *job_id, sw_buf *out)
 {
-    size_t n = v->len < dstlen - 1 ? v->len : dstlen - 1;
-    memcpy(dst, v->str, n);
-    dst[n] = '\0';
-}
-
-int sw_redis_job(sw_redis *r, const char *job_id, sw_job_status *out)
-{
-    if (sw_redis_connect(r) != 0)
-        return -1;
-    redisReply *rep = checked(r, redisCommand(r->ctx, "HGETALL %s%s", r->k_job, job_id), "job");
+    redisReply *rep = read_cmd(r, "job", "GET %s%s", r->k_job, job_id);
     if (rep == NULL)
         return -1;
-    memset(out, 0, sizeof *out);
-    int found = rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2;
-    for (size_t i = 0; found && i + 1 < rep->elements; i += 2) {
-        const char *k = rep->element[i]->str;
-        const redisReply *v = rep->element[i + 1];
-        if (strcmp(k, "status") == 0) copy_field(out->status, sizeof out->status, v);
-        else if (strcmp(k, "sink") == 0) copy_field(out->sink, sizeof out->sink, v);
-        else if (strcmp(k, "records") == 0) out->records = strtoll(v->str, NULL, 10);
-        else if (strcmp(k, "enqueued_at") == 0) copy_field(out->enqueued_at, sizeof out->enqueued_at, v);
-        else if (strcmp(k, "committed_at") == 0) copy_field(out->committed_at, sizeof out->committed_at, v);
-        else if (strcmp(k, "error") == 0) copy_field(out->error, sizeof out->error, v);
+    int found = rep->type == REDIS_REPLY_STRING;
+    sw_buf_reset(out);
+    if (found && sw_buf_append(out, rep->str, rep->len) != 0) {
+        set_err(r, SW_REDIS_EREPLY, "job", "out of memory");
+        found = -1;
     }
     freeReplyObject(rep);
     return found;
@@ -283,7 +337,7 @@ int sw_redis_stats(sw_redis *r, sw_queue_stats *out)
 {
     const char *argv[] = {NULL, NULL, "3", r->k_queue, r->k_stats, r->k_dead};
     size_t lens[] = {0, 0, 1, strlen(r->k_queue), strlen(r->k_stats), strlen(r->k_dead)};
-    redisReply *rep = eval(r, SCRIPT_STATS, 6, argv, lens, "stats");
+    redisReply *rep = eval(r, SCRIPT_STATS, 6, argv, lens, "stats", 1);
     if (rep == NULL)
         return -1;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 5) {
@@ -329,14 +383,12 @@ int sw_redis_claim(sw_redis *r, const char *proc_key, long max_records, long max
     const char *argv[] = {NULL, NULL, "3", r->k_queue, proc_key, r->k_stats, maxr, maxj};
     size_t lens[] = {0, 0, 1, strlen(r->k_queue), strlen(proc_key), strlen(r->k_stats),
                      strlen(maxr), strlen(maxj)};
-    return array_reply(r, eval(r, SCRIPT_CLAIM, 8, argv, lens, "claim"), reply, "claim");
+    return array_reply(r, eval(r, SCRIPT_CLAIM, 8, argv, lens, "claim", 0), reply, "claim");
 }
 
 int sw_redis_processing(sw_redis *r, const char *proc_key, void **reply)
 {
-    if (sw_redis_connect(r) != 0)
-        return -1;
-    redisReply *rep = checked(r, redisCommand(r->ctx, "LRANGE %s 0 -1", proc_key), "lrange");
+    redisReply *rep = read_cmd(r, "lrange", "LRANGE %s 0 -1", proc_key);
     if (array_reply(r, rep, reply, "lrange") != 0)
         return -1;
     /* LRANGE lists newest first (claims push at the head); we want queue
@@ -380,7 +432,7 @@ int sw_redis_finish(sw_redis *r, const char *proc_key, int njobs, const char *co
         argv[a + 2] = errors[j] ? envs[j] : "";
         lens[a + 2] = errors[j] ? env_lens[j] : 0;
     }
-    redisReply *rep = eval(r, SCRIPT_FINISH, argc, argv, lens, "finish");
+    redisReply *rep = eval(r, SCRIPT_FINISH, argc, argv, lens, "finish", 0);
     if (rep) {
         freeReplyObject(rep);
         rc = 0;

@@ -4,14 +4,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
+
 /* The queue in Redis, behind a thin hiredis adapter. One sw_redis per
  * thread: hiredis contexts are not thread-safe.
  *
  * Keys (all under the configured prefix):
  *   <p>:queue               list of envelopes; LPUSH in, taken from the tail
  *   <p>:processing:<id>     the envelopes one flusher holds (its batch)
- *   <p>:job:<job_id>        hash: status, sink, records, enqueued_at,
- *                           committed_at | error; expires after status_ttl_s
+ *   <p>:job:<job_id>        the job's status as the JSON object GET
+ *                           /v1/jobs/{id} answers; expires after status_ttl_s
  *   <p>:stats               hash: queued_records, inflight_records
  *   <p>:dead                list of envelopes of failed jobs
  * Every change that spans keys runs as one Lua script, so counters and
@@ -45,16 +47,6 @@ typedef struct sw_queue_stats {
     long long oldest_enqueued_us;   /* 0 when the queue is empty */
 } sw_queue_stats;
 
-/* A job's status hash, strings copied out of the reply. */
-typedef struct sw_job_status {
-    char status[16];
-    char sink[64];
-    long long records;
-    char enqueued_at[40];
-    char committed_at[40];
-    char error[512];
-} sw_job_status;
-
 /* A new, not yet connected adapter; NULL when out of memory. Connects
  * lazily on first use and again after any I/O error. */
 sw_redis *sw_redis_new(const char *host, int port, int timeout_ms, const char *prefix);
@@ -66,16 +58,27 @@ __attribute__((warn_unused_result)) int sw_redis_connect(sw_redis *r);
 /* PING. 0, or -1. */
 __attribute__((warn_unused_result)) int sw_redis_ping(sw_redis *r);
 
-/* Append one job envelope to the queue and record its status, atomically,
- * in one round trip. 0, or -1 with err (EIO, EOOM, EREPLY): nothing was
- * enqueued unless err is EIO after the script was sent (a lost reply). */
-__attribute__((warn_unused_result))
-int sw_redis_enqueue(sw_redis *r, const char *job_id, const char *sink, long nrecords,
-                     int64_t enqueued_us, int ttl_s, const char *env, size_t len);
+/* One job to enqueue: its envelope and its status JSON (with
+ * "status":"queued"). The caller owns the memory. */
+typedef struct sw_redis_job {
+    const char *job_id;
+    long nrecords;
+    const char *env;
+    size_t env_len;
+    const char *status;
+    size_t status_len;
+} sw_redis_job;
 
-/* Fetch a job's status. 1 found, 0 unknown or expired, -1 error. */
+/* Append `njobs` envelopes to the queue in order and store their statuses,
+ * atomically, in one round trip: all are enqueued or none. 0, or -1 with
+ * err (EIO, EOOM, EREPLY): nothing was enqueued unless err is EIO after the
+ * script was sent (a lost reply). */
 __attribute__((warn_unused_result))
-int sw_redis_job(sw_redis *r, const char *job_id, sw_job_status *out);
+int sw_redis_enqueue(sw_redis *r, int njobs, const sw_redis_job *jobs, int ttl_s);
+
+/* Fetch a job's status JSON into `out` (replacing its contents).
+ * 1 found, 0 unknown or expired, -1 error. */
+__attribute__((warn_unused_result)) int sw_redis_status(sw_redis *r, const char *job_id, sw_buf *out);
 
 /* Queue depth figures from O(1) commands. 0, or -1. */
 __attribute__((warn_unused_result)) int sw_redis_stats(sw_redis *r, sw_queue_stats *out);

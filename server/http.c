@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "clock.h"
@@ -13,6 +16,7 @@
 #include "jobid.h"
 #include "log.h"
 #include "metrics.h"
+#include "pipeline.h"
 #include "problem.h"
 #include "redisq.h"
 
@@ -33,6 +37,7 @@ static const double latency_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02
 struct sw_http {
     const sw_config *cfg;
     struct mg_context *ctx;
+    sw_pipeline *pipeline;
     _Atomic uint64_t requests[R_COUNT][NCODES + 1];
     _Atomic uint64_t rejected[REJ_COUNT];
     _Atomic uint64_t *jobs_by_sink, *records_by_sink;
@@ -43,7 +48,7 @@ struct sw_http {
  * and take no lock. */
 typedef struct worker {
     sw_redis *redis;
-    sw_buf body, out, scratch;
+    sw_buf body, out, head, scratch;
     msgpack_sbuffer sb;
 } worker;
 
@@ -55,6 +60,13 @@ static void *init_thread(const struct mg_context *ctx, int type)
     worker *w = calloc(1, sizeof *w);
     if (w == NULL)
         return NULL;
+    /* Every POST waits for the Redis lane (pipeline.c), one thread that
+     * serialises the group commits. Left at equal priority it queues behind
+     * dozens of runnable workers on a small host and latency doubles, so
+     * the workers yield to it. Linux nice is per thread. */
+    if (h->cfg->worker_nice > 0 &&
+        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), h->cfg->worker_nice) != 0)
+        sw_log_warn("cannot lower worker priority", "worker_nice=%d", h->cfg->worker_nice);
     msgpack_sbuffer_init(&w->sb);
     w->redis = sw_redis_new(h->cfg->redis_host, h->cfg->redis_port, h->cfg->redis_timeout_ms,
                             h->cfg->prefix);
@@ -71,6 +83,7 @@ static void exit_thread(const struct mg_context *ctx, int type, void *p)
     sw_redis_free(w->redis);
     sw_buf_free(&w->body);
     sw_buf_free(&w->out);
+    sw_buf_free(&w->head);
     sw_buf_free(&w->scratch);
     msgpack_sbuffer_destroy(&w->sb);
     free(w);
@@ -92,20 +105,27 @@ static void count(sw_http *h, enum route r, int status)
 }
 
 /* Send a complete response. `extra` holds more "Name: value\r\n" lines. */
+/* Send a complete response in one write: status line, headers and body
+ * together, so a small answer costs one send(2). `extra` holds more
+ * "Name: value\r\n" lines. */
 static int send_response(struct mg_connection *c, int status, const char *ctype,
                          const char *extra, const char *body, size_t len)
 {
-    char clen[24];
-    snprintf(clen, sizeof clen, "%zu", len);
-    mg_response_header_start(c, status);
-    mg_response_header_add(c, "Content-Type", ctype, -1);
-    mg_response_header_add(c, "Content-Length", clen, -1);
-    mg_response_header_add(c, "Cache-Control", "no-store", -1);
-    if (extra)
-        mg_response_header_add_lines(c, extra);
-    mg_response_header_send(c);
-    if (len)
-        mg_write(c, body, len);
+    worker *w = mg_get_thread_pointer(c);
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    int head = strcmp(ri->request_method, "HEAD") == 0;
+    sw_buf *o = &w->head;
+    sw_buf_reset(o);
+    if (sw_buf_printf(o,
+                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                      "Cache-Control: no-store\r\n%s\r\n",
+                      status, mg_get_response_code_text(c, status), ctype, len,
+                      extra ? extra : "") != 0 ||
+        (!head && sw_buf_append(o, body, len) != 0)) {
+        mg_send_http_error(c, 500, "out of memory");
+        return 500;
+    }
+    mg_write(c, o->data, o->len);
     return status;
 }
 
@@ -132,18 +152,29 @@ static int problem(struct mg_connection *c, worker *w, int status, const char *t
     return send_problem(c, w, &p, extra);
 }
 
-static int redis_unavailable(struct mg_connection *c, worker *w)
+static int unavailable(struct mg_connection *c, worker *w, enum sw_redis_err err,
+                       const char *errstr)
 {
     sw_problem p = {0};
-    if (w->redis->err == SW_REDIS_EOOM)
+    if (err == SW_REDIS_EOOM)
         sw_problem_set(&p, 503, "queue-full", "Queue storage is full",
                        "Redis refused the write (maxmemory reached); nothing was queued. "
                        "Retry later.");
     else
         sw_problem_set(&p, 503, "redis-unavailable", "Queue unavailable",
                        "Redis is not reachable (%s); nothing was queued. Retry later.",
-                       w->redis->errstr);
+                       errstr);
     return send_problem(c, w, &p, "Retry-After: 1\r\n");
+}
+
+static int redis_unavailable(struct mg_connection *c, worker *w)
+{
+    return unavailable(c, w, w->redis->err, w->redis->errstr);
+}
+
+static int enqueue_failed(struct mg_connection *c, worker *w, const sw_pipeline_req *req)
+{
+    return unavailable(c, w, req->err, req->errstr);
 }
 
 static int method_not_allowed(struct mg_connection *c, worker *w, const char *allow)
@@ -215,10 +246,20 @@ static int post_records(struct mg_connection *c, sw_http *h, worker *w, const sw
         sw_metrics_add(&h->rejected[p.status == 413 ? REJ_TOO_LARGE : REJ_VALIDATION], 1);
         return send_problem(c, w, &p, NULL);
     }
-    if (sw_redis_enqueue(w->redis, job_id, sink->name, n, now, cfg->status_ttl_s, w->sb.data,
-                         w->sb.size) != 0) {
+    /* The status is the JSON GET /v1/jobs/{id} answers; the flusher
+     * rewrites "queued" in it and appends committed_at or error. */
+    char when[32];
+    sw_clock_format(now, when);
+    sw_buf_reset(&w->out);
+    if (sw_buf_printf(&w->out,
+                      "{\"job_id\":\"%s\",\"status\":\"queued\",\"sink\":\"%s\","
+                      "\"records\":%ld,\"enqueued_at\":\"%s\"}",
+                      job_id, sink->name, n, when) != 0)
+        return problem(c, w, 500, "internal", "Internal error", "out of memory", NULL);
+    sw_pipeline_req req = {.job = {job_id, n, w->sb.data, w->sb.size, w->out.data, w->out.len}};
+    if (sw_pipeline_enqueue(h->pipeline, &req) != 0) {
         sw_metrics_add(&h->rejected[REJ_REDIS_DOWN], 1);
-        return redis_unavailable(c, w);
+        return enqueue_failed(c, w, &req);
     }
     int k = (int)(sink - cfg->sinks);
     sw_metrics_add(&h->jobs_by_sink[k], 1);
@@ -233,31 +274,14 @@ static int post_records(struct mg_connection *c, sw_http *h, worker *w, const sw
 
 static int get_job(struct mg_connection *c, worker *w, const char *id)
 {
-    sw_job_status js;
     int found = 0;
-    if (sw_jobid_valid(id, strlen(id)) && (found = sw_redis_job(w->redis, id, &js)) < 0)
+    if (sw_jobid_valid(id, strlen(id)) && (found = sw_redis_status(w->redis, id, &w->out)) < 0)
         return redis_unavailable(c, w);
     if (!found)
         return problem(c, w, 404, "job-not-found", "Job not found",
                        "no job with this id: it was never accepted, or its status expired "
                        "([redis] status_ttl_s)", NULL);
-    sw_buf *o = &w->out;
-    sw_buf_reset(o);
-    int rc = sw_buf_printf(o, "{\"job_id\":\"%s\",\"status\":", id);
-    rc |= sw_buf_json_str(o, js.status, strlen(js.status));
-    rc |= sw_buf_puts(o, ",\"sink\":");
-    rc |= sw_buf_json_str(o, js.sink, strlen(js.sink));
-    rc |= sw_buf_printf(o, ",\"records\":%lld,\"enqueued_at\":\"%s\"", js.records, js.enqueued_at);
-    if (js.committed_at[0])
-        rc |= sw_buf_printf(o, ",\"committed_at\":\"%s\"", js.committed_at);
-    if (js.error[0]) {
-        rc |= sw_buf_puts(o, ",\"error\":");
-        rc |= sw_buf_json_str(o, js.error, strlen(js.error));
-    }
-    rc |= sw_buf_puts(o, "}");
-    if (rc != 0)
-        return problem(c, w, 500, "internal", "Internal error", "out of memory", NULL);
-    return send_json(c, 200, NULL, o);
+    return send_json(c, 200, NULL, &w->out);
 }
 
 static double oldest_age(const sw_queue_stats *st)
@@ -418,8 +442,10 @@ static int handler(struct mg_connection *c, void *data)
     sw_http *h = data;
     worker *w = mg_get_thread_pointer(c);
     enum route route = R_OTHER;
-    if (w == NULL || w->redis == NULL)
-        return send_response(c, 500, "text/plain", NULL, "worker not initialised\n", 23);
+    if (w == NULL || w->redis == NULL) {
+        mg_send_http_error(c, 500, "worker not initialised (out of memory)");
+        return 500;
+    }
     int64_t start = sw_clock_now_us();
     int status = dispatch(c, h, w, &route);
     count(h, route, status);
@@ -438,7 +464,9 @@ sw_http *sw_http_start(const sw_config *cfg)
     h->latency.nbounds = (int)(sizeof latency_bounds / sizeof latency_bounds[0]);
     h->jobs_by_sink = calloc((size_t)cfg->nsinks + 1, sizeof *h->jobs_by_sink);
     h->records_by_sink = calloc((size_t)cfg->nsinks + 1, sizeof *h->records_by_sink);
-    if (h->jobs_by_sink == NULL || h->records_by_sink == NULL)
+    h->pipeline = sw_pipeline_new(cfg->redis_host, cfg->redis_port, cfg->redis_timeout_ms,
+                                  cfg->prefix, cfg->status_ttl_s);
+    if (h->jobs_by_sink == NULL || h->records_by_sink == NULL || h->pipeline == NULL)
         goto fail;
     snprintf(threads, sizeof threads, "%d", cfg->threads);
     const char *options[] = {"listening_ports", cfg->listen, "num_threads", threads,
@@ -471,6 +499,8 @@ void sw_http_stop(sw_http *h)
         return;
     if (h->ctx)
         mg_stop(h->ctx);
+    /* After mg_stop no worker can enqueue any more. */
+    sw_pipeline_free(h->pipeline);
     free(h->jobs_by_sink);
     free(h->records_by_sink);
     free(h);

@@ -1,0 +1,18 @@
+-- wrk script: POST one order record per request, ids unique per thread.
+local counter = 0
+local thread_id = 0
+local threads = 0
+
+function setup(thread)
+  thread:set("thread_id", threads)
+  threads = threads + 1
+end
+
+function request()
+  counter = counter + 1
+  local id = thread_id * 100000000 + counter
+  local body = string.format(
+    '{"id":%d,"customer":"customer-%d","total":"%d.50","tags":{"src":"bench"},"placed_at":"2026-01-31T12:00:00Z"}',
+    id, id % 1000, id % 977)
+  return wrk.format("POST", wrk.path, {["Content-Type"] = "application/json"}, body)
+end
