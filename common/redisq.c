@@ -70,36 +70,17 @@ static const char script_claim[] =
     "end\n"
     "return out\n";
 
-/* KEYS: processing, stats, dead. ARGV: job key prefix, now, ttl, records,
- * then per job: id, error ('' = committed), envelope ('' unless failed). */
-/* A status still "queued" is rewritten in place; one already final (a
- * batch finished twice after a crash) is left alone, and an expired one is
- * not brought back half-filled. */
+/* KEYS: processing, stats, dead. ARGV: job key prefix, ttl, records, then
+ * per job: id, status JSON, envelope ('' unless failed). SET XX: a status
+ * that expired is not brought back. */
 static const char script_finish[] =
-    "local Q = '\"status\":\"queued\"'\n"
-    "for i = 5, #ARGV, 3 do\n"
-    "  local k = ARGV[1] .. ARGV[i]\n"
-    "  local v = redis.call('GET', k)\n"
-    "  local queued = v and string.find(v, Q, 1, true)\n"
-    "  if ARGV[i + 1] == '' then\n"
-    "    if queued then\n"
-    "      v = string.gsub(v, Q, '\"status\":\"committed\"', 1)\n"
-    "      v = string.sub(v, 1, -2) .. ',\"committed_at\":\"' .. ARGV[2] .. '\"}'\n"
-    "      redis.call('SET', k, v, 'EX', ARGV[3])\n"
-    "    end\n"
-    "  else\n"
-    "    if queued then\n"
-    "      v = string.gsub(v, Q, '\"status\":\"failed\"', 1)\n"
-    "      v = string.sub(v, 1, -2) .. ',\"failed_at\":\"' .. ARGV[2] .. '\",\"error\":'"
-    " .. cjson.encode(ARGV[i + 1]) .. '}'\n"
-    "      redis.call('SET', k, v, 'EX', ARGV[3])\n"
-    "    end\n"
-    "    redis.call('LPUSH', KEYS[3], ARGV[i + 2])\n"
-    "  end\n"
+    "for i = 4, #ARGV, 3 do\n"
+    "  redis.call('SET', ARGV[1] .. ARGV[i], ARGV[i + 1], 'XX', 'EX', ARGV[2])\n"
+    "  if ARGV[i + 2] ~= '' then redis.call('LPUSH', KEYS[3], ARGV[i + 2]) end\n"
     "end\n"
     "redis.call('DEL', KEYS[1])\n"
-    "if tonumber(ARGV[4]) > 0 then\n"
-    "  redis.call('HINCRBY', KEYS[2], 'inflight_records', -tonumber(ARGV[4]))\n"
+    "if tonumber(ARGV[3]) > 0 then\n"
+    "  redis.call('HINCRBY', KEYS[2], 'inflight_records', -tonumber(ARGV[3]))\n"
     "end\n"
     "return 1\n";
 
@@ -402,35 +383,32 @@ int sw_redis_processing(sw_redis *r, const char *proc_key, void **reply)
     return 0;
 }
 
-int sw_redis_finish(sw_redis *r, const char *proc_key, int njobs, const char *const *ids,
-                    const char *const *errors, const char *const *envs,
-                    const size_t *env_lens, long long nrecords, int64_t now_us, int ttl_s)
+int sw_redis_finish(sw_redis *r, const char *proc_key, int njobs, const sw_redis_done *jobs,
+                    long long nrecords, int ttl_s)
 {
-    int argc = 10 + 3 * njobs, rc = -1;
+    int argc = 9 + 3 * njobs, rc = -1;
     const char **argv = calloc((size_t)argc, sizeof *argv);
     size_t *lens = calloc((size_t)argc, sizeof *lens);
-    char when[32], ttl[24], nrec[24];
+    char ttl[24], nrec[24];
     if (argv == NULL || lens == NULL) {
         set_err(r, SW_REDIS_EREPLY, "finish", "out of memory");
         goto out;
     }
-    sw_clock_format(now_us, when);
     snprintf(ttl, sizeof ttl, "%d", ttl_s);
     snprintf(nrec, sizeof nrec, "%lld", nrecords);
-    const char *fixed[] = {NULL, NULL, "3", proc_key, r->k_stats, r->k_dead, r->k_job, when,
-                           ttl, nrec};
-    for (int i = 0; i < 10; i++) {
+    const char *fixed[] = {NULL, NULL, "3", proc_key, r->k_stats, r->k_dead, r->k_job, ttl, nrec};
+    for (int i = 0; i < 9; i++) {
         argv[i] = fixed[i];
         lens[i] = fixed[i] ? strlen(fixed[i]) : 0;
     }
     for (int j = 0; j < njobs; j++) {
-        int a = 10 + 3 * j;
-        argv[a] = ids[j];
-        lens[a] = strlen(ids[j]);
-        argv[a + 1] = errors[j] ? errors[j] : "";
-        lens[a + 1] = strlen(argv[a + 1]);
-        argv[a + 2] = errors[j] ? envs[j] : "";
-        lens[a + 2] = errors[j] ? env_lens[j] : 0;
+        int a = 9 + 3 * j;
+        argv[a] = jobs[j].job_id;
+        lens[a] = strlen(jobs[j].job_id);
+        argv[a + 1] = jobs[j].status;
+        lens[a + 1] = jobs[j].status_len;
+        argv[a + 2] = jobs[j].dead_env ? jobs[j].dead_env : "";
+        lens[a + 2] = jobs[j].dead_env ? jobs[j].dead_len : 0;
     }
     redisReply *rep = eval(r, SCRIPT_FINISH, argc, argv, lens, "finish", 0);
     if (rep) {

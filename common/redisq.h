@@ -96,14 +96,22 @@ int sw_redis_claim(sw_redis *r, const char *proc_key, long max_records, long max
 __attribute__((warn_unused_result))
 int sw_redis_processing(sw_redis *r, const char *proc_key, void **reply);
 
-/* Close a batch: set each job's status (committed, or failed with its
- * error; failed envelopes also go to <p>:dead), drop `proc_key`, and take
- * `nrecords` off the in-flight count, atomically. `ids`, `errors` (NULL
- * entry = committed) and `envs`/`env_lens` have `njobs` entries. 0, or -1. */
+/* One job of a finished batch: its final status JSON (see status.h), and
+ * for a failed job its envelope, kept in <p>:dead. */
+typedef struct sw_redis_done {
+    const char *job_id;
+    const char *status;
+    size_t status_len;
+    const char *dead_env;    /* NULL unless failed */
+    size_t dead_len;
+} sw_redis_done;
+
+/* Close a batch: store each job's final status (unless it expired),
+ * keep failed envelopes in <p>:dead, drop `proc_key` and take `nrecords`
+ * off the in-flight count, atomically. 0, or -1. */
 __attribute__((warn_unused_result))
-int sw_redis_finish(sw_redis *r, const char *proc_key, int njobs, const char *const *ids,
-                    const char *const *errors, const char *const *envs,
-                    const size_t *env_lens, long long nrecords, int64_t now_us, int ttl_s);
+int sw_redis_finish(sw_redis *r, const char *proc_key, int njobs, const sw_redis_done *jobs,
+                    long long nrecords, int ttl_s);
 
 /* Elements of a reply array from claim/processing. */
 size_t sw_redis_reply_len(const void *reply);

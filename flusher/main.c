@@ -15,6 +15,7 @@
 #include "pgconn.h"
 #include "redisq.h"
 #include "schema.h"
+#include "status.h"
 
 #define POLL_MS 5
 #define MAX_JOBS_PER_CLAIM 10000
@@ -38,6 +39,7 @@ typedef struct flusher {
     int pg_ready;            /* connected and staging tables made */
     int redis_down, pg_down; /* for one log line per state change */
     int64_t backoff_ms;
+    sw_buf statuses, scratch;   /* the batch's status JSON, reused */
 } flusher;
 
 static void drop_batch(flusher *f)
@@ -149,28 +151,39 @@ static int flush(flusher *f)
     f->pg_down = 0;
     f->backoff_ms = 0;
 
-    const char **ids = calloc((size_t)b->njobs + 1, sizeof *ids);
-    const char **errors = calloc((size_t)b->njobs + 1, sizeof *errors);
-    const char **envs = calloc((size_t)b->njobs + 1, sizeof *envs);
-    size_t *lens = calloc((size_t)b->njobs + 1, sizeof *lens);
+    /* One status JSON per job, packed end to end in one buffer. */
+    sw_redis_done *done = calloc((size_t)b->njobs + 1, sizeof *done);
+    size_t *offs = calloc((size_t)b->njobs + 1, sizeof *offs);
     int rc = -1, failed = 0;
-    if (ids == NULL || errors == NULL || envs == NULL || lens == NULL)
+    int64_t now = sw_clock_now_us();
+    sw_buf_reset(&f->statuses);
+    if (done == NULL || offs == NULL)
         goto out;
     for (int i = 0; i < b->njobs; i++) {
-        ids[i] = b->jobs[i].env.job_id;
-        errors[i] = b->jobs[i].state == SW_JOB_FAILED ? b->jobs[i].error : NULL;
-        envs[i] = b->jobs[i].data;
-        lens[i] = b->jobs[i].len;
-        if (errors[i]) {
+        const sw_batch_job *j = &b->jobs[i];
+        int bad = j->state == SW_JOB_FAILED;
+        sw_status st = {j->env.job_id, bad ? "failed" : "committed", j->env.sink, j->env.nrecords,
+                        j->env.enqueued_us, now, bad ? j->error : NULL};
+        offs[i] = f->statuses.len;
+        if (sw_status_json(&f->scratch, &st) != 0 ||
+            sw_buf_append(&f->statuses, f->scratch.data, f->scratch.len) != 0)
+            goto out;
+        done[i].job_id = j->env.job_id;
+        done[i].status_len = f->scratch.len;
+        if (bad) {
+            done[i].dead_env = j->data;
+            done[i].dead_len = j->len;
             failed++;
-            sw_log_warn("job failed", "job_id=%s sink=%s error=\"%s\"", ids[i],
-                        b->jobs[i].env.sink, errors[i]);
+            sw_log_warn("job failed", "job_id=%s sink=%s error=\"%s\"", j->env.job_id,
+                        j->env.sink, j->error);
         }
     }
+    for (int i = 0; i < b->njobs; i++)
+        done[i].status = f->statuses.data + offs[i];
     /* PostgreSQL has the rows; until Redis hears of it we retry only this
      * step (the ledger keeps a re-run after a crash harmless). */
-    while (sw_redis_finish(f->redis, f->proc_key, b->njobs, ids, errors, envs, lens,
-                           b->nrecords, sw_clock_now_us(), f->cfg->status_ttl_s) != 0) {
+    while (sw_redis_finish(f->redis, f->proc_key, b->njobs, done, b->nrecords,
+                           f->cfg->status_ttl_s) != 0) {
         redis_failed(f, "finish");
         if (stop)
             goto out;
@@ -182,10 +195,8 @@ static int flush(flusher *f)
                  (long long)(sw_clock_mono_ms() - t0));
     rc = 0;
 out:
-    free(ids);
-    free(errors);
-    free(envs);
-    free(lens);
+    free(done);
+    free(offs);
     if (rc == 0)
         drop_batch(f);
     return rc;
@@ -358,6 +369,8 @@ out:
     if (f.batch)
         drop_batch(&f);
     free(f.replies);
+    sw_buf_free(&f.statuses);
+    sw_buf_free(&f.scratch);
     sw_batch_free(f.batch);
     sw_pg_free(f.pg);
     sw_redis_free(f.redis);

@@ -19,6 +19,7 @@
 #include "pipeline.h"
 #include "problem.h"
 #include "redisq.h"
+#include "status.h"
 
 enum route { R_RECORDS, R_JOB, R_QUEUE, R_HEALTHZ, R_READYZ, R_METRICS, R_OTHER, R_COUNT };
 static const char *const route_names[R_COUNT] = {
@@ -248,13 +249,8 @@ static int post_records(struct mg_connection *c, sw_http *h, worker *w, const sw
     }
     /* The status is the JSON GET /v1/jobs/{id} answers; the flusher
      * rewrites "queued" in it and appends committed_at or error. */
-    char when[32];
-    sw_clock_format(now, when);
-    sw_buf_reset(&w->out);
-    if (sw_buf_printf(&w->out,
-                      "{\"job_id\":\"%s\",\"status\":\"queued\",\"sink\":\"%s\","
-                      "\"records\":%ld,\"enqueued_at\":\"%s\"}",
-                      job_id, sink->name, n, when) != 0)
+    sw_status st = {job_id, "queued", sink->name, n, now, 0, NULL};
+    if (sw_status_json(&w->out, &st) != 0)
         return problem(c, w, 500, "internal", "Internal error", "out of memory", NULL);
     sw_pipeline_req req = {.job = {job_id, n, w->sb.data, w->sb.size, w->out.data, w->out.len}};
     if (sw_pipeline_enqueue(h->pipeline, &req) != 0) {
