@@ -191,8 +191,8 @@ class Service:
         except OSError:
             return False
 
-    def start_flusher(self, fid):
-        env = dict(self.env, SPILLWAY_FLUSHER_ID=fid)
+    def start_flusher(self, fid, **env_extra):
+        env = dict(self.env, SPILLWAY_FLUSHER_ID=fid, **env_extra)
         d = Daemon("flusher-" + fid, [os.path.join(BIN, "spillway-flusher"), "--config",
                                       self.config], env,
                    os.path.join(self.tmp, "flusher-%s.log" % fid))

@@ -175,6 +175,27 @@ class ApiTest(harness.ServiceTest):
         depth = int(re.search(r"(?m)^spillway_queue_depth_records (\d+)", text).group(1))
         self.assertEqual(depth, self.svc.queue()["depth"])
 
+    def test_7_config_errors_stop_startup(self):
+        bad = os.path.join(self.svc.tmp, "bad.ini")
+        cases = [
+            ("[server]\nthreads = lots\n", 'bad.ini:2: [server] threads = "lots"'),
+            ("[sink.x]\ntable = t\n", "[sink.x] has no columns"),
+            ("[server]\nlisten = 127.0.0.1:1\nnope = 1\n", 'bad.ini:3: unknown key "nope" in [server]'),
+        ]
+        for text, want in cases:
+            with open(bad, "w") as f:
+                f.write(text)
+            for prog in ("spillway-server", "spillway-flusher", "spillwayctl"):
+                args = [os.path.join(harness.BIN, prog), "--config", bad] + (
+                    ["queue"] if prog == "spillwayctl" else [])
+                out = harness.subprocess.run(args, capture_output=True, text=True, timeout=10)
+                self.assertEqual(out.returncode, 2, (prog, out.stderr))
+                self.assertIn(want, out.stderr, prog)
+        out = harness.subprocess.run([os.path.join(harness.BIN, "spillway-server"), "--config",
+                                      "/nonexistent.ini"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("/nonexistent.ini: cannot open", out.stderr)
+
     def test_9_redis_down_is_503_fast(self):
         self.svc.redis.stop()
         try:

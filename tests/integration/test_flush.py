@@ -168,6 +168,26 @@ class FlushTest(harness.ServiceTest):
         self.assertEqual(self.svc.ctl("check-config").returncode, 0)
 
 
+    def test_6_sigterm_finishes_the_batch_in_hand(self):
+        for d in self.svc.flushers.values():
+            d.terminate()
+        ids = [self.svc.post_ok("checked", {"id": 8000 + i, "qty": 1}) for i in range(5)]
+        # A long interval and a large batch: the flusher holds the jobs.
+        d = self.svc.start_flusher("f6", SPILLWAY_FLUSHER_FLUSH_INTERVAL_MS="600000",
+                                   SPILLWAY_FLUSHER_BATCH_MAX_RECORDS="100000")
+        harness.wait_for(lambda: self.svc.queue()["in_flight"] == 5, 15, "f6 to claim the jobs")
+        self.assertEqual(self.svc.job(ids[0])[1]["status"], "queued")
+        t0 = time.monotonic()
+        self.assertEqual(d.terminate(timeout=30), 0)
+        self.assertLess(time.monotonic() - t0, 10)
+        for j in ids:
+            self.assertEqual(self.svc.job(j)[1]["status"], "committed")
+        self.assertEqual(self.svc.sql("SELECT count(*) FROM checked WHERE id >= 8000 AND id < 8005"),
+                         [["5"]])
+        self.assertEqual(self.svc.queue()["in_flight"], 0)
+        self.assertIn('msg="flusher stopped"', d.output())
+
+
 def harness_rfc3339():
     return r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$"
 
