@@ -350,3 +350,19 @@ int sw_batch_commit(sw_batch *b, sw_pg *pg)
     free(idx);
     return rc;
 }
+
+long sw_batch_prune(sw_pg *pg, int retention_s)
+{
+    char secs[24];
+    snprintf(secs, sizeof secs, "%d", retention_s);
+    const char *params[] = {secs};
+    PGresult *res = sw_pg_query(pg,
+                                "DELETE FROM spillway.ledger"
+                                " WHERE committed_at < now() - make_interval(secs => $1::int)",
+                                1, params);
+    if (res == NULL)
+        return -1;
+    long n = strtol(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return n;
+}

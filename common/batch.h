@@ -70,4 +70,10 @@ __attribute__((warn_unused_result)) int sw_batch_prepare(sw_batch *b, sw_pg *pg)
  * parts already committed are recognised by the ledger. */
 __attribute__((warn_unused_result)) int sw_batch_commit(sw_batch *b, sw_pg *pg);
 
+/* Delete ledger rows older than `retention_s` seconds. A job can only be
+ * re-run while it sits in some processing list, so the retention must
+ * exceed how long a dead flusher's list may wait to be resumed. Returns
+ * the number of rows deleted, or -1 (pg->errstr). */
+__attribute__((warn_unused_result)) long sw_batch_prune(sw_pg *pg, int retention_s);
+
 #endif

@@ -37,6 +37,7 @@ static const struct key {
     I("flusher", "flush_interval_ms", flush_interval_ms, 1, 3600000),
     S("flusher", "id", flusher_id),
     I("flusher", "retry_max_ms", retry_max_ms, 10, 3600000),
+    I("flusher", "ledger_retention_s", ledger_retention_s, 3600, 365 * 86400),
     S("log", "level", log_level),
 #undef S
 #undef I
@@ -211,6 +212,7 @@ static void defaults(sw_config *cfg)
     cfg->batch_max_records = 5000;
     cfg->flush_interval_ms = 200;
     cfg->retry_max_ms = 30000;
+    cfg->ledger_retention_s = 7 * 86400;
     strcpy(cfg->log_level, "info");
     if (gethostname(cfg->flusher_id, sizeof cfg->flusher_id) != 0)
         strcpy(cfg->flusher_id, "flusher");

@@ -31,6 +31,7 @@ typedef struct sw_config {
     int flush_interval_ms;
     char flusher_id[64];
     int retry_max_ms;
+    int ledger_retention_s;
     /* [log] */
     char log_level[16];
 

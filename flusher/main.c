@@ -19,6 +19,7 @@
 
 #define POLL_MS 5
 #define MAX_JOBS_PER_CLAIM 10000
+#define PRUNE_EVERY_MS (3600 * 1000)
 
 static volatile sig_atomic_t stop;
 
@@ -318,7 +319,17 @@ int main(int argc, char **argv)
                 cfg.flusher_id, cfg.batch_max_records, cfg.flush_interval_ms, SW_VERSION);
 
     int need_reload = 1;
+    int64_t next_prune = 0;
     while (!stop || f.batch->njobs > 0) {
+        if (f.batch->njobs == 0 && sw_clock_mono_ms() >= next_prune && pg_ensure(&f) == 0) {
+            long n = sw_batch_prune(f.pg, cfg.ledger_retention_s);
+            if (n < 0)
+                sw_log_warn("ledger prune failed", "error=\"%s\" action=\"retrying in an hour\"",
+                            f.pg->errstr);
+            else if (n > 0)
+                sw_log_info("ledger pruned", "rows=%ld retention_s=%d", n, cfg.ledger_retention_s);
+            next_prune = sw_clock_mono_ms() + PRUNE_EVERY_MS;
+        }
         if (need_reload) {
             if (reload(&f) != 0) {
                 if (stop)

@@ -188,6 +188,20 @@ class FlushTest(harness.ServiceTest):
         self.assertIn('msg="flusher stopped"', d.output())
 
 
+    def test_7_ledger_pruned_after_retention(self):
+        for d in self.svc.flushers.values():
+            d.terminate()
+        self.svc.sql("INSERT INTO spillway.ledger (job_id, flusher, committed_at) VALUES "
+                     "('00000000-0000-7000-8000-000000000001', 'old', now() - interval '8 days'),"
+                     "('00000000-0000-7000-8000-000000000002', 'new', now() - interval '6 days')")
+        before = int(self.svc.sql("SELECT count(*) FROM spillway.ledger")[0][0])
+        d = self.svc.start_flusher("f7")
+        harness.wait_for(lambda: 'msg="ledger pruned" rows=1' in d.output(), 15, "the prune")
+        self.assertEqual(int(self.svc.sql("SELECT count(*) FROM spillway.ledger")[0][0]), before - 1)
+        self.assertEqual(self.svc.sql("SELECT flusher FROM spillway.ledger WHERE job_id = "
+                                      "'00000000-0000-7000-8000-000000000002'"), [["new"]])
+
+
 def harness_rfc3339():
     return r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$"
 
