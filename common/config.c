@@ -33,6 +33,7 @@ static const struct key {
     I("redis", "status_ttl_s", status_ttl_s, 1, 365 * 86400),
     I("redis", "timeout_ms", redis_timeout_ms, 10, 60000),
     S("postgres", "conninfo", conninfo),
+    I("postgres", "statement_timeout_ms", statement_timeout_ms, 0, 3600000),
     I("flusher", "batch_max_records", batch_max_records, 1, 1000000),
     I("flusher", "flush_interval_ms", flush_interval_ms, 1, 3600000),
     S("flusher", "id", flusher_id),
@@ -209,6 +210,7 @@ static void defaults(sw_config *cfg)
     cfg->status_ttl_s = 86400;
     cfg->redis_timeout_ms = 1000;
     strcpy(cfg->conninfo, "host=127.0.0.1 dbname=spillway");
+    cfg->statement_timeout_ms = 60000;
     cfg->batch_max_records = 5000;
     cfg->flush_interval_ms = 200;
     cfg->retry_max_ms = 30000;

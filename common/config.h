@@ -26,6 +26,7 @@ typedef struct sw_config {
     int redis_timeout_ms;
     /* [postgres] */
     char conninfo[1024];
+    int statement_timeout_ms;
     /* [flusher] */
     int batch_max_records;
     int flush_interval_ms;

@@ -5,11 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-sw_pg *sw_pg_new(const char *conninfo)
+sw_pg *sw_pg_new(const char *conninfo, int statement_timeout_ms)
 {
     sw_pg *pg = calloc(1, sizeof *pg);
-    if (pg)
+    if (pg) {
         snprintf(pg->conninfo, sizeof pg->conninfo, "%s", conninfo);
+        pg->statement_timeout_ms = statement_timeout_ms;
+    }
     return pg;
 }
 
@@ -67,9 +69,26 @@ int sw_pg_connect(sw_pg *pg)
     if (pg->conn && PQstatus(pg->conn) == CONNECTION_OK)
         return 0;
     sw_pg_disconnect(pg);
-    pg->conn = PQconnectdb(pg->conninfo);
+    /* Defaults first; the configured conninfo, expanded from "dbname",
+     * overrides any of them. Without a connect timeout and keepalives a
+     * black-holed server would hang the flusher for minutes. */
+    const char *keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval",
+                          "keepalives_count", "client_encoding", "application_name",
+                          "dbname", NULL};
+    const char *vals[] = {"10", "30", "10", "3", "UTF8", "spillway", pg->conninfo, NULL};
+    pg->conn = PQconnectdbParams(keys, vals, 1);
     if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK) {
         conn_error(pg, "connect");
+        sw_pg_disconnect(pg);
+        return -1;
+    }
+    /* Our rows are UTF-8 whatever the conninfo says, and no statement may
+     * wait forever on a lock: past the timeout it fails (57014), which
+     * counts as transient, and the batch is retried. */
+    char sql[96];
+    snprintf(sql, sizeof sql, "SET client_encoding = 'UTF8'; SET statement_timeout = %d",
+             pg->statement_timeout_ms);
+    if (sw_pg_exec(pg, sql) != 0) {
         sw_pg_disconnect(pg);
         return -1;
     }

@@ -13,10 +13,14 @@ typedef struct sw_pg {
     char sqlstate[6];      /* "" when no server error (e.g. connection) */
     void *conn;            /* PGconn, NULL while disconnected */
     char conninfo[1024];
+    int statement_timeout_ms;
 } sw_pg;
 
-/* A new, not yet connected adapter; NULL when out of memory. */
-sw_pg *sw_pg_new(const char *conninfo);
+/* A new, not yet connected adapter; NULL when out of memory. Each
+ * connection sets client_encoding UTF8 and `statement_timeout_ms` (0 = no
+ * limit); connect_timeout and TCP keepalives default to 10 s and 30 s
+ * unless `conninfo` says otherwise. */
+sw_pg *sw_pg_new(const char *conninfo, int statement_timeout_ms);
 void sw_pg_free(sw_pg *pg);   /* accepts NULL */
 
 /* Connect now if not connected (or if the connection went bad).

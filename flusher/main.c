@@ -292,7 +292,7 @@ int main(int argc, char **argv)
     f.cfg = &cfg;
     snprintf(f.proc_key, sizeof f.proc_key, "%s:processing:%s", cfg.prefix, cfg.flusher_id);
     f.redis = sw_redis_new(cfg.redis_host, cfg.redis_port, cfg.redis_timeout_ms, cfg.prefix);
-    f.pg = sw_pg_new(cfg.conninfo);
+    f.pg = sw_pg_new(cfg.conninfo, cfg.statement_timeout_ms);
     f.batch = sw_batch_new(&cfg, cfg.flusher_id);
     if (f.redis == NULL || f.pg == NULL || f.batch == NULL) {
         sw_log_error("out of memory", NULL);

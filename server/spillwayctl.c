@@ -33,7 +33,7 @@ static void usage(FILE *f)
 
 static sw_pg *connect_pg(const sw_config *cfg)
 {
-    sw_pg *pg = sw_pg_new(cfg->conninfo);
+    sw_pg *pg = sw_pg_new(cfg->conninfo, 0);
     if (pg == NULL || sw_pg_connect(pg) != 0) {
         fprintf(stderr, "spillwayctl: cannot connect to PostgreSQL: %s\n"
                         "  (check [postgres] conninfo or SPILLWAY_POSTGRES_CONNINFO)\n",
