@@ -42,15 +42,22 @@ int sw_buf_puts(sw_buf *b, const char *s)
 
 int sw_buf_printf(sw_buf *b, const char *fmt, ...)
 {
+    /* Format straight into the spare room; only a miss formats twice. */
+    if (sw_buf_reserve(b, 64) != 0)
+        return -1;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
     va_end(ap);
-    if (n < 0 || sw_buf_reserve(b, (size_t)n) != 0)
+    if (n < 0)
         return -1;
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
+    if ((size_t)n >= b->cap - b->len) {
+        if (sw_buf_reserve(b, (size_t)n) != 0)
+            return -1;
+        va_start(ap, fmt);
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
     b->len += (size_t)n;
     return 0;
 }

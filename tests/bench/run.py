@@ -25,7 +25,7 @@ import harness  # noqa: E402
 
 DURATION = int(os.environ.get("BENCH_SECONDS", "5"))
 # Bare and ours alternate for ROUNDS rounds; medians damp a noisy neighbour.
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 CONNECTIONS = 64
 # civetweb serves one keep-alive connection per worker thread: fewer
 # threads than connections would leave connections idle, not measured.
