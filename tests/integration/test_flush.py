@@ -146,6 +146,10 @@ class FlushTest(harness.ServiceTest):
         self.assertIn("resuming batch from processing list", self.svc.flushers["f4"].output())
 
     def test_5_check_config(self):
+        # migrate ran at set-up; a second run applies nothing.
+        self.assertIn("migrations: 0 applied", self.svc.ctl("migrate").stdout)
+        self.assertEqual(self.svc.sql("SELECT version FROM spillway.schema_migrations"),
+                         [["0001_ledger.sql"]])
         out = self.svc.ctl("check-config")
         self.assertIn("sink typed: ok", out.stdout)
         self.assertIn("sink kv: ok", out.stdout)
