@@ -39,6 +39,8 @@ static const struct key {
     S("flusher", "id", flusher_id),
     I("flusher", "retry_max_ms", retry_max_ms, 10, 3600000),
     I("flusher", "ledger_retention_s", ledger_retention_s, 3600, 365 * 86400),
+    I("flusher", "heartbeat_ttl_s", heartbeat_ttl_s, 1, 3600),
+    I("flusher", "max_deliveries", max_deliveries, 1, 1000),
     S("log", "level", log_level),
 #undef S
 #undef I
@@ -215,6 +217,8 @@ static void defaults(sw_config *cfg)
     cfg->flush_interval_ms = 200;
     cfg->retry_max_ms = 30000;
     cfg->ledger_retention_s = 7 * 86400;
+    cfg->heartbeat_ttl_s = 10;
+    cfg->max_deliveries = 5;
     strcpy(cfg->log_level, "info");
     if (gethostname(cfg->flusher_id, sizeof cfg->flusher_id) != 0)
         strcpy(cfg->flusher_id, "flusher");

@@ -33,6 +33,8 @@ typedef struct sw_config {
     char flusher_id[64];
     int retry_max_ms;
     int ledger_retention_s;
+    int heartbeat_ttl_s;
+    int max_deliveries;
     /* [log] */
     char log_level[16];
 

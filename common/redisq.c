@@ -9,7 +9,10 @@
 
 #include "clock.h"
 
-enum { SCRIPT_ENQUEUE, SCRIPT_STATS, SCRIPT_CLAIM, SCRIPT_FINISH, SCRIPT_COUNT };
+enum {
+    SCRIPT_ENQUEUE, SCRIPT_STATS, SCRIPT_CLAIM, SCRIPT_RESUME, SCRIPT_FINISH, SCRIPT_TAKEOVER,
+    SCRIPT_COUNT
+};
 
 /* KEYS: queue, stats. ARGV: ttl, then per job: status key, envelope,
  * status JSON, records. Many jobs in one call: the envelopes go in with one
@@ -44,48 +47,141 @@ static const char script_stats[] =
     "return {tonumber(s[1] or 0), tonumber(s[2] or 0), jobs,"
     " redis.call('LLEN', KEYS[3]), oldest}\n";
 
-/* KEYS: queue, processing, stats. ARGV: max records, max jobs. */
+/* Shared by the flusher scripts. An envelope's record count and job id sit
+ * at fixed offsets (envelope.h): count in bytes 3..6, id (str8 of 36) in
+ * bytes 18..53. dead() moves a job to the dead-letter list with its error
+ * and marks its status failed; G holds the globals each script sets. */
+#define LUA_PRELUDE \
+    "local G = {}\n" \
+    "local function count(v)\n" \
+    "  if #v < 15 then return 0 end\n" \
+    "  return ((string.byte(v, 3) * 256 + string.byte(v, 4)) * 256 + string.byte(v, 5)) * 256" \
+    " + string.byte(v, 6)\n" \
+    "end\n" \
+    "local function jobid(v)\n" \
+    "  if #v < 53 or string.byte(v, 16) ~= 0xd9 or string.byte(v, 17) ~= 36 then return '' end\n" \
+    "  return string.sub(v, 18, 53)\n" \
+    "end\n" \
+    "local function dead(id, v, err)\n" \
+    "  redis.call('HSET', G.deadp .. id, 'envelope', v, 'error', err, 'failed_at', G.now," \
+    " 'records', count(v))\n" \
+    "  redis.call('LPUSH', G.deadlist, id)\n" \
+    "  redis.call('HDEL', G.deliveries, id)\n" \
+    "  local sk = G.jobp .. id\n" \
+    "  local s = redis.call('GET', sk)\n" \
+    "  if s and string.find(s, '\"status\":\"queued\"', 1, true) then\n" \
+    "    s = string.gsub(s, '\"status\":\"queued\"', '\"status\":\"failed\"', 1)\n" \
+    "    s = string.sub(s, 1, -2) .. ',\"failed_at\":\"' .. G.now .. '\",\"error\":' .." \
+    " cjson.encode(err) .. '}'\n" \
+    "    redis.call('SET', sk, s, 'KEEPTTL')\n" \
+    "  end\n" \
+    "end\n"
+
+/* Flusher scripts take KEYS: queue, stats, dead list, deliveries hash,
+ * processing list, in-flight counter (of this flusher), then their own;
+ * ARGV: dead prefix, job prefix, now, max deliveries, then their own. */
+#define LUA_FLUSHER_ARGS \
+    "G.deadlist, G.deliveries = KEYS[3], KEYS[4]\n" \
+    "G.deadp, G.jobp, G.now = ARGV[1], ARGV[2], ARGV[3]\n" \
+    "local maxd = tonumber(ARGV[4])\n"
+
+/* Move jobs from the queue tail into the processing list until they hold
+ * at least ARGV[5] records (a job is never split), at most ARGV[6] jobs.
+ * Each move is a delivery; a job delivered more than max times goes to the
+ * dead-letter list instead. */
 static const char script_claim[] =
+    LUA_PRELUDE LUA_FLUSHER_ARGS
     "local out, total = {}, 0\n"
-    "local maxr, maxj = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local maxr, maxj = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
     "while #out < maxj do\n"
-    "  local v = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')\n"
+    "  local v = redis.call('LMOVE', KEYS[1], KEYS[5], 'RIGHT', 'LEFT')\n"
     "  if not v then break end\n"
-    "  local n = 0\n"
-    "  if #v >= 15 then\n"
-    "    n = ((string.byte(v, 3) * 256 + string.byte(v, 4)) * 256 + string.byte(v, 5)) * 256"
-    " + string.byte(v, 6)\n"
-    "  end\n"
+    "  local n = count(v)\n"
     "  if total > 0 and total + n > maxr then\n"
-    "    redis.call('LMOVE', KEYS[2], KEYS[1], 'LEFT', 'RIGHT')\n"
+    "    redis.call('LMOVE', KEYS[5], KEYS[1], 'LEFT', 'RIGHT')\n"
     "    break\n"
     "  end\n"
-    "  out[#out + 1] = v\n"
-    "  total = total + n\n"
-    "  if total >= maxr then break end\n"
+    "  local id = jobid(v)\n"
+    "  local d = id ~= '' and redis.call('HINCRBY', KEYS[4], id, 1) or 0\n"
+    "  if d > maxd then\n"
+    "    redis.call('LPOP', KEYS[5])\n"
+    "    redis.call('HINCRBY', KEYS[2], 'queued_records', -n)\n"
+    "    dead(id, v, 'handed to a flusher ' .. (d - 1) .. ' times without finishing "
+    "(max_deliveries)')\n"
+    "  else\n"
+    "    out[#out + 1] = v\n"
+    "    total = total + n\n"
+    "    if total >= maxr then break end\n"
+    "  end\n"
     "end\n"
     "if total > 0 then\n"
-    "  redis.call('HINCRBY', KEYS[3], 'queued_records', -total)\n"
-    "  redis.call('HINCRBY', KEYS[3], 'inflight_records', total)\n"
+    "  redis.call('HINCRBY', KEYS[2], 'queued_records', -total)\n"
+    "  redis.call('HINCRBY', KEYS[2], 'inflight_records', total)\n"
+    "  redis.call('INCRBY', KEYS[6], total)\n"
     "end\n"
     "return out\n";
 
-/* KEYS: processing, stats, dead. ARGV: job key prefix, ttl, records, then
- * per job: id, status JSON, envelope ('' unless failed). SET XX: a status
- * that expired is not brought back. */
+/* A flusher takes up a processing list again (its own after a restart, or
+ * an orphan it took over): that is another delivery of each job in it.
+ * Returns the jobs left, oldest first. */
+static const char script_resume[] =
+    LUA_PRELUDE LUA_FLUSHER_ARGS
+    "local items = redis.call('LRANGE', KEYS[5], 0, -1)\n"
+    "local out = {}\n"
+    "for i = #items, 1, -1 do\n"
+    "  local v = items[i]\n"
+    "  local id = jobid(v)\n"
+    "  local d = id ~= '' and redis.call('HINCRBY', KEYS[4], id, 1) or 0\n"
+    "  if d > maxd then\n"
+    "    local n = count(v)\n"
+    "    redis.call('LREM', KEYS[5], 1, v)\n"
+    "    redis.call('DECRBY', KEYS[6], n)\n"
+    "    redis.call('HINCRBY', KEYS[2], 'inflight_records', -n)\n"
+    "    dead(id, v, 'handed to a flusher ' .. (d - 1) .. ' times without finishing "
+    "(max_deliveries)')\n"
+    "  else\n"
+    "    out[#out + 1] = v\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+/* Close a batch. ARGV from 5: ttl, then per job: id, status JSON, error
+ * ('' = committed), envelope ('' unless failed). SET XX: a status that
+ * expired is not brought back. The in-flight count drops by what this
+ * flusher's counter says it holds, read and cleared here, so a flusher
+ * whose list was taken over while it stalled cannot subtract it twice. */
 static const char script_finish[] =
-    "for i = 4, #ARGV, 3 do\n"
-    "  redis.call('SET', ARGV[1] .. ARGV[i], ARGV[i + 1], 'XX', 'EX', ARGV[2])\n"
-    "  if ARGV[i + 2] ~= '' then redis.call('LPUSH', KEYS[3], ARGV[i + 2]) end\n"
+    LUA_PRELUDE LUA_FLUSHER_ARGS
+    "for i = 6, #ARGV, 4 do\n"
+    "  local id = ARGV[i]\n"
+    "  redis.call('SET', G.jobp .. id, ARGV[i + 1], 'XX', 'EX', ARGV[5])\n"
+    "  if ARGV[i + 2] ~= '' then\n"
+    "    redis.call('HSET', G.deadp .. id, 'envelope', ARGV[i + 3], 'error', ARGV[i + 2],"
+    " 'failed_at', G.now, 'records', count(ARGV[i + 3]))\n"
+    "    redis.call('LPUSH', G.deadlist, id)\n"
+    "  end\n"
+    "  redis.call('HDEL', G.deliveries, id)\n"
     "end\n"
-    "redis.call('DEL', KEYS[1])\n"
-    "if tonumber(ARGV[3]) > 0 then\n"
-    "  redis.call('HINCRBY', KEYS[2], 'inflight_records', -tonumber(ARGV[3]))\n"
-    "end\n"
+    "local n = tonumber(redis.call('GETDEL', KEYS[6]) or '0')\n"
+    "redis.call('DEL', KEYS[5])\n"
+    "if n ~= 0 then redis.call('HINCRBY', KEYS[2], 'inflight_records', -n) end\n"
+    "return 1\n";
+
+/* Take over the processing list of a flusher whose heartbeat expired.
+ * KEYS 7..9: its processing list, its in-flight counter, its heartbeat.
+ * 1 taken, 0 nothing to take (or it is alive), -1 we still hold a batch. */
+static const char script_takeover[] =
+    "if redis.call('EXISTS', KEYS[9]) == 1 or redis.call('EXISTS', KEYS[7]) == 0 then"
+    " return 0 end\n"
+    "if redis.call('EXISTS', KEYS[5]) == 1 then return -1 end\n"
+    "redis.call('RENAME', KEYS[7], KEYS[5])\n"
+    "local n = tonumber(redis.call('GETDEL', KEYS[8]) or '0')\n"
+    "if n ~= 0 then redis.call('INCRBY', KEYS[6], n) end\n"
     "return 1\n";
 
 static const char *const scripts[SCRIPT_COUNT] = {script_enqueue, script_stats, script_claim,
-                                                  script_finish};
+                                                  script_resume, script_finish,
+                                                  script_takeover};
 
 static void set_err(sw_redis *r, enum sw_redis_err err, const char *what, const char *detail)
 {
@@ -115,6 +211,8 @@ sw_redis *sw_redis_new(const char *host, int port, int timeout_ms, const char *p
     snprintf(r->k_stats, sizeof r->k_stats, "%s:stats", prefix);
     snprintf(r->k_dead, sizeof r->k_dead, "%s:dead", prefix);
     snprintf(r->k_job, sizeof r->k_job, "%s:job:", prefix);
+    snprintf(r->k_deadp, sizeof r->k_deadp, "%s:dead:", prefix);
+    snprintf(r->k_deliveries, sizeof r->k_deliveries, "%s:deliveries", prefix);
     return r;
 }
 
@@ -355,21 +453,81 @@ static int array_reply(sw_redis *r, redisReply *rep, void **reply, const char *w
     return 0;
 }
 
-int sw_redis_claim(sw_redis *r, const char *proc_key, long max_records, long max_jobs,
-                   void **reply)
+/* KEYS and ARGV every flusher script starts with (see LUA_FLUSHER_ARGS);
+ * the caller's arrays have room for its own after them. `bufs` holds the
+ * key names built here. Returns the number of slots filled (2 + 6 + 4). */
+typedef struct flusher_args {
+    char proc[192], inflight[192], heartbeat[192];
+    char now[32], maxd[24];
+} flusher_args;
+
+static void flusher_keys(const sw_redis *r, const char *fid, flusher_args *fa)
 {
-    char maxr[24], maxj[24];
-    snprintf(maxr, sizeof maxr, "%ld", max_records);
-    snprintf(maxj, sizeof maxj, "%ld", max_jobs);
-    const char *argv[] = {NULL, NULL, "3", r->k_queue, proc_key, r->k_stats, maxr, maxj};
-    size_t lens[] = {0, 0, 1, strlen(r->k_queue), strlen(proc_key), strlen(r->k_stats),
-                     strlen(maxr), strlen(maxj)};
-    return array_reply(r, eval(r, SCRIPT_CLAIM, 8, argv, lens, "claim", 0), reply, "claim");
+    snprintf(fa->proc, sizeof fa->proc, "%s:processing:%s", r->prefix, fid);
+    snprintf(fa->inflight, sizeof fa->inflight, "%s:inflight:%s", r->prefix, fid);
+    snprintf(fa->heartbeat, sizeof fa->heartbeat, "%s:heartbeat:%s", r->prefix, fid);
 }
 
-int sw_redis_processing(sw_redis *r, const char *proc_key, void **reply)
+static int flusher_argv(const sw_redis *r, const char *fid, int nkeys, int maxd,
+                        flusher_args *fa, const char **argv, size_t *lens)
 {
-    redisReply *rep = read_cmd(r, "lrange", "LRANGE %s 0 -1", proc_key);
+    flusher_keys(r, fid, fa);
+    sw_clock_format(sw_clock_now_us(), fa->now);
+    snprintf(fa->maxd, sizeof fa->maxd, "%d", maxd);
+    static const char *const numkeys[] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+    const char *v[] = {NULL, NULL, numkeys[nkeys], r->k_queue, r->k_stats, r->k_dead,
+                       r->k_deliveries, fa->proc, fa->inflight};
+    for (int i = 0; i < 9; i++) {
+        argv[i] = v[i];
+        lens[i] = v[i] ? strlen(v[i]) : 0;
+    }
+    return 9;
+}
+
+static int flusher_argv_tail(const sw_redis *r, flusher_args *fa, int at, const char **argv,
+                             size_t *lens)
+{
+    const char *v[] = {r->k_deadp, r->k_job, fa->now, fa->maxd};
+    for (int i = 0; i < 4; i++) {
+        argv[at + i] = v[i];
+        lens[at + i] = strlen(v[i]);
+    }
+    return at + 4;
+}
+
+int sw_redis_claim(sw_redis *r, const char *fid, int max_deliveries, long max_records,
+                   long max_jobs, void **reply)
+{
+    const char *argv[16];
+    size_t lens[16];
+    flusher_args fa;
+    char maxr[24], maxj[24];
+    int n = flusher_argv(r, fid, 6, max_deliveries, &fa, argv, lens);
+    n = flusher_argv_tail(r, &fa, n, argv, lens);
+    snprintf(maxr, sizeof maxr, "%ld", max_records);
+    snprintf(maxj, sizeof maxj, "%ld", max_jobs);
+    argv[n] = maxr;
+    lens[n++] = strlen(maxr);
+    argv[n] = maxj;
+    lens[n++] = strlen(maxj);
+    return array_reply(r, eval(r, SCRIPT_CLAIM, n, argv, lens, "claim", 0), reply, "claim");
+}
+
+int sw_redis_resume(sw_redis *r, const char *fid, int max_deliveries, void **reply)
+{
+    const char *argv[16];
+    size_t lens[16];
+    flusher_args fa;
+    int n = flusher_argv(r, fid, 6, max_deliveries, &fa, argv, lens);
+    n = flusher_argv_tail(r, &fa, n, argv, lens);
+    return array_reply(r, eval(r, SCRIPT_RESUME, n, argv, lens, "resume", 0), reply, "resume");
+}
+
+int sw_redis_processing(sw_redis *r, const char *fid, void **reply)
+{
+    flusher_args fa;
+    flusher_keys(r, fid, &fa);
+    redisReply *rep = read_cmd(r, "lrange", "LRANGE %s 0 -1", fa.proc);
     if (array_reply(r, rep, reply, "lrange") != 0)
         return -1;
     /* LRANGE lists newest first (claims push at the head); we want queue
@@ -383,34 +541,35 @@ int sw_redis_processing(sw_redis *r, const char *proc_key, void **reply)
     return 0;
 }
 
-int sw_redis_finish(sw_redis *r, const char *proc_key, int njobs, const sw_redis_done *jobs,
-                    long long nrecords, int ttl_s)
+int sw_redis_finish(sw_redis *r, const char *fid, int njobs, const sw_redis_done *jobs,
+                    int ttl_s)
 {
-    int argc = 9 + 3 * njobs, rc = -1;
+    int argc = 14 + 4 * njobs, rc = -1;
     const char **argv = calloc((size_t)argc, sizeof *argv);
     size_t *lens = calloc((size_t)argc, sizeof *lens);
-    char ttl[24], nrec[24];
+    flusher_args fa;
+    char ttl[24];
     if (argv == NULL || lens == NULL) {
         set_err(r, SW_REDIS_EREPLY, "finish", "out of memory");
         goto out;
     }
+    int n = flusher_argv(r, fid, 6, 0, &fa, argv, lens);
+    n = flusher_argv_tail(r, &fa, n, argv, lens);
     snprintf(ttl, sizeof ttl, "%d", ttl_s);
-    snprintf(nrec, sizeof nrec, "%lld", nrecords);
-    const char *fixed[] = {NULL, NULL, "3", proc_key, r->k_stats, r->k_dead, r->k_job, ttl, nrec};
-    for (int i = 0; i < 9; i++) {
-        argv[i] = fixed[i];
-        lens[i] = fixed[i] ? strlen(fixed[i]) : 0;
-    }
+    argv[n] = ttl;
+    lens[n++] = strlen(ttl);
     for (int j = 0; j < njobs; j++) {
-        int a = 9 + 3 * j;
-        argv[a] = jobs[j].job_id;
-        lens[a] = strlen(jobs[j].job_id);
-        argv[a + 1] = jobs[j].status;
-        lens[a + 1] = jobs[j].status_len;
-        argv[a + 2] = jobs[j].dead_env ? jobs[j].dead_env : "";
-        lens[a + 2] = jobs[j].dead_env ? jobs[j].dead_len : 0;
+        argv[n] = jobs[j].job_id;
+        lens[n++] = strlen(jobs[j].job_id);
+        argv[n] = jobs[j].status;
+        lens[n++] = jobs[j].status_len;
+        argv[n] = jobs[j].error ? jobs[j].error : "";
+        lens[n] = strlen(argv[n]);
+        n++;
+        argv[n] = jobs[j].error ? jobs[j].env : "";
+        lens[n++] = jobs[j].error ? jobs[j].env_len : 0;
     }
-    redisReply *rep = eval(r, SCRIPT_FINISH, argc, argv, lens, "finish", 0);
+    redisReply *rep = eval(r, SCRIPT_FINISH, n, argv, lens, "finish", 0);
     if (rep) {
         freeReplyObject(rep);
         rc = 0;
@@ -419,6 +578,82 @@ out:
     free(argv);
     free(lens);
     return rc;
+}
+
+int sw_redis_takeover(sw_redis *r, const char *fid, const char *victim)
+{
+    const char *argv[16];
+    size_t lens[16];
+    flusher_args fa, va;
+    int n = flusher_argv(r, fid, 9, 0, &fa, argv, lens);
+    flusher_keys(r, victim, &va);
+    const char *v[] = {va.proc, va.inflight, va.heartbeat};
+    for (int i = 0; i < 3; i++) {
+        argv[n] = v[i];
+        lens[n++] = strlen(v[i]);
+    }
+    redisReply *rep = eval(r, SCRIPT_TAKEOVER, n, argv, lens, "takeover", 0);
+    if (rep == NULL)
+        return -1;
+    int rc = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : 0;
+    freeReplyObject(rep);
+    return rc == -1 ? 2 : rc;
+}
+
+int sw_redis_heartbeat(sw_redis *r, const char *fid, const char *value, int ttl_s, int only_new)
+{
+    flusher_args fa;
+    flusher_keys(r, fid, &fa);
+    if (sw_redis_connect(r) != 0)
+        return -1;
+    redisReply *rep = checked(r, redisCommand(r->ctx, only_new ? "SET %s %s EX %d NX"
+                                                               : "SET %s %s EX %d",
+                                              fa.heartbeat, value, ttl_s), "heartbeat");
+    if (rep == NULL)
+        return -1;
+    int set = rep->type == REDIS_REPLY_STATUS;
+    freeReplyObject(rep);
+    return set;
+}
+
+int sw_redis_heartbeat_get(sw_redis *r, const char *fid, char *out, size_t outlen)
+{
+    flusher_args fa;
+    flusher_keys(r, fid, &fa);
+    redisReply *rep = read_cmd(r, "heartbeat", "GET %s", fa.heartbeat);
+    if (rep == NULL)
+        return -1;
+    int found = rep->type == REDIS_REPLY_STRING;
+    if (found)
+        snprintf(out, outlen, "%.*s", (int)rep->len, rep->str);
+    freeReplyObject(rep);
+    return found;
+}
+
+int sw_redis_processing_ids(sw_redis *r, char (*ids)[64], int max)
+{
+    char pattern[128], cursor[32] = "0";
+    size_t plen = (size_t)snprintf(pattern, sizeof pattern, "%s:processing:", r->prefix);
+    int n = 0;
+    strcat(pattern, "*");
+    do {
+        redisReply *rep = read_cmd(r, "scan", "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        if (rep == NULL)
+            return -1;
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+            freeReplyObject(rep);
+            set_err(r, SW_REDIS_EREPLY, "scan", "unexpected reply");
+            return -1;
+        }
+        snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
+        for (size_t i = 0; i < rep->element[1]->elements && n < max; i++) {
+            const char *k = rep->element[1]->element[i]->str;
+            if (strlen(k) > plen && strlen(k + plen) < 64)
+                snprintf(ids[n++], 64, "%s", k + plen);
+        }
+        freeReplyObject(rep);
+    } while (strcmp(cursor, "0") != 0 && n < max);
+    return n;
 }
 
 size_t sw_redis_reply_len(const void *reply)

@@ -12,10 +12,14 @@
  * Keys (all under the configured prefix):
  *   <p>:queue               list of envelopes; LPUSH in, taken from the tail
  *   <p>:processing:<id>     the envelopes one flusher holds (its batch)
+ *   <p>:inflight:<id>       records in that list
+ *   <p>:heartbeat:<id>      "host pid" of the live flusher <id>, with a TTL
+ *   <p>:deliveries          hash: job id -> times handed to a flusher
  *   <p>:job:<job_id>        the job's status as the JSON object GET
  *                           /v1/jobs/{id} answers; expires after status_ttl_s
  *   <p>:stats               hash: queued_records, inflight_records
- *   <p>:dead                list of envelopes of failed jobs
+ *   <p>:dead                list of ids of failed jobs, newest first
+ *   <p>:dead:<job_id>       hash: envelope, error, failed_at, records
  * Every change that spans keys runs as one Lua script, so counters and
  * lists move together and a crash cannot leave them apart. */
 
@@ -34,8 +38,8 @@ typedef struct sw_redis {
     int port;
     int timeout_ms;
     char prefix[64];
-    char k_queue[96], k_stats[96], k_dead[96], k_job[96];
-    char sha[5][41];           /* loaded scripts, "" until loaded */
+    char k_queue[96], k_stats[96], k_dead[96], k_job[96], k_deadp[96], k_deliveries[96];
+    char sha[8][41];           /* loaded scripts, "" until loaded */
     int64_t next_connect_ms;   /* do not retry connecting before this */
 } sw_redis;
 
@@ -83,35 +87,63 @@ __attribute__((warn_unused_result)) int sw_redis_status(sw_redis *r, const char 
 /* Queue depth figures from O(1) commands. 0, or -1. */
 __attribute__((warn_unused_result)) int sw_redis_stats(sw_redis *r, sw_queue_stats *out);
 
-/* Move jobs from the queue tail to `proc_key` until they hold at least
- * `max_records` records or the queue is empty (a job is never split; a job
- * larger than the limit moves alone), at most `max_jobs` jobs. `*reply`
- * receives the redisReply array of envelopes, oldest first (free it with
- * sw_redis_reply_free). 0, or -1. */
+/* Flusher `fid`'s operations. Each counts deliveries: a job handed to
+ * flushers more than `max_deliveries` times goes to the dead-letter list
+ * (with that reason) instead of being handed out again.
+ *
+ * claim: move jobs from the queue tail into fid's processing list until
+ * they hold at least `max_records` records or the queue is empty (a job is
+ * never split; a larger job moves alone), at most `max_jobs` jobs. `*reply`
+ * gets the redisReply array of envelopes, oldest first; free it with
+ * sw_redis_reply_free. 0, or -1. */
 __attribute__((warn_unused_result))
-int sw_redis_claim(sw_redis *r, const char *proc_key, long max_records, long max_jobs,
-                   void **reply);
+int sw_redis_claim(sw_redis *r, const char *fid, int max_deliveries, long max_records,
+                   long max_jobs, void **reply);
 
-/* The envelopes in `proc_key`, oldest first, as a redisReply array. */
+/* Take up fid's processing list again (after a restart or a takeover):
+ * another delivery of each job in it. `*reply` as for claim. 0, or -1. */
 __attribute__((warn_unused_result))
-int sw_redis_processing(sw_redis *r, const char *proc_key, void **reply);
+int sw_redis_resume(sw_redis *r, const char *fid, int max_deliveries, void **reply);
 
-/* One job of a finished batch: its final status JSON (see status.h), and
- * for a failed job its envelope, kept in <p>:dead. */
+/* fid's processing list as it is, oldest first (no delivery counted). */
+__attribute__((warn_unused_result)) int sw_redis_processing(sw_redis *r, const char *fid, void **reply);
+
+/* One job of a finished batch: its final status JSON (see status.h); for a
+ * failed job also why and its envelope, kept in the dead-letter list. */
 typedef struct sw_redis_done {
     const char *job_id;
     const char *status;
     size_t status_len;
-    const char *dead_env;    /* NULL unless failed */
-    size_t dead_len;
+    const char *error;       /* NULL when committed */
+    const char *env;
+    size_t env_len;
 } sw_redis_done;
 
-/* Close a batch: store each job's final status (unless it expired),
- * keep failed envelopes in <p>:dead, drop `proc_key` and take `nrecords`
- * off the in-flight count, atomically. 0, or -1. */
+/* Close fid's batch: store each job's final status (unless it expired),
+ * dead-letter the failed ones, drop the processing list and take its
+ * records off the in-flight count, atomically. 0, or -1. */
 __attribute__((warn_unused_result))
-int sw_redis_finish(sw_redis *r, const char *proc_key, int njobs, const sw_redis_done *jobs,
-                    long long nrecords, int ttl_s);
+int sw_redis_finish(sw_redis *r, const char *fid, int njobs, const sw_redis_done *jobs,
+                    int ttl_s);
+
+/* Move `victim`'s processing list to fid if victim's heartbeat expired and
+ * fid holds no batch. 1 taken, 0 nothing to take, 2 fid is busy, -1. */
+__attribute__((warn_unused_result))
+int sw_redis_takeover(sw_redis *r, const char *fid, const char *victim);
+
+/* Set fid's heartbeat to `value` for `ttl_s` (only if absent, with
+ * `only_new`). 1 set, 0 not set (present), -1 error. */
+__attribute__((warn_unused_result))
+int sw_redis_heartbeat(sw_redis *r, const char *fid, const char *value, int ttl_s,
+                       int only_new);
+
+/* fid's heartbeat value. 1 found, 0 none, -1 error. */
+__attribute__((warn_unused_result))
+int sw_redis_heartbeat_get(sw_redis *r, const char *fid, char *out, size_t outlen);
+
+/* Ids of the flushers that hold a processing list (SCAN; not for the hot
+ * path). Returns how many (at most `max`), or -1. */
+__attribute__((warn_unused_result)) int sw_redis_processing_ids(sw_redis *r, char (*ids)[64], int max);
 
 /* Elements of a reply array from claim/processing. */
 size_t sw_redis_reply_len(const void *reply);

@@ -3,10 +3,12 @@
  * at batch_max_records or flush_interval_ms, commit it, then mark its jobs
  * and clear the list in one Redis round trip. The processing list is the
  * source of truth: after any Redis error, or a restart, we re-read it. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "batch.h"
 #include "clock.h"
@@ -36,7 +38,9 @@ typedef struct flusher {
     sw_batch *batch;
     void **replies;          /* the Redis replies that own the batch's bytes */
     int nreplies, cap;
-    char proc_key[160];
+    const char *id;          /* [flusher] id */
+    char heartbeat[160];     /* "host pid", our heartbeat's value */
+    int64_t next_heartbeat_ms, next_takeover_ms;
     int pg_ready;            /* connected and staging tables made */
     int redis_down, pg_down; /* for one log line per state change */
     int64_t backoff_ms;
@@ -87,13 +91,15 @@ static int take(flusher *f, void *reply)
     return 0;
 }
 
-/* Rebuild the batch from our processing list (start-up, or after a Redis
- * error left us unsure what a claim did). 0, or -1. */
-static int reload(flusher *f)
+/* Rebuild the batch from our processing list: after a Redis error left us
+ * unsure what a claim did, or (`resume`, which counts a delivery of each
+ * job) at start-up and after a takeover. 0, or -1. */
+static int reload(flusher *f, int resume)
 {
     void *reply = NULL;
     drop_batch(f);
-    if (sw_redis_processing(f->redis, f->proc_key, &reply) != 0) {
+    if ((resume ? sw_redis_resume(f->redis, f->id, f->cfg->max_deliveries, &reply)
+                : sw_redis_processing(f->redis, f->id, &reply)) != 0) {
         redis_failed(f, "reload");
         return -1;
     }
@@ -106,6 +112,111 @@ static int reload(flusher *f)
         sw_log_info("resuming batch from processing list", "jobs=%d records=%lld",
                     f->batch->njobs, f->batch->nrecords);
     return 0;
+}
+
+/* Renew our heartbeat, at most once a second. Called from every loop
+ * and wait, so a flusher that is merely waiting (on PostgreSQL, say) is not
+ * taken for dead. A failure is only logged: Redis errors surface on the
+ * next queue operation. */
+static void heartbeat(flusher *f)
+{
+    int64_t now = sw_clock_mono_ms();
+    if (now < f->next_heartbeat_ms)
+        return;
+    f->next_heartbeat_ms = now + 1000;
+    if (sw_redis_heartbeat(f->redis, f->id, f->heartbeat, f->cfg->heartbeat_ttl_s, 0) < 0)
+        redis_failed(f, "heartbeat");
+}
+
+/* Sleep in short steps, keeping the heartbeat, until `ms` pass or a stop. */
+static void nap(flusher *f, int64_t ms)
+{
+    for (int64_t t = 0; t < ms && !stop; t += 50) {
+        heartbeat(f);
+        sw_clock_sleep_ms(ms - t < 50 ? ms - t : 50);
+    }
+}
+
+/* Is the flusher named by a heartbeat value "host pid" this host's process
+ * that no longer exists? Then its heartbeat is stale and need not expire. */
+static int dead_here(const char *value)
+{
+    char host[256], me[256];
+    long pid;
+    if (sscanf(value, "%255s %ld", host, &pid) != 2 || gethostname(me, sizeof me) != 0)
+        return 0;
+    me[sizeof me - 1] = '\0';
+    return strcmp(host, me) == 0 && pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* Claim our id. Two live flushers with one id would share a processing
+ * list and clear each other's batches, so: a heartbeat under our id from a
+ * live process here is a configuration error; one from another host must
+ * expire first; one from a dead process here (our own previous life, just
+ * killed) is replaced at once. 0, 1 to refuse to start, -1 Redis error. */
+static int claim_id(flusher *f)
+{
+    char value[160];
+    int64_t deadline = sw_clock_mono_ms() + (int64_t)f->cfg->heartbeat_ttl_s * 1000 + 1000;
+    int logged = 0;
+    while (!stop) {
+        int set = sw_redis_heartbeat(f->redis, f->id, f->heartbeat, f->cfg->heartbeat_ttl_s, 1);
+        if (set != 0)
+            return set < 0 ? -1 : 0;
+        int found = sw_redis_heartbeat_get(f->redis, f->id, value, sizeof value);
+        if (found < 0)
+            return -1;
+        if (found && dead_here(value)) {
+            if (sw_redis_heartbeat(f->redis, f->id, f->heartbeat, f->cfg->heartbeat_ttl_s, 0) < 0)
+                return -1;
+            return 0;
+        }
+        if (found && strncmp(value, f->heartbeat, strcspn(f->heartbeat, " ")) == 0 &&
+            value[strcspn(f->heartbeat, " ")] == ' ') {
+            sw_log_error("another flusher runs with this id", "id=%s holder=\"%s\" "
+                         "hint=\"give each flusher its own [flusher] id\"", f->id, value);
+            return 1;
+        }
+        if (sw_clock_mono_ms() > deadline) {
+            sw_log_error("another flusher holds this id", "id=%s holder=\"%s\" "
+                         "hint=\"give each flusher its own [flusher] id\"", f->id, value);
+            return 1;
+        }
+        if (!logged)
+            sw_log_warn("waiting for this id's previous heartbeat to expire", "id=%s holder=\"%s\"",
+                        f->id, value);
+        logged = 1;
+        sw_clock_sleep_ms(500);
+    }
+    return 1;
+}
+
+/* Look for flushers whose heartbeat expired while they held a batch, and
+ * take one batch over (we hold none). The ledger keeps this safe even when
+ * the other flusher was only stalled and commits later: whichever commits
+ * second finds every job in the ledger and writes nothing. */
+static void take_over_orphans(flusher *f)
+{
+    char ids[64][64];
+    int64_t now = sw_clock_mono_ms();
+    if (now < f->next_takeover_ms)
+        return;
+    f->next_takeover_ms = now + (int64_t)f->cfg->heartbeat_ttl_s * 500;
+    int n = sw_redis_processing_ids(f->redis, ids, 64);
+    for (int i = 0; i < n; i++) {
+        if (strcmp(ids[i], f->id) == 0)
+            continue;
+        int rc = sw_redis_takeover(f->redis, f->id, ids[i]);
+        if (rc == 1) {
+            sw_log_warn("took over the batch of a flusher whose heartbeat expired",
+                        "from=%s", ids[i]);
+            if (reload(f, 1) != 0)
+                return;
+            break;
+        }
+        if (rc != 0)
+            break;
+    }
 }
 
 static int pg_ensure(flusher *f)
@@ -133,9 +244,7 @@ static void pg_failed(flusher *f)
     f->backoff_ms = f->backoff_ms ? f->backoff_ms * 2 : 100;
     if (f->backoff_ms > f->cfg->retry_max_ms)
         f->backoff_ms = f->cfg->retry_max_ms;
-    int64_t wait = f->backoff_ms / 2 + rand() % (f->backoff_ms / 2 + 1);
-    for (int64_t t = 0; t < wait && !stop; t += 50)
-        sw_clock_sleep_ms(50);
+    nap(f, f->backoff_ms / 2 + rand() % (f->backoff_ms / 2 + 1));
 }
 
 /* Commit the batch and close it in Redis. 0 when closed, -1 to retry. */
@@ -172,8 +281,9 @@ static int flush(flusher *f)
         done[i].job_id = j->env.job_id;
         done[i].status_len = f->scratch.len;
         if (bad) {
-            done[i].dead_env = j->data;
-            done[i].dead_len = j->len;
+            done[i].error = j->error;
+            done[i].env = j->data;
+            done[i].env_len = j->len;
             failed++;
             sw_log_warn("job failed", "job_id=%s sink=%s error=\"%s\"", j->env.job_id,
                         j->env.sink, j->error);
@@ -183,12 +293,11 @@ static int flush(flusher *f)
         done[i].status = f->statuses.data + offs[i];
     /* PostgreSQL has the rows; until Redis hears of it we retry only this
      * step (the ledger keeps a re-run after a crash harmless). */
-    while (sw_redis_finish(f->redis, f->proc_key, b->njobs, done, b->nrecords,
-                           f->cfg->status_ttl_s) != 0) {
+    while (sw_redis_finish(f->redis, f->id, b->njobs, done, f->cfg->status_ttl_s) != 0) {
         redis_failed(f, "finish");
         if (stop)
             goto out;
-        sw_clock_sleep_ms(200);
+        nap(f, 200);
     }
     redis_ok(f);
     sw_log_debug("batch committed", "jobs=%d records=%lld rows=%lld failed=%d duration_ms=%lld",
@@ -290,7 +399,14 @@ int main(int argc, char **argv)
     srand((unsigned)sw_clock_now_us());
 
     f.cfg = &cfg;
-    snprintf(f.proc_key, sizeof f.proc_key, "%s:processing:%s", cfg.prefix, cfg.flusher_id);
+    f.id = cfg.flusher_id;
+    {
+        char host[128];
+        if (gethostname(host, sizeof host) != 0)
+            strcpy(host, "unknown");
+        host[sizeof host - 1] = '\0';
+        snprintf(f.heartbeat, sizeof f.heartbeat, "%s %ld", host, (long)getpid());
+    }
     f.redis = sw_redis_new(cfg.redis_host, cfg.redis_port, cfg.redis_timeout_ms, cfg.prefix);
     f.pg = sw_pg_new(cfg.conninfo, cfg.statement_timeout_ms);
     f.batch = sw_batch_new(&cfg, cfg.flusher_id);
@@ -315,12 +431,24 @@ int main(int argc, char **argv)
     }
     f.pg_down = 0;
     f.backoff_ms = 0;
+    int owned;
+    while ((owned = claim_id(&f)) < 0 && !stop) {
+        redis_failed(&f, "claim id");
+        sw_clock_sleep_ms(500);
+    }
+    if (stop)
+        goto done;
+    if (owned != 0)
+        goto out;
+    redis_ok(&f);
     sw_log_info("flusher started", "id=%s batch_max_records=%d flush_interval_ms=%d version=%s",
                 cfg.flusher_id, cfg.batch_max_records, cfg.flush_interval_ms, SW_VERSION);
 
-    int need_reload = 1;
+    /* 2 = resume our processing list (a delivery), 1 = re-read it. */
+    int need_reload = 2;
     int64_t next_prune = 0;
     while (!stop || f.batch->njobs > 0) {
+        heartbeat(&f);
         if (f.batch->njobs == 0 && sw_clock_mono_ms() >= next_prune && pg_ensure(&f) == 0) {
             long n = sw_batch_prune(f.pg, cfg.ledger_retention_s);
             if (n < 0)
@@ -331,14 +459,16 @@ int main(int argc, char **argv)
             next_prune = sw_clock_mono_ms() + PRUNE_EVERY_MS;
         }
         if (need_reload) {
-            if (reload(&f) != 0) {
+            if (reload(&f, need_reload == 2) != 0) {
                 if (stop)
                     break;
-                sw_clock_sleep_ms(200);
+                nap(&f, 200);
                 continue;
             }
             need_reload = 0;
         }
+        if (f.batch->njobs == 0 && !stop)
+            take_over_orphans(&f);
         if (due(&f)) {
             if (flush(&f) != 0) {
                 /* Stopping in the middle of an outage: the batch stays in
@@ -353,11 +483,11 @@ int main(int argc, char **argv)
             break;
         long room = cfg.batch_max_records - (long)f.batch->nrecords;
         void *reply = NULL;
-        if (sw_redis_claim(f.redis, f.proc_key, room > 0 ? room : 1, MAX_JOBS_PER_CLAIM,
-                           &reply) != 0) {
+        if (sw_redis_claim(f.redis, f.id, cfg.max_deliveries, room > 0 ? room : 1,
+                           MAX_JOBS_PER_CLAIM, &reply) != 0) {
             redis_failed(&f, "claim");
             need_reload = 1;
-            sw_clock_sleep_ms(200);
+            nap(&f, 200);
             continue;
         }
         redis_ok(&f);
@@ -371,9 +501,15 @@ int main(int argc, char **argv)
             sw_clock_sleep_ms(POLL_MS);
     }
 done:
-    if (f.batch->njobs > 0)
-        sw_log_warn("stopped with a batch in hand", "jobs=%d note=\"it stays in %s and the "
-                    "next start commits it\"", f.batch->njobs, f.proc_key);
+    if (f.batch->njobs > 0) {
+        sw_log_warn("stopped with a batch in hand", "jobs=%d note=\"it stays in this flusher's "
+                    "processing list; a restart, or another flusher once the heartbeat expires, "
+                    "commits it\"", f.batch->njobs);
+    } else if (sw_redis_heartbeat(f.redis, f.id, f.heartbeat, 1, 0) < 0) {
+        /* Nothing is held, so the heartbeat should lapse at once; if Redis
+         * is gone it lapses by its TTL instead. */
+        sw_log_debug("heartbeat not shortened", "error=\"%s\"", f.redis->errstr);
+    }
     sw_log_info("flusher stopped", NULL);
     status = 0;
 out:

@@ -135,6 +135,7 @@ class FlushTest(harness.ServiceTest):
         # Put the committed envelope back as if f4 had died before clean-up.
         self.svc.redis.cli("RENAME", p + ":saved", p + ":processing:f4")
         self.svc.redis.cli("HINCRBY", p + ":stats", "inflight_records", "2")
+        self.svc.redis.cli("SET", p + ":inflight:f4", "2")
         self.assertEqual(self.svc.queue()["in_flight"], 2)
         self.svc.start_flusher("f4")
         harness.wait_for(lambda: self.svc.redis.cli("EXISTS", p + ":processing:f4") == "0", 15,
