@@ -11,7 +11,7 @@
 
 enum {
     SCRIPT_ENQUEUE, SCRIPT_STATS, SCRIPT_CLAIM, SCRIPT_RESUME, SCRIPT_FINISH, SCRIPT_TAKEOVER,
-    SCRIPT_COUNT
+    SCRIPT_REQUEUE, SCRIPT_DROP, SCRIPT_COUNT
 };
 
 /* KEYS: queue, stats. ARGV: ttl, then per job: status key, envelope,
@@ -179,9 +179,34 @@ static const char script_takeover[] =
     "if n ~= 0 then redis.call('INCRBY', KEYS[6], n) end\n"
     "return 1\n";
 
+/* Put a dead-lettered job back at the head of the line (the tail, which
+ * flushers take next). KEYS: queue, stats, dead list, deliveries. ARGV:
+ * dead prefix, job prefix, job id, queued status JSON, status ttl. 1 done,
+ * 0 no such dead job. */
+static const char script_requeue[] =
+    LUA_PRELUDE
+    "local k = ARGV[1] .. ARGV[3]\n"
+    "local v = redis.call('HGET', k, 'envelope')\n"
+    "if not v then return 0 end\n"
+    "redis.call('RPUSH', KEYS[1], v)\n"
+    "redis.call('HINCRBY', KEYS[2], 'queued_records', count(v))\n"
+    "redis.call('LREM', KEYS[3], 1, ARGV[3])\n"
+    "redis.call('DEL', k)\n"
+    "redis.call('HDEL', KEYS[4], ARGV[3])\n"
+    "redis.call('SET', ARGV[2] .. ARGV[3], ARGV[4], 'EX', ARGV[5])\n"
+    "return 1\n";
+
+/* Forget a dead-lettered job. KEYS: dead list. ARGV: dead prefix, id. */
+static const char script_drop[] =
+    "local n = redis.call('LREM', KEYS[1], 1, ARGV[2])\n"
+    "return n + redis.call('DEL', ARGV[1] .. ARGV[2])\n";
+
 static const char *const scripts[SCRIPT_COUNT] = {script_enqueue, script_stats, script_claim,
                                                   script_resume, script_finish,
-                                                  script_takeover};
+                                                  script_takeover, script_requeue, script_drop};
+
+_Static_assert(SCRIPT_COUNT <= sizeof ((sw_redis *)0)->sha / sizeof ((sw_redis *)0)->sha[0],
+               "sw_redis.sha has no room for every script");
 
 static void set_err(sw_redis *r, enum sw_redis_err err, const char *what, const char *detail)
 {
@@ -654,6 +679,58 @@ int sw_redis_processing_ids(sw_redis *r, char (*ids)[64], int max)
         freeReplyObject(rep);
     } while (strcmp(cursor, "0") != 0 && n < max);
     return n;
+}
+
+int sw_redis_dead_ids(sw_redis *r, long limit, void **reply)
+{
+    redisReply *rep = read_cmd(r, "dead", "LRANGE %s 0 %ld", r->k_dead, limit - 1);
+    return array_reply(r, rep, reply, "dead");
+}
+
+int sw_redis_dead_get(sw_redis *r, const char *job_id, void **reply)
+{
+    redisReply *rep = read_cmd(r, "dead", "HMGET %s%s error failed_at envelope", r->k_deadp,
+                               job_id);
+    if (rep == NULL)
+        return -1;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
+        rep->element[2]->type != REDIS_REPLY_STRING) {
+        freeReplyObject(rep);
+        return 0;
+    }
+    *reply = rep;
+    return 1;
+}
+
+int sw_redis_dead_requeue(sw_redis *r, const char *job_id, const char *status, int ttl_s)
+{
+    char ttl[24];
+    snprintf(ttl, sizeof ttl, "%d", ttl_s);
+    const char *argv[] = {NULL, NULL, "4", r->k_queue, r->k_stats, r->k_dead, r->k_deliveries,
+                          r->k_deadp, r->k_job, job_id, status, ttl};
+    size_t lens[12];
+    for (int i = 2; i < 12; i++)
+        lens[i] = strlen(argv[i]);
+    redisReply *rep = eval(r, SCRIPT_REQUEUE, 12, argv, lens, "requeue", 0);
+    if (rep == NULL)
+        return -1;
+    int done = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+    freeReplyObject(rep);
+    return done;
+}
+
+int sw_redis_dead_drop(sw_redis *r, const char *job_id)
+{
+    const char *argv[] = {NULL, NULL, "1", r->k_dead, r->k_deadp, job_id};
+    size_t lens[6];
+    for (int i = 2; i < 6; i++)
+        lens[i] = strlen(argv[i]);
+    redisReply *rep = eval(r, SCRIPT_DROP, 6, argv, lens, "drop", 0);
+    if (rep == NULL)
+        return -1;
+    int done = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0;
+    freeReplyObject(rep);
+    return done;
 }
 
 size_t sw_redis_reply_len(const void *reply)

@@ -39,7 +39,7 @@ typedef struct sw_redis {
     int timeout_ms;
     char prefix[64];
     char k_queue[96], k_stats[96], k_dead[96], k_job[96], k_deadp[96], k_deliveries[96];
-    char sha[8][41];           /* loaded scripts, "" until loaded */
+    char sha[10][41];           /* loaded scripts, "" until loaded */
     int64_t next_connect_ms;   /* do not retry connecting before this */
 } sw_redis;
 
@@ -144,6 +144,22 @@ int sw_redis_heartbeat_get(sw_redis *r, const char *fid, char *out, size_t outle
 /* Ids of the flushers that hold a processing list (SCAN; not for the hot
  * path). Returns how many (at most `max`), or -1. */
 __attribute__((warn_unused_result)) int sw_redis_processing_ids(sw_redis *r, char (*ids)[64], int max);
+
+/* The newest `limit` dead-lettered job ids, as a reply array. 0, or -1. */
+__attribute__((warn_unused_result)) int sw_redis_dead_ids(sw_redis *r, long limit, void **reply);
+
+/* A dead job's error, failed_at and envelope, as a 3-element reply array.
+ * 1 found, 0 no such dead job, -1 error. */
+__attribute__((warn_unused_result))
+int sw_redis_dead_get(sw_redis *r, const char *job_id, void **reply);
+
+/* Put a dead job back on the queue with `status` (its "queued" JSON) and a
+ * fresh delivery count, atomically. 1 done, 0 no such dead job, -1. */
+__attribute__((warn_unused_result))
+int sw_redis_dead_requeue(sw_redis *r, const char *job_id, const char *status, int ttl_s);
+
+/* Forget a dead job (its status stays "failed"). 1 done, 0 none, -1. */
+__attribute__((warn_unused_result)) int sw_redis_dead_drop(sw_redis *r, const char *job_id);
 
 /* Elements of a reply array from claim/processing. */
 size_t sw_redis_reply_len(const void *reply);

@@ -1,5 +1,6 @@
 /* spillwayctl: the operator's tool. migrate, check-config, queue. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -10,6 +11,8 @@
 #include "pgconn.h"
 #include "redisq.h"
 #include "schema.h"
+#include "envelope.h"
+#include "status.h"
 
 static void usage(FILE *f)
 {
@@ -21,6 +24,11 @@ static void usage(FILE *f)
             "  check-config   check every sink against its real table in PostgreSQL;\n"
             "                 exits 1 and names each mismatch\n"
             "  queue          print queue depth, in-flight and dead-letter counts\n"
+            "  dead list [--limit N]      failed jobs, newest first, with their errors\n"
+            "                             (default limit 20)\n"
+            "  dead requeue JOB_ID|--all  put failed jobs back on the queue (after fixing\n"
+            "                             the table or the data)\n"
+            "  dead drop JOB_ID|--all     forget failed jobs (their status stays failed)\n"
             "\n"
             "options:\n"
             "  -c, --config FILE     the INI file shared with the daemons\n"
@@ -113,9 +121,138 @@ out:
     return rc;
 }
 
+static sw_redis *connect_redis(const sw_config *cfg)
+{
+    sw_redis *r = sw_redis_new(cfg->redis_host, cfg->redis_port, cfg->redis_timeout_ms,
+                               cfg->prefix);
+    if (r == NULL || sw_redis_connect(r) != 0) {
+        fprintf(stderr, "spillwayctl: cannot reach Redis %s:%d: %s\n", cfg->redis_host,
+                cfg->redis_port, r ? r->errstr : "out of memory");
+        sw_redis_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Print one dead job; with `status`, also build its "queued" status JSON
+ * for a requeue. 1 printed, 0 no such dead job, -1 error. */
+static int dead_show(sw_redis *r, const char *id, sw_buf *status)
+{
+    void *rep = NULL;
+    int found = sw_redis_dead_get(r, id, &rep);
+    if (found <= 0) {
+        if (found < 0)
+            fprintf(stderr, "spillwayctl: %s\n", r->errstr);
+        return found;
+    }
+    size_t elen, errlen, atlen;
+    const char *error = sw_redis_reply_item(rep, 0, &errlen);
+    const char *at = sw_redis_reply_item(rep, 1, &atlen);
+    const char *env = sw_redis_reply_item(rep, 2, &elen);
+    sw_envelope e;
+    char why[128];
+    if (sw_envelope_decode(env, elen, &e, why, sizeof why) != 0) {
+        printf("%s  %.*s  (undecodable envelope: %s)  error=%.*s\n", id, (int)atlen,
+               at ? at : "", why, (int)errlen, error ? error : "");
+        sw_redis_reply_free(rep);
+        return status ? -1 : 1;
+    }
+    printf("%s  %.*s  sink=%s records=%u  error=%.*s\n", id, (int)atlen, at ? at : "", e.sink,
+           e.nrecords, (int)errlen, error ? error : "");
+    int rc = 1;
+    if (status) {
+        sw_status st = {id, "queued", e.sink, e.nrecords, e.enqueued_us, 0, NULL};
+        rc = sw_status_json(status, &st) == 0 ? 1 : -1;
+    }
+    sw_redis_reply_free(rep);
+    return rc;
+}
+
+static int dead_one(const sw_config *cfg, sw_redis *r, const char *what, const char *id,
+                    sw_buf *status)
+{
+    if (strcmp(what, "requeue") == 0) {
+        int found = dead_show(r, id, status);
+        if (found <= 0)
+            return found;
+        return sw_redis_dead_requeue(r, id, status->data, cfg->status_ttl_s);
+    }
+    return sw_redis_dead_drop(r, id);
+}
+
+static int cmd_dead(const sw_config *cfg, int argc, char **argv)
+{
+    const char *what = argc > 0 ? argv[0] : "list";
+    long limit = 20;
+    int rc = 1;
+    sw_buf status = SW_BUF_INIT;
+    void *ids = NULL;
+    sw_redis *r = NULL;
+    if (strcmp(what, "list") == 0) {
+        if (argc == 3 && strcmp(argv[1], "--limit") == 0)
+            limit = strtol(argv[2], NULL, 10);
+        else if (argc != 1)
+            goto usage;
+        if (limit < 1)
+            goto usage;
+    } else if (strcmp(what, "requeue") != 0 && strcmp(what, "drop") != 0) {
+        goto usage;
+    } else if (argc != 2) {
+        goto usage;
+    }
+    if ((r = connect_redis(cfg)) == NULL)
+        goto out;
+    if (strcmp(what, "list") == 0 || strcmp(argv[1], "--all") == 0) {
+        if (sw_redis_dead_ids(r, strcmp(what, "list") == 0 ? limit : 1000000, &ids) != 0) {
+            fprintf(stderr, "spillwayctl: %s\n", r->errstr);
+            goto out;
+        }
+        size_t n = sw_redis_reply_len(ids), done = 0;
+        for (size_t i = 0; i < n; i++) {
+            size_t len;
+            char id[64];
+            const char *p = sw_redis_reply_item(ids, i, &len);
+            snprintf(id, sizeof id, "%.*s", (int)len, p);
+            int one = strcmp(what, "list") == 0 ? dead_show(r, id, NULL)
+                                                : dead_one(cfg, r, what, id, &status);
+            if (one < 0) {
+                fprintf(stderr, "spillwayctl: %s: %s\n", id, r->errstr);
+                goto out;
+            }
+            done += (size_t)one;
+        }
+        if (strcmp(what, "list") == 0)
+            printf("%zu shown\n", n);
+        else
+            printf("%zu %s\n", done, strcmp(what, "requeue") == 0 ? "requeued" : "dropped");
+        rc = 0;
+        goto out;
+    }
+    int one = dead_one(cfg, r, what, argv[1], &status);
+    if (one < 0)
+        fprintf(stderr, "spillwayctl: %s\n", r->errstr);
+    else if (one == 0)
+        fprintf(stderr, "spillwayctl: no dead-lettered job %s\n", argv[1]);
+    else
+        printf("1 %s\n", strcmp(what, "requeue") == 0 ? "requeued" : "dropped");
+    rc = one == 1 ? 0 : 1;
+    goto out;
+usage:
+    fprintf(stderr, "usage: spillwayctl --config FILE dead list [--limit N] | "
+                    "dead requeue JOB_ID|--all | dead drop JOB_ID|--all\n");
+    rc = 2;
+out:
+    sw_redis_reply_free(ids);
+    sw_redis_free(r);
+    sw_buf_free(&status);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = NULL, *dir = NULL, *cmd = NULL;
+    int cmd_argc = 0;
+    char **cmd_argv = NULL;
     for (int i = 1; i < argc; i++) {
         if ((strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) && i + 1 < argc) {
             path = argv[++i];
@@ -129,12 +266,15 @@ int main(int argc, char **argv)
             return 0;
         } else if (cmd == NULL && argv[i][0] != '-') {
             cmd = argv[i];
+            cmd_argc = argc - i - 1;
+            cmd_argv = argv + i + 1;
+            break;
         } else {
             usage(stderr);
             return 2;
         }
     }
-    if (path == NULL || cmd == NULL) {
+    if (path == NULL || cmd == NULL || (cmd_argc > 0 && strcmp(cmd, "dead") != 0)) {
         usage(stderr);
         return 2;
     }
@@ -154,6 +294,8 @@ int main(int argc, char **argv)
         rc = cmd_check(&cfg);
     else if (strcmp(cmd, "queue") == 0)
         rc = cmd_queue(&cfg);
+    else if (strcmp(cmd, "dead") == 0)
+        rc = cmd_dead(&cfg, cmd_argc, cmd_argv);
     else {
         fprintf(stderr, "spillwayctl: unknown command \"%s\"\n", cmd);
         usage(stderr);

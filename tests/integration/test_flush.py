@@ -207,6 +207,36 @@ class FlushTest(harness.ServiceTest):
                                       "'00000000-0000-7000-8000-000000000002'"), [["new"]])
 
 
+    def test_8_dead_letters_list_drop_requeue(self):
+        # test_3 left two jobs failed on the CHECK constraint that test_5
+        # has since dropped: the operator "fixed the table".
+        out = self.svc.ctl("dead", "list").stdout
+        lines = [l for l in out.splitlines() if "error=" in l]
+        self.assertEqual(len(lines), 2, out)
+        for l in lines:
+            self.assertIn("sink=checked records=1", l)
+            self.assertIn("SQLSTATE 23514", l)
+        self.assertIn("2 shown", out)
+        self.assertEqual(len([l for l in self.svc.ctl("dead", "list", "--limit", "1").stdout.splitlines()
+                              if "error=" in l]), 1)
+        first = lines[0].split()[0]
+        self.assertIn("1 dropped", self.svc.ctl("dead", "drop", first).stdout)
+        self.assertEqual(self.svc.job(first)[1]["status"], "failed")
+        second = lines[1].split()[0]
+        for d in self.svc.flushers.values():
+            d.terminate()
+        self.assertIn("1 requeued", self.svc.ctl("dead", "requeue", "--all").stdout)
+        self.assertEqual(self.svc.job(second)[1]["status"], "queued")
+        self.assertEqual(self.svc.queue()["dead_jobs"], 0)
+        self.svc.start_flusher("f8")
+        self.svc.wait_jobs([second])
+        self.assertEqual(self.svc.sql("SELECT count(*) FROM checked WHERE qty = -1"), [["1"]])
+        out = self.svc.ctl("dead", "requeue", first, check=False)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("no dead-lettered job " + first, out.stderr)
+        self.assertEqual(self.svc.ctl("dead", "bogus", check=False).returncode, 2)
+
+
 def harness_rfc3339():
     return r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$"
 
