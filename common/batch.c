@@ -292,13 +292,15 @@ static int try_txn(sw_batch *b, sw_pg *pg, const int *idx, int n)
     if (rc != TXN_OK) {
         b->committed_records = before;
         /* Keep the failure's message: ROLLBACK would overwrite it. */
-        char state[6], msg[sizeof pg->errstr];
+        char state[6], msg[sizeof pg->errstr], ctx[sizeof pg->context];
         memcpy(state, pg->sqlstate, sizeof state);
         memcpy(msg, pg->errstr, sizeof msg);
+        memcpy(ctx, pg->context, sizeof ctx);
         if (sw_pg_exec(pg, "ROLLBACK") != 0)
             rc = TXN_RETRY;
         memcpy(pg->sqlstate, state, sizeof state);
         memcpy(pg->errstr, msg, sizeof msg);
+        memcpy(pg->context, ctx, sizeof ctx);
     }
     return rc;
 }
@@ -316,8 +318,23 @@ static int commit_range(sw_batch *b, sw_pg *pg, const int *idx, int n)
         return 0;
     }
     if (n == 1) {
+        /* Alone in its transaction, the job's rows are the only ones in the
+         * COPY, so a COPY error's line number is the record's position. */
         sw_batch_job *j = &b->jobs[idx[0]];
+        char where[48] = "";
+        const char *line = strstr(pg->context, ", line ");
+        int ln;
+        if (strncmp(pg->context, "COPY sw_stage_", 14) == 0 && line &&
+            sscanf(line, ", line %d", &ln) == 1 && ln >= 1)
+            snprintf(where, sizeof where, " (record %d)", ln - 1);
         fail_job(j, "SQLSTATE %s: %s", pg->sqlstate, pg->errstr);
+        if (where[0] && j->error) {
+            char *e = realloc(j->error, strlen(j->error) + strlen(where) + 1);
+            if (e) {
+                strcat(e, where);
+                j->error = e;
+            }
+        }
         return 0;
     }
     int half = n / 2;

@@ -41,6 +41,7 @@ static void conn_error(sw_pg *pg, const char *what)
 {
     pg->err = -1;
     pg->sqlstate[0] = '\0';
+    pg->context[0] = '\0';
     snprintf(pg->errstr, sizeof pg->errstr, "%s: %s", what,
              pg->conn ? PQerrorMessage(pg->conn) : "out of memory");
     trim_newline(pg->errstr);
@@ -52,7 +53,9 @@ static int result_error(sw_pg *pg, PGresult *res, const char *what)
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+    const char *context = res ? PQresultErrorField(res, PG_DIAG_CONTEXT) : NULL;
     pg->err = -1;
+    snprintf(pg->context, sizeof pg->context, "%s", context ? context : "");
     snprintf(pg->sqlstate, sizeof pg->sqlstate, "%s", state ? state : "");
     if (msg)
         snprintf(pg->errstr, sizeof pg->errstr, "%s%s%s", msg, detail ? " " : "",
