@@ -243,7 +243,9 @@ static int pack_value(const sw_column *col, const json_t *v, size_t index,
             return UNFIT(p, "record %zu, field \"%s\": expected a number, got %s", index,
                          col->name, json_kind(v));
         double d = json_number_value(v);
-        if (col->type == SW_COL_REAL && fabs(d) > FLT_MAX)
+        /* PostgreSQL refuses a real that overflows, or that is not zero
+         * but rounds to zero in single precision. */
+        if (col->type == SW_COL_REAL && (fabs(d) > FLT_MAX || (d != 0 && (float)d == 0)))
             return UNFIT(p, "record %zu, field \"%s\": %g is out of range for real", index,
                          col->name, d);
         return msgpack_pack_double(pk, d);

@@ -107,6 +107,8 @@ static void test_floats_and_numeric(void **state)
     ACCEPT("\"r\":3", "r", v);
     assert_true(v.f == 3.0);
     REJECT("\"r\":1e300", "r", "out of range for real");
+    REJECT("\"r\":1e-50", "r", "out of range for real");
+    ACCEPT("\"r\":1e-40", "r", v);   /* a denormal float is still a real */
     REJECT("\"d\":\"1.5\"", "d", "expected a number, got a string");
     ACCEPT("\"n\":\"123456789012345678901234567890.123456789\"", "n", v);
     STR_IS(v, "123456789012345678901234567890.123456789");
