@@ -27,6 +27,8 @@ static const struct key {
     L("server", "max_body_bytes", max_body_bytes, 64, 1L << 30),
     I("server", "max_records_per_request", max_records, 1, 1000000),
     I("server", "worker_nice", worker_nice, 0, 19),
+    L("server", "max_queue_records", max_queue_records, 0, 1L << 40),
+    I("server", "idempotency_ttl_s", idempotency_ttl_s, 1, 30 * 86400),
     S("redis", "host", redis_host),
     I("redis", "port", redis_port, 1, 65535),
     S("redis", "prefix", prefix),
@@ -206,6 +208,8 @@ static void defaults(sw_config *cfg)
     cfg->max_body_bytes = 1048576;
     cfg->max_records = 10000;
     cfg->worker_nice = 10;
+    cfg->max_queue_records = 5000000;
+    cfg->idempotency_ttl_s = 86400;
     strcpy(cfg->redis_host, "127.0.0.1");
     cfg->redis_port = 6379;
     strcpy(cfg->prefix, "spillway");

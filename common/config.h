@@ -18,6 +18,8 @@ typedef struct sw_config {
     long max_body_bytes;
     int max_records;      /* records per request */
     int worker_nice;      /* HTTP workers' nice, relative to the Redis lane */
+    long max_queue_records;   /* high-water mark: 429 above it (0 = none) */
+    int idempotency_ttl_s;
     /* [redis] */
     char redis_host[256];
     int redis_port;

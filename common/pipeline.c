@@ -18,7 +18,8 @@ struct sw_pipeline {
     pthread_t thread;
     int started;
     sw_redis *redis;
-    int ttl_s;
+    int ttl_s, idem_ttl_s;
+    long max_queued;
     sw_redis_job jobs[MAX_GROUP];
 };
 
@@ -26,6 +27,7 @@ static void answer(sw_pipeline *p, sw_pipeline_req **group, int n, int rc)
 {
     for (int i = 0; i < n; i++) {
         sw_pipeline_req *r = group[i];
+        memcpy(r->job.prev, p->jobs[i].prev, sizeof r->job.prev);
         r->err = rc == 0 ? SW_REDIS_OK : p->redis->err;
         if (rc != 0)
             memcpy(r->errstr, p->redis->errstr, sizeof r->errstr);
@@ -61,7 +63,8 @@ static void *lane(void *arg)
                 group[n] = fifo;
                 p->jobs[n++] = fifo->job;
             }
-            int rc = sw_redis_enqueue(p->redis, n, p->jobs, p->ttl_s);
+            int rc = sw_redis_enqueue(p->redis, n, p->jobs, p->ttl_s, p->idem_ttl_s,
+                                      p->max_queued);
             answer(p, group, n, rc);
         }
     }
@@ -69,7 +72,7 @@ static void *lane(void *arg)
 }
 
 sw_pipeline *sw_pipeline_new(const char *host, int port, int timeout_ms, const char *prefix,
-                             int ttl_s)
+                             int ttl_s, int idem_ttl_s, long max_queued)
 {
     sw_pipeline *p = calloc(1, sizeof *p);
     if (p == NULL)
@@ -77,6 +80,8 @@ sw_pipeline *sw_pipeline_new(const char *host, int port, int timeout_ms, const c
     atomic_init(&p->head, NULL);
     atomic_init(&p->stop, 0);
     p->ttl_s = ttl_s;
+    p->idem_ttl_s = idem_ttl_s;
+    p->max_queued = max_queued;
     if (sem_init(&p->wake, 0, 0) != 0) {
         free(p);
         return NULL;

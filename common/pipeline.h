@@ -15,17 +15,19 @@
 typedef struct sw_pipeline sw_pipeline;
 
 typedef struct sw_pipeline_req {
-    sw_redis_job job;               /* in: the caller keeps its memory alive */
+    sw_redis_job job;               /* in: the caller keeps its memory alive;
+                                       out: job.prev */
     enum sw_redis_err err;          /* out: SW_REDIS_OK or why not */
     char errstr[128];               /* out */
     sem_t done;                     /* private */
     struct sw_pipeline_req *next;   /* private */
 } sw_pipeline_req;
 
-/* Start the lane thread with its own Redis connection (connected lazily).
- * NULL when out of memory or the thread cannot start. */
+/* Start the lane thread with its own Redis connection (connected lazily);
+ * the ttls and the high-water mark go to sw_redis_enqueue. NULL when out
+ * of memory or the thread cannot start. */
 sw_pipeline *sw_pipeline_new(const char *host, int port, int timeout_ms, const char *prefix,
-                             int ttl_s);
+                             int ttl_s, int idem_ttl_s, long max_queued);
 
 /* Stop the lane thread after it has answered everything pushed so far;
  * call once no thread can call sw_pipeline_enqueue any more. Accepts NULL. */

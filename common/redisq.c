@@ -14,23 +14,42 @@ enum {
     SCRIPT_REQUEUE, SCRIPT_DROP, SCRIPT_COUNT
 };
 
-/* KEYS: queue, stats. ARGV: ttl, then per job: status key, envelope,
- * status JSON, records. Many jobs in one call: the envelopes go in with one
- * LPUSH, in arrival order. The status is stored as the very JSON the API
+/* KEYS: queue, stats. ARGV: status ttl, idempotency ttl, max queued
+ * records (0 = no limit), then per job: status key, envelope, status JSON,
+ * records, idempotency key ('' = none), idempotency value. Many jobs in one
+ * call: the envelopes go in with one LPUSH, in arrival order. Returns -1
+ * when the queue is over its high-water mark (nothing written), else per
+ * job '' (queued) or the value already stored under its idempotency key
+ * (nothing written for it). The status is stored as the very JSON the API
  * answers, so a poll is one GET and no parsing. The shebang makes Redis
  * refuse the whole script up front when over maxmemory, so a job is never
  * half-written. */
 static const char script_enqueue[] =
     "#!lua\n"
-    "local envs, total = {}, 0\n"
-    "for i = 2, #ARGV, 4 do\n"
-    "  redis.call('SET', ARGV[i], ARGV[i + 2], 'EX', ARGV[1])\n"
-    "  envs[#envs + 1] = ARGV[i + 1]\n"
-    "  total = total + tonumber(ARGV[i + 3])\n"
+    "local maxq = tonumber(ARGV[3])\n"
+    "if maxq > 0 and tonumber(redis.call('HGET', KEYS[2], 'queued_records') or '0') >= maxq then\n"
+    "  return -1\n"
     "end\n"
-    "redis.call('LPUSH', KEYS[1], unpack(envs))\n"
-    "redis.call('HINCRBY', KEYS[2], 'queued_records', total)\n"
-    "return #envs\n";
+    "local envs, total, res = {}, 0, {}\n"
+    "for i = 4, #ARGV, 6 do\n"
+    "  local r = ''\n"
+    "  if ARGV[i + 4] ~= '' then\n"
+    "    local prev = redis.call('GET', ARGV[i + 4])\n"
+    "    if prev then r = prev\n"
+    "    else redis.call('SET', ARGV[i + 4], ARGV[i + 5], 'EX', ARGV[2]) end\n"
+    "  end\n"
+    "  if r == '' then\n"
+    "    redis.call('SET', ARGV[i], ARGV[i + 2], 'EX', ARGV[1])\n"
+    "    envs[#envs + 1] = ARGV[i + 1]\n"
+    "    total = total + tonumber(ARGV[i + 3])\n"
+    "  end\n"
+    "  res[#res + 1] = r\n"
+    "end\n"
+    "if #envs > 0 then\n"
+    "  redis.call('LPUSH', KEYS[1], unpack(envs))\n"
+    "  redis.call('HINCRBY', KEYS[2], 'queued_records', total)\n"
+    "end\n"
+    "return res\n";
 
 /* KEYS: queue, stats, dead. The oldest job is at the tail; its enqueue time
  * sits at a fixed offset of the envelope (see envelope.h). */
@@ -377,47 +396,72 @@ int sw_redis_ping(sw_redis *r)
     return 0;
 }
 
-int sw_redis_enqueue(sw_redis *r, int njobs, const sw_redis_job *jobs, int ttl_s)
+int sw_redis_enqueue(sw_redis *r, int njobs, sw_redis_job *jobs, int ttl_s, int idem_ttl_s,
+                     long max_queued)
 {
-    int argc = 6 + 4 * njobs, rc = -1;
+    int argc = 8 + 6 * njobs, rc = -1;
     const char **argv = malloc((size_t)argc * sizeof *argv);
     size_t *lens = malloc((size_t)argc * sizeof *lens);
     char (*keys)[128] = malloc((size_t)njobs * sizeof *keys);
+    char (*ikeys)[512] = malloc((size_t)njobs * sizeof *ikeys);
     char (*nrec)[24] = malloc((size_t)njobs * sizeof *nrec);
-    char ttl[24];
-    if (argv == NULL || lens == NULL || keys == NULL || nrec == NULL) {
+    char ttl[24], ittl[24], maxq[24];
+    redisReply *rep = NULL;
+    if (argv == NULL || lens == NULL || keys == NULL || ikeys == NULL || nrec == NULL) {
         set_err(r, SW_REDIS_EREPLY, "enqueue", "out of memory");
         goto out;
     }
-    argv[2] = "2";
-    lens[2] = 1;
-    argv[3] = r->k_queue;
-    lens[3] = strlen(r->k_queue);
-    argv[4] = r->k_stats;
-    lens[4] = strlen(r->k_stats);
-    lens[5] = (size_t)snprintf(ttl, sizeof ttl, "%d", ttl_s);
-    argv[5] = ttl;
+    snprintf(ttl, sizeof ttl, "%d", ttl_s);
+    snprintf(ittl, sizeof ittl, "%d", idem_ttl_s);
+    snprintf(maxq, sizeof maxq, "%ld", max_queued);
+    const char *fixed[] = {NULL, NULL, "2", r->k_queue, r->k_stats, ttl, ittl, maxq};
+    for (int i = 2; i < 8; i++) {
+        argv[i] = fixed[i];
+        lens[i] = strlen(fixed[i]);
+    }
     for (int j = 0; j < njobs; j++) {
-        const char **a = argv + 6 + 4 * j;
-        size_t *l = lens + 6 + 4 * j;
+        const char **a = argv + 8 + 6 * j;
+        size_t *l = lens + 8 + 6 * j;
+        sw_redis_job *job = &jobs[j];
         a[0] = keys[j];
-        l[0] = (size_t)snprintf(keys[j], sizeof keys[j], "%s%s", r->k_job, jobs[j].job_id);
-        a[1] = jobs[j].env;
-        l[1] = jobs[j].env_len;
-        a[2] = jobs[j].status;
-        l[2] = jobs[j].status_len;
+        l[0] = (size_t)snprintf(keys[j], sizeof keys[j], "%s%s", r->k_job, job->job_id);
+        a[1] = job->env;
+        l[1] = job->env_len;
+        a[2] = job->status;
+        l[2] = job->status_len;
         a[3] = nrec[j];
-        l[3] = (size_t)snprintf(nrec[j], sizeof nrec[j], "%ld", jobs[j].nrecords);
+        l[3] = (size_t)snprintf(nrec[j], sizeof nrec[j], "%ld", job->nrecords);
+        a[4] = ikeys[j];
+        l[4] = job->idem_key ? (size_t)snprintf(ikeys[j], sizeof ikeys[j], "%s:idem:%s:%s",
+                                                r->prefix, job->sink, job->idem_key) : 0;
+        a[5] = job->idem_value ? job->idem_value : "";
+        l[5] = strlen(a[5]);
+        job->prev[0] = '\0';
     }
-    redisReply *rep = eval(r, SCRIPT_ENQUEUE, argc, argv, lens, "enqueue", 0);
-    if (rep) {
-        freeReplyObject(rep);
-        rc = 0;
+    rep = eval(r, SCRIPT_ENQUEUE, argc, argv, lens, "enqueue", 0);
+    if (rep == NULL)
+        goto out;
+    if (rep->type == REDIS_REPLY_INTEGER) {
+        set_err(r, SW_REDIS_EFULL, "enqueue", "queue over its high-water mark");
+        goto out;
     }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != (size_t)njobs) {
+        set_err(r, SW_REDIS_EREPLY, "enqueue", "unexpected reply");
+        goto out;
+    }
+    for (int j = 0; j < njobs; j++) {
+        const redisReply *e = rep->element[j];
+        if (e->type == REDIS_REPLY_STRING)
+            snprintf(jobs[j].prev, sizeof jobs[j].prev, "%.*s", (int)e->len, e->str);
+    }
+    rc = 0;
 out:
+    if (rep)
+        freeReplyObject(rep);
     free(argv);
     free(lens);
     free(keys);
+    free(ikeys);
     free(nrec);
     return rc;
 }

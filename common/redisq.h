@@ -27,6 +27,7 @@ enum sw_redis_err {
     SW_REDIS_OK = 0,
     SW_REDIS_EIO,      /* cannot connect, timed out, or connection lost */
     SW_REDIS_EOOM,     /* Redis refused the write: maxmemory reached */
+    SW_REDIS_EFULL,    /* the queue is over [server] max_queue_records */
     SW_REDIS_EREPLY,   /* an unexpected reply or a script error */
 };
 
@@ -63,22 +64,30 @@ __attribute__((warn_unused_result)) int sw_redis_connect(sw_redis *r);
 __attribute__((warn_unused_result)) int sw_redis_ping(sw_redis *r);
 
 /* One job to enqueue: its envelope and its status JSON (with
- * "status":"queued"). The caller owns the memory. */
+ * "status":"queued"), and optionally a client's idempotency key for the
+ * sink with the value to store under it. The caller owns the memory. */
 typedef struct sw_redis_job {
     const char *job_id;
+    const char *sink;
     long nrecords;
     const char *env;
     size_t env_len;
     const char *status;
     size_t status_len;
+    const char *idem_key;     /* NULL = none */
+    const char *idem_value;
+    char prev[160];           /* out: the value already under idem_key, or "" */
 } sw_redis_job;
 
 /* Append `njobs` envelopes to the queue in order and store their statuses,
- * atomically, in one round trip: all are enqueued or none. 0, or -1 with
- * err (EIO, EOOM, EREPLY): nothing was enqueued unless err is EIO after the
- * script was sent (a lost reply). */
+ * atomically, in one round trip. A job whose idempotency key is already
+ * taken is not enqueued: its `prev` receives the stored value. Returns 0,
+ * or -1 with err: EFULL when the queue holds `max_queued` records or more
+ * (0 = no limit), EOOM, EREPLY, or EIO (nothing was enqueued, unless the
+ * reply was lost after the script ran). */
 __attribute__((warn_unused_result))
-int sw_redis_enqueue(sw_redis *r, int njobs, const sw_redis_job *jobs, int ttl_s);
+int sw_redis_enqueue(sw_redis *r, int njobs, sw_redis_job *jobs, int ttl_s, int idem_ttl_s,
+                     long max_queued);
 
 /* Fetch a job's status JSON into `out` (replacing its contents).
  * 1 found, 0 unknown or expired, -1 error. */

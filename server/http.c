@@ -13,6 +13,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "ingest.h"
+#include "hash.h"
 #include "jobid.h"
 #include "log.h"
 #include "metrics.h"
@@ -26,11 +27,13 @@ static const char *const route_names[R_COUNT] = {
     "/v1/sinks/{sink}/records", "/v1/jobs/{job_id}", "/v1/queue", "/healthz", "/readyz",
     "/metrics", "other"};
 
-static const int codes[] = {200, 202, 400, 404, 405, 411, 413, 415, 422, 429, 500, 503};
+static const int codes[] = {200, 202, 400, 404, 405, 409, 411, 413, 415, 422, 429, 500, 503};
 #define NCODES ((int)(sizeof codes / sizeof codes[0]))
 
-enum reject { REJ_VALIDATION, REJ_TOO_LARGE, REJ_REDIS_DOWN, REJ_COUNT };
-static const char *const reject_names[REJ_COUNT] = {"validation", "too_large", "redis_down"};
+enum reject { REJ_VALIDATION, REJ_TOO_LARGE, REJ_BACKPRESSURE, REJ_REDIS_DOWN, REJ_CONFLICT,
+              REJ_COUNT };
+static const char *const reject_names[REJ_COUNT] = {"validation", "too_large", "backpressure",
+                                                    "redis_down", "idempotency_conflict"};
 
 static const double latency_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                         0.05,   0.1,   0.25,   0.5,   1,    2.5};
@@ -157,8 +160,12 @@ static int unavailable(struct mg_connection *c, worker *w, enum sw_redis_err err
                        const char *errstr)
 {
     sw_problem p = {0};
-    if (err == SW_REDIS_EOOM)
-        sw_problem_set(&p, 503, "queue-full", "Queue storage is full",
+    if (err == SW_REDIS_EFULL)
+        sw_problem_set(&p, 429, "queue-full", "Queue is full",
+                       "the queue holds more records than [server] max_queue_records while "
+                       "the flushers catch up; nothing was queued. Retry later.");
+    else if (err == SW_REDIS_EOOM)
+        sw_problem_set(&p, 503, "redis-out-of-memory", "Queue storage is full",
                        "Redis refused the write (maxmemory reached); nothing was queued. "
                        "Retry later.");
     else
@@ -227,6 +234,20 @@ static int read_body(struct mg_connection *c, worker *w, long max)
     return 0;
 }
 
+static int idempotency_key_ok(const char *k)
+{
+    size_t n = strlen(k);
+    if (n == 0 || n > 200)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = k[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == ':' || ch == '~' || ch == '-'))
+            return 0;
+    }
+    return 1;
+}
+
 static int post_records(struct mg_connection *c, sw_http *h, worker *w, const sw_sink *sink)
 {
     const sw_config *cfg = h->cfg;
@@ -237,6 +258,13 @@ static int post_records(struct mg_connection *c, sw_http *h, worker *w, const sw
         if (rc == 413)
             sw_metrics_add(&h->rejected[REJ_TOO_LARGE], 1);
         return rc;
+    }
+    const char *idem = mg_get_header(c, "Idempotency-Key");
+    if (idem && !idempotency_key_ok(idem)) {
+        sw_metrics_add(&h->rejected[REJ_VALIDATION], 1);
+        return problem(c, w, 400, "bad-idempotency-key", "Bad Idempotency-Key",
+                       "an Idempotency-Key is 1 to 200 characters of A-Z a-z 0-9 . _ : ~ -",
+                       NULL);
     }
     sw_jobid_new(job_id);
     int64_t now = sw_clock_now_us();
@@ -252,20 +280,45 @@ static int post_records(struct mg_connection *c, sw_http *h, worker *w, const sw
     sw_status st = {job_id, "queued", sink->name, n, now, 0, NULL};
     if (sw_status_json(&w->out, &st) != 0)
         return problem(c, w, 500, "internal", "Internal error", "out of memory", NULL);
-    sw_pipeline_req req = {.job = {job_id, n, w->sb.data, w->sb.size, w->out.data, w->out.len}};
+    /* The same key with the same request answers the first job again; the
+     * fingerprint covers the media type and the body bytes. */
+    char idem_value[96], fp[17] = "";
+    if (idem) {
+        const char *ct = mg_get_header(c, "Content-Type");
+        uint64_t hv = sw_hash64(w->body.data, w->body.len) ^ sw_hash64(ct, strcspn(ct, ";"));
+        sw_hash64_hex(hv, fp);
+        snprintf(idem_value, sizeof idem_value, "%s|%s|%ld", fp, job_id, n);
+    }
+    sw_pipeline_req req = {.job = {job_id, sink->name, n, w->sb.data, w->sb.size, w->out.data,
+                                   w->out.len, idem, idem ? idem_value : NULL, ""}};
     if (sw_pipeline_enqueue(h->pipeline, &req) != 0) {
-        sw_metrics_add(&h->rejected[REJ_REDIS_DOWN], 1);
+        sw_metrics_add(&h->rejected[req.err == SW_REDIS_EFULL ? REJ_BACKPRESSURE : REJ_REDIS_DOWN], 1);
         return enqueue_failed(c, w, &req);
     }
+    int status = 202;
+    if (req.job.prev[0]) {
+        char prev_fp[17], prev_job[SW_JOBID_LEN + 1];
+        if (sscanf(req.job.prev, "%16[0-9a-f]|%36[0-9a-f-]|%ld", prev_fp, prev_job, &n) != 3 ||
+            strcmp(prev_fp, fp) != 0) {
+            sw_metrics_add(&h->rejected[REJ_CONFLICT], 1);
+            return problem(c, w, 409, "idempotency-conflict", "Idempotency-Key reused",
+                           "this Idempotency-Key was already used for a different request to "
+                           "this sink; use a new key for a new request", NULL);
+        }
+        memcpy(job_id, prev_job, sizeof job_id);
+        status = 200;
+    }
     int k = (int)(sink - cfg->sinks);
-    sw_metrics_add(&h->jobs_by_sink[k], 1);
-    sw_metrics_add(&h->records_by_sink[k], (uint64_t)n);
+    if (status == 202) {
+        sw_metrics_add(&h->jobs_by_sink[k], 1);
+        sw_metrics_add(&h->records_by_sink[k], (uint64_t)n);
+    }
     sw_buf_reset(&w->out);
     snprintf(extra, sizeof extra, "Location: /v1/jobs/%s\r\n", job_id);
     if (sw_buf_printf(&w->out, "{\"job_id\":\"%s\",\"status\":\"queued\",\"records\":%ld}",
                       job_id, n) != 0)
         return problem(c, w, 500, "internal", "Internal error", "out of memory", NULL);
-    return send_json(c, 202, extra, &w->out);
+    return send_json(c, status, extra, &w->out);
 }
 
 static int get_job(struct mg_connection *c, worker *w, const char *id)
@@ -461,7 +514,8 @@ sw_http *sw_http_start(const sw_config *cfg)
     h->jobs_by_sink = calloc((size_t)cfg->nsinks + 1, sizeof *h->jobs_by_sink);
     h->records_by_sink = calloc((size_t)cfg->nsinks + 1, sizeof *h->records_by_sink);
     h->pipeline = sw_pipeline_new(cfg->redis_host, cfg->redis_port, cfg->redis_timeout_ms,
-                                  cfg->prefix, cfg->status_ttl_s);
+                                  cfg->prefix, cfg->status_ttl_s, cfg->idempotency_ttl_s,
+                                  cfg->max_queue_records);
     if (h->jobs_by_sink == NULL || h->records_by_sink == NULL || h->pipeline == NULL)
         goto fail;
     snprintf(threads, sizeof threads, "%d", cfg->threads);

@@ -196,6 +196,40 @@ class ApiTest(harness.ServiceTest):
         self.assertEqual(out.returncode, 2)
         self.assertIn("/nonexistent.ini: cannot open", out.stderr)
 
+    def test_8_idempotency_keys(self):
+        body = [{"id": 700, "customer": "idem"}]
+        key = {"Idempotency-Key": "order-700:v1"}
+        before = self.queued()
+        code, h1, b1 = self.svc.post("orders", body, headers=key)
+        self.assertEqual(code, 202, b1)
+        code, h2, b2 = self.svc.post("orders", body, headers=key)
+        self.assertEqual(code, 200, b2)
+        self.assertEqual(b2, b1)
+        self.assertEqual(h2["location"], h1["location"])
+        self.assertEqual(self.queued(), (before[0] + 1, before[1] + 1))
+        p, _ = self.assertProblem(self.svc.post("orders", [{"id": 701, "customer": "other"}],
+                                                headers=key), 409, "already used for a different request")
+        self.assertProblem(self.svc.post("orders", body, headers={"Idempotency-Key": "has space"}),
+                           400, "Idempotency-Key is 1 to 200 characters")
+        self.assertEqual(self.queued(), (before[0] + 1, before[1] + 1))
+
+        # Racing repeats of one key make one job.
+        import threading
+        results = []
+        racing = {"Idempotency-Key": "race-1"}
+
+        def go():
+            results.append(self.svc.post("orders", [{"id": 702, "customer": "race"}], headers=racing))
+        threads = [threading.Thread(target=go) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        codes = sorted(r[0] for r in results)
+        self.assertEqual(codes, [200] * 7 + [202])
+        self.assertEqual(len({json.loads(r[2])["job_id"] for r in results}), 1)
+        self.assertEqual(self.queued(), (before[0] + 2, before[1] + 2))
+
     def test_9_redis_down_is_503_fast(self):
         self.svc.redis.stop()
         try:
@@ -217,6 +251,29 @@ class ApiTest(harness.ServiceTest):
         for _ in range(20):
             self.assertEqual(self.svc.request("GET", "/readyz")[0], 200)
             self.assertEqual(self.svc.request("GET", "/v1/queue")[0], 200)
+
+
+class BackpressureTest(harness.ServiceTest):
+    SINKS = SINKS
+    TABLES = TABLES
+    EXTRA = {"server": {"max_queue_records": "10"}}
+    FLUSHER = False
+
+    def test_429_above_the_high_water_mark(self):
+        for i in range(10):
+            self.svc.post_ok("orders", {"id": i, "customer": "x"})
+        code, headers, body = self.svc.post("orders", {"id": 99, "customer": "x"})
+        self.assertEqual(code, 429, body)
+        self.assertEqual(headers["retry-after"], "1")
+        self.assertEqual(headers["content-type"], "application/problem+json")
+        self.assertIn("max_queue_records", json.loads(body)["detail"])
+        self.assertEqual(self.svc.queue()["depth"], 10)
+        code, _, text = self.svc.request("GET", "/metrics")
+        self.assertRegex(text.decode(), r'(?m)^spillway_requests_rejected_total\{reason="backpressure"\} 1$')
+        # Below the mark again, writes are accepted.
+        self.svc.start_flusher("f1")
+        harness.wait_drained(self.svc, timeout=30)
+        self.svc.post_ok("orders", {"id": 100, "customer": "x"})
 
 
 if __name__ == "__main__":
