@@ -11,7 +11,7 @@
 
 #include "log.h"
 
-enum kind { K_STR, K_INT, K_LONG };
+enum kind { K_STR, K_INT, K_LONG, K_BOOL };
 
 static const struct key {
     const char *section, *name;
@@ -22,6 +22,7 @@ static const struct key {
 #define S(sec, key, field) {sec, key, K_STR, offsetof(sw_config, field), sizeof(((sw_config *)0)->field), 0, 0}
 #define I(sec, key, field, lo, hi) {sec, key, K_INT, offsetof(sw_config, field), 0, lo, hi}
 #define L(sec, key, field, lo, hi) {sec, key, K_LONG, offsetof(sw_config, field), 0, lo, hi}
+#define B(sec, key, field) {sec, key, K_BOOL, offsetof(sw_config, field), 0, 0, 1}
     S("server", "listen", listen),
     I("server", "threads", threads, 1, 1024),
     L("server", "max_body_bytes", max_body_bytes, 64, 1L << 30),
@@ -34,6 +35,7 @@ static const struct key {
     S("redis", "prefix", prefix),
     I("redis", "status_ttl_s", status_ttl_s, 1, 365 * 86400),
     I("redis", "timeout_ms", redis_timeout_ms, 10, 60000),
+    B("redis", "allow_eviction", allow_eviction),
     S("postgres", "conninfo", conninfo),
     I("postgres", "statement_timeout_ms", statement_timeout_ms, 0, 3600000),
     I("flusher", "batch_max_records", batch_max_records, 1, 1000000),
@@ -47,6 +49,7 @@ static const struct key {
 #undef S
 #undef I
 #undef L
+#undef B
 };
 
 static const char *const sink_keys[] = {"table", "mode", "key", "columns"};
@@ -70,6 +73,19 @@ static int set_key(sw_config *cfg, const struct key *k, const char *value,
             return -1;
         }
         memcpy(field, value, strlen(value) + 1);
+        return 0;
+    }
+    if (k->kind == K_BOOL) {
+        int *b = (int *)(void *)field;
+        if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 || strcmp(value, "1") == 0)
+            *b = 1;
+        else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0 || strcmp(value, "0") == 0)
+            *b = 0;
+        else {
+            snprintf(reason, rlen, "[%s] %s = \"%s\": expected true or false", k->section,
+                     k->name, value);
+            return -1;
+        }
         return 0;
     }
     char *end = NULL;

@@ -26,6 +26,7 @@ typedef struct sw_config {
     char prefix[64];
     int status_ttl_s;
     int redis_timeout_ms;
+    int allow_eviction;       /* start even if Redis may evict queued jobs */
     /* [postgres] */
     char conninfo[1024];
     int statement_timeout_ms;

@@ -725,6 +725,47 @@ int sw_redis_processing_ids(sw_redis *r, char (*ids)[64], int max)
     return n;
 }
 
+int sw_redis_read_persistence(sw_redis *r, sw_redis_persistence *d)
+{
+    memset(d, 0, sizeof *d);
+    redisReply *rep = read_cmd(r, "config get",
+                               "CONFIG GET appendonly appendfsync maxmemory-policy");
+    if (rep == NULL)
+        return -1;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 6) {
+        freeReplyObject(rep);
+        set_err(r, SW_REDIS_EREPLY, "config get", "unexpected reply");
+        return -1;
+    }
+    for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+        const char *k = rep->element[i]->str, *v = rep->element[i + 1]->str;
+        if (strcmp(k, "appendonly") == 0)
+            snprintf(d->appendonly, sizeof d->appendonly, "%s", v);
+        else if (strcmp(k, "appendfsync") == 0)
+            snprintf(d->appendfsync, sizeof d->appendfsync, "%s", v);
+        else if (strcmp(k, "maxmemory-policy") == 0)
+            snprintf(d->policy, sizeof d->policy, "%s", v);
+    }
+    freeReplyObject(rep);
+    return 0;
+}
+
+const char *sw_redis_persistence_text(const sw_redis_persistence *d)
+{
+    if (strcmp(d->appendonly, "yes") != 0)
+        return "AOF is off: a Redis restart or crash loses every 202 since the last snapshot";
+    if (strcmp(d->appendfsync, "always") == 0)
+        return "AOF fsync always: an acknowledged job survives a Redis or host crash";
+    if (strcmp(d->appendfsync, "everysec") == 0)
+        return "AOF fsync everysec: a host crash can lose about the last second of 202s";
+    return "AOF without fsync: a host crash can lose the last ~30 s of 202s";
+}
+
+int sw_redis_persistence_evicts(const sw_redis_persistence *d)
+{
+    return strncmp(d->policy, "allkeys-", 8) == 0;
+}
+
 int sw_redis_dead_ids(sw_redis *r, long limit, void **reply)
 {
     redisReply *rep = read_cmd(r, "dead", "LRANGE %s 0 %ld", r->k_dead, limit - 1);

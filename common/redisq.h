@@ -154,6 +154,25 @@ int sw_redis_heartbeat_get(sw_redis *r, const char *fid, char *out, size_t outle
  * path). Returns how many (at most `max`), or -1. */
 __attribute__((warn_unused_result)) int sw_redis_processing_ids(sw_redis *r, char (*ids)[64], int max);
 
+/* What a 202 is worth: Redis' persistence and eviction settings. */
+typedef struct sw_redis_durability {
+    char appendonly[16];
+    char appendfsync[16];
+    char policy[32];        /* maxmemory-policy */
+} sw_redis_persistence;
+
+/* Read them with CONFIG GET. 0, or -1 (also when CONFIG is disabled). */
+__attribute__((warn_unused_result))
+int sw_redis_read_persistence(sw_redis *r, sw_redis_persistence *d);
+
+/* One sentence on what can be lost under `d`, for logs and /readyz. */
+const char *sw_redis_persistence_text(const sw_redis_persistence *d);
+
+/* 1 when the eviction policy may evict any key, queued jobs included
+ * (allkeys-*). volatile-* policies touch only keys with a TTL: job
+ * statuses and idempotency keys, never the queue. */
+int sw_redis_persistence_evicts(const sw_redis_persistence *d);
+
 /* The newest `limit` dead-lettered job ids, as a reply array. 0, or -1. */
 __attribute__((warn_unused_result)) int sw_redis_dead_ids(sw_redis *r, long limit, void **reply);
 

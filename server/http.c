@@ -2,6 +2,7 @@
 
 #include <civetweb.h>
 #include <msgpack.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,12 @@ struct sw_http {
     _Atomic uint64_t rejected[REJ_COUNT];
     _Atomic uint64_t *jobs_by_sink, *records_by_sink;
     sw_histogram latency;
+    /* Redis persistence, set by the main thread; read by /readyz and
+     * /metrics under the lock, and by POST through `evicting` alone. */
+    pthread_mutex_t persist_lock;
+    sw_redis_persistence persist;
+    int persist_known;
+    atomic_int evicting;
 };
 
 /* Per worker thread: created by init_thread, so requests share nothing
@@ -234,6 +241,16 @@ static int read_body(struct mg_connection *c, worker *w, long max)
     return 0;
 }
 
+void sw_http_set_persistence(sw_http *h, const sw_redis_persistence *p)
+{
+    pthread_mutex_lock(&h->persist_lock);
+    h->persist_known = p != NULL;
+    if (p)
+        h->persist = *p;
+    pthread_mutex_unlock(&h->persist_lock);
+    atomic_store(&h->evicting, p && sw_redis_persistence_evicts(p) && !h->cfg->allow_eviction);
+}
+
 static int idempotency_key_ok(const char *k)
 {
     size_t n = strlen(k);
@@ -258,6 +275,13 @@ static int post_records(struct mg_connection *c, sw_http *h, worker *w, const sw
         if (rc == 413)
             sw_metrics_add(&h->rejected[REJ_TOO_LARGE], 1);
         return rc;
+    }
+    if (atomic_load_explicit(&h->evicting, memory_order_relaxed)) {
+        sw_metrics_add(&h->rejected[REJ_REDIS_DOWN], 1);
+        return problem(c, w, 503, "redis-may-evict", "Queue storage may drop jobs",
+                       "Redis' maxmemory-policy could evict queued jobs, so nothing is "
+                       "accepted; set maxmemory-policy noeviction (or [redis] allow_eviction)",
+                       "Retry-After: 5\r\n");
     }
     const char *idem = mg_get_header(c, "Idempotency-Key");
     if (idem && !idempotency_key_ok(idem)) {
@@ -400,6 +424,16 @@ static int get_metrics(struct mg_connection *c, sw_http *h, worker *w)
         rc |= sw_metrics_sample(o, "spillway_requests_rejected_total", labels,
                                 (double)atomic_load(&h->rejected[i]));
     }
+    pthread_mutex_lock(&h->persist_lock);
+    if (h->persist_known) {
+        snprintf(labels, sizeof labels,
+                 "appendonly=\"%s\",appendfsync=\"%s\",maxmemory_policy=\"%s\"",
+                 h->persist.appendonly, h->persist.appendfsync, h->persist.policy);
+        rc |= sw_metrics_header(o, "spillway_redis_persistence_info", "gauge",
+                                "Redis persistence settings, which bound what a 202 survives.");
+        rc |= sw_metrics_sample(o, "spillway_redis_persistence_info", labels, 1);
+    }
+    pthread_mutex_unlock(&h->persist_lock);
     sw_queue_stats st;
     int up = sw_redis_stats(w->redis, &st) == 0;
     rc |= sw_metrics_header(o, "spillway_redis_up", "gauge",
@@ -426,6 +460,30 @@ static int get_metrics(struct mg_connection *c, sw_http *h, worker *w)
         return problem(c, w, 500, "internal", "Internal error", "out of memory", NULL);
     return send_response(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, o->data,
                          o->len);
+}
+
+/* Ready: Redis answers and may not evict queued jobs. The body says what
+ * a 202 is worth under Redis' persistence settings. */
+static int readyz(struct mg_connection *c, sw_http *h, worker *w)
+{
+    sw_buf *o = &w->out;
+    int evicting = atomic_load(&h->evicting), rc = 0;
+    sw_buf_reset(o);
+    rc |= sw_buf_printf(o, "{\"status\":\"%s\"", evicting ? "not ready" : "ready");
+    pthread_mutex_lock(&h->persist_lock);
+    if (h->persist_known) {
+        const char *text = sw_redis_persistence_text(&h->persist);
+        rc |= sw_buf_printf(o, ",\"redis\":{\"appendonly\":\"%s\",\"appendfsync\":\"%s\","
+                               "\"maxmemory_policy\":\"%s\",\"durability\":",
+                            h->persist.appendonly, h->persist.appendfsync, h->persist.policy);
+        rc |= sw_buf_json_str(o, text, strlen(text));
+        rc |= sw_buf_puts(o, "}");
+    }
+    pthread_mutex_unlock(&h->persist_lock);
+    rc |= sw_buf_puts(o, "}");
+    if (rc != 0)
+        return problem(c, w, 500, "internal", "Internal error", "out of memory", NULL);
+    return send_json(c, evicting ? 503 : 200, NULL, o);
 }
 
 static int is_method(const struct mg_request_info *ri, const char *m)
@@ -475,7 +533,7 @@ static int dispatch(struct mg_connection *c, sw_http *h, worker *w, enum route *
             return method_not_allowed(c, w, "GET");
         if (sw_redis_ping(w->redis) != 0)
             return redis_unavailable(c, w);
-        return send_response(c, 200, "application/json", NULL, "{\"status\":\"ready\"}", 18);
+        return readyz(c, h, w);
     }
     if (strcmp(uri, "/metrics") == 0) {
         *route = R_METRICS;
@@ -509,6 +567,8 @@ sw_http *sw_http_start(const sw_config *cfg)
     if (h == NULL)
         return NULL;
     h->cfg = cfg;
+    pthread_mutex_init(&h->persist_lock, NULL);
+    atomic_init(&h->evicting, 0);
     h->latency.bounds = latency_bounds;
     h->latency.nbounds = (int)(sizeof latency_bounds / sizeof latency_bounds[0]);
     h->jobs_by_sink = calloc((size_t)cfg->nsinks + 1, sizeof *h->jobs_by_sink);
@@ -553,5 +613,6 @@ void sw_http_stop(sw_http *h)
     sw_pipeline_free(h->pipeline);
     free(h->jobs_by_sink);
     free(h->records_by_sink);
+    pthread_mutex_destroy(&h->persist_lock);
     free(h);
 }

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "redisq.h"
 
 static volatile sig_atomic_t stop;
 
@@ -65,17 +66,61 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    sw_http *h = sw_http_start(&cfg);
+    /* What a 202 will be worth: read Redis' persistence settings now, and
+     * refuse to start if Redis may evict queued jobs. Redis being down is
+     * not fatal: we start unready and check once it answers. */
+    sw_redis *probe = sw_redis_new(cfg.redis_host, cfg.redis_port, cfg.redis_timeout_ms,
+                                   cfg.prefix);
+    sw_redis_persistence now, last;
+    int known = probe && sw_redis_read_persistence(probe, &now) == 0;
+    if (known && sw_redis_persistence_evicts(&now) && !cfg.allow_eviction) {
+        sw_log_error("redis may evict queued jobs", "maxmemory_policy=%s action=\"set "
+                     "maxmemory-policy noeviction in redis.conf, or [redis] allow_eviction = "
+                     "true to accept the risk\"", now.policy);
+        sw_redis_free(probe);
+        sw_config_free(&cfg);
+        return 1;
+    }
+    sw_http *h = probe ? sw_http_start(&cfg) : NULL;
     if (h == NULL) {
+        sw_redis_free(probe);
         sw_config_free(&cfg);
         return 1;
     }
     sw_log_info("server started", "listen=%s sinks=%d threads=%d version=%s", cfg.listen,
                 cfg.nsinks, cfg.threads, SW_VERSION);
-    while (!stop)
+    memset(&last, 0, sizeof last);
+    int64_t next_check = 0;
+    int reported_unknown = 0;
+    while (!stop) {
+        if (sw_clock_mono_ms() >= next_check) {
+            next_check = sw_clock_mono_ms() + 5000;
+            if (known || sw_redis_read_persistence(probe, &now) == 0) {
+                known = 0;
+                if (memcmp(&now, &last, sizeof now) != 0) {
+                    int evicts = sw_redis_persistence_evicts(&now) && !cfg.allow_eviction;
+                    sw_log(evicts ? SW_LOG_ERROR : SW_LOG_INFO, "redis persistence",
+                           "appendonly=%s appendfsync=%s maxmemory_policy=%s durability=\"%s\"%s",
+                           now.appendonly, now.appendfsync, now.policy,
+                           sw_redis_persistence_text(&now),
+                           evicts ? " action=\"refusing writes until maxmemory-policy is "
+                                    "noeviction\"" : "");
+                    last = now;
+                }
+                sw_http_set_persistence(h, &now);
+                reported_unknown = 0;
+            } else if (probe->err == SW_REDIS_EREPLY && !reported_unknown) {
+                sw_log_warn("cannot read redis persistence settings", "error=\"%s\" "
+                            "note=\"CONFIG may be disabled; durability of a 202 is unknown\"",
+                            probe->errstr);
+                reported_unknown = 1;
+            }
+        }
         sw_clock_sleep_ms(100);
+    }
     sw_log_info("server stopping", "reason=signal");
     sw_http_stop(h);
+    sw_redis_free(probe);
     sw_config_free(&cfg);
     sw_log_info("server stopped", NULL);
     return 0;

@@ -253,6 +253,45 @@ class ApiTest(harness.ServiceTest):
             self.assertEqual(self.svc.request("GET", "/v1/queue")[0], 200)
 
 
+class PersistenceTest(harness.ServiceTest):
+    SINKS = SINKS
+    TABLES = TABLES
+    FLUSHER = False
+
+    def test_durability_reported_and_eviction_refused(self):
+        code, _, body = self.svc.request("GET", "/readyz")
+        redis = json.loads(body)["redis"]
+        self.assertEqual(code, 200)
+        self.assertEqual((redis["appendonly"], redis["maxmemory_policy"]), ("no", "noeviction"))
+        self.assertIn("AOF is off", redis["durability"])
+        code, _, text = self.svc.request("GET", "/metrics")
+        self.assertIn('spillway_redis_persistence_info{appendonly="no",appendfsync="everysec",'
+                      'maxmemory_policy="noeviction"} 1', text.decode())
+
+        self.svc.redis.cli("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
+        try:
+            # A server will not start on it...
+            out = harness.subprocess.run([os.path.join(harness.BIN, "spillway-server"), "--config",
+                                          self.svc.config], env=dict(self.svc.env,
+                                          SPILLWAY_SERVER_LISTEN="127.0.0.1:%d" % harness.free_port()),
+                                         capture_output=True, text=True, timeout=20)
+            self.assertEqual(out.returncode, 1)
+            self.assertIn("redis may evict queued jobs", out.stderr)
+            self.assertIn("maxmemory_policy=allkeys-lru", out.stderr)
+            # ...and a running one stops accepting once it sees it.
+            harness.wait_for(lambda: self.svc.post("orders", {"id": 1, "customer": "x"})[0] == 503,
+                             10, "POST to be refused")
+            depth = self.svc.queue()["depth"]
+            p = json.loads(self.svc.post("orders", {"id": 1, "customer": "x"})[2])
+            self.assertIn("maxmemory-policy noeviction", p["detail"])
+            self.assertEqual(self.svc.request("GET", "/readyz")[0], 503)
+            self.assertEqual(self.svc.queue()["depth"], depth)   # refused: nothing queued
+        finally:
+            self.svc.redis.cli("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        harness.wait_for(lambda: self.svc.post("orders", {"id": 2, "customer": "x"})[0] == 202,
+                         10, "POST to be accepted again")
+
+
 class BackpressureTest(harness.ServiceTest):
     SINKS = SINKS
     TABLES = TABLES
