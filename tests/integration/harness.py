@@ -62,19 +62,48 @@ def pg_cluster(action):
 
 
 class Redis:
-    def __init__(self, workdir):
+    """A redis-server of our own; with `aof`, every write is fsynced to an
+    append-only file before Redis answers, and a restart reloads it."""
+
+    def __init__(self, workdir, aof=False):
         self.port = free_port()
         self.dir = workdir
+        self.aof = aof
         self.proc = None
         self.start()
 
     def start(self):
+        if self.proc is not None and self.proc.poll() is None:
+            return
         self.log = open(os.path.join(self.dir, "redis.log"), "ab")
+        persistence = (["--appendonly", "yes", "--appendfsync", "always"] if self.aof
+                       else ["--appendonly", "no"])
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--maxmemory-policy", "noeviction"],
+             "--dir", self.dir, "--maxmemory-policy", "noeviction"] + persistence,
             stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for(lambda: self.ping(), 10, "redis-server to answer PING")
+        wait_for(lambda: self.ping(), 30, "redis-server to answer PING")
+
+    def mget(self, keys, chunk=1000):
+        """Values of `keys` (None where missing), over raw RESP: fast."""
+        out = []
+        with socket.create_connection(("127.0.0.1", self.port), timeout=30) as s:
+            f = s.makefile("rb")
+            for i in range(0, len(keys), chunk):
+                part = keys[i:i + chunk]
+                cmd = [b"MGET"] + [k.encode() for k in part]
+                s.sendall(b"*%d\r\n" % len(cmd) +
+                          b"".join(b"$%d\r\n%s\r\n" % (len(c), c) for c in cmd))
+                head = f.readline()
+                assert head.startswith(b"*"), head
+                for _ in range(int(head[1:])):
+                    line = f.readline()
+                    n = int(line[1:])
+                    if n < 0:
+                        out.append(None)
+                    else:
+                        out.append(f.read(n + 2)[:-2].decode())
+        return out
 
     def ping(self):
         try:
@@ -131,9 +160,9 @@ class Daemon:
 class Service:
     """Redis + a fresh database + config + server (+ flusher)."""
 
-    def __init__(self, name, sinks, tables_sql, extra=None, flusher=True):
+    def __init__(self, name, sinks, tables_sql, extra=None, flusher=True, redis_aof=False):
         self.tmp = tempfile.mkdtemp(prefix="sw-%s-" % name)
-        self.redis = Redis(self.tmp)
+        self.redis = Redis(self.tmp, aof=redis_aof)
         self.db = "sw_%s_%d" % (name, os.getpid())
         psql("DROP DATABASE IF EXISTS %s" % self.db)
         psql("CREATE DATABASE %s" % self.db)
@@ -307,7 +336,9 @@ class Stream:
         import threading
         self.svc, self.sink = svc, sink
         self.accepted_ids, self.accepted_jobs = [], []
-        self.failures = []
+        self.failures = []            # anything but a 202: (status or "error", detail)
+        self.refused = {}             # status / error class -> count
+        self.hung = 0                 # requests that ran past their timeout
         self.lock = threading.Lock()
         self.stop_at = time.monotonic() + duration
         self.max_jobs, self.timeout = max_jobs, timeout
@@ -340,11 +371,21 @@ class Stream:
                         self.accepted_jobs.append(json.loads(data)["job_id"])
                     else:
                         self.failures.append((resp.status, data[:200]))
+                        self.refused[resp.status] = self.refused.get(resp.status, 0) + 1
                     if elapsed > self.timeout:
                         self.failures.append(("slow", elapsed))
+                        self.hung += 1
+            except socket.timeout as e:
+                with self.lock:
+                    self.failures.append(("timeout", repr(e)))
+                    self.hung += 1
+                if conn:
+                    conn.close()
+                conn = None
             except (OSError, http.client.HTTPException) as e:
                 with self.lock:
                     self.failures.append(("error", repr(e)))
+                    self.refused["connection"] = self.refused.get("connection", 0) + 1
                 if conn:
                     conn.close()
                 conn = None
