@@ -315,6 +315,25 @@ class PersistenceTest(harness.ServiceTest):
                          10, "POST to be accepted again")
 
 
+    def test_oom_is_503_never_202(self):
+        used = int([l.split(":")[1] for l in self.svc.redis.cli("INFO", "memory").splitlines()
+                    if l.startswith("used_memory:")][0])
+        self.svc.redis.cli("CONFIG", "SET", "maxmemory", str(used + 200_000))
+        try:
+            big = [{"id": i, "customer": "x" * 900} for i in range(100)]   # ~95 KB a job
+            codes = [self.svc.post("orders", big)[0] for _ in range(10)]
+            self.assertIn(503, codes)
+            self.assertEqual(set(codes) - {202, 503}, set())
+            depth = self.svc.queue()["depth"]
+            code, _, body = self.svc.post("orders", big)
+            self.assertEqual(code, 503)
+            p = json.loads(body)
+            self.assertEqual(p["type"], "urn:spillway:problem:redis-out-of-memory")
+            self.assertEqual(self.svc.queue()["depth"], depth)
+        finally:
+            self.svc.redis.cli("CONFIG", "SET", "maxmemory", "0")
+
+
 class BackpressureTest(harness.ServiceTest):
     SINKS = SINKS
     TABLES = TABLES
