@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "config.h"
 #include "log.h"
+#include "notify.h"
 #include "pgconn.h"
 #include "redisq.h"
 #include "schema.h"
@@ -120,6 +121,7 @@ static int reload(flusher *f, int resume)
  * next queue operation. */
 static void heartbeat(flusher *f)
 {
+    sw_notify_watchdog();
     int64_t now = sw_clock_mono_ms();
     if (now < f->next_heartbeat_ms)
         return;
@@ -303,6 +305,11 @@ static int flush(flusher *f)
     sw_log_debug("batch committed", "jobs=%d records=%lld rows=%lld failed=%d duration_ms=%lld",
                  b->njobs, b->nrecords, b->committed_records, failed,
                  (long long)(sw_clock_mono_ms() - t0));
+    char status[160], when[32];
+    sw_clock_format(now, when);
+    snprintf(status, sizeof status, "flusher %s; last batch %d jobs, %lld records at %s",
+             f->id, b->njobs, b->nrecords, when);
+    sw_notify_status(status);
     rc = 0;
 out:
     free(done);
@@ -443,6 +450,9 @@ int main(int argc, char **argv)
     redis_ok(&f);
     sw_log_info("flusher started", "id=%s batch_max_records=%d flush_interval_ms=%d version=%s",
                 cfg.flusher_id, cfg.batch_max_records, cfg.flush_interval_ms, SW_VERSION);
+    char ready[128];
+    snprintf(ready, sizeof ready, "flusher %s draining %s", f.id, cfg.prefix);
+    sw_notify_ready(ready);
 
     /* 2 = resume our processing list (a delivery), 1 = re-read it. */
     int need_reload = 2;
@@ -501,6 +511,7 @@ int main(int argc, char **argv)
             sw_clock_sleep_ms(POLL_MS);
     }
 done:
+    sw_notify_stopping();
     if (f.batch->njobs > 0) {
         sw_log_warn("stopped with a batch in hand", "jobs=%d note=\"it stays in this flusher's "
                     "processing list; a restart, or another flusher once the heartbeat expires, "

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "notify.h"
 #include "redisq.h"
 
 static volatile sig_atomic_t stop;
@@ -91,10 +92,28 @@ int main(int argc, char **argv)
                 cfg.nsinks, cfg.threads, SW_VERSION);
     memset(&last, 0, sizeof last);
     int64_t next_check = 0;
-    int reported_unknown = 0;
+    int reported_unknown = 0, ready = 0;
     while (!stop) {
+        sw_notify_watchdog();
         if (sw_clock_mono_ms() >= next_check) {
             next_check = sw_clock_mono_ms() + 5000;
+            sw_queue_stats st;
+            char status[160];
+            if (sw_redis_stats(probe, &st) == 0) {
+                snprintf(status, sizeof status, "listening on %s; queue %lld records, "
+                         "%lld in flight, %lld dead", cfg.listen, st.queued_records,
+                         st.inflight_records, st.dead_jobs);
+                /* Ready means serving: listening and Redis answering. */
+                if (!ready)
+                    sw_notify_ready(status);
+                else
+                    sw_notify_status(status);
+                ready = 1;
+            } else {
+                snprintf(status, sizeof status, "listening on %s; Redis unreachable: %s",
+                         cfg.listen, probe->errstr);
+                sw_notify_status(status);
+            }
             if (known || sw_redis_read_persistence(probe, &now) == 0) {
                 known = 0;
                 if (memcmp(&now, &last, sizeof now) != 0) {
@@ -118,6 +137,7 @@ int main(int argc, char **argv)
         }
         sw_clock_sleep_ms(100);
     }
+    sw_notify_stopping();
     sw_log_info("server stopping", "reason=signal");
     sw_http_stop(h);
     sw_redis_free(probe);

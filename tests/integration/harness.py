@@ -206,9 +206,9 @@ class Service:
                                  (args, out.returncode, out.stdout, out.stderr))
         return out
 
-    def start_server(self):
+    def start_server(self, **env_extra):
         self.server = Daemon("server", [os.path.join(BIN, "spillway-server"), "--config",
-                                        self.config], self.env,
+                                        self.config], dict(self.env, **env_extra),
                              os.path.join(self.tmp, "server.log"))
         wait_for(lambda: self._healthy(), 15, "spillway-server /healthz")
 
