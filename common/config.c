@@ -44,6 +44,7 @@ static const struct key {
     I("flusher", "retry_max_ms", retry_max_ms, 10, 3600000),
     I("flusher", "ledger_retention_s", ledger_retention_s, 3600, 365 * 86400),
     I("flusher", "heartbeat_ttl_s", heartbeat_ttl_s, 1, 3600),
+    S("flusher", "metrics_listen", flusher_metrics_listen),
     I("flusher", "max_deliveries", max_deliveries, 1, 1000),
     S("log", "level", log_level),
 #undef S

@@ -37,6 +37,7 @@ typedef struct sw_config {
     int retry_max_ms;
     int ledger_retention_s;
     int heartbeat_ttl_s;
+    char flusher_metrics_listen[128];   /* "" = no listener */
     int max_deliveries;
     /* [log] */
     char log_level[16];

@@ -95,6 +95,11 @@ sw_pipeline *sw_pipeline_new(const char *host, int port, int timeout_ms, const c
     return p;
 }
 
+void sw_pipeline_count_reconnects(sw_pipeline *p, _Atomic uint64_t *counter)
+{
+    p->redis->reconnects = counter;
+}
+
 void sw_pipeline_free(sw_pipeline *p)
 {
     if (p == NULL)

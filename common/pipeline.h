@@ -29,6 +29,10 @@ typedef struct sw_pipeline_req {
 sw_pipeline *sw_pipeline_new(const char *host, int port, int timeout_ms, const char *prefix,
                              int ttl_s, int idem_ttl_s, long max_queued);
 
+/* Count the lane connection's reconnects in `counter` too. Call it before
+ * the first sw_pipeline_enqueue. */
+void sw_pipeline_count_reconnects(sw_pipeline *p, _Atomic uint64_t *counter);
+
 /* Stop the lane thread after it has answered everything pushed so far;
  * call once no thread can call sw_pipeline_enqueue any more. Accepts NULL. */
 void sw_pipeline_free(sw_pipeline *p);

@@ -296,6 +296,9 @@ int sw_redis_connect(sw_redis *r)
     redisEnableKeepAlive(c);
     r->ctx = c;
     r->err = SW_REDIS_OK;
+    if (r->connected_once && r->reconnects)
+        atomic_fetch_add_explicit(r->reconnects, 1, memory_order_relaxed);
+    r->connected_once = 1;
     return 0;
 }
 

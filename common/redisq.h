@@ -1,6 +1,7 @@
 #ifndef SW_REDISQ_H_
 #define SW_REDISQ_H_
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +43,8 @@ typedef struct sw_redis {
     char k_queue[96], k_stats[96], k_dead[96], k_job[96], k_deadp[96], k_deliveries[96];
     char sha[10][41];           /* loaded scripts, "" until loaded */
     int64_t next_connect_ms;   /* do not retry connecting before this */
+    int connected_once;
+    _Atomic uint64_t *reconnects;  /* optional: counts connects after the first */
 } sw_redis;
 
 typedef struct sw_queue_stats {

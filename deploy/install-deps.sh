@@ -16,3 +16,17 @@ if [ -n "$missing" ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
+# promtool (checks metrics and alert rules in the tests) ships in the
+# prometheus package; keep the package's own server from being started
+# where no init system guards it.
+if [ "${1:-}" = "--test" ] && ! command -v promtool >/dev/null; then
+    echo "installing: prometheus (for promtool)"
+    guard=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+        $SUDO chmod +x /usr/sbin/policy-rc.d
+        guard=1
+    fi
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    [ -z "$guard" ] || $SUDO rm -f /usr/sbin/policy-rc.d
+fi

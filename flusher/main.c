@@ -18,6 +18,7 @@
 #include "pgconn.h"
 #include "redisq.h"
 #include "schema.h"
+#include "stats.h"
 #include "status.h"
 
 #define POLL_MS 5
@@ -43,6 +44,7 @@ typedef struct flusher {
     char heartbeat[160];     /* "host pid", our heartbeat's value */
     int64_t next_heartbeat_ms, next_takeover_ms;
     int pg_ready;            /* connected and staging tables made */
+    int pg_connected_once;
     int redis_down, pg_down; /* for one log line per state change */
     int64_t backoff_ms;
     sw_buf statuses, scratch;   /* the batch's status JSON, reused */
@@ -228,6 +230,9 @@ static int pg_ensure(flusher *f)
     f->pg_ready = 0;
     if (sw_pg_connect(f->pg) != 0 || sw_batch_prepare(f->batch, f->pg) != 0)
         return -1;
+    if (f->pg_connected_once)
+        sw_stats_pg_reconnect();
+    f->pg_connected_once = 1;
     f->pg_ready = 1;
     return 0;
 }
@@ -240,6 +245,7 @@ static void pg_failed(flusher *f)
                      f->pg->errstr);
     f->pg_down = 1;
     f->pg_ready = 0;
+    sw_stats_retry(f->pg->sqlstate);
     sw_pg_disconnect(f->pg);
     /* Capped exponential backoff with jitter, so many flushers do not
      * hammer a recovering server in step. */
@@ -283,6 +289,7 @@ static int flush(flusher *f)
         done[i].job_id = j->env.job_id;
         done[i].status_len = f->scratch.len;
         if (bad) {
+            sw_stats_failure(strncmp(j->error, "SQLSTATE ", 9) == 0 ? j->error + 9 : "");
             done[i].error = j->error;
             done[i].env = j->data;
             done[i].env_len = j->len;
@@ -305,6 +312,7 @@ static int flush(flusher *f)
     sw_log_debug("batch committed", "jobs=%d records=%lld rows=%lld failed=%d duration_ms=%lld",
                  b->njobs, b->nrecords, b->committed_records, failed,
                  (long long)(sw_clock_mono_ms() - t0));
+    sw_stats_batch(b, (double)(sw_clock_mono_ms() - t0) / 1000.0, sw_clock_now_us());
     char status[160], when[32];
     sw_clock_format(now, when);
     snprintf(status, sizeof status, "flusher %s; last batch %d jobs, %lld records at %s",
@@ -421,6 +429,9 @@ int main(int argc, char **argv)
         sw_log_error("out of memory", NULL);
         goto out;
     }
+    f.redis->reconnects = sw_stats_redis_reconnects();
+    if (sw_stats_start(&cfg) != 0)
+        goto out;
 
     /* Start-up: the sinks must match their tables before we write. */
     while (!stop && sw_pg_connect(f.pg) != 0)
@@ -529,6 +540,7 @@ out:
     free(f.replies);
     sw_buf_free(&f.statuses);
     sw_buf_free(&f.scratch);
+    sw_stats_stop();
     sw_batch_free(f.batch);
     sw_pg_free(f.pg);
     sw_redis_free(f.redis);

@@ -53,6 +53,7 @@ struct sw_http {
     sw_redis_persistence persist;
     int persist_known;
     atomic_int evicting;
+    _Atomic uint64_t redis_reconnects;
 };
 
 /* Per worker thread: created by init_thread, so requests share nothing
@@ -81,6 +82,8 @@ static void *init_thread(const struct mg_context *ctx, int type)
     msgpack_sbuffer_init(&w->sb);
     w->redis = sw_redis_new(h->cfg->redis_host, h->cfg->redis_port, h->cfg->redis_timeout_ms,
                             h->cfg->prefix);
+    if (w->redis)
+        w->redis->reconnects = &h->redis_reconnects;
     return w;
 }
 
@@ -386,6 +389,13 @@ static int get_metrics(struct mg_connection *c, sw_http *h, worker *w)
     char labels[160];
     int rc = 0;
     sw_buf_reset(o);
+    rc |= sw_metrics_header(o, "spillway_build_info", "gauge", "Version of this server.");
+    snprintf(labels, sizeof labels, "program=\"spillway-server\",version=\"%s\"", SW_VERSION);
+    rc |= sw_metrics_sample(o, "spillway_build_info", labels, 1);
+    rc |= sw_metrics_header(o, "spillway_redis_reconnects_total", "counter",
+                            "Redis connections made again after a loss (all threads).");
+    rc |= sw_metrics_sample(o, "spillway_redis_reconnects_total", "",
+                            (double)atomic_load(&h->redis_reconnects));
     rc |= sw_metrics_header(o, "spillway_http_requests_total", "counter",
                             "HTTP requests answered, by route and status code.");
     for (int r = 0; r < R_COUNT; r++) {
@@ -578,6 +588,7 @@ sw_http *sw_http_start(const sw_config *cfg)
                                   cfg->max_queue_records);
     if (h->jobs_by_sink == NULL || h->records_by_sink == NULL || h->pipeline == NULL)
         goto fail;
+    sw_pipeline_count_reconnects(h->pipeline, &h->redis_reconnects);
     snprintf(threads, sizeof threads, "%d", cfg->threads);
     const char *options[] = {"listening_ports", cfg->listen, "num_threads", threads,
                              "enable_keep_alive", "yes", "request_timeout_ms", "30000",

@@ -5,7 +5,7 @@
 # ctest (each integration test starts its own redis-server on loopback).
 set -eu
 cd "$(dirname "$0")/.."
-./deploy/install-deps.sh
+./deploy/install-deps.sh --test
 BUILD=${BUILD:-build-test}
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build "$BUILD" -j"$(nproc)"

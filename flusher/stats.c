@@ -1,0 +1,243 @@
+#include "stats.h"
+
+#include <civetweb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "log.h"
+#include "metrics.h"
+#include "redisq.h"
+
+#define MAX_CLASSES 32
+
+static const double batch_bounds[] = {1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 50000};
+static const double flush_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+static const double e2e_bounds[] = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
+
+static struct {
+    const sw_config *cfg;
+    struct mg_context *ctx;
+    _Atomic uint64_t *jobs, *records, *failed;     /* per sink */
+    _Atomic uint64_t batches, pg_reconnects, redis_reconnects;
+    sw_histogram batch_records, flush_seconds, e2e_seconds;
+    pthread_mutex_t lock;                          /* classes and redis */
+    char classes[MAX_CLASSES][3];
+    uint64_t retries[MAX_CLASSES], failures[MAX_CLASSES];
+    sw_redis *redis;
+} st = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void by_class(uint64_t *table, const char *sqlstate)
+{
+    char cls[3] = "--";
+    if (sqlstate && strlen(sqlstate) >= 2)
+        memcpy(cls, sqlstate, 2);
+    pthread_mutex_lock(&st.lock);
+    for (int i = 0; i < MAX_CLASSES; i++) {
+        if (st.classes[i][0] == '\0')
+            memcpy(st.classes[i], cls, 3);
+        if (strcmp(st.classes[i], cls) == 0) {
+            table[i]++;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&st.lock);
+}
+
+void sw_stats_retry(const char *sqlstate)
+{
+    by_class(st.retries, sqlstate);
+}
+
+void sw_stats_failure(const char *sqlstate)
+{
+    by_class(st.failures, sqlstate);
+}
+
+void sw_stats_pg_reconnect(void)
+{
+    sw_metrics_add(&st.pg_reconnects, 1);
+}
+
+_Atomic uint64_t *sw_stats_redis_reconnects(void)
+{
+    return &st.redis_reconnects;
+}
+
+void sw_stats_batch(const sw_batch *b, double seconds, int64_t now_us)
+{
+    if (st.jobs == NULL)
+        return;
+    sw_metrics_add(&st.batches, 1);
+    sw_histogram_observe(&st.batch_records, (double)b->nrecords);
+    sw_histogram_observe(&st.flush_seconds, seconds);
+    for (int i = 0; i < b->njobs; i++) {
+        const sw_batch_job *j = &b->jobs[i];
+        if (j->sink_idx < 0)
+            continue;
+        if (j->state == SW_JOB_FAILED) {
+            sw_metrics_add(&st.failed[j->sink_idx], 1);
+            continue;
+        }
+        sw_metrics_add(&st.jobs[j->sink_idx], 1);
+        sw_metrics_add(&st.records[j->sink_idx], j->env.nrecords);
+        sw_histogram_observe(&st.e2e_seconds, (double)(now_us - j->env.enqueued_us) / 1e6);
+    }
+}
+
+static int render(sw_buf *o)
+{
+    const sw_config *cfg = st.cfg;
+    char labels[160];
+    int rc = 0;
+    rc |= sw_metrics_header(o, "spillway_build_info", "gauge", "Version of this flusher.");
+    snprintf(labels, sizeof labels, "program=\"spillway-flusher\",version=\"%s\"", SW_VERSION);
+    rc |= sw_metrics_sample(o, "spillway_build_info", labels, 1);
+    struct {
+        const char *name, *help;
+        _Atomic uint64_t *per_sink;
+    } sinks[] = {
+        {"spillway_jobs_committed_total", "Jobs committed to PostgreSQL, by sink.", st.jobs},
+        {"spillway_records_committed_total", "Records committed to PostgreSQL, by sink.", st.records},
+        {"spillway_jobs_failed_total", "Jobs failed for their data and dead-lettered, by sink.", st.failed},
+    };
+    for (size_t m = 0; m < sizeof sinks / sizeof sinks[0]; m++) {
+        rc |= sw_metrics_header(o, sinks[m].name, "counter", sinks[m].help);
+        for (int k = 0; k < cfg->nsinks; k++) {
+            snprintf(labels, sizeof labels, "sink=\"%s\"", cfg->sinks[k].name);
+            rc |= sw_metrics_sample(o, sinks[m].name, labels, (double)atomic_load(&sinks[m].per_sink[k]));
+        }
+    }
+    rc |= sw_metrics_header(o, "spillway_batches_committed_total", "counter",
+                            "Batches committed (one transaction each, or more when bisected).");
+    rc |= sw_metrics_sample(o, "spillway_batches_committed_total", "", (double)atomic_load(&st.batches));
+    rc |= sw_metrics_header(o, "spillway_batch_records", "histogram", "Records per committed batch.");
+    rc |= sw_metrics_histogram(o, "spillway_batch_records", "", &st.batch_records);
+    rc |= sw_metrics_header(o, "spillway_flush_duration_seconds", "histogram",
+                            "Time to commit a batch and close it in Redis.");
+    rc |= sw_metrics_histogram(o, "spillway_flush_duration_seconds", "", &st.flush_seconds);
+    rc |= sw_metrics_header(o, "spillway_end_to_end_latency_seconds", "histogram",
+                            "Time from a job's 202 to its commit.");
+    rc |= sw_metrics_histogram(o, "spillway_end_to_end_latency_seconds", "", &st.e2e_seconds);
+    pthread_mutex_lock(&st.lock);
+    rc |= sw_metrics_header(o, "spillway_flush_retries_total", "counter",
+                            "Batch attempts that failed transiently and were retried, by SQLSTATE "
+                            "class (-- = connection lost).");
+    for (int i = 0; i < MAX_CLASSES && st.classes[i][0]; i++) {
+        snprintf(labels, sizeof labels, "sqlstate_class=\"%s\"", st.classes[i]);
+        rc |= sw_metrics_sample(o, "spillway_flush_retries_total", labels, (double)st.retries[i]);
+    }
+    rc |= sw_metrics_header(o, "spillway_flush_failures_total", "counter",
+                            "Jobs failed for their data, by SQLSTATE class.");
+    for (int i = 0; i < MAX_CLASSES && st.classes[i][0]; i++) {
+        snprintf(labels, sizeof labels, "sqlstate_class=\"%s\"", st.classes[i]);
+        rc |= sw_metrics_sample(o, "spillway_flush_failures_total", labels, (double)st.failures[i]);
+    }
+    sw_queue_stats q;
+    int up = sw_redis_stats(st.redis, &q) == 0;
+    pthread_mutex_unlock(&st.lock);
+    rc |= sw_metrics_header(o, "spillway_postgres_reconnects_total", "counter",
+                            "PostgreSQL connections made again after a loss.");
+    rc |= sw_metrics_sample(o, "spillway_postgres_reconnects_total", "",
+                            (double)atomic_load(&st.pg_reconnects));
+    rc |= sw_metrics_header(o, "spillway_redis_reconnects_total", "counter",
+                            "Redis connections made again after a loss.");
+    rc |= sw_metrics_sample(o, "spillway_redis_reconnects_total", "",
+                            (double)atomic_load(&st.redis_reconnects));
+    rc |= sw_metrics_header(o, "spillway_redis_up", "gauge",
+                            "1 when the last Redis command from this scrape succeeded.");
+    rc |= sw_metrics_sample(o, "spillway_redis_up", "", up);
+    if (up) {
+        rc |= sw_metrics_header(o, "spillway_queue_depth_records", "gauge", "Records waiting in the queue.");
+        rc |= sw_metrics_sample(o, "spillway_queue_depth_records", "", (double)q.queued_records);
+        rc |= sw_metrics_header(o, "spillway_queue_in_flight_records", "gauge", "Records held by flushers.");
+        rc |= sw_metrics_sample(o, "spillway_queue_in_flight_records", "", (double)q.inflight_records);
+        rc |= sw_metrics_header(o, "spillway_dead_letter_jobs", "gauge", "Failed jobs kept in the dead-letter list.");
+        rc |= sw_metrics_sample(o, "spillway_dead_letter_jobs", "", (double)q.dead_jobs);
+    }
+    return rc ? -1 : 0;
+}
+
+static int handler(struct mg_connection *c, void *data)
+{
+    (void)data;
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    sw_buf o = SW_BUF_INIT;
+    int status = 200;
+    const char *ctype = "text/plain; version=0.0.4; charset=utf-8";
+    if (strcmp(ri->local_uri, "/metrics") == 0) {
+        if (render(&o) != 0)
+            status = 500;
+    } else if (strcmp(ri->local_uri, "/healthz") == 0) {
+        ctype = "application/json";
+        if (sw_buf_puts(&o, "{\"status\":\"ok\"}") != 0)
+            status = 500;
+    } else {
+        status = 404;
+        ctype = "application/problem+json";
+        if (sw_buf_puts(&o, "{\"type\":\"urn:spillway:problem:not-found\",\"title\":\"Not found\","
+                            "\"status\":404,\"detail\":\"this listener serves /metrics and "
+                            "/healthz\"}") != 0)
+            status = 500;
+    }
+    if (status == 500) {
+        mg_send_http_error(c, 500, "out of memory");
+    } else {
+        mg_printf(c, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n", status,
+                  mg_get_response_code_text(c, status), ctype, o.len);
+        mg_write(c, o.data, o.len);
+    }
+    sw_buf_free(&o);
+    return status;
+}
+
+int sw_stats_start(const sw_config *cfg)
+{
+    size_t n = (size_t)cfg->nsinks + 1;
+    st.cfg = cfg;
+    st.jobs = calloc(n, sizeof *st.jobs);
+    st.records = calloc(n, sizeof *st.records);
+    st.failed = calloc(n, sizeof *st.failed);
+    st.batch_records = (sw_histogram){.bounds = batch_bounds, .nbounds = 10};
+    st.flush_seconds = (sw_histogram){.bounds = flush_bounds, .nbounds = 11};
+    st.e2e_seconds = (sw_histogram){.bounds = e2e_bounds, .nbounds = 12};
+    st.redis = sw_redis_new(cfg->redis_host, cfg->redis_port, cfg->redis_timeout_ms, cfg->prefix);
+    if (st.jobs == NULL || st.records == NULL || st.failed == NULL || st.redis == NULL) {
+        sw_log_error("out of memory", NULL);
+        return -1;
+    }
+    if (cfg->flusher_metrics_listen[0] == '\0')
+        return 0;
+    const char *options[] = {"listening_ports", cfg->flusher_metrics_listen, "num_threads", "2",
+                             NULL};
+    struct mg_callbacks cb;
+    memset(&cb, 0, sizeof cb);
+    mg_init_library(0);
+    st.ctx = mg_start(&cb, NULL, options);
+    if (st.ctx == NULL) {
+        sw_log_error("cannot listen for metrics", "listen=%s hint=\"set [flusher] "
+                     "metrics_listen to a free address:port, one per flusher\"",
+                     cfg->flusher_metrics_listen);
+        return -1;
+    }
+    mg_set_request_handler(st.ctx, "/", handler, NULL);
+    return 0;
+}
+
+void sw_stats_stop(void)
+{
+    if (st.ctx)
+        mg_stop(st.ctx);
+    st.ctx = NULL;
+    sw_redis_free(st.redis);
+    free(st.jobs);
+    free(st.records);
+    free(st.failed);
+    st.redis = NULL;
+    st.jobs = st.records = st.failed = NULL;
+}
