@@ -35,6 +35,7 @@ class InstallTest(unittest.TestCase):
                 "lib/sysusers.d/spillway.conf", "lib/tmpfiles.d/spillway.conf",
                 "share/spillway/spillway.ini.example",
                 "share/spillway/migrations/0001_ledger.sql",
+                "share/spillway/spillway-alerts.yml", "share/doc/spillway/OPERATIONS.md",
                 "share/doc/spillway/README.md", "share/doc/spillway/GUARANTEES.md"]
         for rel in want:
             self.assertTrue(os.path.isfile(os.path.join(self.prefix, rel)), rel)
@@ -89,6 +90,13 @@ class InstallTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(oct(os.stat(os.path.join(root, "etc/spillway")).st_mode & 0o777), "0o750")
         self.assertTrue(os.path.isdir(os.path.join(root, "var/lib/spillway")))
+
+    def test_alert_rules(self):
+        r = subprocess.run(["promtool", "check", "rules",
+                            os.path.join(self.prefix, "share/spillway/spillway-alerts.yml")],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("SUCCESS: 8 rules found", r.stdout)
 
     def test_help_lists_options(self):
         for b, needles in (("spillway-server", ["--config", "--help", "--version"]),
