@@ -48,6 +48,7 @@ static const char script_enqueue[] =
     "if #envs > 0 then\n"
     "  redis.call('LPUSH', KEYS[1], unpack(envs))\n"
     "  redis.call('HINCRBY', KEYS[2], 'queued_records', total)\n"
+    "  redis.call('HINCRBY', KEYS[2], 'accepted_records', total)\n"
     "end\n"
     "return res\n";
 
@@ -164,14 +165,15 @@ static const char script_resume[] =
     "end\n"
     "return out\n";
 
-/* Close a batch. ARGV from 5: ttl, then per job: id, status JSON, error
- * ('' = committed), envelope ('' unless failed). SET XX: a status that
+/* Close a batch. ARGV from 5: ttl, records committed, then per job: id,
+ * status JSON, error ('' = committed), envelope ('' unless failed). SET XX: a status that
  * expired is not brought back. The in-flight count drops by what this
  * flusher's counter says it holds, read and cleared here, so a flusher
  * whose list was taken over while it stalled cannot subtract it twice. */
 static const char script_finish[] =
     LUA_PRELUDE LUA_FLUSHER_ARGS
-    "for i = 6, #ARGV, 4 do\n"
+    "redis.call('HINCRBY', KEYS[2], 'committed_records', tonumber(ARGV[6]))\n"
+    "for i = 7, #ARGV, 4 do\n"
     "  local id = ARGV[i]\n"
     "  redis.call('SET', G.jobp .. id, ARGV[i + 1], 'XX', 'EX', ARGV[5])\n"
     "  if ARGV[i + 2] ~= '' then\n"
@@ -187,11 +189,16 @@ static const char script_finish[] =
     "return 1\n";
 
 /* Take over the processing list of a flusher whose heartbeat expired.
- * KEYS 7..9: its processing list, its in-flight counter, its heartbeat.
- * 1 taken, 0 nothing to take (or it is alive), -1 we still hold a batch. */
+ * KEYS 7..10: its processing list, its in-flight counter, its heartbeat,
+ * the flusher registry; ARGV[5]: its id. A dead flusher with nothing left
+ * leaves the registry. 1 taken, 0 nothing to take (or it is alive), -1 we
+ * still hold a batch. */
 static const char script_takeover[] =
-    "if redis.call('EXISTS', KEYS[9]) == 1 or redis.call('EXISTS', KEYS[7]) == 0 then"
-    " return 0 end\n"
+    "if redis.call('EXISTS', KEYS[9]) == 1 then return 0 end\n"
+    "if redis.call('EXISTS', KEYS[7]) == 0 then\n"
+    "  redis.call('SREM', KEYS[10], ARGV[5])\n"
+    "  return 0\n"
+    "end\n"
     "if redis.call('EXISTS', KEYS[5]) == 1 then return -1 end\n"
     "redis.call('RENAME', KEYS[7], KEYS[5])\n"
     "local n = tonumber(redis.call('GETDEL', KEYS[8]) or '0')\n"
@@ -257,6 +264,7 @@ sw_redis *sw_redis_new(const char *host, int port, int timeout_ms, const char *p
     snprintf(r->k_job, sizeof r->k_job, "%s:job:", prefix);
     snprintf(r->k_deadp, sizeof r->k_deadp, "%s:dead:", prefix);
     snprintf(r->k_deliveries, sizeof r->k_deliveries, "%s:deliveries", prefix);
+    snprintf(r->k_flushers, sizeof r->k_flushers, "%s:flushers", prefix);
     return r;
 }
 
@@ -546,7 +554,7 @@ static int flusher_argv(const sw_redis *r, const char *fid, int nkeys, int maxd,
     flusher_keys(r, fid, fa);
     sw_clock_format(sw_clock_now_us(), fa->now);
     snprintf(fa->maxd, sizeof fa->maxd, "%d", maxd);
-    static const char *const numkeys[] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+    static const char *const numkeys[] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10"};
     const char *v[] = {NULL, NULL, numkeys[nkeys], r->k_queue, r->k_stats, r->k_dead,
                        r->k_deliveries, fa->proc, fa->inflight};
     for (int i = 0; i < 9; i++) {
@@ -570,8 +578,8 @@ static int flusher_argv_tail(const sw_redis *r, flusher_args *fa, int at, const 
 int sw_redis_claim(sw_redis *r, const char *fid, int max_deliveries, long max_records,
                    long max_jobs, void **reply)
 {
-    const char *argv[16];
-    size_t lens[16];
+    const char *argv[24];
+    size_t lens[24];
     flusher_args fa;
     char maxr[24], maxj[24];
     int n = flusher_argv(r, fid, 6, max_deliveries, &fa, argv, lens);
@@ -587,8 +595,8 @@ int sw_redis_claim(sw_redis *r, const char *fid, int max_deliveries, long max_re
 
 int sw_redis_resume(sw_redis *r, const char *fid, int max_deliveries, void **reply)
 {
-    const char *argv[16];
-    size_t lens[16];
+    const char *argv[24];
+    size_t lens[24];
     flusher_args fa;
     int n = flusher_argv(r, fid, 6, max_deliveries, &fa, argv, lens);
     n = flusher_argv_tail(r, &fa, n, argv, lens);
@@ -614,9 +622,9 @@ int sw_redis_processing(sw_redis *r, const char *fid, void **reply)
 }
 
 int sw_redis_finish(sw_redis *r, const char *fid, int njobs, const sw_redis_done *jobs,
-                    int ttl_s)
+                    long long committed_records, int ttl_s)
 {
-    int argc = 14 + 4 * njobs, rc = -1;
+    int argc = 15 + 4 * njobs, rc = -1;
     const char **argv = calloc((size_t)argc, sizeof *argv);
     size_t *lens = calloc((size_t)argc, sizeof *lens);
     flusher_args fa;
@@ -627,9 +635,13 @@ int sw_redis_finish(sw_redis *r, const char *fid, int njobs, const sw_redis_done
     }
     int n = flusher_argv(r, fid, 6, 0, &fa, argv, lens);
     n = flusher_argv_tail(r, &fa, n, argv, lens);
+    char crec[24];
     snprintf(ttl, sizeof ttl, "%d", ttl_s);
+    snprintf(crec, sizeof crec, "%lld", committed_records);
     argv[n] = ttl;
     lens[n++] = strlen(ttl);
+    argv[n] = crec;
+    lens[n++] = strlen(crec);
     for (int j = 0; j < njobs; j++) {
         argv[n] = jobs[j].job_id;
         lens[n++] = strlen(jobs[j].job_id);
@@ -654,16 +666,19 @@ out:
 
 int sw_redis_takeover(sw_redis *r, const char *fid, const char *victim)
 {
-    const char *argv[16];
-    size_t lens[16];
+    const char *argv[24];
+    size_t lens[24];
     flusher_args fa, va;
-    int n = flusher_argv(r, fid, 9, 0, &fa, argv, lens);
+    int n = flusher_argv(r, fid, 10, 0, &fa, argv, lens);
     flusher_keys(r, victim, &va);
-    const char *v[] = {va.proc, va.inflight, va.heartbeat};
-    for (int i = 0; i < 3; i++) {
+    const char *v[] = {va.proc, va.inflight, va.heartbeat, r->k_flushers};
+    for (int i = 0; i < 4; i++) {
         argv[n] = v[i];
         lens[n++] = strlen(v[i]);
     }
+    n = flusher_argv_tail(r, &fa, n, argv, lens);
+    argv[n] = victim;
+    lens[n++] = strlen(victim);
     redisReply *rep = eval(r, SCRIPT_TAKEOVER, n, argv, lens, "takeover", 0);
     if (rep == NULL)
         return -1;
@@ -678,12 +693,22 @@ int sw_redis_heartbeat(sw_redis *r, const char *fid, const char *value, int ttl_
     flusher_keys(r, fid, &fa);
     if (sw_redis_connect(r) != 0)
         return -1;
-    redisReply *rep = checked(r, redisCommand(r->ctx, only_new ? "SET %s %s EX %d NX"
-                                                               : "SET %s %s EX %d",
-                                              fa.heartbeat, value, ttl_s), "heartbeat");
+    /* The registry lets takeover and /v1/stats find flushers without
+     * scanning the keyspace; both commands go in one round trip. */
+    redisAppendCommand(r->ctx, only_new ? "SET %s %s EX %d NX" : "SET %s %s EX %d",
+                       fa.heartbeat, value, ttl_s);
+    redisAppendCommand(r->ctx, "SADD %s %s", r->k_flushers, fid);
+    void *raw = NULL;
+    redisReply *rep = checked(r, redisGetReply(r->ctx, &raw) == REDIS_OK ? raw : NULL,
+                              "heartbeat");
     if (rep == NULL)
         return -1;
     int set = rep->type == REDIS_REPLY_STATUS;
+    freeReplyObject(rep);
+    raw = NULL;
+    rep = checked(r, redisGetReply(r->ctx, &raw) == REDIS_OK ? raw : NULL, "heartbeat");
+    if (rep == NULL)
+        return -1;
     freeReplyObject(rep);
     return set;
 }
@@ -702,29 +727,17 @@ int sw_redis_heartbeat_get(sw_redis *r, const char *fid, char *out, size_t outle
     return found;
 }
 
-int sw_redis_processing_ids(sw_redis *r, char (*ids)[64], int max)
+int sw_redis_flusher_ids(sw_redis *r, char (*ids)[64], int max)
 {
-    char pattern[128], cursor[32] = "0";
-    size_t plen = (size_t)snprintf(pattern, sizeof pattern, "%s:processing:", r->prefix);
+    redisReply *rep = read_cmd(r, "flushers", "SMEMBERS %s", r->k_flushers);
     int n = 0;
-    strcat(pattern, "*");
-    do {
-        redisReply *rep = read_cmd(r, "scan", "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
-        if (rep == NULL)
-            return -1;
-        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
-            freeReplyObject(rep);
-            set_err(r, SW_REDIS_EREPLY, "scan", "unexpected reply");
-            return -1;
-        }
-        snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
-        for (size_t i = 0; i < rep->element[1]->elements && n < max; i++) {
-            const char *k = rep->element[1]->element[i]->str;
-            if (strlen(k) > plen && strlen(k + plen) < 64)
-                snprintf(ids[n++], 64, "%s", k + plen);
-        }
-        freeReplyObject(rep);
-    } while (strcmp(cursor, "0") != 0 && n < max);
+    if (rep == NULL)
+        return -1;
+    for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements && n < max; i++) {
+        if (rep->element[i]->len < 64)
+            snprintf(ids[n++], 64, "%s", rep->element[i]->str);
+    }
+    freeReplyObject(rep);
     return n;
 }
 

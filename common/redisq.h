@@ -16,9 +16,11 @@
  *   <p>:inflight:<id>       records in that list
  *   <p>:heartbeat:<id>      "host pid" of the live flusher <id>, with a TTL
  *   <p>:deliveries          hash: job id -> times handed to a flusher
+ *   <p>:flushers            set of flusher ids seen (the registry)
  *   <p>:job:<job_id>        the job's status as the JSON object GET
  *                           /v1/jobs/{id} answers; expires after status_ttl_s
- *   <p>:stats               hash: queued_records, inflight_records
+ *   <p>:stats               hash: queued_records, inflight_records,
+ *                           accepted_records, committed_records (totals)
  *   <p>:dead                list of ids of failed jobs, newest first
  *   <p>:dead:<job_id>       hash: envelope, error, failed_at, records
  * Every change that spans keys runs as one Lua script, so counters and
@@ -41,6 +43,7 @@ typedef struct sw_redis {
     int timeout_ms;
     char prefix[64];
     char k_queue[96], k_stats[96], k_dead[96], k_job[96], k_deadp[96], k_deliveries[96];
+    char k_flushers[96];
     char sha[10][41];           /* loaded scripts, "" until loaded */
     int64_t next_connect_ms;   /* do not retry connecting before this */
     int connected_once;
@@ -132,11 +135,12 @@ typedef struct sw_redis_done {
 } sw_redis_done;
 
 /* Close fid's batch: store each job's final status (unless it expired),
- * dead-letter the failed ones, drop the processing list and take its
- * records off the in-flight count, atomically. 0, or -1. */
+ * dead-letter the failed ones, drop the processing list, take its records
+ * off the in-flight count and add `committed_records` to the committed
+ * total, atomically. 0, or -1. */
 __attribute__((warn_unused_result))
 int sw_redis_finish(sw_redis *r, const char *fid, int njobs, const sw_redis_done *jobs,
-                    int ttl_s);
+                    long long committed_records, int ttl_s);
 
 /* Move `victim`'s processing list to fid if victim's heartbeat expired and
  * fid holds no batch. 1 taken, 0 nothing to take, 2 fid is busy, -1. */
@@ -144,7 +148,8 @@ __attribute__((warn_unused_result))
 int sw_redis_takeover(sw_redis *r, const char *fid, const char *victim);
 
 /* Set fid's heartbeat to `value` for `ttl_s` (only if absent, with
- * `only_new`). 1 set, 0 not set (present), -1 error. */
+ * `only_new`) and list fid in the registry. 1 set, 0 not set (present),
+ * -1 error. */
 __attribute__((warn_unused_result))
 int sw_redis_heartbeat(sw_redis *r, const char *fid, const char *value, int ttl_s,
                        int only_new);
@@ -153,9 +158,10 @@ int sw_redis_heartbeat(sw_redis *r, const char *fid, const char *value, int ttl_
 __attribute__((warn_unused_result))
 int sw_redis_heartbeat_get(sw_redis *r, const char *fid, char *out, size_t outlen);
 
-/* Ids of the flushers that hold a processing list (SCAN; not for the hot
- * path). Returns how many (at most `max`), or -1. */
-__attribute__((warn_unused_result)) int sw_redis_processing_ids(sw_redis *r, char (*ids)[64], int max);
+/* Ids in the flusher registry: live flushers, and dead ones until their
+ * processing list has been taken over. Returns how many (at most `max`),
+ * or -1. */
+__attribute__((warn_unused_result)) int sw_redis_flusher_ids(sw_redis *r, char (*ids)[64], int max);
 
 /* What a 202 is worth: Redis' persistence and eviction settings. */
 typedef struct sw_redis_durability {

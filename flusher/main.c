@@ -206,7 +206,7 @@ static void take_over_orphans(flusher *f)
     if (now < f->next_takeover_ms)
         return;
     f->next_takeover_ms = now + (int64_t)f->cfg->heartbeat_ttl_s * 500;
-    int n = sw_redis_processing_ids(f->redis, ids, 64);
+    int n = sw_redis_flusher_ids(f->redis, ids, 64);
     for (int i = 0; i < n; i++) {
         if (strcmp(ids[i], f->id) == 0)
             continue;
@@ -302,7 +302,11 @@ static int flush(flusher *f)
         done[i].status = f->statuses.data + offs[i];
     /* PostgreSQL has the rows; until Redis hears of it we retry only this
      * step (the ledger keeps a re-run after a crash harmless). */
-    while (sw_redis_finish(f->redis, f->id, b->njobs, done, f->cfg->status_ttl_s) != 0) {
+    long long committed = 0;
+    for (int i = 0; i < b->njobs; i++)
+        committed += b->jobs[i].state == SW_JOB_COMMITTED ? b->jobs[i].env.nrecords : 0;
+    while (sw_redis_finish(f->redis, f->id, b->njobs, done, committed,
+                           f->cfg->status_ttl_s) != 0) {
         redis_failed(f, "finish");
         if (stop)
             goto out;
