@@ -11,7 +11,7 @@
 
 enum {
     SCRIPT_ENQUEUE, SCRIPT_STATS, SCRIPT_CLAIM, SCRIPT_RESUME, SCRIPT_FINISH, SCRIPT_TAKEOVER,
-    SCRIPT_REQUEUE, SCRIPT_DROP, SCRIPT_COUNT
+    SCRIPT_REQUEUE, SCRIPT_DROP, SCRIPT_OVERVIEW, SCRIPT_COUNT
 };
 
 /* KEYS: queue, stats. ARGV: status ttl, idempotency ttl, max queued
@@ -227,9 +227,43 @@ static const char script_drop[] =
     "local n = redis.call('LREM', KEYS[1], 1, ARGV[2])\n"
     "return n + redis.call('DEL', ARGV[1] .. ARGV[2])\n";
 
+/* Everything the dashboard shows, as one JSON object, from O(1) commands
+ * and small ranges: totals, queue gauges, each registered flusher with its
+ * heartbeat's remaining TTL and the records it holds, and the newest
+ * failed jobs. KEYS: queue, stats, dead list, registry. ARGV: prefix,
+ * dead prefix, how many failed jobs. */
+static const char script_overview[] =
+    "local s = redis.call('HMGET', KEYS[2], 'queued_records', 'inflight_records',"
+    " 'accepted_records', 'committed_records')\n"
+    "local t = redis.call('TIME')\n"
+    "local out = {depth = tonumber(s[1] or 0), in_flight = tonumber(s[2] or 0),"
+    " accepted_records_total = tonumber(s[3] or 0), committed_records_total = tonumber(s[4] or 0),"
+    " queued_jobs = redis.call('LLEN', KEYS[1]), dead_jobs = redis.call('LLEN', KEYS[3]),"
+    " now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), oldest_enqueued_ms = 0,"
+    " flushers = {}, failed = {}}\n"
+    "local v = redis.call('LINDEX', KEYS[1], -1)\n"
+    "if v and #v >= 15 then\n"
+    "  local us = 0\n"
+    "  for i = 8, 15 do us = us * 256 + string.byte(v, i) end\n"
+    "  out.oldest_enqueued_ms = math.floor(us / 1000)\n"
+    "end\n"
+    "for _, id in ipairs(redis.call('SMEMBERS', KEYS[4])) do\n"
+    "  local hb = ARGV[1] .. ':heartbeat:' .. id\n"
+    "  out.flushers[#out.flushers + 1] = {id = id, heartbeat_ttl_ms = redis.call('PTTL', hb),"
+    " holder = redis.call('GET', hb) or '',"
+    " holding_records = tonumber(redis.call('GET', ARGV[1] .. ':inflight:' .. id) or 0)}\n"
+    "end\n"
+    "for _, id in ipairs(redis.call('LRANGE', KEYS[3], 0, tonumber(ARGV[3]) - 1)) do\n"
+    "  local d = redis.call('HMGET', ARGV[2] .. id, 'error', 'failed_at', 'records')\n"
+    "  out.failed[#out.failed + 1] = {job_id = id, error = d[1] or '', failed_at = d[2] or '',"
+    " records = tonumber(d[3] or 0)}\n"
+    "end\n"
+    "return cjson.encode(out)\n";
+
 static const char *const scripts[SCRIPT_COUNT] = {script_enqueue, script_stats, script_claim,
                                                   script_resume, script_finish,
-                                                  script_takeover, script_requeue, script_drop};
+                                                  script_takeover, script_requeue, script_drop,
+                                                  script_overview};
 
 _Static_assert(SCRIPT_COUNT <= sizeof ((sw_redis *)0)->sha / sizeof ((sw_redis *)0)->sha[0],
                "sw_redis.sha has no room for every script");
@@ -780,6 +814,30 @@ const char *sw_redis_persistence_text(const sw_redis_persistence *d)
 int sw_redis_persistence_evicts(const sw_redis_persistence *d)
 {
     return strncmp(d->policy, "allkeys-", 8) == 0;
+}
+
+int sw_redis_overview(sw_redis *r, int failed_limit, sw_buf *out)
+{
+    char lim[24];
+    snprintf(lim, sizeof lim, "%d", failed_limit);
+    const char *argv[] = {NULL, NULL, "4", r->k_queue, r->k_stats, r->k_dead, r->k_flushers,
+                          r->prefix, r->k_deadp, lim};
+    size_t lens[10];
+    for (int i = 2; i < 10; i++)
+        lens[i] = strlen(argv[i]);
+    redisReply *rep = eval(r, SCRIPT_OVERVIEW, 10, argv, lens, "overview", 1);
+    if (rep == NULL)
+        return -1;
+    int rc = -1;
+    sw_buf_reset(out);
+    if (rep->type != REDIS_REPLY_STRING)
+        set_err(r, SW_REDIS_EREPLY, "overview", "unexpected reply");
+    else if (sw_buf_append(out, rep->str, rep->len) != 0)
+        set_err(r, SW_REDIS_EREPLY, "overview", "out of memory");
+    else
+        rc = 0;
+    freeReplyObject(rep);
+    return rc;
 }
 
 int sw_redis_dead_ids(sw_redis *r, long limit, void **reply)

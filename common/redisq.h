@@ -182,6 +182,12 @@ const char *sw_redis_persistence_text(const sw_redis_persistence *d);
  * statuses and idempotency keys, never the queue. */
 int sw_redis_persistence_evicts(const sw_redis_persistence *d);
 
+/* The dashboard's figures as one JSON object (see script_overview):
+ * totals, queue gauges, flushers with heartbeats, newest failed jobs.
+ * Replaces `out`'s contents. 0, or -1. */
+__attribute__((warn_unused_result))
+int sw_redis_overview(sw_redis *r, int failed_limit, sw_buf *out);
+
 /* The newest `limit` dead-lettered job ids, as a reply array. 0, or -1. */
 __attribute__((warn_unused_result)) int sw_redis_dead_ids(sw_redis *r, long limit, void **reply);
 

@@ -16,6 +16,12 @@ if [ -n "$missing" ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
+# The test suite also drives the dashboard in headless Chromium.
+if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null; then
+    echo "installing: chromium (for the dashboard test)"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+fi
 # promtool (checks metrics and alert rules in the tests) ships in the
 # prometheus package; keep the package's own server from being started
 # where no init system guards it.

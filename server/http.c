@@ -22,11 +22,13 @@
 #include "problem.h"
 #include "redisq.h"
 #include "status.h"
+#include "ui.h"
 
-enum route { R_RECORDS, R_JOB, R_QUEUE, R_HEALTHZ, R_READYZ, R_METRICS, R_OTHER, R_COUNT };
+enum route { R_RECORDS, R_JOB, R_QUEUE, R_STATS, R_UI, R_HEALTHZ, R_READYZ, R_METRICS, R_OTHER,
+             R_COUNT };
 static const char *const route_names[R_COUNT] = {
-    "/v1/sinks/{sink}/records", "/v1/jobs/{job_id}", "/v1/queue", "/healthz", "/readyz",
-    "/metrics", "other"};
+    "/v1/sinks/{sink}/records", "/v1/jobs/{job_id}", "/v1/queue", "/v1/stats", "/ui",
+    "/healthz", "/readyz", "/metrics", "other"};
 
 static const int codes[] = {200, 202, 400, 404, 405, 409, 411, 413, 415, 422, 429, 500, 503};
 #define NCODES ((int)(sizeof codes / sizeof codes[0]))
@@ -531,6 +533,20 @@ static int dispatch(struct mg_connection *c, sw_http *h, worker *w, enum route *
     if (strcmp(uri, "/v1/queue") == 0) {
         *route = R_QUEUE;
         return get ? get_queue(c, w) : method_not_allowed(c, w, "GET");
+    }
+    if (strcmp(uri, "/v1/stats") == 0) {
+        *route = R_STATS;
+        if (!get)
+            return method_not_allowed(c, w, "GET");
+        if (sw_redis_overview(w->redis, 10, &w->out) != 0)
+            return redis_unavailable(c, w);
+        return send_json(c, 200, NULL, &w->out);
+    }
+    if (strcmp(uri, "/ui") == 0 || strcmp(uri, "/ui/") == 0) {
+        *route = R_UI;
+        return get ? send_response(c, 200, "text/html; charset=utf-8", NULL,
+                                   (const char *)sw_ui_html, sw_ui_html_len)
+                   : method_not_allowed(c, w, "GET");
     }
     if (strcmp(uri, "/healthz") == 0) {
         *route = R_HEALTHZ;
