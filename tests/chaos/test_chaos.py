@@ -16,12 +16,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 import harness  # noqa: E402
 
-SINKS = """
-[sink.events]
-table = public.events
-columns = id bigint not null, payload text not null
-"""
-TABLES = "CREATE TABLE events (id bigint NOT NULL, payload text NOT NULL);"
+SINKS, TABLES = harness.EVENTS_SINK, harness.EVENTS_TABLE
 
 
 class ChaosTest(unittest.TestCase):

@@ -20,6 +20,22 @@ BIN = os.environ.get("SW_BIN") or os.path.join(
 SOURCE = os.environ.get("SW_SOURCE") or os.path.join(os.path.dirname(__file__), "..", "..")
 
 
+# Sinks the tests share: an insert-mode sink with no unique key (so a
+# duplicate would show), and one whose CHECK constraint makes poison jobs.
+EVENTS_SINK = """
+[sink.events]
+table = public.events
+columns = id bigint not null, payload text not null
+"""
+EVENTS_TABLE = "CREATE TABLE events (id bigint NOT NULL, payload text NOT NULL);"
+CHECKED_SINK = """
+[sink.checked]
+table = public.checked
+columns = id bigint not null, qty integer not null
+"""
+CHECKED_TABLE = "CREATE TABLE checked (id bigint PRIMARY KEY, qty integer NOT NULL CHECK (qty > 0));"
+
+
 def require_postgres():
     """Exit 77 (ctest: skipped) unless a PostgreSQL was provided."""
     if not os.environ.get("PGHOST") and not os.environ.get("PGPORT"):

@@ -11,12 +11,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 
-SINKS = """
-[sink.checked]
-table = public.checked
-columns = id bigint not null, qty integer not null
-"""
-TABLES = "CREATE TABLE checked (id bigint PRIMARY KEY, qty integer NOT NULL CHECK (qty > 0));"
+SINKS, TABLES = harness.CHECKED_SINK, harness.CHECKED_TABLE
 
 
 def promtool(text):

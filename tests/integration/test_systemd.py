@@ -12,12 +12,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 
-SINKS = """
-[sink.events]
-table = public.events
-columns = id bigint not null, payload text not null
-"""
-TABLES = "CREATE TABLE events (id bigint NOT NULL, payload text NOT NULL);"
+SINKS, TABLES = harness.EVENTS_SINK, harness.EVENTS_TABLE
 
 
 class NotifySocket:
