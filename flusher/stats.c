@@ -25,11 +25,12 @@ static struct {
     _Atomic uint64_t *jobs, *records, *failed;     /* per sink */
     _Atomic uint64_t batches, pg_reconnects, redis_reconnects;
     sw_histogram batch_records, flush_seconds, e2e_seconds;
-    pthread_mutex_t lock;                          /* classes and redis */
+    pthread_mutex_t lock;                          /* the class tables */
+    pthread_mutex_t redis_lock;                    /* the listener's connection */
     char classes[MAX_CLASSES][3];
     uint64_t retries[MAX_CLASSES], failures[MAX_CLASSES];
     sw_redis *redis;
-} st = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} st = {.lock = PTHREAD_MUTEX_INITIALIZER, .redis_lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void by_class(uint64_t *table, const char *sqlstate)
 {
@@ -137,9 +138,13 @@ static int render(sw_buf *o)
         snprintf(labels, sizeof labels, "sqlstate_class=\"%s\"", st.classes[i]);
         rc |= sw_metrics_sample(o, "spillway_flush_failures_total", labels, (double)st.failures[i]);
     }
-    sw_queue_stats q;
-    int up = sw_redis_stats(st.redis, &q) == 0;
     pthread_mutex_unlock(&st.lock);
+    /* A slow Redis delays only the scrape, never the flush loop, which
+     * shares st.lock but not this one. */
+    sw_queue_stats q;
+    pthread_mutex_lock(&st.redis_lock);
+    int up = sw_redis_stats(st.redis, &q) == 0;
+    pthread_mutex_unlock(&st.redis_lock);
     rc |= sw_metrics_header(o, "spillway_postgres_reconnects_total", "counter",
                             "PostgreSQL connections made again after a loss.");
     rc |= sw_metrics_sample(o, "spillway_postgres_reconnects_total", "",
