@@ -302,10 +302,9 @@ static int flush(flusher *f)
         done[i].status = f->statuses.data + offs[i];
     /* PostgreSQL has the rows; until Redis hears of it we retry only this
      * step (the ledger keeps a re-run after a crash harmless). */
-    long long committed = 0;
-    for (int i = 0; i < b->njobs; i++)
-        committed += b->jobs[i].state == SW_JOB_COMMITTED ? b->jobs[i].env.nrecords : 0;
-    while (sw_redis_finish(f->redis, f->id, b->njobs, done, committed,
+    /* Rows written now: jobs the ledger already had add nothing, so a
+     * resumed batch does not count twice in the committed total. */
+    while (sw_redis_finish(f->redis, f->id, b->njobs, done, b->committed_records,
                            f->cfg->status_ttl_s) != 0) {
         redis_failed(f, "finish");
         if (stop)
