@@ -84,6 +84,8 @@ void sw_stats_batch(const sw_batch *b, double seconds, int64_t now_us)
             sw_metrics_add(&st.failed[j->sink_idx], 1);
             continue;
         }
+        if (!j->fresh)
+            continue;   /* the ledger had it: committed before, counted then */
         sw_metrics_add(&st.jobs[j->sink_idx], 1);
         sw_metrics_add(&st.records[j->sink_idx], j->env.nrecords);
         sw_histogram_observe(&st.e2e_seconds, (double)(now_us - j->env.enqueued_us) / 1e6);
