@@ -33,6 +33,7 @@ if [ "${1:-}" = "--test" ] && ! command -v promtool >/dev/null; then
         $SUDO chmod +x /usr/sbin/policy-rc.d
         guard=1
     fi
+    $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
     [ -z "$guard" ] || $SUDO rm -f /usr/sbin/policy-rc.d
 fi
