@@ -1,11 +1,13 @@
 #include "batch.h"
 
 #include <libpq-fe.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "copyrow.h"
+#include "jobid.h"
 
 enum { TXN_OK = 0, TXN_DATA = 1, TXN_RETRY = -1 };
 
@@ -119,10 +121,14 @@ void sw_batch_free(sw_batch *b)
     free(b);
 }
 
-static void fail_job(sw_batch_job *j, const char *fmt, const char *a, const char *c)
+__attribute__((format(printf, 2, 3)))
+static void fail_job(sw_batch_job *j, const char *fmt, ...)
 {
     char msg[512];
-    snprintf(msg, sizeof msg, fmt, a, c);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
     free(j->error);
     j->error = strdup(msg);
     j->state = SW_JOB_FAILED;
@@ -151,9 +157,11 @@ int sw_batch_add(sw_batch *b, const char *data, size_t len)
     if (when > 0 && (b->oldest_enqueued_us == 0 || when < b->oldest_enqueued_us))
         b->oldest_enqueued_us = when;
     if (sw_envelope_decode(data, len, &j->env, why, sizeof why) != 0) {
-        fail_job(j, "corrupt envelope: %s%s", why, "");
-        if (j->env.job_id[0] == '\0')
-            snprintf(j->env.job_id, sizeof j->env.job_id, "00000000-0000-0000-0000-000000000000");
+        fail_job(j, "corrupt envelope: %s", why);
+        /* Without a readable id it still needs one of its own, or two such
+         * jobs would overwrite each other's dead-letter entry. */
+        if (!sw_jobid_valid(j->env.job_id, strlen(j->env.job_id)))
+            sw_jobid_new(j->env.job_id);
         return j->error ? 0 : -1;
     }
     for (int k = 0; k < b->cfg->nsinks; k++) {
@@ -161,10 +169,9 @@ int sw_batch_add(sw_batch *b, const char *data, size_t len)
             j->sink_idx = k;
     }
     if (j->sink_idx < 0)
-        fail_job(j, "sink \"%s\" is no longer configured%s", j->env.sink, "");
+        fail_job(j, "sink \"%s\" is no longer configured", j->env.sink);
     else if (b->cfg->sinks[j->sink_idx].ncolumns != (int)j->env.ncolumns)
-        fail_job(j, "sink \"%s\" changed its columns since the job was queued%s", j->env.sink,
-                 "");
+        fail_job(j, "sink \"%s\" changed its columns since the job was queued", j->env.sink);
     if (j->state == SW_JOB_FAILED && j->error == NULL)
         return -1;
     return 0;
