@@ -290,7 +290,7 @@ static int finish(parse_state *st)
                  "[log] level = \"%s\": expected debug, info, warn or error", cfg->log_level);
         return -1;
     }
-    if (!sw_sink_ident_ok(cfg->prefix, strlen(cfg->prefix)) && cfg->prefix[0] == '\0') {
+    if (cfg->prefix[0] == '\0') {
         snprintf(st->reason, sizeof st->reason, "[redis] prefix must not be empty");
         return -1;
     }

@@ -415,6 +415,20 @@ static redisReply *eval(sw_redis *r, int which, int argc, const char **argv, siz
     return NULL;
 }
 
+/* eval() for arguments that are all C strings (argv[2] on). */
+static redisReply *eval_str(sw_redis *r, int which, int argc, const char **argv,
+                            const char *what, int reads)
+{
+    size_t lens[16];
+    if (argc > 16) {
+        set_err(r, SW_REDIS_EREPLY, what, "too many arguments");
+        return NULL;
+    }
+    for (int i = 2; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    return eval(r, which, argc, argv, lens, what, reads);
+}
+
 /* A read-only command, retried once on a fresh connection like eval(). */
 static redisReply *read_cmd(sw_redis *r, const char *what, const char *fmt, ...)
 {
@@ -529,8 +543,7 @@ int sw_redis_status(sw_redis *r, const char *job_id, sw_buf *out)
 int sw_redis_stats(sw_redis *r, sw_queue_stats *out)
 {
     const char *argv[] = {NULL, NULL, "3", r->k_queue, r->k_stats, r->k_dead};
-    size_t lens[] = {0, 0, 1, strlen(r->k_queue), strlen(r->k_stats), strlen(r->k_dead)};
-    redisReply *rep = eval(r, SCRIPT_STATS, 6, argv, lens, "stats", 1);
+    redisReply *rep = eval_str(r, SCRIPT_STATS, 6, argv, "stats", 1);
     if (rep == NULL)
         return -1;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 5) {
@@ -822,10 +835,7 @@ int sw_redis_overview(sw_redis *r, int failed_limit, sw_buf *out)
     snprintf(lim, sizeof lim, "%d", failed_limit);
     const char *argv[] = {NULL, NULL, "4", r->k_queue, r->k_stats, r->k_dead, r->k_flushers,
                           r->prefix, r->k_deadp, lim};
-    size_t lens[10];
-    for (int i = 2; i < 10; i++)
-        lens[i] = strlen(argv[i]);
-    redisReply *rep = eval(r, SCRIPT_OVERVIEW, 10, argv, lens, "overview", 1);
+    redisReply *rep = eval_str(r, SCRIPT_OVERVIEW, 10, argv, "overview", 1);
     if (rep == NULL)
         return -1;
     int rc = -1;
@@ -867,10 +877,7 @@ int sw_redis_dead_requeue(sw_redis *r, const char *job_id, const char *status, i
     snprintf(ttl, sizeof ttl, "%d", ttl_s);
     const char *argv[] = {NULL, NULL, "4", r->k_queue, r->k_stats, r->k_dead, r->k_deliveries,
                           r->k_deadp, r->k_job, job_id, status, ttl};
-    size_t lens[12];
-    for (int i = 2; i < 12; i++)
-        lens[i] = strlen(argv[i]);
-    redisReply *rep = eval(r, SCRIPT_REQUEUE, 12, argv, lens, "requeue", 0);
+    redisReply *rep = eval_str(r, SCRIPT_REQUEUE, 12, argv, "requeue", 0);
     if (rep == NULL)
         return -1;
     int done = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
@@ -881,10 +888,7 @@ int sw_redis_dead_requeue(sw_redis *r, const char *job_id, const char *status, i
 int sw_redis_dead_drop(sw_redis *r, const char *job_id)
 {
     const char *argv[] = {NULL, NULL, "1", r->k_dead, r->k_deadp, job_id};
-    size_t lens[6];
-    for (int i = 2; i < 6; i++)
-        lens[i] = strlen(argv[i]);
-    redisReply *rep = eval(r, SCRIPT_DROP, 6, argv, lens, "drop", 0);
+    redisReply *rep = eval_str(r, SCRIPT_DROP, 6, argv, "drop", 0);
     if (rep == NULL)
         return -1;
     int done = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0;

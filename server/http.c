@@ -576,7 +576,14 @@ static int handler(struct mg_connection *c, void *data)
     worker *w = mg_get_thread_pointer(c);
     enum route route = R_OTHER;
     if (w == NULL || w->redis == NULL) {
-        mg_send_http_error(c, 500, "worker not initialised (out of memory)");
+        /* No worker state, so no buffers: a fixed problem body. */
+        static const char body[] =
+            "{\"type\":\"urn:spillway:problem:internal\",\"title\":\"Internal error\","
+            "\"status\":500,\"detail\":\"this server thread could not allocate its state "
+            "(out of memory); retry\"}";
+        mg_printf(c, "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/problem+json"
+                     "\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                  sizeof body - 1, body);
         return 500;
     }
     int64_t start = sw_clock_now_us();
