@@ -30,14 +30,26 @@ static const struct key {
     I("server", "worker_nice", worker_nice, 0, 19),
     L("server", "max_queue_records", max_queue_records, 0, 1L << 40),
     I("server", "idempotency_ttl_s", idempotency_ttl_s, 1, 30 * 86400),
+    S("server", "tokens_file", tokens_file),
+    S("server", "admin_listen", admin_listen),
+    S("server", "tls_cert", tls_cert),
+    S("server", "tls_key", tls_key),
+    I("server", "max_header_bytes", max_header_bytes, 1024, 1 << 20),
+    I("server", "max_string_bytes", max_string_bytes, 16, 1 << 30),
+    I("server", "max_json_depth", max_json_depth, 1, 1000),
+    I("server", "request_timeout_ms", request_timeout_ms, 100, 3600000),
+    I("server", "idle_timeout_ms", idle_timeout_ms, 100, 3600000),
     S("redis", "host", redis_host),
     I("redis", "port", redis_port, 1, 65535),
     S("redis", "prefix", prefix),
     I("redis", "status_ttl_s", status_ttl_s, 1, 365 * 86400),
     I("redis", "timeout_ms", redis_timeout_ms, 10, 60000),
     B("redis", "allow_eviction", allow_eviction),
+    S("redis", "user", redis_user),
+    S("redis", "password", redis_password),
     S("postgres", "conninfo", conninfo),
     I("postgres", "statement_timeout_ms", statement_timeout_ms, 0, 3600000),
+    S("postgres", "password", pg_password),
     I("flusher", "batch_max_records", batch_max_records, 1, 1000000),
     I("flusher", "flush_interval_ms", flush_interval_ms, 1, 3600000),
     S("flusher", "id", flusher_id),
@@ -227,6 +239,11 @@ static void defaults(sw_config *cfg)
     cfg->worker_nice = 10;
     cfg->max_queue_records = 5000000;
     cfg->idempotency_ttl_s = 86400;
+    cfg->max_header_bytes = 16384;
+    cfg->max_string_bytes = 65536;
+    cfg->max_json_depth = 32;
+    cfg->request_timeout_ms = 10000;
+    cfg->idle_timeout_ms = 30000;
     strcpy(cfg->redis_host, "127.0.0.1");
     cfg->redis_port = 6379;
     strcpy(cfg->prefix, "spillway");
@@ -288,6 +305,16 @@ static int finish(parse_state *st)
     if (sw_log_set_level(cfg->log_level) != 0) {
         snprintf(st->reason, sizeof st->reason,
                  "[log] level = \"%s\": expected debug, info, warn or error", cfg->log_level);
+        return -1;
+    }
+    if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0')) {
+        snprintf(st->reason, sizeof st->reason,
+                 "[server] tls_cert and tls_key go together: set both, or neither");
+        return -1;
+    }
+    if (cfg->redis_user[0] != '\0' && cfg->redis_password[0] == '\0') {
+        snprintf(st->reason, sizeof st->reason,
+                 "[redis] user needs a password (SPILLWAY_REDIS_PASSWORD)");
         return -1;
     }
     if (cfg->prefix[0] == '\0') {
@@ -363,6 +390,13 @@ out:
             snprintf(cfg->errstr, sizeof cfg->errstr, "%s: %s", name, st.reason);
     }
     return rc;
+}
+
+sw_redis_opts sw_config_redis(const sw_config *cfg)
+{
+    sw_redis_opts o = {cfg->redis_host, cfg->redis_port, cfg->redis_timeout_ms, cfg->prefix,
+                       cfg->redis_user, cfg->redis_password};
+    return o;
 }
 
 int sw_config_load_string(sw_config *cfg, const char *name, const char *text)

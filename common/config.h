@@ -3,6 +3,7 @@
 
 #include <stddef.h>
 
+#include "redisq.h"
 #include "sink.h"
 
 /* The one INI file shared by spillway-server, spillway-flusher and
@@ -20,6 +21,14 @@ typedef struct sw_config {
     int worker_nice;      /* HTTP workers' nice, relative to the Redis lane */
     long max_queue_records;   /* high-water mark: 429 above it (0 = none) */
     int idempotency_ttl_s;
+    char tokens_file[256];    /* "" = no authentication */
+    char admin_listen[128];   /* "" = admin routes on `listen` */
+    char tls_cert[256], tls_key[256];   /* both or neither: HTTPS on `listen` */
+    int max_header_bytes;     /* request line plus headers */
+    int max_string_bytes;     /* any one string value in a record */
+    int max_json_depth;       /* nesting inside a json/jsonb value */
+    int request_timeout_ms;   /* whole request: head, then body */
+    int idle_timeout_ms;      /* keep-alive connection with no request */
     /* [redis] */
     char redis_host[256];
     int redis_port;
@@ -27,9 +36,12 @@ typedef struct sw_config {
     int status_ttl_s;
     int redis_timeout_ms;
     int allow_eviction;       /* start even if Redis may evict queued jobs */
+    char redis_user[128];     /* ACL user; "" = default */
+    char redis_password[256]; /* "" = no AUTH */
     /* [postgres] */
     char conninfo[1024];
     int statement_timeout_ms;
+    char pg_password[256];    /* "" = libpq's own (PGPASSWORD, ~/.pgpass) */
     /* [flusher] */
     int batch_max_records;
     int flush_interval_ms;
@@ -57,6 +69,9 @@ int sw_config_load_string(sw_config *cfg, const char *name, const char *text);
 
 /* The sink called `name` (length n), or NULL. */
 const sw_sink *sw_config_sink(const sw_config *cfg, const char *name, size_t n);
+
+/* The [redis] settings as adapter options; the strings point into cfg. */
+sw_redis_opts sw_config_redis(const sw_config *cfg);
 
 /* Free the sinks. Accepts NULL. */
 void sw_config_free(sw_config *cfg);

@@ -37,13 +37,14 @@ static int too_many(sw_problem *p, long max)
 }
 
 long sw_ingest_build(const sw_sink *sink, const char *content_type, const char *body,
-                     size_t len, long max_records, const char *job_id, int64_t now_us,
+                     size_t len, const sw_ingest_limits *lim, const char *job_id, int64_t now_us,
                      msgpack_sbuffer *sb, sw_buf *scratch, sw_problem *p)
 {
     msgpack_packer pk;
     json_error_t jerr;
     json_t *doc = NULL;
     long n = 0;
+    long max_records = lim->max_records;
     enum body_kind kind = body_kind(content_type);
 
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
@@ -76,12 +77,12 @@ long sw_ingest_build(const sw_sink *sink, const char *content_type, const char *
                 goto fail;
             }
             json_array_foreach(doc, i, rec) {
-                if (sw_record_pack(sink, rec, i, &pk, scratch, p) != 0)
+                if (sw_record_pack(sink, rec, i, &lim->record, &pk, scratch, p) != 0)
                     goto fail;
             }
             n = (long)json_array_size(doc);
         } else {
-            if (sw_record_pack(sink, doc, 0, &pk, scratch, p) != 0)
+            if (sw_record_pack(sink, doc, 0, &lim->record, &pk, scratch, p) != 0)
                 goto fail;
             n = 1;
         }
@@ -105,7 +106,7 @@ long sw_ingest_build(const sw_sink *sink, const char *content_type, const char *
                     malformed(p, &jerr, lineno);
                     goto fail;
                 }
-                if (sw_record_pack(sink, doc, (size_t)n, &pk, scratch, p) != 0)
+                if (sw_record_pack(sink, doc, (size_t)n, &lim->record, &pk, scratch, p) != 0)
                     goto fail;
                 json_decref(doc);
                 doc = NULL;

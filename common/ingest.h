@@ -7,7 +7,15 @@
 
 #include "buf.h"
 #include "problem.h"
+#include "record.h"
 #include "sink.h"
+
+/* What one request may carry ([server] max_records_per_request,
+ * max_string_bytes, max_json_depth). */
+typedef struct sw_ingest_limits {
+    long max_records;
+    sw_record_limits record;
+} sw_ingest_limits;
 
 /* Turn a request body into one queue envelope: parse it by content type
  * (application/json: an object or an array of objects; application/
@@ -18,7 +26,7 @@
  * `p`. `scratch` is working memory the caller reuses. */
 __attribute__((warn_unused_result))
 long sw_ingest_build(const sw_sink *sink, const char *content_type, const char *body,
-                     size_t len, long max_records, const char *job_id, int64_t now_us,
+                     size_t len, const sw_ingest_limits *lim, const char *job_id, int64_t now_us,
                      msgpack_sbuffer *sb, sw_buf *scratch, sw_problem *p);
 
 #endif

@@ -5,11 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-sw_pg *sw_pg_new(const char *conninfo, int statement_timeout_ms)
+sw_pg *sw_pg_new(const char *conninfo, const char *password, int statement_timeout_ms)
 {
     sw_pg *pg = calloc(1, sizeof *pg);
     if (pg) {
         snprintf(pg->conninfo, sizeof pg->conninfo, "%s", conninfo);
+        snprintf(pg->password, sizeof pg->password, "%s", password ? password : "");
         pg->statement_timeout_ms = statement_timeout_ms;
     }
     return pg;
@@ -77,8 +78,9 @@ int sw_pg_connect(sw_pg *pg)
      * black-holed server would hang the flusher for minutes. */
     const char *keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval",
                           "keepalives_count", "client_encoding", "application_name",
-                          "dbname", NULL};
-    const char *vals[] = {"10", "30", "10", "3", "UTF8", "spillway", pg->conninfo, NULL};
+                          "dbname", "password", NULL};
+    const char *vals[] = {"10", "30", "10", "3", "UTF8", "spillway", pg->conninfo,
+                          pg->password[0] ? pg->password : NULL, NULL};
     pg->conn = PQconnectdbParams(keys, vals, 1);
     if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK) {
         conn_error(pg, "connect");

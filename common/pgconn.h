@@ -14,14 +14,17 @@ typedef struct sw_pg {
     char context[160];     /* the server's CONTEXT, e.g. "COPY t, line 3, ..." */
     void *conn;            /* PGconn, NULL while disconnected */
     char conninfo[1024];
+    char password[256];    /* "" = libpq's own (PGPASSWORD, PGPASSFILE) */
     int statement_timeout_ms;
 } sw_pg;
 
 /* A new, not yet connected adapter; NULL when out of memory. Each
  * connection sets client_encoding UTF8 and `statement_timeout_ms` (0 = no
  * limit); connect_timeout and TCP keepalives default to 10 s and 30 s
- * unless `conninfo` says otherwise. */
-sw_pg *sw_pg_new(const char *conninfo, int statement_timeout_ms);
+ * unless `conninfo` says otherwise. A non-empty `password` is passed as
+ * its own connection parameter (never in the conninfo string, which may
+ * be logged) and wins over one in conninfo. */
+sw_pg *sw_pg_new(const char *conninfo, const char *password, int statement_timeout_ms);
 void sw_pg_free(sw_pg *pg);   /* accepts NULL */
 
 /* Connect now if not connected (or if the connection went bad).

@@ -71,8 +71,8 @@ static void *lane(void *arg)
     return NULL;
 }
 
-sw_pipeline *sw_pipeline_new(const char *host, int port, int timeout_ms, const char *prefix,
-                             int ttl_s, int idem_ttl_s, long max_queued)
+sw_pipeline *sw_pipeline_new(const sw_redis_opts *o, int ttl_s, int idem_ttl_s,
+                             long max_queued)
 {
     sw_pipeline *p = calloc(1, sizeof *p);
     if (p == NULL)
@@ -86,7 +86,7 @@ sw_pipeline *sw_pipeline_new(const char *host, int port, int timeout_ms, const c
         free(p);
         return NULL;
     }
-    p->redis = sw_redis_new(host, port, timeout_ms, prefix);
+    p->redis = sw_redis_new(o);
     if (p->redis == NULL || pthread_create(&p->thread, NULL, lane, p) != 0) {
         sw_pipeline_free(p);
         return NULL;

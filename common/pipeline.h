@@ -26,8 +26,8 @@ typedef struct sw_pipeline_req {
 /* Start the lane thread with its own Redis connection (connected lazily);
  * the ttls and the high-water mark go to sw_redis_enqueue. NULL when out
  * of memory or the thread cannot start. */
-sw_pipeline *sw_pipeline_new(const char *host, int port, int timeout_ms, const char *prefix,
-                             int ttl_s, int idem_ttl_s, long max_queued);
+sw_pipeline *sw_pipeline_new(const sw_redis_opts *o, int ttl_s, int idem_ttl_s,
+                             long max_queued);
 
 /* Count the lane connection's reconnects in `counter` too. Call it before
  * the first sw_pipeline_enqueue. */

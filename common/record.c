@@ -154,10 +154,10 @@ static const char *json_kind(const json_t *v)
 
 /* Serialise a JSON value compactly, with reals in their shortest exact
  * form (jansson's own dump rounds them to 17 digits). */
-static int dump_json(const json_t *v, sw_buf *out, int depth)
+static int dump_json(const json_t *v, sw_buf *out, int depth, int max_depth)
 {
     char num[32];
-    if (depth > SW_RECORD_MAX_DEPTH)
+    if (depth > max_depth)
         return 1;
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
@@ -170,7 +170,7 @@ static int dump_json(const json_t *v, sw_buf *out, int depth)
             if ((!first && sw_buf_append(out, ",", 1) != 0) ||
                 sw_buf_json_str(out, k, strlen(k)) != 0 || sw_buf_append(out, ":", 1) != 0)
                 return -1;
-            if ((rc = dump_json(e, out, depth + 1)) != 0)
+            if ((rc = dump_json(e, out, depth + 1, max_depth)) != 0)
                 return rc;
             first = 0;
         }
@@ -185,7 +185,7 @@ static int dump_json(const json_t *v, sw_buf *out, int depth)
         json_array_foreach((json_t *)v, i, e) {
             if (i > 0 && sw_buf_append(out, ",", 1) != 0)
                 return -1;
-            if ((rc = dump_json(e, out, depth + 1)) != 0)
+            if ((rc = dump_json(e, out, depth + 1, max_depth)) != 0)
                 return rc;
         }
         return sw_buf_append(out, "]", 1);
@@ -209,12 +209,22 @@ static int pack_str(msgpack_packer *pk, const char *s, size_t n)
     return msgpack_pack_str_with_body(pk, s, n);
 }
 
+static int too_long(sw_problem *p, size_t index, const sw_column *col, size_t n, size_t max)
+{
+    return UNFIT(p, "record %zu, field \"%s\": %zu bytes is over the limit of %zu bytes "
+                 "per value ([server] max_string_bytes)", index, col->name, n, max);
+}
+
 static int pack_value(const sw_column *col, const json_t *v, size_t index,
-                      msgpack_packer *pk, sw_buf *scratch, sw_problem *p)
+                      const sw_record_limits *lim, msgpack_packer *pk, sw_buf *scratch,
+                      sw_problem *p)
 {
     char buf[64];
     const char *s = json_is_string(v) ? json_string_value(v) : NULL;
     size_t n = s ? json_string_length(v) : 0;
+
+    if (n > lim->max_string_bytes)
+        return too_long(p, index, col, n, lim->max_string_bytes);
 
     if (json_is_null(v)) {
         if (col->not_null)
@@ -304,12 +314,14 @@ static int pack_value(const sw_column *col, const json_t *v, size_t index,
         return pack_str(pk, s, n);
     case SW_COL_JSON: case SW_COL_JSONB: {
         sw_buf_reset(scratch);
-        int rc = dump_json(v, scratch, 0);
+        int rc = dump_json(v, scratch, 0, lim->max_json_depth);
         if (rc > 0)
-            return UNFIT(p, "record %zu, field \"%s\": JSON nested deeper than %d levels",
-                         index, col->name, SW_RECORD_MAX_DEPTH);
+            return UNFIT(p, "record %zu, field \"%s\": JSON nested deeper than %d levels "
+                         "([server] max_json_depth)", index, col->name, lim->max_json_depth);
         if (rc < 0)
             return sw_problem_set(p, 500, "internal", "Internal error", "out of memory");
+        if (scratch->len > lim->max_string_bytes)
+            return too_long(p, index, col, scratch->len, lim->max_string_bytes);
         return pack_str(pk, scratch->data, scratch->len);
     }
     }
@@ -317,7 +329,8 @@ static int pack_value(const sw_column *col, const json_t *v, size_t index,
 }
 
 int sw_record_pack(const sw_sink *sink, const json_t *obj, size_t index,
-                   msgpack_packer *pk, sw_buf *scratch, sw_problem *p)
+                   const sw_record_limits *lim, msgpack_packer *pk, sw_buf *scratch,
+                   sw_problem *p)
 {
     const json_t *slot[SW_SINK_MAX_COLUMNS] = {0};
     const char *key;
@@ -344,7 +357,7 @@ int sw_record_pack(const sw_sink *sink, const json_t *obj, size_t index,
                 return sw_problem_set(p, 500, "internal", "Internal error", "out of memory");
             continue;
         }
-        if (pack_value(col, slot[c], index, pk, scratch, p) != 0)
+        if (pack_value(col, slot[c], index, lim, pk, scratch, p) != 0)
             return p->status ? -1
                              : sw_problem_set(p, 500, "internal", "Internal error", "out of memory");
     }

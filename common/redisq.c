@@ -283,15 +283,18 @@ static void disconnect(sw_redis *r)
         r->sha[i][0] = '\0';
 }
 
-sw_redis *sw_redis_new(const char *host, int port, int timeout_ms, const char *prefix)
+sw_redis *sw_redis_new(const sw_redis_opts *o)
 {
     sw_redis *r = calloc(1, sizeof *r);
     if (r == NULL)
         return NULL;
-    snprintf(r->host, sizeof r->host, "%s", host);
-    r->port = port;
-    r->timeout_ms = timeout_ms;
+    const char *prefix = o->prefix;
+    snprintf(r->host, sizeof r->host, "%s", o->host);
+    r->port = o->port;
+    r->timeout_ms = o->timeout_ms;
     snprintf(r->prefix, sizeof r->prefix, "%s", prefix);
+    snprintf(r->user, sizeof r->user, "%s", o->user ? o->user : "");
+    snprintf(r->password, sizeof r->password, "%s", o->password ? o->password : "");
     snprintf(r->k_queue, sizeof r->k_queue, "%s:queue", prefix);
     snprintf(r->k_stats, sizeof r->k_stats, "%s:stats", prefix);
     snprintf(r->k_dead, sizeof r->k_dead, "%s:dead", prefix);
@@ -336,6 +339,21 @@ int sw_redis_connect(sw_redis *r)
         return -1;
     }
     redisEnableKeepAlive(c);
+    if (r->password[0] != '\0') {
+        /* Arguments go as separate bulk strings, so a password may hold
+         * any bytes; the reply never echoes it. */
+        redisReply *rep = r->user[0] ? redisCommand(c, "AUTH %s %s", r->user, r->password)
+                                     : redisCommand(c, "AUTH %s", r->password);
+        if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+            set_err(r, SW_REDIS_EIO, "auth", rep ? rep->str : c->errstr);
+            if (rep)
+                freeReplyObject(rep);
+            redisFree(c);
+            r->next_connect_ms = now + 100;
+            return -1;
+        }
+        freeReplyObject(rep);
+    }
     r->ctx = c;
     r->err = SW_REDIS_OK;
     if (r->connected_once && r->reconnects)

@@ -34,6 +34,16 @@ enum sw_redis_err {
     SW_REDIS_EREPLY,   /* an unexpected reply or a script error */
 };
 
+/* Where and how to connect. The strings are copied. */
+typedef struct sw_redis_opts {
+    const char *host;
+    int port;
+    int timeout_ms;
+    const char *prefix;
+    const char *user;        /* ACL user, or "" / NULL for the default */
+    const char *password;    /* "" / NULL: no AUTH */
+} sw_redis_opts;
+
 typedef struct sw_redis {
     enum sw_redis_err err;
     char errstr[128];
@@ -42,6 +52,7 @@ typedef struct sw_redis {
     int port;
     int timeout_ms;
     char prefix[64];
+    char user[128], password[256];
     char k_queue[96], k_stats[96], k_dead[96], k_job[96], k_deadp[96], k_deliveries[96];
     char k_flushers[96];
     char sha[10][41];           /* loaded scripts, "" until loaded */
@@ -59,8 +70,9 @@ typedef struct sw_queue_stats {
 } sw_queue_stats;
 
 /* A new, not yet connected adapter; NULL when out of memory. Connects
- * lazily on first use and again after any I/O error. */
-sw_redis *sw_redis_new(const char *host, int port, int timeout_ms, const char *prefix);
+ * (and authenticates, when o->password is set) lazily on first use and
+ * again after any I/O error. */
+sw_redis *sw_redis_new(const sw_redis_opts *o);
 void sw_redis_free(sw_redis *r);   /* accepts NULL */
 
 /* Connect now if not connected. 0, or -1 with err/errstr set. */

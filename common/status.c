@@ -24,3 +24,21 @@ int sw_status_json(sw_buf *out, const sw_status *st)
     rc |= sw_buf_puts(out, "}");
     return rc ? -1 : 0;
 }
+
+const char *sw_status_sink(const char *json, size_t len, size_t *n)
+{
+    static const char key[] = "\"sink\":\"";
+    const size_t kn = sizeof key - 1;
+    const char *p = NULL;
+    for (size_t i = 0; p == NULL && i + kn <= len; i++) {
+        if (memcmp(json + i, key, kn) == 0)
+            p = json + i + kn;
+    }
+    if (p == NULL)
+        return NULL;
+    const char *q = memchr(p, '"', len - (size_t)(p - json));
+    if (q == NULL)
+        return NULL;
+    *n = (size_t)(q - p);
+    return p;
+}

@@ -1,6 +1,7 @@
 #ifndef SW_STATUS_H_
 #define SW_STATUS_H_
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -21,5 +22,10 @@ typedef struct sw_status {
 /* Replace `out`'s contents with the JSON of `st`. 0, or -1 when out of
  * memory. */
 __attribute__((warn_unused_result)) int sw_status_json(sw_buf *out, const sw_status *st);
+
+/* The sink named in a status JSON written by sw_status_json(): points into
+ * `json` and sets *n, or NULL when there is none. Sink names have no
+ * characters JSON escapes, so no decoding is needed. */
+const char *sw_status_sink(const char *json, size_t len, size_t *n);
 
 #endif

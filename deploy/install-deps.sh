@@ -4,9 +4,9 @@
 set -eu
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-PKGS="build-essential cmake pkg-config libcivetweb-dev libhiredis-dev libpq-dev
+PKGS="build-essential cmake pkg-config libcivetweb-dev libhiredis-dev libpq-dev libssl-dev
       libmsgpack-dev libjansson-dev libinih-dev libcmocka-dev libsystemd-dev
-      redis-server postgresql postgresql-common python3 curl wrk"
+      redis-server postgresql postgresql-common python3 curl wrk openssl"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

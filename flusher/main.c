@@ -425,8 +425,9 @@ int main(int argc, char **argv)
         host[sizeof host - 1] = '\0';
         snprintf(f.heartbeat, sizeof f.heartbeat, "%s %ld", host, (long)getpid());
     }
-    f.redis = sw_redis_new(cfg.redis_host, cfg.redis_port, cfg.redis_timeout_ms, cfg.prefix);
-    f.pg = sw_pg_new(cfg.conninfo, cfg.statement_timeout_ms);
+    sw_redis_opts ro = sw_config_redis(&cfg);
+    f.redis = sw_redis_new(&ro);
+    f.pg = sw_pg_new(cfg.conninfo, cfg.pg_password, cfg.statement_timeout_ms);
     f.batch = sw_batch_new(&cfg, cfg.flusher_id);
     if (f.redis == NULL || f.pg == NULL || f.batch == NULL) {
         sw_log_error("out of memory", NULL);

@@ -213,7 +213,8 @@ int sw_stats_start(const sw_config *cfg)
     st.batch_records = (sw_histogram){.bounds = batch_bounds, .nbounds = 10};
     st.flush_seconds = (sw_histogram){.bounds = flush_bounds, .nbounds = 11};
     st.e2e_seconds = (sw_histogram){.bounds = e2e_bounds, .nbounds = 12};
-    st.redis = sw_redis_new(cfg->redis_host, cfg->redis_port, cfg->redis_timeout_ms, cfg->prefix);
+    sw_redis_opts ro = sw_config_redis(cfg);
+    st.redis = sw_redis_new(&ro);
     if (st.jobs == NULL || st.records == NULL || st.failed == NULL || st.redis == NULL) {
         sw_log_error("out of memory", NULL);
         return -1;

@@ -11,8 +11,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "buf.h"
 #include "clock.h"
+#include "deadline.h"
 #include "ingest.h"
 #include "hash.h"
 #include "jobid.h"
@@ -22,6 +24,7 @@
 #include "problem.h"
 #include "redisq.h"
 #include "status.h"
+#include "tls.h"
 #include "ui.h"
 
 enum route { R_RECORDS, R_JOB, R_QUEUE, R_STATS, R_UI, R_HEALTHZ, R_READYZ, R_METRICS, R_OTHER,
@@ -30,20 +33,34 @@ static const char *const route_names[R_COUNT] = {
     "/v1/sinks/{sink}/records", "/v1/jobs/{job_id}", "/v1/queue", "/v1/stats", "/ui",
     "/healthz", "/readyz", "/metrics", "other"};
 
-static const int codes[] = {200, 202, 400, 404, 405, 409, 411, 413, 415, 422, 429, 500, 503};
+static const int codes[] = {200, 202, 400, 401, 403, 404, 405, 408, 409, 411, 413,
+                            415, 422, 429, 431, 500, 503};
 #define NCODES ((int)(sizeof codes / sizeof codes[0]))
 
 enum reject { REJ_VALIDATION, REJ_TOO_LARGE, REJ_BACKPRESSURE, REJ_REDIS_DOWN, REJ_CONFLICT,
-              REJ_COUNT };
-static const char *const reject_names[REJ_COUNT] = {"validation", "too_large", "backpressure",
-                                                    "redis_down", "idempotency_conflict"};
+              REJ_UNAUTHORIZED, REJ_FORBIDDEN, REJ_TIMEOUT, REJ_COUNT };
+static const char *const reject_names[REJ_COUNT] = {
+    "validation", "too_large", "backpressure", "redis_down", "idempotency_conflict",
+    "unauthorized", "forbidden", "timeout"};
+
+/* The admin listener's pool: scrapes and probes only. */
+#define ADMIN_THREADS 4
 
 static const double latency_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                         0.05,   0.1,   0.25,   0.5,   1,    2.5};
 
+/* What a handler was registered with: which listener it serves. */
+typedef struct listener {
+    struct sw_http *h;
+    int admin;
+} listener;
+
 struct sw_http {
     const sw_config *cfg;
-    struct mg_context *ctx;
+    struct mg_context *ctx, *admin_ctx;
+    listener api, admin;
+    sw_auth auth;             /* n == 0: no tokens_file, no authentication */
+    sw_deadline *deadline;
     sw_pipeline *pipeline;
     _Atomic uint64_t requests[R_COUNT][NCODES + 1];
     _Atomic uint64_t rejected[REJ_COUNT];
@@ -62,6 +79,8 @@ struct sw_http {
  * and take no lock. */
 typedef struct worker {
     sw_redis *redis;
+    int slot;                 /* in h->deadline */
+    int64_t deadline_ms;      /* this request's, monotonic */
     sw_buf body, out, head, scratch;
     msgpack_sbuffer sb;
 } worker;
@@ -82,8 +101,9 @@ static void *init_thread(const struct mg_context *ctx, int type)
         setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), h->cfg->worker_nice) != 0)
         sw_log_warn("cannot lower worker priority", "worker_nice=%d", h->cfg->worker_nice);
     msgpack_sbuffer_init(&w->sb);
-    w->redis = sw_redis_new(h->cfg->redis_host, h->cfg->redis_port, h->cfg->redis_timeout_ms,
-                            h->cfg->prefix);
+    sw_redis_opts ro = sw_config_redis(h->cfg);
+    w->redis = sw_redis_new(&ro);
+    w->slot = sw_deadline_claim(h->deadline);
     if (w->redis)
         w->redis->reconnects = &h->redis_reconnects;
     return w;
@@ -205,9 +225,21 @@ static int method_not_allowed(struct mg_connection *c, worker *w, const char *al
     return problem(c, w, 405, "method-not-allowed", "Method not allowed", detail, extra);
 }
 
-/* Read the whole body into w->body, at most max bytes. 0, or the status
- * of the problem already sent. */
-static int read_body(struct mg_connection *c, worker *w, long max)
+static int too_slow(struct mg_connection *c, sw_http *h, worker *w)
+{
+    char detail[160];
+    sw_metrics_add(&h->rejected[REJ_TIMEOUT], 1);
+    snprintf(detail, sizeof detail,
+             "the request did not arrive within %d ms ([server] request_timeout_ms); "
+             "nothing was queued", h->cfg->request_timeout_ms);
+    return problem(c, w, 408, "request-timeout", "Request timeout", detail,
+                   "Connection: close\r\n");
+}
+
+/* Read the whole body into w->body, at most max bytes, by `deadline_ms`
+ * (monotonic). 0, or the status of the problem already sent. */
+static int read_body(struct mg_connection *c, sw_http *h, worker *w, long max,
+                     int64_t deadline_ms)
 {
     const struct mg_request_info *ri = mg_get_request_info(c);
     const char *te = mg_get_header(c, "Transfer-Encoding");
@@ -224,23 +256,52 @@ static int read_body(struct mg_connection *c, worker *w, long max)
                        "Connection: close\r\n");
     }
     sw_buf_reset(&w->body);
+    sw_deadline_arm(h->deadline, w->slot, deadline_ms, ri->remote_addr, ri->remote_port,
+                    ri->server_port);
+    int n = 0, late = 0;
     for (;;) {
-        if (sw_buf_reserve(&w->body, 16384) != 0)
-            return problem(c, w, 500, "internal", "Internal error", "out of memory", NULL);
-        int n = mg_read(c, w->body.data + w->body.len, w->body.cap - w->body.len - 1);
-        if (n < 0)
-            return problem(c, w, 400, "bad-body", "Body could not be read",
-                           "the connection failed while reading the body", "Connection: close\r\n");
-        if (n == 0)
+        if (sw_buf_reserve(&w->body, 16384) != 0) {
+            n = -2;
+            break;
+        }
+        n = mg_read(c, w->body.data + w->body.len, w->body.cap - w->body.len - 1);
+        if (n <= 0)
             break;
         w->body.len += (size_t)n;
-        if ((long)w->body.len > max) {
-            snprintf(detail, sizeof detail,
-                     "the body is over the limit of %ld bytes ([server] max_body_bytes); split it",
-                     max);
-            return problem(c, w, 413, "body-too-large", "Body too large", detail,
-                           "Connection: close\r\n");
+        if ((long)w->body.len > max)
+            break;
+        /* Each mg_read waits at most request_timeout_ms for its piece;
+         * this bounds the pieces together. */
+        if (sw_clock_mono_ms() > deadline_ms) {
+            late = 1;
+            break;
         }
+    }
+    late |= sw_deadline_disarm(h->deadline, w->slot);
+    /* A read that ran out of time ends like a short body; tell them apart
+     * by the clock. */
+    int incomplete = n < 0 || (n == 0 && !chunked && (long long)w->body.len != ri->content_length);
+    if (late || (incomplete && sw_clock_mono_ms() > deadline_ms))
+        return too_slow(c, h, w);
+    if (n == -2)
+        return problem(c, w, 500, "internal", "Internal error", "out of memory", NULL);
+    if (n < 0)
+        return problem(c, w, 400, "bad-body", "Body could not be read",
+                       "the connection failed while reading the body, or the chunked "
+                       "encoding is invalid; nothing was queued", "Connection: close\r\n");
+    if ((long)w->body.len > max) {
+        snprintf(detail, sizeof detail,
+                 "the body is over the limit of %ld bytes ([server] max_body_bytes); split it",
+                 max);
+        return problem(c, w, 413, "body-too-large", "Body too large", detail,
+                       "Connection: close\r\n");
+    }
+    if (!chunked && (long long)w->body.len != ri->content_length) {
+        snprintf(detail, sizeof detail,
+                 "the body ended after %zu of the %lld bytes Content-Length announced; "
+                 "nothing was queued", w->body.len, ri->content_length);
+        return problem(c, w, 400, "short-body", "Body shorter than Content-Length", detail,
+                       "Connection: close\r\n");
     }
     w->body.data[w->body.len] = '\0';
     return 0;
@@ -275,7 +336,7 @@ static int post_records(struct mg_connection *c, sw_http *h, worker *w, const sw
     const sw_config *cfg = h->cfg;
     sw_problem p = {0};
     char job_id[SW_JOBID_LEN + 1], extra[96];
-    int rc = read_body(c, w, cfg->max_body_bytes);
+    int rc = read_body(c, h, w, cfg->max_body_bytes, w->deadline_ms);
     if (rc != 0) {
         if (rc == 413)
             sw_metrics_add(&h->rejected[REJ_TOO_LARGE], 1);
@@ -298,8 +359,10 @@ static int post_records(struct mg_connection *c, sw_http *h, worker *w, const sw
     sw_jobid_new(job_id);
     int64_t now = sw_clock_now_us();
     msgpack_sbuffer_clear(&w->sb);
+    sw_ingest_limits lim = {cfg->max_records, {(size_t)cfg->max_string_bytes,
+                                               cfg->max_json_depth}};
     long n = sw_ingest_build(sink, mg_get_header(c, "Content-Type"), w->body.data, w->body.len,
-                             cfg->max_records, job_id, now, &w->sb, &w->scratch, &p);
+                             &lim, job_id, now, &w->sb, &w->scratch, &p);
     if (n < 0) {
         sw_metrics_add(&h->rejected[p.status == 413 ? REJ_TOO_LARGE : REJ_VALIDATION], 1);
         return send_problem(c, w, &p, NULL);
@@ -350,11 +413,19 @@ static int post_records(struct mg_connection *c, sw_http *h, worker *w, const sw
     return send_json(c, status, extra, &w->out);
 }
 
-static int get_job(struct mg_connection *c, worker *w, const char *id)
+/* `grant` is the caller's token (NULL: no authentication here). A job of
+ * a sink the token may not use answers 404, like one that does not
+ * exist, so ids cannot be probed across sinks. */
+static int get_job(struct mg_connection *c, worker *w, const char *id, const sw_auth_entry *grant)
 {
     int found = 0;
     if (sw_jobid_valid(id, strlen(id)) && (found = sw_redis_status(w->redis, id, &w->out)) < 0)
         return redis_unavailable(c, w);
+    if (found && grant) {
+        size_t n = 0;
+        const char *sink = sw_status_sink(w->out.data, w->out.len, &n);
+        found = sink != NULL && sw_auth_allows(grant, sink, n);
+    }
     if (!found)
         return problem(c, w, 404, "job-not-found", "Job not found",
                        "no job with this id: it was never accepted, or its status expired "
@@ -503,45 +574,34 @@ static int is_method(const struct mg_request_info *ri, const char *m)
     return strcmp(ri->request_method, m) == 0;
 }
 
-static int dispatch(struct mg_connection *c, sw_http *h, worker *w, enum route *route)
+/* 401 for a missing or unknown token; the header tells clients how to
+ * authenticate (RFC 6750). */
+static int unauthorized(struct mg_connection *c, sw_http *h, worker *w, enum sw_auth_result res)
 {
-    const struct mg_request_info *ri = mg_get_request_info(c);
-    const char *uri = ri->local_uri ? ri->local_uri : "";
-    int get = is_method(ri, "GET") || is_method(ri, "HEAD");
+    sw_metrics_add(&h->rejected[REJ_UNAUTHORIZED], 1);
+    if (res == SW_AUTH_MISSING)
+        return problem(c, w, 401, "unauthorized", "Authentication required",
+                       "send Authorization: Bearer <token>; an operator makes tokens with "
+                       "spillwayctl token new (the dashboard needs [server] admin_listen)",
+                       "WWW-Authenticate: Bearer realm=\"spillway\"\r\n");
+    return problem(c, w, 401, "unauthorized", "Invalid token",
+                   "the bearer token is not one this server knows",
+                   "WWW-Authenticate: Bearer realm=\"spillway\", error=\"invalid_token\"\r\n");
+}
 
-    if (strncmp(uri, "/v1/sinks/", 10) == 0) {
-        const char *name = uri + 10, *slash = strchr(name, '/');
-        *route = R_RECORDS;
-        if (slash == NULL || strcmp(slash, "/records") != 0)
-            return problem(c, w, 404, "not-found", "Not found",
-                           "use /v1/sinks/{sink}/records", NULL);
-        const sw_sink *sink = sw_config_sink(h->cfg, name, (size_t)(slash - name));
-        if (sink == NULL) {
-            char detail[128];
-            snprintf(detail, sizeof detail, "no sink named \"%.*s\" is configured",
-                     (int)(slash - name) > 64 ? 64 : (int)(slash - name), name);
-            return problem(c, w, 404, "unknown-sink", "Unknown sink", detail, NULL);
-        }
-        if (!is_method(ri, "POST"))
-            return method_not_allowed(c, w, "POST");
-        return post_records(c, h, w, sink);
-    }
-    if (strncmp(uri, "/v1/jobs/", 9) == 0) {
-        *route = R_JOB;
-        return get ? get_job(c, w, uri + 9) : method_not_allowed(c, w, "GET");
-    }
-    if (strcmp(uri, "/v1/queue") == 0) {
-        *route = R_QUEUE;
-        return get ? get_queue(c, w) : method_not_allowed(c, w, "GET");
-    }
-    if (strcmp(uri, "/v1/stats") == 0) {
-        *route = R_STATS;
-        if (!get)
-            return method_not_allowed(c, w, "GET");
-        if (sw_redis_overview(w->redis, 10, &w->out) != 0)
-            return redis_unavailable(c, w);
-        return send_json(c, 200, NULL, &w->out);
-    }
+static int forbidden(struct mg_connection *c, sw_http *h, worker *w, const char *detail)
+{
+    sw_metrics_add(&h->rejected[REJ_FORBIDDEN], 1);
+    return problem(c, w, 403, "forbidden", "Not allowed for this token", detail,
+                   "WWW-Authenticate: Bearer realm=\"spillway\", error=\"insufficient_scope\"\r\n");
+}
+
+/* Routes for operators: metrics, probes, the dashboard and what it reads.
+ * Served without a token: on the admin listener when there is one, else
+ * beside the API. Returns -1 when `uri` is not one of them. */
+static int admin_route(struct mg_connection *c, sw_http *h, worker *w, const char *uri,
+                       int get, int admin_listener, enum route *route)
+{
     if (strcmp(uri, "/ui") == 0 || strcmp(uri, "/ui/") == 0) {
         *route = R_UI;
         return get ? send_response(c, 200, "text/html; charset=utf-8", NULL,
@@ -565,14 +625,154 @@ static int dispatch(struct mg_connection *c, sw_http *h, worker *w, enum route *
         *route = R_METRICS;
         return get ? get_metrics(c, h, w) : method_not_allowed(c, w, "GET");
     }
+    if (!admin_listener)
+        return -1;
+    /* The operators' port also answers what the dashboard reads. */
+    if (strcmp(uri, "/v1/stats") == 0 || strcmp(uri, "/v1/queue") == 0 ||
+        strncmp(uri, "/v1/jobs/", 9) == 0) {
+        if (!get)
+            return method_not_allowed(c, w, "GET");
+        if (uri[4] == 'j') {
+            *route = R_JOB;
+            return get_job(c, w, uri + 9, NULL);
+        }
+        if (uri[4] == 'q') {
+            *route = R_QUEUE;
+            return get_queue(c, w);
+        }
+        *route = R_STATS;
+        if (sw_redis_overview(w->redis, 10, &w->out) != 0)
+            return redis_unavailable(c, w);
+        return send_json(c, 200, NULL, &w->out);
+    }
+    return -1;
+}
+
+static int dispatch(struct mg_connection *c, const listener *l, worker *w, enum route *route)
+{
+    sw_http *h = l->h;
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    const char *uri = ri->local_uri ? ri->local_uri : "";
+    int get = is_method(ri, "GET") || is_method(ri, "HEAD");
+    int split = h->admin_ctx != NULL;
+
+    if (l->admin || !split) {
+        int rc = admin_route(c, h, w, uri, get, l->admin, route);
+        if (rc >= 0 || l->admin) {
+            if (rc >= 0)
+                return rc;
+            *route = R_OTHER;
+            return problem(c, w, 404, "not-found", "Not found",
+                           "this is the admin listener: /metrics, /healthz, /readyz, /ui and "
+                           "GET /v1/stats, /v1/queue, /v1/jobs/{id}; the API is on [server] "
+                           "listen", NULL);
+        }
+    }
+
+    /* Everything else is the API: with a tokens_file, a token first. */
+    const sw_auth_entry *grant = NULL;
+    if (strncmp(uri, "/v1/", 4) == 0 && h->auth.n > 0) {
+        enum sw_auth_result res;
+        grant = sw_auth_check(&h->auth, mg_get_header(c, "Authorization"), &res);
+        if (grant == NULL) {
+            *route = R_OTHER;
+            return unauthorized(c, h, w, res);
+        }
+    }
+    if (strncmp(uri, "/v1/sinks/", 10) == 0) {
+        const char *name = uri + 10, *slash = strchr(name, '/');
+        *route = R_RECORDS;
+        if (slash == NULL || strcmp(slash, "/records") != 0)
+            return problem(c, w, 404, "not-found", "Not found",
+                           "use /v1/sinks/{sink}/records", NULL);
+        size_t n = (size_t)(slash - name);
+        const sw_sink *sink = sw_config_sink(h->cfg, name, n);
+        if (grant && !sw_auth_allows(grant, name, n))
+            return forbidden(c, h, w, "this token may not write to this sink; ask for a token "
+                                      "that lists it (spillwayctl token new --sinks ...)");
+        if (sink == NULL) {
+            char detail[128];
+            snprintf(detail, sizeof detail, "no sink named \"%.*s\" is configured",
+                     (int)(n > 64 ? 64 : n), name);
+            return problem(c, w, 404, "unknown-sink", "Unknown sink", detail, NULL);
+        }
+        if (!is_method(ri, "POST"))
+            return method_not_allowed(c, w, "POST");
+        return post_records(c, h, w, sink);
+    }
+    if (strncmp(uri, "/v1/jobs/", 9) == 0) {
+        *route = R_JOB;
+        return get ? get_job(c, w, uri + 9, grant) : method_not_allowed(c, w, "GET");
+    }
+    if (strcmp(uri, "/v1/queue") == 0) {
+        *route = R_QUEUE;
+        return get ? get_queue(c, w) : method_not_allowed(c, w, "GET");
+    }
+    if (strcmp(uri, "/v1/stats") == 0) {
+        *route = R_STATS;
+        if (!get)
+            return method_not_allowed(c, w, "GET");
+        /* Recent failures of every sink are in it. */
+        if (grant && !grant->all_sinks)
+            return forbidden(c, h, w, "/v1/stats shows jobs of every sink, so it needs a token "
+                                      "for all sinks (\"*\")");
+        if (sw_redis_overview(w->redis, 10, &w->out) != 0)
+            return redis_unavailable(c, w);
+        return send_json(c, 200, NULL, &w->out);
+    }
     *route = R_OTHER;
     return problem(c, w, 404, "not-found", "Not found",
                    "no such resource; see the API reference in README.md", NULL);
 }
 
+/* Refuse requests whose framing a proxy in front of us could read
+ * differently (request smuggling): Content-Length together with
+ * Transfer-Encoding (civetweb lets chunked win), a repeated or non-numeric
+ * Content-Length, a repeated Transfer-Encoding. And the head's size. */
+static int check_head(struct mg_connection *c, sw_http *h, worker *w)
+{
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    int ncl = 0, nte = 0;
+    size_t head = strlen(ri->request_method) + strlen(ri->request_uri) +
+                  (ri->query_string ? strlen(ri->query_string) + 1 : 0) + 12;
+    const char *cl = NULL;
+    for (int i = 0; i < ri->num_headers; i++) {
+        const struct mg_header *hd = &ri->http_headers[i];
+        head += strlen(hd->name) + strlen(hd->value) + 4;
+        if (strcasecmp(hd->name, "Content-Length") == 0) {
+            ncl++;
+            cl = hd->value;
+        } else if (strcasecmp(hd->name, "Transfer-Encoding") == 0) {
+            nte++;
+        }
+    }
+    if (head > (size_t)h->cfg->max_header_bytes) {
+        char detail[160];
+        snprintf(detail, sizeof detail,
+                 "the request line and headers take %zu bytes, over the limit of %d "
+                 "([server] max_header_bytes)", head, h->cfg->max_header_bytes);
+        return problem(c, w, 431, "headers-too-large", "Request headers too large", detail,
+                       "Connection: close\r\n");
+    }
+    const char *why = NULL;
+    if (ncl > 0 && nte > 0)
+        why = "the request has both Content-Length and Transfer-Encoding; send one of them";
+    else if (ncl > 1)
+        why = "the request has more than one Content-Length header";
+    else if (nte > 1)
+        why = "the request has more than one Transfer-Encoding header";
+    else if (cl && (cl[0] == '\0' || strspn(cl, "0123456789") != strlen(cl)))
+        why = "Content-Length must be a decimal number of bytes";
+    if (why)
+        return problem(c, w, 400, "bad-framing", "Ambiguous request framing", why,
+                       "Connection: close\r\n");
+    return 0;
+}
+
 static int handler(struct mg_connection *c, void *data)
 {
-    sw_http *h = data;
+    const listener *l = data;
+    sw_http *h = l->h;
     worker *w = mg_get_thread_pointer(c);
     enum route route = R_OTHER;
     if (w == NULL || w->redis == NULL) {
@@ -587,16 +787,91 @@ static int handler(struct mg_connection *c, void *data)
         return 500;
     }
     int64_t start = sw_clock_now_us();
-    int status = dispatch(c, h, w, &route);
+    w->deadline_ms = sw_clock_mono_ms() + h->cfg->request_timeout_ms;
+    int status = check_head(c, h, w);
+    if (status == 0)
+        status = dispatch(c, l, w, &route);
     count(h, route, status);
     sw_histogram_observe(&h->latency, (double)(sw_clock_now_us() - start) / 1e6);
     return status;
 }
 
+/* civetweb's own refusals (a request it cannot parse, a head larger than
+ * its buffer, a bad chunked framing line) as problem+json too. */
+static int http_error(struct mg_connection *c, int status, const char *msg)
+{
+    char body[512];
+    const char *title = status == 413 || status == 431 ? "Request head too large"
+                      : status == 408 ? "Request timeout"
+                      : status == 505 ? "HTTP version not supported"
+                      : status >= 500 ? "Internal error" : "Bad request";
+    const struct mg_context *ctx = mg_get_context(c);
+    const sw_http *h = ctx ? mg_get_user_data(ctx) : NULL;
+    int n = snprintf(body, sizeof body,
+                     "{\"type\":\"urn:spillway:problem:bad-request\",\"title\":\"%s\","
+                     "\"status\":%d,\"detail\":\"the HTTP request could not be read (%s): "
+                     "it is malformed, did not arrive within %d ms, or its head is over "
+                     "%d bytes\"}",
+                     title, status, strcspn(msg, "\"\\") == strlen(msg) ? msg : "?",
+                     h ? h->cfg->request_timeout_ms : 0, h ? h->cfg->max_header_bytes : 0);
+    if (n < 0 || (size_t)n >= sizeof body)
+        return 1;
+    mg_printf(c, "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\n"
+                 "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+              status, mg_get_response_code_text(c, status), n, body);
+    return 0;
+}
+
+/* civetweb made the SSL_CTX for an "s" port: load our certificate. */
+static int init_ssl(void *ssl_ctx, void *user_data)
+{
+    const sw_http *h = user_data;
+    char why[256];
+    if (sw_tls_load(ssl_ctx, h->cfg->tls_cert, h->cfg->tls_key, why, sizeof why) != 0) {
+        sw_log_error("cannot set up TLS", "reason=\"%s\"", why);
+        return -1;
+    }
+    return 1;
+}
+
+static struct mg_context *start_listener(sw_http *h, listener *l, const char *ports,
+                                         int threads)
+{
+    char nthreads[16], head[16], req_ms[16], idle_ms[16];
+    snprintf(nthreads, sizeof nthreads, "%d", threads);
+    /* civetweb's read buffer for the head: larger than our limit, so a
+     * head just over it gets a precise 431 from check_head(). */
+    snprintf(head, sizeof head, "%d", 2 * h->cfg->max_header_bytes);
+    snprintf(req_ms, sizeof req_ms, "%d", h->cfg->request_timeout_ms);
+    snprintf(idle_ms, sizeof idle_ms, "%d", h->cfg->idle_timeout_ms);
+    const char *options[] = {"listening_ports", ports, "num_threads", nthreads,
+                             "enable_keep_alive", "yes", "request_timeout_ms", req_ms,
+                             "keep_alive_timeout_ms", idle_ms, "max_request_size", head,
+                             /* Headers and body go out in two writes; without this
+                              * Nagle holds the body for the client's delayed ACK. */
+                             "tcp_nodelay", "1", "ssl_protocol_version", "4", NULL};
+    struct mg_callbacks cb = {0};
+    cb.init_thread = init_thread;
+    cb.exit_thread = exit_thread;
+    cb.log_message = log_message;
+    cb.http_error = http_error;
+    cb.init_ssl = init_ssl;
+    struct mg_context *ctx = mg_start(&cb, h, options);
+    if (ctx == NULL) {
+        sw_log_error("cannot listen", "listen=%s hint=\"is the port in use, the address wrong, "
+                     "or the certificate unreadable? see [server] listen, admin_listen, "
+                     "tls_cert\"", ports);
+        return NULL;
+    }
+    l->h = h;
+    mg_set_request_handler(ctx, "/", handler, l);
+    return ctx;
+}
+
 sw_http *sw_http_start(const sw_config *cfg)
 {
     sw_http *h = calloc(1, sizeof *h);
-    char threads[16];
+    char ports[160];
     if (h == NULL)
         return NULL;
     h->cfg = cfg;
@@ -606,31 +881,29 @@ sw_http *sw_http_start(const sw_config *cfg)
     h->latency.nbounds = (int)(sizeof latency_bounds / sizeof latency_bounds[0]);
     h->jobs_by_sink = calloc((size_t)cfg->nsinks + 1, sizeof *h->jobs_by_sink);
     h->records_by_sink = calloc((size_t)cfg->nsinks + 1, sizeof *h->records_by_sink);
-    h->pipeline = sw_pipeline_new(cfg->redis_host, cfg->redis_port, cfg->redis_timeout_ms,
-                                  cfg->prefix, cfg->status_ttl_s, cfg->idempotency_ttl_s,
+    sw_redis_opts ro = sw_config_redis(cfg);
+    h->pipeline = sw_pipeline_new(&ro, cfg->status_ttl_s, cfg->idempotency_ttl_s,
                                   cfg->max_queue_records);
-    if (h->jobs_by_sink == NULL || h->records_by_sink == NULL || h->pipeline == NULL)
+    h->deadline = sw_deadline_new(cfg->threads + ADMIN_THREADS);
+    if (h->jobs_by_sink == NULL || h->records_by_sink == NULL || h->pipeline == NULL ||
+        h->deadline == NULL)
         goto fail;
-    sw_pipeline_count_reconnects(h->pipeline, &h->redis_reconnects);
-    snprintf(threads, sizeof threads, "%d", cfg->threads);
-    const char *options[] = {"listening_ports", cfg->listen, "num_threads", threads,
-                             "enable_keep_alive", "yes", "request_timeout_ms", "30000",
-                             "keep_alive_timeout_ms", "30000",
-                             /* Headers and body go out in two writes; without this
-                              * Nagle holds the body for the client's delayed ACK. */
-                             "tcp_nodelay", "1", NULL};
-    struct mg_callbacks cb = {0};
-    cb.init_thread = init_thread;
-    cb.exit_thread = exit_thread;
-    cb.log_message = log_message;
-    mg_init_library(0);
-    h->ctx = mg_start(&cb, h, options);
-    if (h->ctx == NULL) {
-        sw_log_error("cannot listen", "listen=%s hint=\"is the port in use, or the address "
-                     "wrong? set [server] listen\"", cfg->listen);
+    if (cfg->tokens_file[0] && sw_auth_load(&h->auth, cfg->tokens_file, cfg) != 0) {
+        sw_log_error("bad tokens file", "reason=\"%s\"", h->auth.errstr);
         goto fail;
     }
-    mg_set_request_handler(h->ctx, "/", handler, h);
+    sw_pipeline_count_reconnects(h->pipeline, &h->redis_reconnects);
+    mg_init_library(cfg->tls_cert[0] ? MG_FEATURES_TLS : 0);
+    snprintf(ports, sizeof ports, "%s%s", cfg->listen, cfg->tls_cert[0] ? "s" : "");
+    h->api.admin = 0;
+    h->admin.admin = 1;
+    /* The admin listener first: the API's dispatch() reads admin_ctx to
+     * know whether the operators' routes moved off it. */
+    if (cfg->admin_listen[0] &&
+        (h->admin_ctx = start_listener(h, &h->admin, cfg->admin_listen, ADMIN_THREADS)) == NULL)
+        goto fail;
+    if ((h->ctx = start_listener(h, &h->api, ports, cfg->threads)) == NULL)
+        goto fail;
     return h;
 fail:
     sw_http_stop(h);
@@ -643,8 +916,12 @@ void sw_http_stop(sw_http *h)
         return;
     if (h->ctx)
         mg_stop(h->ctx);
+    if (h->admin_ctx)
+        mg_stop(h->admin_ctx);
     /* After mg_stop no worker can enqueue any more. */
     sw_pipeline_free(h->pipeline);
+    sw_deadline_free(h->deadline);
+    sw_auth_free(&h->auth);
     free(h->jobs_by_sink);
     free(h->records_by_sink);
     pthread_mutex_destroy(&h->persist_lock);

@@ -70,8 +70,8 @@ int main(int argc, char **argv)
     /* What a 202 will be worth: read Redis' persistence settings now, and
      * refuse to start if Redis may evict queued jobs. Redis being down is
      * not fatal: we start unready and check once it answers. */
-    sw_redis *probe = sw_redis_new(cfg.redis_host, cfg.redis_port, cfg.redis_timeout_ms,
-                                   cfg.prefix);
+    sw_redis_opts ro = sw_config_redis(&cfg);
+    sw_redis *probe = sw_redis_new(&ro);
     sw_redis_persistence now, last;
     int known = probe && sw_redis_read_persistence(probe, &now) == 0;
     if (known && sw_redis_persistence_evicts(&now) && !cfg.allow_eviction) {
@@ -88,8 +88,10 @@ int main(int argc, char **argv)
         sw_config_free(&cfg);
         return 1;
     }
-    sw_log_info("server started", "listen=%s sinks=%d threads=%d version=%s", cfg.listen,
-                cfg.nsinks, cfg.threads, SW_VERSION);
+    sw_log_info("server started", "listen=%s tls=%s admin_listen=%s auth=%s sinks=%d threads=%d "
+                "version=%s", cfg.listen, cfg.tls_cert[0] ? "on" : "off",
+                cfg.admin_listen[0] ? cfg.admin_listen : "(api)",
+                cfg.tokens_file[0] ? "bearer" : "off", cfg.nsinks, cfg.threads, SW_VERSION);
     memset(&last, 0, sizeof last);
     int64_t next_check = 0;
     int reported_unknown = 0, ready = 0;

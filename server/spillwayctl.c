@@ -1,9 +1,10 @@
-/* spillwayctl: the operator's tool. migrate, check-config, queue. */
+/* spillwayctl: the operator's tool. migrate, check-config, queue, dead, token. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "clock.h"
 #include "config.h"
 #include "log.h"
@@ -29,6 +30,8 @@ static void usage(FILE *f)
             "  dead requeue JOB_ID|--all  put failed jobs back on the queue (after fixing\n"
             "                             the table or the data)\n"
             "  dead drop JOB_ID|--all     forget failed jobs (their status stays failed)\n"
+            "  token new --sinks a,b|'*'  print a new API token, then the line that lets it\n"
+            "                             in: add that line to [server] tokens_file\n"
             "\n"
             "options:\n"
             "  -c, --config FILE     the INI file shared with the daemons\n"
@@ -41,7 +44,7 @@ static void usage(FILE *f)
 
 static sw_pg *connect_pg(const sw_config *cfg)
 {
-    sw_pg *pg = sw_pg_new(cfg->conninfo, 0);
+    sw_pg *pg = sw_pg_new(cfg->conninfo, cfg->pg_password, 0);
     if (pg == NULL || sw_pg_connect(pg) != 0) {
         fprintf(stderr, "spillwayctl: cannot connect to PostgreSQL: %s\n"
                         "  (check [postgres] conninfo or SPILLWAY_POSTGRES_CONNINFO)\n",
@@ -100,8 +103,8 @@ out:
 
 static int cmd_queue(const sw_config *cfg)
 {
-    sw_redis *r = sw_redis_new(cfg->redis_host, cfg->redis_port, cfg->redis_timeout_ms,
-                               cfg->prefix);
+    sw_redis_opts ro = sw_config_redis(cfg);
+    sw_redis *r = sw_redis_new(&ro);
     sw_queue_stats st;
     int rc = 1;
     if (r == NULL || sw_redis_stats(r, &st) != 0) {
@@ -123,8 +126,8 @@ out:
 
 static sw_redis *connect_redis(const sw_config *cfg)
 {
-    sw_redis *r = sw_redis_new(cfg->redis_host, cfg->redis_port, cfg->redis_timeout_ms,
-                               cfg->prefix);
+    sw_redis_opts ro = sw_config_redis(cfg);
+    sw_redis *r = sw_redis_new(&ro);
     if (r == NULL || sw_redis_connect(r) != 0) {
         fprintf(stderr, "spillwayctl: cannot reach Redis %s:%d: %s\n", cfg->redis_host,
                 cfg->redis_port, r ? r->errstr : "out of memory");
@@ -248,6 +251,37 @@ out:
     return rc;
 }
 
+/* The token is printed once and kept nowhere: only its hash goes in the
+ * tokens file. */
+static int cmd_token(const sw_config *cfg, int argc, char **argv)
+{
+    char token[SW_AUTH_TOKEN_MAX], line[700], hash[SW_AUTH_HASH_HEX];
+    sw_auth check;
+    if (argc != 3 || strcmp(argv[0], "new") != 0 || strcmp(argv[1], "--sinks") != 0) {
+        fprintf(stderr, "usage: spillwayctl --config FILE token new --sinks a,b|'*'\n");
+        return 2;
+    }
+    if (sw_auth_token_new(token) != 0) {
+        fprintf(stderr, "spillwayctl: no randomness from the kernel (getrandom)\n");
+        return 1;
+    }
+    sw_auth_hash_hex(token, strlen(token), hash);
+    snprintf(line, sizeof line, "%s %s\n", hash, argv[2]);
+    /* The same parser as the server's, so a line printed here loads. */
+    int rc = sw_auth_parse(&check, "--sinks", line, cfg);
+    if (rc != 0)
+        fprintf(stderr, "spillwayctl: %s\n", check.errstr);
+    sw_auth_free(&check);
+    if (rc != 0)
+        return 2;
+    printf("%s\n%s", token, line);
+    fprintf(stderr, "spillwayctl: line 1 is the token: give it to the client, it is not kept "
+                    "anywhere.\nspillwayctl: line 2 goes into [server] tokens_file%s%s; "
+                    "restart the server to load it.\n",
+            cfg->tokens_file[0] ? " = " : "", cfg->tokens_file);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = NULL, *dir = NULL, *cmd = NULL;
@@ -274,7 +308,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (path == NULL || cmd == NULL || (cmd_argc > 0 && strcmp(cmd, "dead") != 0)) {
+    if (path == NULL || cmd == NULL || (cmd_argc > 0 && strcmp(cmd, "dead") != 0 &&
+                                          strcmp(cmd, "token") != 0)) {
         usage(stderr);
         return 2;
     }
@@ -296,6 +331,8 @@ int main(int argc, char **argv)
         rc = cmd_queue(&cfg);
     else if (strcmp(cmd, "dead") == 0)
         rc = cmd_dead(&cfg, cmd_argc, cmd_argv);
+    else if (strcmp(cmd, "token") == 0)
+        rc = cmd_token(&cfg, cmd_argc, cmd_argv);
     else {
         fprintf(stderr, "spillwayctl: unknown command \"%s\"\n", cmd);
         usage(stderr);

@@ -196,6 +196,9 @@ class Service:
         }
         for sec, kv in extra.items():
             sections.setdefault(sec, {}).update(kv)
+        # With an admin listener, the probes answer there only.
+        admin = sections["server"].get("admin_listen")
+        self.admin_port = int(admin.rsplit(":", 1)[1]) if admin else None
         self.config = os.path.join(self.tmp, "spillway.ini")
         with open(self.config, "w") as f:
             for sec, kv in sections.items():
@@ -232,7 +235,7 @@ class Service:
         if not self.server.alive():
             raise AssertionError("server exited: " + self.server.output())
         try:
-            return self.request("GET", "/healthz")[0] == 200
+            return self.request("GET", "/healthz", port=self.admin_port)[0] == 200
         except OSError:
             return False
 
@@ -261,8 +264,8 @@ class Service:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # HTTP
-    def request(self, method, path, body=None, headers=None, timeout=10):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+    def request(self, method, path, body=None, headers=None, timeout=10, port=None):
+        conn = http.client.HTTPConnection("127.0.0.1", port or self.port, timeout=timeout)
         try:
             if isinstance(body, str):
                 body = body.encode()

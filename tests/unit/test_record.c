@@ -27,6 +27,9 @@ static int setup(void **state)
                                  err, sizeof err);
 }
 
+/* Small enough that the tests can cross it with short literals. */
+static const sw_ingest_limits limits = {100, {64, 32}};
+
 static int teardown(void **state)
 {
     (void)state;
@@ -44,7 +47,7 @@ static int one(const char *field_json, const char *col, sw_value *out, sw_proble
     sw_buf scratch = SW_BUF_INIT;
     msgpack_sbuffer_init(&sb);
     memset(p, 0, sizeof *p);
-    long n = sw_ingest_build(&sink, "application/json", body, strlen(body), 100,
+    long n = sw_ingest_build(&sink, "application/json", body, strlen(body), &limits,
                              "0190a0e4-7b8c-7abc-8123-456789abcdef", 1234567, &sb, &scratch, p);
     int status = 0;
     static char keep[512];   /* decoded strings point into the envelope */
@@ -185,6 +188,25 @@ static void test_json_and_null(void **state)
     REJECT("\"zz\":1", "t", "unknown field \"zz\"");
 }
 
+static void test_string_limit(void **state)
+{
+    (void)state;
+    sw_value v;
+    sw_problem p;
+    char f[128];
+    /* 64 bytes (the test limit) pass; 65 do not, in text, in a numeric
+     * string and in a jsonb value's serialisation. */
+    snprintf(f, sizeof f, "\"t\":\"%064d\"", 7);
+    ACCEPT(f, "t", v);
+    assert_int_equal(v.n, 64);
+    snprintf(f, sizeof f, "\"t\":\"%065d\"", 7);
+    REJECT(f, "t", "field \"t\": 65 bytes is over the limit of 64 bytes per value");
+    snprintf(f, sizeof f, "\"n\":\"%065d\"", 7);
+    REJECT(f, "n", "65 bytes is over the limit");
+    snprintf(f, sizeof f, "\"jb\":[\"%061d\"]", 7);
+    REJECT(f, "jb", "field \"jb\": 65 bytes is over");
+}
+
 static void test_not_null(void **state)
 {
     (void)state;
@@ -194,7 +216,7 @@ static void test_not_null(void **state)
     msgpack_sbuffer_init(&sb);
     const char *body = "[{\"req\":\"a\"},{\"req\":null}]";
     memset(&p, 0, sizeof p);
-    assert_int_equal(sw_ingest_build(&sink, "application/json", body, strlen(body), 100,
+    assert_int_equal(sw_ingest_build(&sink, "application/json", body, strlen(body), &limits,
                                      "0190a0e4-7b8c-7abc-8123-456789abcdef", 1, &sb, &scratch, &p),
                      -1);
     assert_int_equal(p.status, 422);
@@ -202,7 +224,7 @@ static void test_not_null(void **state)
     msgpack_sbuffer_clear(&sb);
     memset(&p, 0, sizeof p);
     body = "[{\"req\":\"a\"},{}]";
-    assert_int_equal(sw_ingest_build(&sink, "application/json", body, strlen(body), 100,
+    assert_int_equal(sw_ingest_build(&sink, "application/json", body, strlen(body), &limits,
                                      "0190a0e4-7b8c-7abc-8123-456789abcdef", 1, &sb, &scratch, &p),
                      -1);
     assert_string_equal(p.detail, "record 1: missing field \"req\" (column is not null)");
@@ -218,6 +240,7 @@ int main(void)
         cmocka_unit_test(test_text_bool_uuid),
         cmocka_unit_test(test_dates_and_times),
         cmocka_unit_test(test_json_and_null),
+        cmocka_unit_test(test_string_limit),
         cmocka_unit_test(test_not_null),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -37,8 +37,28 @@ static void test_states(void **state)
                "\"error\":\"SQLSTATE 23514: \\\"qty\\\" \\\\ bad\\n\"}");
 }
 
+/* The sink is read back from the JSON the flusher rewrote, even when the
+ * error text quotes a sink of its own. */
+static void test_sink_of(void **state)
+{
+    (void)state;
+    sw_buf b = SW_BUF_INIT;
+    size_t n = 0;
+    sw_status st = {"0190a0e4-7b8c-7abc-8123-456789abcdef", "failed", "orders", 1, 1, 2,
+                    "bad \"sink\":\"events\""};
+    assert_int_equal(sw_status_json(&b, &st), 0);
+    const char *s = sw_status_sink(b.data, b.len, &n);
+    assert_non_null(s);
+    assert_int_equal(n, 6);
+    assert_memory_equal(s, "orders", 6);
+    assert_null(sw_status_sink("{\"job_id\":\"x\"}", 14, &n));
+    assert_null(sw_status_sink("{\"sink\":\"unterminated", 21, &n));
+    sw_buf_free(&b);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_states)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_states),
+                                       cmocka_unit_test(test_sink_of)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,243 @@
+#include "auth.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+static void sha256(const char *s, size_t n, unsigned char out[32])
+{
+    unsigned int len = 32;
+    /* EVP_Digest only fails when the digest is unavailable, which for
+     * SHA-256 in the default provider means a broken libcrypto. */
+    if (EVP_Digest(s, n, out, &len, EVP_sha256(), NULL) != 1)
+        memset(out, 0, 32);
+}
+
+static const char hexdigits[] = "0123456789abcdef";
+
+void sw_auth_hash_hex(const char *token, size_t n, char out[SW_AUTH_HASH_HEX])
+{
+    unsigned char h[32];
+    sha256(token, n, h);
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hexdigits[h[i] >> 4];
+        out[2 * i + 1] = hexdigits[h[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+int sw_auth_token_new(char out[SW_AUTH_TOKEN_MAX])
+{
+    unsigned char r[32];
+    size_t got = 0;
+    while (got < sizeof r) {
+        ssize_t k = getrandom(r + got, sizeof r - got, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        got += (size_t)k;
+    }
+    memcpy(out, "sw_", 3);
+    for (int i = 0; i < 32; i++) {
+        out[3 + 2 * i] = hexdigits[r[i] >> 4];
+        out[3 + 2 * i + 1] = hexdigits[r[i] & 15];
+    }
+    out[67] = '\0';
+    return 0;
+}
+
+static int unhex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Parse "hash sinks" into `e`. 0, or -1 with a reason. */
+static int parse_line(const char *line, size_t len, const sw_config *cfg, sw_auth_entry *e,
+                      char *why, size_t whylen)
+{
+    size_t i = 0;
+    memset(e, 0, sizeof *e);
+    for (; i < 64; i++) {
+        int hi = i < len ? unhex(line[i]) : -1;
+        if (hi < 0) {
+            snprintf(why, whylen, "expected the token's SHA-256 as 64 hex digits, then its sinks "
+                                  "(spillwayctl token new prints the line)");
+            return -1;
+        }
+        e->hash[i / 2] = (unsigned char)(e->hash[i / 2] << 4 | hi);
+    }
+    if (i == len || (line[i] != ' ' && line[i] != '\t')) {
+        snprintf(why, whylen, "expected whitespace and the sinks (\"*\" or \"a,b\") after the hash");
+        return -1;
+    }
+    while (i < len && (line[i] == ' ' || line[i] == '\t'))
+        i++;
+    const char *sinks = line + i;
+    size_t sn = len - i;
+    if (sn == 1 && sinks[0] == '*') {
+        e->all_sinks = 1;
+        return 0;
+    }
+    if (sn == 0 || sn + 3 > sizeof e->sinks) {
+        snprintf(why, whylen, "expected the sinks (\"*\" or \"a,b\") after the hash");
+        return -1;
+    }
+    size_t o = 0;
+    e->sinks[o++] = ',';
+    const char *p = sinks, *end = sinks + sn;
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *stop = comma ? comma : end;
+        while (p < stop && (*p == ' ' || *p == '\t'))
+            p++;
+        size_t n = (size_t)(stop - p);
+        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        if (sw_config_sink(cfg, p, n) == NULL) {
+            snprintf(why, whylen, "no sink named \"%.*s\" is configured", (int)(n > 64 ? 64 : n),
+                     p);
+            return -1;
+        }
+        memcpy(e->sinks + o, p, n);
+        o += n;
+        e->sinks[o++] = ',';
+        p = stop + 1;
+    }
+    e->sinks[o] = '\0';
+    return 0;
+}
+
+int sw_auth_parse(sw_auth *a, const char *name, const char *text, const sw_config *cfg)
+{
+    char why[160];
+    int lineno = 0;
+    memset(a, 0, sizeof *a);
+    const char *line = text;
+    while (*line) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        lineno++;
+        size_t l = len;
+        while (l > 0 && (line[l - 1] == '\r' || line[l - 1] == ' ' || line[l - 1] == '\t'))
+            l--;
+        size_t s = 0;
+        while (s < l && (line[s] == ' ' || line[s] == '\t'))
+            s++;
+        if (s < l && line[s] != '#') {
+            sw_auth_entry *grown = realloc(a->entries, (size_t)(a->n + 1) * sizeof *grown);
+            if (grown == NULL) {
+                snprintf(why, sizeof why, "out of memory");
+                goto fail;
+            }
+            a->entries = grown;
+            if (parse_line(line + s, l - s, cfg, &a->entries[a->n], why, sizeof why) != 0)
+                goto fail;
+            a->n++;
+        }
+        line += len + (nl != NULL);
+    }
+    if (a->n == 0) {
+        snprintf(a->errstr, sizeof a->errstr,
+                 "%s: holds no tokens, so every request would be refused; add one with "
+                 "spillwayctl token new", name);
+        a->err = 1;
+        return -1;
+    }
+    return 0;
+fail:
+    a->err = 1;
+    snprintf(a->errstr, sizeof a->errstr, "%s:%d: %s", name, lineno, why);
+    return -1;
+}
+
+int sw_auth_load(sw_auth *a, const char *path, const sw_config *cfg)
+{
+    FILE *f = fopen(path, "r");
+    char *text = NULL;
+    int rc = -1;
+    memset(a, 0, sizeof *a);
+    if (f == NULL) {
+        a->err = 1;
+        snprintf(a->errstr, sizeof a->errstr, "%s: cannot open: %s", path, strerror(errno));
+        goto out;
+    }
+    text = malloc(1 << 20);
+    size_t n = text ? fread(text, 1, (1 << 20) - 1, f) : 0;
+    if (text == NULL || ferror(f) || !feof(f)) {
+        a->err = 1;
+        snprintf(a->errstr, sizeof a->errstr, "%s: cannot read (or larger than 1 MiB)", path);
+        goto out;
+    }
+    text[n] = '\0';
+    rc = sw_auth_parse(a, path, text, cfg);
+out:
+    if (f)
+        fclose(f);
+    free(text);
+    return rc;
+}
+
+void sw_auth_free(sw_auth *a)
+{
+    if (a == NULL)
+        return;
+    free(a->entries);
+    a->entries = NULL;
+    a->n = 0;
+}
+
+const sw_auth_entry *sw_auth_check(const sw_auth *a, const char *authorization,
+                                   enum sw_auth_result *res)
+{
+    unsigned char h[32];
+    const sw_auth_entry *found = NULL;
+    if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0) {
+        *res = SW_AUTH_MISSING;
+        return NULL;
+    }
+    const char *tok = authorization + 7;
+    while (*tok == ' ')
+        tok++;
+    size_t n = strlen(tok);
+    while (n > 0 && tok[n - 1] == ' ')
+        n--;
+    if (n == 0 || n >= SW_AUTH_TOKEN_MAX) {
+        *res = SW_AUTH_INVALID;
+        return NULL;
+    }
+    sha256(tok, n, h);
+    /* Every entry is compared, so the time taken does not say which one
+     * (if any) matched. */
+    for (int i = 0; i < a->n; i++) {
+        int eq = CRYPTO_memcmp(h, a->entries[i].hash, sizeof h) == 0;
+        if (eq && found == NULL)
+            found = &a->entries[i];
+    }
+    *res = found ? SW_AUTH_OK : SW_AUTH_INVALID;
+    return found;
+}
+
+int sw_auth_allows(const sw_auth_entry *e, const char *sink, size_t n)
+{
+    if (e->all_sinks)
+        return 1;
+    if (n == 0 || n > SW_NAME_MAX)
+        return 0;
+    for (const char *p = strstr(e->sinks, ","); p && p[1]; p = strchr(p + 1, ',')) {
+        if (strncmp(p + 1, sink, n) == 0 && p[1 + n] == ',')
+            return 1;
+    }
+    return 0;
+}
