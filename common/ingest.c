@@ -22,6 +22,33 @@ static enum body_kind body_kind(const char *ct)
     return BODY_OTHER;
 }
 
+/* Deepest nesting of arrays and objects in `body`, stopping as soon as it
+ * passes `max`. jansson parses by recursion, and a body of nothing but
+ * '[' would overflow a worker thread's stack long before its own limit
+ * of 2048 levels, so we look before it does. Strings are skipped; the
+ * scan does not validate anything else. */
+static int nesting_over(const char *body, size_t len, int max)
+{
+    int depth = 0, in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = body[i];
+        if (in_str) {
+            if (ch == '\\')
+                i++;
+            else if (ch == '"')
+                in_str = 0;
+        } else if (ch == '"') {
+            in_str = 1;
+        } else if (ch == '[' || ch == '{') {
+            if (++depth > max)
+                return 1;
+        } else if ((ch == ']' || ch == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return 0;
+}
+
 static int malformed(sw_problem *p, const json_error_t *e, long line)
 {
     return sw_problem_set(p, 400, "malformed-json", "Malformed JSON",
@@ -57,6 +84,14 @@ long sw_ingest_build(const sw_sink *sink, const char *content_type, const char *
     }
     if (sw_envelope_begin(&pk, job_id, sink->name, (uint32_t)sink->ncolumns, now_us) != 0)
         goto oom;
+    /* An array of records, a record, then the json/jsonb value's own. */
+    if (nesting_over(body, len, lim->record.max_json_depth + 2)) {
+        sw_problem_set(p, 400, "nesting-too-deep", "JSON nested too deep",
+                       "the body nests arrays and objects more than %d levels deep; a "
+                       "json/jsonb field may nest at most %d ([server] max_json_depth)",
+                       lim->record.max_json_depth + 2, lim->record.max_json_depth);
+        goto fail;
+    }
 
     if (kind == BODY_JSON) {
         doc = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);

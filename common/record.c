@@ -157,7 +157,8 @@ static const char *json_kind(const json_t *v)
 static int dump_json(const json_t *v, sw_buf *out, int depth, int max_depth)
 {
     char num[32];
-    if (depth > max_depth)
+    /* `depth` containers enclose v; v itself would be one more. */
+    if ((json_is_object(v) || json_is_array(v)) && depth >= max_depth)
         return 1;
     switch (json_typeof(v)) {
     case JSON_OBJECT: {

@@ -11,7 +11,8 @@
 
 /* Bounds on one record's values, from [server] max_string_bytes and
  * max_json_depth. A json/jsonb value counts as a string of its compact
- * serialisation. */
+ * serialisation; its depth is the number of arrays and objects nested in
+ * each other ([[1]] is 2). */
 typedef struct sw_record_limits {
     size_t max_string_bytes;
     int max_json_depth;

@@ -50,8 +50,8 @@ static void addr_of(const struct sockaddr_storage *ss, char *out, size_t len)
                   (socklen_t)len);
 }
 
-/* Shut down the socket connected from s->peer to s->local_port. */
-static int cut(const slot *s)
+/* shutdown(how) the socket connected from peer:peer_port to local_port. */
+static int cut(const char *peer_addr, int peer_port, int local_port, int how)
 {
     DIR *dir = opendir("/proc/self/fd");
     struct dirent *de;
@@ -70,9 +70,9 @@ static int cut(const slot *s)
             getsockname((int)fd, (struct sockaddr *)&local, &ll) != 0)
             continue;
         addr_of(&peer, text, sizeof text);
-        if (port_of(&peer) == s->peer_port && port_of(&local) == s->local_port &&
-            strcmp(text, s->peer) == 0) {
-            shutdown((int)fd, SHUT_RDWR);
+        if (port_of(&peer) == peer_port && port_of(&local) == local_port &&
+            strcmp(text, peer_addr) == 0) {
+            shutdown((int)fd, how);
             done = 1;
         }
     }
@@ -95,7 +95,7 @@ static void *watch(void *arg)
             pthread_mutex_lock(&s->lock);
             if (s->armed && !s->fired && now > s->deadline_ms) {
                 s->fired = 1;
-                if (cut(s))
+                if (cut(s->peer, s->peer_port, s->local_port, SHUT_RDWR))
                     sw_log_warn("request too slow; connection closed", "peer=%s:%d", s->peer,
                                 s->peer_port);
             }
@@ -176,4 +176,9 @@ int sw_deadline_disarm(sw_deadline *d, int i)
     s->fired = 0;
     pthread_mutex_unlock(&s->lock);
     return fired;
+}
+
+int sw_deadline_stop_reading(const char *peer_addr, int peer_port, int local_port)
+{
+    return cut(peer_addr, peer_port, local_port, SHUT_RD);
 }

@@ -35,4 +35,12 @@ void sw_deadline_arm(sw_deadline *d, int slot, int64_t deadline_ms, const char *
 /* End the guard. Returns 1 when the watchdog cut the connection off. */
 int sw_deadline_disarm(sw_deadline *d, int slot);
 
+/* Stop reading the connection from `peer_addr`:`peer_port` to our
+ * `local_port` now (shutdown SHUT_RD); what was written still goes out.
+ * After a handler refuses a body it has not read, civetweb would read and
+ * discard the rest to keep the connection: all of a 413's gigabyte, or a
+ * smuggled request's chunked body. With reading stopped it closes the
+ * connection instead. 1 when the socket was found. */
+int sw_deadline_stop_reading(const char *peer_addr, int peer_port, int local_port);
+
 #endif

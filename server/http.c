@@ -140,10 +140,10 @@ static void count(sw_http *h, enum route r, int status)
     sw_metrics_add(&h->requests[r][i], 1);
 }
 
-/* Send a complete response. `extra` holds more "Name: value\r\n" lines. */
 /* Send a complete response in one write: status line, headers and body
  * together, so a small answer costs one send(2). `extra` holds more
- * "Name: value\r\n" lines. */
+ * "Name: value\r\n" lines; with "Connection: close" among them the
+ * connection is closed after the response. */
 static int send_response(struct mg_connection *c, int status, const char *ctype,
                          const char *extra, const char *body, size_t len)
 {
@@ -162,6 +162,8 @@ static int send_response(struct mg_connection *c, int status, const char *ctype,
         return 500;
     }
     mg_write(c, o->data, o->len);
+    if (extra && strstr(extra, "Connection: close"))
+        sw_deadline_stop_reading(ri->remote_addr, ri->remote_port, ri->server_port);
     return status;
 }
 
@@ -285,6 +287,13 @@ static int read_body(struct mg_connection *c, sw_http *h, worker *w, long max,
         return too_slow(c, h, w);
     if (n == -2)
         return problem(c, w, 500, "internal", "Internal error", "out of memory", NULL);
+    if (!chunked && (long long)w->body.len < ri->content_length) {
+        snprintf(detail, sizeof detail,
+                 "the body ended after %zu of the %lld bytes Content-Length announced; "
+                 "nothing was queued", w->body.len, ri->content_length);
+        return problem(c, w, 400, "short-body", "Body shorter than Content-Length", detail,
+                       "Connection: close\r\n");
+    }
     if (n < 0)
         return problem(c, w, 400, "bad-body", "Body could not be read",
                        "the connection failed while reading the body, or the chunked "
@@ -294,13 +303,6 @@ static int read_body(struct mg_connection *c, sw_http *h, worker *w, long max,
                  "the body is over the limit of %ld bytes ([server] max_body_bytes); split it",
                  max);
         return problem(c, w, 413, "body-too-large", "Body too large", detail,
-                       "Connection: close\r\n");
-    }
-    if (!chunked && (long long)w->body.len != ri->content_length) {
-        snprintf(detail, sizeof detail,
-                 "the body ended after %zu of the %lld bytes Content-Length announced; "
-                 "nothing was queued", w->body.len, ri->content_length);
-        return problem(c, w, 400, "short-body", "Body shorter than Content-Length", detail,
                        "Connection: close\r\n");
     }
     w->body.data[w->body.len] = '\0';

@@ -160,6 +160,11 @@ class Daemon:
         """SIGTERM and expect a clean exit 0 (also proves no leak under ASan)."""
         if not self.alive():
             return self.proc.returncode
+        # A daemon signalled before it installed its handlers just dies;
+        # both log "... started" after installing them.
+        deadline = time.monotonic() + 15
+        while self.alive() and "started" not in self.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=timeout)
 

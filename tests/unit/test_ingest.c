@@ -99,11 +99,43 @@ static void test_errors(void **state)
     assert_int_equal(p.status, 422);
 }
 
+/* Nesting is bounded before jansson recurses: 34 levels (an array, a
+ * record, 32 in a field) pass the scan, 35 do not, brackets inside
+ * strings (escaped quotes included) do not count, and a body of nothing
+ * but '[' is refused without parsing. */
+static void test_nesting_scan(void **state)
+{
+    (void)state;
+    sw_problem p;
+    uint32_t c;
+    static char body[200100];
+    strcpy(body, "[{\"id\":1,\"name\":\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\\"[[[[\"}]");
+    assert_int_equal(build("application/json", body, 10, &p, &c), 1);
+    memset(body, '[', 200000);
+    body[200000] = '\0';
+    assert_int_equal(build("application/json", body, 10, &p, &c), -1);
+    assert_int_equal(p.status, 400);
+    assert_non_null(strstr(p.detail, "more than 34 levels deep"));
+    /* 34 levels reach jansson, which then reports the bad shape (422),
+     * not the depth. */
+    memset(body, 0, sizeof body);
+    memset(body, '[', 34);
+    memset(body + 34, ']', 34);
+    assert_int_equal(build("application/json", body, 10, &p, &c), -1);
+    assert_int_equal(p.status, 422);
+    memset(body, 0, sizeof body);
+    memset(body, '[', 35);
+    memset(body + 35, ']', 35);
+    assert_int_equal(build("application/json", body, 10, &p, &c), -1);
+    assert_int_equal(p.status, 400);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_nesting_scan),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

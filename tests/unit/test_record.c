@@ -183,6 +183,16 @@ static void test_json_and_null(void **state)
     for (int i = 0; i < 40; i++) strcat(deep, "[");
     for (int i = 0; i < 40; i++) strcat(deep, "]");
     REJECT(deep, "jb", "nested deeper than 32 levels");
+    /* The limit counts containers: 32 nested arrays pass, 33 do not. */
+    strcpy(deep, "\"jb\":");
+    for (int i = 0; i < 32; i++) strcat(deep, "[");
+    for (int i = 0; i < 32; i++) strcat(deep, "]");
+    ACCEPT(deep, "jb", v);
+    assert_int_equal(v.n, 64);
+    strcpy(deep, "\"jb\":");
+    for (int i = 0; i < 33; i++) strcat(deep, "[");
+    for (int i = 0; i < 33; i++) strcat(deep, "]");
+    REJECT(deep, "jb", "nested deeper than 32 levels");
     ACCEPT("", "t", v);   /* a missing nullable column is NULL */
     assert_int_equal(v.kind, SW_V_NULL);
     REJECT("\"zz\":1", "t", "unknown field \"zz\"");
