@@ -11,6 +11,9 @@
 
 enum { TXN_OK = 0, TXN_DATA = 1, TXN_RETRY = -1 };
 
+/* Records are decoded into arrays of SW_SINK_MAX_COLUMNS values. */
+_Static_assert(SW_SINK_MAX_COLUMNS <= SW_ENVELOPE_MAX_COLUMNS, "envelope column bound");
+
 static char *build_copy_sql(int k, const sw_sink *s)
 {
     sw_buf b = SW_BUF_INIT;

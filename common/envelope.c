@@ -170,7 +170,7 @@ int sw_envelope_decode(const void *data, size_t len, sw_envelope *env, char *err
     r.p += 15;
     if (read_str(&r, env->job_id, sizeof env->job_id) != 0 ||
         read_str(&r, env->sink, sizeof env->sink) != 0 || read_value(&r, &v) != 0 ||
-        v.kind != SW_V_INT || v.i < 1 || v.i > 65535) {
+        v.kind != SW_V_INT || v.i < 1 || v.i > SW_ENVELOPE_MAX_COLUMNS) {
         snprintf(errstr, errlen, "bad envelope header");
         return -1;
     }

@@ -17,6 +17,10 @@
  *
  * Record values are positional, in the sink's column order. */
 #define SW_ENVELOPE_VERSION 1
+/* Decoding refuses more columns than this, so a caller's array of this
+ * many sw_values always holds a record (found by fuzzing: a forged
+ * envelope could claim 65,535). */
+#define SW_ENVELOPE_MAX_COLUMNS 128
 #define SW_ENVELOPE_COUNT_OFFSET 1    /* 0xce + 4 bytes, big-endian */
 #define SW_ENVELOPE_TIME_OFFSET 6     /* 0xcf + 8 bytes, big-endian */
 

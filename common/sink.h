@@ -14,7 +14,7 @@ enum sw_coltype {
 enum sw_sink_mode { SW_MODE_INSERT, SW_MODE_UPSERT, SW_MODE_IGNORE };
 
 #define SW_NAME_MAX 63      /* PostgreSQL identifier limit */
-#define SW_SINK_MAX_COLUMNS 128
+#define SW_SINK_MAX_COLUMNS 128   /* = SW_ENVELOPE_MAX_COLUMNS */
 
 typedef struct sw_column {
     char name[SW_NAME_MAX + 1];

@@ -7,6 +7,8 @@ SUDO=""
 PKGS="build-essential cmake pkg-config libcivetweb-dev libhiredis-dev libpq-dev libssl-dev
       libmsgpack-dev libjansson-dev libinih-dev libcmocka-dev libsystemd-dev
       redis-server postgresql postgresql-common python3 curl wrk openssl"
+# The test suite also fuzzes with clang's libFuzzer.
+[ "${1:-}" != "--test" ] || PKGS="$PKGS clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -126,6 +126,23 @@ static void test_decode_rejects(void **state)
     expect_bad(buf, n + sizeof rec, "bad type");
     buf[0] = 0x02;
     expect_bad(buf, n + sizeof rec, "not a version 1 envelope");
+
+    /* The fuzzer's find: a forged header claiming more columns than any
+     * caller's value array holds (here 0x7304, with no records). */
+    static const unsigned char forged[] = {
+        0x01, 0xce, 0x00, 0x00, 0x00, 0x00, 0xcf, 0x35, 0x36, 0x37, 0x39, 0x35, 0xaa, 0xaa,
+        0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa,
+        0xaa, 0xaa, 0x61, 0x62, 0xc8, 0xc8, 0xc8, 0xc8, 0xc8, 0xcd, 0x73, 0x04};
+    expect_bad(forged, sizeof forged, "bad envelope header");
+    n = header(buf, 0);
+    buf[n - 1] = 0xcc;   /* uint8 129: one column too many */
+    buf[n] = 129;
+    expect_bad(buf, n + 1, "bad envelope header");
+    buf[n] = 128;
+    sw_envelope env;
+    char err[128];
+    assert_int_equal(sw_envelope_decode(buf, n + 1, &env, err, sizeof err), 0);
+    assert_int_equal(env.ncolumns, SW_ENVELOPE_MAX_COLUMNS);
 }
 
 static void test_copyrow(void **state)

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Write the seed corpora in tests/fuzz/corpus/: a few valid inputs of
+each kind and some near misses, so the fuzzers start from real shapes.
+Run it again after changing a format; the files are committed. Inputs a
+fuzzer found (found-*) are kept beside them as regression seeds."""
+
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def write(target, name, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+# ingest: first byte = content type (bits 0-1: json, ndjson, json;charset,
+# text/plain) and sink (bit 2: all, kv); then the body.
+ALL = ('{"a":1,"b":2,"c":-9223372036854775808,"d":1.5,"e":0.1,"f":"12.50","g":true,'
+       '"h":"text\\twith\\\\escapes","i":"abc","j":"0190a0e4-7b8c-7abc-8123-456789abcdef",'
+       '"k":"2026-01-31","l":"2026-01-31T12:00:00.123+01:00","m":"2026-01-31T12:00:00",'
+       '"n":{"x":[1,2,{"y":null}]},"o":[true,false,"\\u00e9"]}')
+write("ingest", "all_types", b"\x00" + ALL.encode())
+write("ingest", "array", b"\x00[" + ALL.encode() + b"," + b'{"b":7}' + b"]")
+write("ingest", "ndjson", b"\x01" + b'{"b":1}\n{"b":2,"h":null}\r\n\n{"b":3}\n')
+write("ingest", "charset", b"\x02" + b'{"b":1}')
+write("ingest", "wrong_type", b"\x03{}")
+write("ingest", "kv", b"\x04" + b'[{"k":"a","v":{"deep":[[[[1]]]]}},{"k":"b"}]')
+write("ingest", "bad_utf8", b"\x00" + b'{"b":1,"h":"\xff"}')
+write("ingest", "dup_key", b"\x00" + b'{"b":1,"b":2}')
+write("ingest", "deep", b"\x04" + b'{"k":"x","v":' + b"[" * 12 + b"]" * 12 + b"}")
+write("ingest", "numeric", b"\x00" + b'{"b":1,"f":"-0000.000100e-5"}')
+
+
+# envelope: see common/envelope.h for the layout.
+def s(text):
+    b = text.encode()
+    if len(b) < 32:
+        return bytes([0xa0 | len(b)]) + b
+    return b"\xd9" + bytes([len(b)]) + b
+
+
+def envelope(records, ncols=4, count=None):
+    out = b"\x01" + b"\xce" + struct.pack(">I", len(records) if count is None else count)
+    out += b"\xcf" + struct.pack(">Q", 1795400000000000)
+    out += s("0190a0e4-7b8c-7abc-8123-456789abcdef") + s("orders") + bytes([ncols])
+    for r in records:
+        out += bytes([0x90 | len(r)]) + b"".join(r)
+    return out
+
+
+rec = [b"\xd3" + struct.pack(">q", -5), s("tab\there"), b"\xcb" + struct.pack(">d", 0.1), b"\xc3"]
+nul = [b"\xc0", b"\xc0", b"\xc0", b"\xc0"]
+write("envelope", "two_records", envelope([rec, nul]))
+write("envelope", "empty", envelope([]))
+write("envelope", "count_lies", envelope([rec], count=4000000000))
+write("envelope", "huge_array", envelope([]) + b"\xdd\xff\xff\xff\xff")
+write("envelope", "str32", envelope([[b"\x01", b"\xdb\x00\x00\x00\x05hello", b"\xc0", b"\xc2"]]))
+write("envelope", "truncated", envelope([rec])[:-3])
+write("envelope", "map_value", envelope([[b"\x01", b"\x81\xa1a\x01", b"\xc0", b"\xc0"]]))
+
+# config: INI text; also read as a tokens file.
+write("config", "full", """[server]
+listen = 127.0.0.1:8080
+threads = 4
+tokens_file = /etc/spillway/tokens
+max_json_depth = 8
+[redis]
+host = 127.0.0.1
+user = spillway
+password = secret
+[postgres]
+conninfo = dbname=spillway
+[flusher]
+id = f-1
+[sink.orders]
+table = public.orders
+mode = upsert
+key = id
+columns = id bigint not null, customer text not null, total numeric,
+    tags jsonb, placed_at timestamptz, code varchar(12)
+""")
+write("config", "bad", "[server]\nthreads = many\n[sink.x]\ncolumns = id bogus\n")
+write("config", "tokens", "# tokens\n" + "ab" * 32 + " orders\n" + "CD" * 32 + " *\n")
