@@ -34,8 +34,7 @@ class ChaosTest(unittest.TestCase):
         except Exception:
             pass
         self.svc.redis.start()
-        self.svc.close()
-        self.svc.cleanup()
+        self.svc.finish()
 
     def kill(self, daemon):
         os.kill(daemon.proc.pid, signal.SIGKILL)

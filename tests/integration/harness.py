@@ -265,8 +265,37 @@ class Service:
             pass
         return codes
 
+    def sanitizer_reports(self):
+        """Names of daemon logs holding an ASan/UBSan/LSan report: the suite
+        runs the daemons sanitized and allows none, even from a process a
+        test killed or whose exit code it did not check."""
+        found = []
+        for name in sorted(os.listdir(self.tmp)):
+            if name.endswith(".log") and name != "redis.log":
+                with open(os.path.join(self.tmp, name), errors="replace") as f:
+                    text = f.read()
+                if ("ERROR: AddressSanitizer" in text or "ERROR: LeakSanitizer" in text or
+                        "runtime error:" in text):
+                    found.append(name)
+        return found
+
     def cleanup(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def finish(self):
+        """Stop everything; fail (keeping the logs) unless every daemon still
+        running exited 0 and no log holds a sanitizer report."""
+        codes = self.close()
+        bad = {k: v for k, v in codes.items() if v not in (0, "not running")}
+        for name in self.sanitizer_reports():
+            bad[name[:-4]] = "sanitizer report"
+        if bad:
+            logs = "".join("\n--- %s.log ---\n%s" % (k, open(os.path.join(self.tmp, k + ".log"),
+                                                                errors="replace").read()[-4000:])
+                           for k in bad if os.path.exists(os.path.join(self.tmp, k + ".log")))
+            raise AssertionError("daemons did not exit cleanly: %s (logs in %s)%s" %
+                                 (bad, self.tmp, logs))
+        self.cleanup()
 
     # HTTP
     def request(self, method, path, body=None, headers=None, timeout=10, port=None):
@@ -336,14 +365,7 @@ class ServiceTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        codes = cls.svc.close()
-        bad = {k: v for k, v in codes.items() if v not in (0, "not running")}
-        if bad:
-            logs = "".join("\n--- %s.log ---\n%s" % (k, open(os.path.join(cls.svc.tmp, k + ".log"),
-                                                                errors="replace").read()[-4000:])
-                           for k in bad)
-            raise AssertionError("daemons did not exit cleanly: %s%s" % (bad, logs))
-        cls.svc.cleanup()
+        cls.svc.finish()
 
 
 def main():
