@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "jobid.h"
+
 int sw_envelope_begin(msgpack_packer *pk, const char *job_id, const char *sink,
                       uint32_t ncolumns, int64_t enqueued_us)
 {
@@ -172,6 +174,12 @@ int sw_envelope_decode(const void *data, size_t len, sw_envelope *env, char *err
         read_str(&r, env->sink, sizeof env->sink) != 0 || read_value(&r, &v) != 0 ||
         v.kind != SW_V_INT || v.i < 1 || v.i > SW_ENVELOPE_MAX_COLUMNS) {
         snprintf(errstr, errlen, "bad envelope header");
+        return -1;
+    }
+    /* The id names Redis keys and goes to PostgreSQL as a uuid: only the
+     * shape the server writes. */
+    if (!sw_jobid_valid(env->job_id, strlen(env->job_id))) {
+        snprintf(errstr, errlen, "bad job id in envelope header");
         return -1;
     }
     env->ncolumns = (uint32_t)v.i;

@@ -57,7 +57,9 @@ void sw_envelope_finish(char *data, uint32_t nrecords);
 
 /* Decode and check a whole envelope of `len` bytes: header, and every
  * record against the byte count (no count is trusted before the bytes it
- * claims are there). Strings point into `data`, which must outlive `env`.
+ * claims are there, the job id must be a UUID, at most
+ * SW_ENVELOPE_MAX_COLUMNS columns). Strings point into `data`, which must
+ * outlive `env`.
  * 0, or -1 with a reason in errstr. */
 __attribute__((warn_unused_result))
 int sw_envelope_decode(const void *data, size_t len, sw_envelope *env, char *errstr,

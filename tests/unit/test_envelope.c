@@ -139,6 +139,10 @@ static void test_decode_rejects(void **state)
     buf[n] = 129;
     expect_bad(buf, n + 1, "bad envelope header");
     buf[n] = 128;
+    /* A job id of the right length but not a UUID. */
+    buf[17 + 8] = ',';   /* the first dash (the id starts at 17) */
+    expect_bad(buf, n + 1, "bad job id");
+    buf[17 + 8] = '-';
     sw_envelope env;
     char err[128];
     assert_int_equal(sw_envelope_decode(buf, n + 1, &env, err, sizeof err), 0);
