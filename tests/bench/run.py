@@ -4,8 +4,10 @@ tests/bench/run.sh (Release build, throwaway PostgreSQL from pg_virtualenv,
 its own redis-server on loopback).
 
 1. Ingest: wrk, 64 connections, one record per POST, against
-   (a) a bare civetweb handler that answers 202 without work, and
-   (b) spillway-server (flusher stopped), in one run on this machine.
+   (a) a bare civetweb handler that answers 202 without work,
+   (b) spillway-server (flusher stopped), and
+   (c) a second spillway-server with a tokens_file, wrk sending a bearer
+       token (the cost of authentication), in one run on this machine.
 2. Drain: a queue pre-filled with 500,000 records, timed from flusher
    start until the queue and in-flight are empty; against PostgreSQL's own
    COPY of the same rows with psql.
@@ -41,11 +43,12 @@ TABLE = ("CREATE TABLE %s (id bigint NOT NULL, customer text NOT NULL, total num
          "tags jsonb, placed_at timestamptz)")
 
 
-def wrk(port):
+def wrk(port, token=None):
+    env = dict(os.environ, SW_BENCH_TOKEN=token) if token else None
     out = subprocess.run(
         ["wrk", "-t2", "-c%d" % CONNECTIONS, "-d%ds" % DURATION, "--latency", "-s",
          os.path.join(HERE, "post.lua"), "http://127.0.0.1:%d/v1/sinks/orders/records" % port],
-        capture_output=True, text=True, timeout=DURATION + 60).stdout
+        capture_output=True, text=True, timeout=DURATION + 60, env=env).stdout
 
     def unit(v, u):
         return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[u]
@@ -139,13 +142,36 @@ def pg_copy(db, tmp):
     return {"records": rows, "seconds": elapsed, "rate": rows / elapsed}
 
 
+def answers(svc, port):
+    try:
+        return svc.request("GET", "/healthz", port=port)[0] == 200
+    except OSError:
+        return False
+
+
 def main():
     harness.require_postgres()
     svc = harness.Service("bench", SINKS, TABLE % "orders", flusher=False,
                           extra={"server": {"threads": THREADS, "worker_nice": "10"},
                                  "flusher": {"batch_max_records": "5000", "flush_interval_ms": "200"}})
-    bare = None
+    bare = authed = None
     try:
+        # The same server with authentication on: 20 tokens in the file, the
+        # one wrk sends is the last, so every request compares them all.
+        lines = []
+        for _ in range(20):
+            token, line = svc.ctl("token", "new", "--sinks", "orders").stdout.splitlines()
+            lines.append(line)
+        tokens_file = os.path.join(svc.tmp, "tokens")
+        with open(tokens_file, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        auth_port = harness.free_port()
+        authed = harness.Daemon("server-auth", [os.path.join(harness.BIN, "spillway-server"),
+                                                "--config", svc.config],
+                                dict(svc.env, SPILLWAY_SERVER_TOKENS_FILE=tokens_file,
+                                     SPILLWAY_SERVER_LISTEN="127.0.0.1:%d" % auth_port),
+                                os.path.join(svc.tmp, "server-auth.log"))
+        harness.wait_for(lambda: answers(svc, auth_port), 15, "the authenticating server")
         port = harness.free_port()
         bare = subprocess.Popen([os.path.join(harness.BIN, "bench-bare-server"),
                                  "127.0.0.1:%d" % port, THREADS, "10"])
@@ -158,10 +184,14 @@ def main():
             ours = wrk(svc.port)
             ours["queued"] = svc.queue()["depth"]
             svc.redis.cli("FLUSHALL")
-            rounds.append((ceiling, ours))
+            auth = wrk(auth_port, token)
+            svc.redis.cli("FLUSHALL")
+            rounds.append((ceiling, ours, auth))
         bare.terminate()
         bare.wait(timeout=10)
         bare = None
+        authed.terminate()
+        authed = None
 
         drain_100 = drain(svc, 100)
         svc.redis.cli("FLUSHALL")
@@ -170,6 +200,8 @@ def main():
     finally:
         if bare:
             bare.kill()
+        if authed:
+            authed.kill()
         svc.close()
         svc.cleanup()
 
@@ -177,19 +209,27 @@ def main():
     print("machine: %d cores; wrk -t2 -c%d -d%ds, one record per POST, %d alternating rounds"
           % (os.cpu_count(), CONNECTIONS, DURATION, ROUNDS))
     print("%-34s %10s %9s %9s %10s" % ("ingest", "req/s", "p50 ms", "p99 ms", "non-2xx+err"))
-    ratios = []
-    for n, (ceiling, ours) in enumerate(rounds, 1):
+    ratios, auth_ratios = [], []
+    for n, (ceiling, ours, auth) in enumerate(rounds, 1):
         print("%-34s %10.0f %9.2f %9.2f %10d" % ("round %d: bare civetweb handler" % n, ceiling["rps"],
                                                  ceiling["p50"], ceiling["p99"], ceiling["errors"]))
         print("%-34s %10.0f %9.2f %9.2f %10d" % ("round %d: spillway-server POST" % n, ours["rps"],
                                                  ours["p50"], ours["p99"], ours["errors"]))
+        print("%-34s %10.0f %9.2f %9.2f %10d" % ("round %d: same, with bearer token" % n,
+                                                 auth["rps"], auth["p50"], auth["p99"],
+                                                 auth["errors"]))
         ratios.append(ours["rps"] / ceiling["rps"])
+        auth_ratios.append(auth["rps"] / ours["rps"])
     med = sorted(ratios)[len(ratios) // 2]
     print("ingest ratio per round: %s; median %.0f%% of the bare handler; errors: %d"
           % (", ".join("%.0f%%" % (100 * r) for r in ratios), 100 * med,
-             sum(o["errors"] for _, o in rounds)))
+             sum(o["errors"] for _, o, _ in rounds)))
+    print("with a bearer token (20 in the file): %s of the same server without; median %.0f%%; "
+          "errors: %d" % (", ".join("%.0f%%" % (100 * r) for r in auth_ratios),
+                          100 * sorted(auth_ratios)[len(auth_ratios) // 2],
+                          sum(a["errors"] for _, _, a in rounds)))
     print("records queued by our rounds: %s (wrk counts only answers inside its window)"
-          % ", ".join(str(o["queued"]) for _, o in rounds))
+          % ", ".join(str(o["queued"]) for _, o, _ in rounds))
     print()
     print("%-34s %10s %9s %10s %6s" % ("drain (insert mode)", "records", "seconds", "records/s", "dead"))
     for name, d in (("flusher, 100-record jobs", drain_100), ("flusher, 1-record jobs", drain_1)):

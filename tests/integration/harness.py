@@ -213,12 +213,18 @@ class Service:
             f.write(sinks)
         self.env = dict(os.environ)
         self.env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
-        self.ctl("migrate")
         self.server = None
         self.flushers = {}
-        self.start_server()
-        if flusher:
-            self.start_flusher("f1")
+        try:
+            self.ctl("migrate")
+            self.start_server()
+            if flusher:
+                self.start_flusher("f1")
+        except BaseException:
+            # Nobody will call close() on a half-made service: stop what
+            # started here, by pid, before failing.
+            self.close()
+            raise
 
     # processes
     def ctl(self, *args, check=True):
@@ -362,6 +368,9 @@ class ServiceTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.svc = Service(cls.__name__.lower(), cls.SINKS, cls.TABLES, cls.EXTRA, cls.FLUSHER)
+        # Runs even when a subclass's setUpClass fails after this point
+        # (tearDownClass then does not); a second close() is harmless.
+        cls.addClassCleanup(cls.svc.close)
 
     @classmethod
     def tearDownClass(cls):

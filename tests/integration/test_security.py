@@ -41,6 +41,7 @@ class AuthTest(unittest.TestCase):
         cls.svc = Service("auth", EVENTS_SINK + ORDERS_SINK, EVENTS_TABLE + ORDERS_TABLE,
                           {"server": {"admin_listen": "127.0.0.1:%d" % cls.admin_port}})
         svc = cls.svc
+        cls.addClassCleanup(svc.close)
         tokens = {}
         lines = []
         for name, sinks in (("orders", "orders"), ("all", "*"), ("both", "orders, events")):
@@ -186,6 +187,7 @@ class TlsTest(unittest.TestCase):
     def setUpClass(cls):
         cls.svc = Service("tls", EVENTS_SINK, EVENTS_TABLE)
         svc = cls.svc
+        cls.addClassCleanup(svc.close)
         cls.cert = os.path.join(svc.tmp, "cert.pem")
         cls.key = os.path.join(svc.tmp, "key.pem")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
@@ -252,6 +254,7 @@ class CredentialsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.svc = svc = Service("creds", EVENTS_SINK, EVENTS_TABLE, flusher=False)
+        cls.addClassCleanup(svc.close)
         svc.server.terminate()
         svc.server = None
         r = svc.redis
