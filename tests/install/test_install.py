@@ -36,7 +36,8 @@ class InstallTest(unittest.TestCase):
                 "share/spillway/spillway.ini.example",
                 "share/spillway/migrations/0001_ledger.sql",
                 "share/spillway/spillway-alerts.yml", "share/doc/spillway/OPERATIONS.md",
-                "share/doc/spillway/README.md", "share/doc/spillway/GUARANTEES.md"]
+                "share/doc/spillway/README.md", "share/doc/spillway/GUARANTEES.md",
+                "share/doc/spillway/SECURITY.md"]
         for rel in want:
             self.assertTrue(os.path.isfile(os.path.join(self.prefix, rel)), rel)
         for b in ("spillway-server", "spillway-flusher", "spillwayctl"):

@@ -74,6 +74,7 @@ class HostileTest(harness.ServiceTest):
     SINKS = SINKS
     TABLES = TABLES
     EXTRA = {"server": {"threads": "4", "request_timeout_ms": str(TIMEOUT_MS),
+                        "idle_timeout_ms": "1000",
                         "max_header_bytes": "8192", "max_string_bytes": "1000",
                         "max_json_depth": "8", "max_body_bytes": "65536"}}
     accepted = {"events": 0, "docs": 0}
@@ -346,6 +347,16 @@ class HostileTest(harness.ServiceTest):
                                 data.startswith(b"HTTP/1.1 400"), (name, data[:80]))
         metrics = self.svc.request("GET", "/metrics")[2].decode()
         self.assertRegex(metrics, r'spillway_requests_rejected_total\{reason="timeout"\} [1-9]')
+
+    def test_idle_keepalive_is_closed(self):
+        with self.connect() as s:
+            s.sendall(b"GET /v1/queue HTTP/1.1\r\nHost: x\r\n\r\n")
+            r = read_response(s)
+            self.assertEqual(r[0], 200)
+            t0 = time.monotonic()
+            # idle_timeout_ms is 1 s: closed well before 5 s, and not at once.
+            self.assertTrue(closed_by_server(s, 5))
+            self.assertGreater(time.monotonic() - t0, 0.8)
 
     # --- and nothing half-queued ---------------------------------------
     def test_zz_only_accepted_records_were_queued(self):

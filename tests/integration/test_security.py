@@ -244,6 +244,22 @@ class TlsTest(unittest.TestCase):
         self.assertNotEqual(out.returncode, 0)
 
 
+    def test_bad_key_stops_the_server(self):
+        other = os.path.join(self.svc.tmp, "other-key.pem")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-out", other],
+                       check=True, capture_output=True, timeout=120)
+        for key, want in ((other, "key values mismatch"),
+                          (os.path.join(self.svc.tmp, "missing.pem"), "cannot load key")):
+            out = subprocess.run(
+                [os.path.join(harness.BIN, "spillway-server"), "--config", self.svc.config],
+                env=dict(self.svc.env, SPILLWAY_SERVER_TLS_CERT=self.cert,
+                         SPILLWAY_SERVER_TLS_KEY=key,
+                         SPILLWAY_SERVER_LISTEN="127.0.0.1:%d" % harness.free_port()),
+                capture_output=True, text=True, timeout=30)
+            self.assertNotEqual(out.returncode, 0)
+            self.assertIn(want, out.stdout + out.stderr)
+
+
 class CredentialsTest(unittest.TestCase):
     """Redis with an ACL user and PostgreSQL over TCP with a password; both
     passwords reach the daemons through the environment only."""
