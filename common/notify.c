@@ -54,6 +54,11 @@ void sw_notify_watchdog(void)
     notify("WATCHDOG=1");
 }
 
+void sw_notify_reloading(void)
+{
+    notify("RELOADING=1");
+}
+
 void sw_notify_stopping(void)
 {
     notify("STOPPING=1");

@@ -15,6 +15,9 @@ void sw_notify_status(const char *status);
  * set. Call it from the main loop, so a wedged loop stops feeding it. */
 void sw_notify_watchdog(void);
 
+/* RELOADING=1: a reload has begun; send sw_notify_ready() when done. */
+void sw_notify_reloading(void);
+
 /* STOPPING=1: shutdown has begun. */
 void sw_notify_stopping(void);
 

@@ -59,7 +59,11 @@ struct sw_http {
     const sw_config *cfg;
     struct mg_context *ctx, *admin_ctx;
     listener api, admin;
-    sw_auth auth;             /* n == 0: no tokens_file, no authentication */
+    /* The tokens; NULL without tokens_file. Swapped whole by a reload;
+     * each request reads the pointer once. */
+    _Atomic(sw_auth *) auth;
+    sw_auth **retired;        /* replaced by reloads, freed at stop */
+    int nretired;
     sw_deadline *deadline;
     sw_pipeline *pipeline;
     _Atomic uint64_t requests[R_COUNT][NCODES + 1];
@@ -673,9 +677,10 @@ static int dispatch(struct mg_connection *c, const listener *l, worker *w, enum 
 
     /* Everything else is the API: with a tokens_file, a token first. */
     const sw_auth_entry *grant = NULL;
-    if (strncmp(uri, "/v1/", 4) == 0 && h->auth.n > 0) {
+    const sw_auth *auth = atomic_load_explicit(&h->auth, memory_order_acquire);
+    if (strncmp(uri, "/v1/", 4) == 0 && auth != NULL) {
         enum sw_auth_result res;
-        grant = sw_auth_check(&h->auth, mg_get_header(c, "Authorization"), &res);
+        grant = sw_auth_check(auth, mg_get_header(c, "Authorization"), &res);
         if (grant == NULL) {
             *route = R_OTHER;
             return unauthorized(c, h, w, res);
@@ -890,10 +895,9 @@ sw_http *sw_http_start(const sw_config *cfg)
     if (h->jobs_by_sink == NULL || h->records_by_sink == NULL || h->pipeline == NULL ||
         h->deadline == NULL)
         goto fail;
-    if (cfg->tokens_file[0] && sw_auth_load(&h->auth, cfg->tokens_file, cfg) != 0) {
-        sw_log_error("bad tokens file", "reason=\"%s\"", h->auth.errstr);
+    atomic_init(&h->auth, NULL);
+    if (cfg->tokens_file[0] && sw_http_reload_tokens(h) != 0)
         goto fail;
-    }
     sw_pipeline_count_reconnects(h->pipeline, &h->redis_reconnects);
     mg_init_library(cfg->tls_cert[0] ? MG_FEATURES_TLS : 0);
     snprintf(ports, sizeof ports, "%s%s", cfg->listen, cfg->tls_cert[0] ? "s" : "");
@@ -912,6 +916,39 @@ fail:
     return NULL;
 }
 
+static void auth_free(sw_auth *a)
+{
+    sw_auth_free(a);
+    free(a);
+}
+
+int sw_http_reload_tokens(sw_http *h)
+{
+    if (h->cfg->tokens_file[0] == '\0')
+        return 0;
+    sw_auth *a = calloc(1, sizeof *a), *old = atomic_load(&h->auth);
+    sw_auth **grown = realloc(h->retired, (size_t)(h->nretired + 1) * sizeof *grown);
+    if (grown)
+        h->retired = grown;
+    if (a == NULL || grown == NULL) {
+        sw_log_error("cannot load tokens", "reason=\"out of memory\"");
+        free(a);
+        return -1;
+    }
+    if (sw_auth_load(a, h->cfg->tokens_file, h->cfg) != 0) {
+        sw_log_error("bad tokens file", "reason=\"%s\"%s", a->errstr,
+                     old ? " action=\"keeping the tokens loaded before\"" : "");
+        auth_free(a);
+        return -1;
+    }
+    atomic_store_explicit(&h->auth, a, memory_order_release);
+    if (old)
+        h->retired[h->nretired++] = old;
+    sw_log_info(old ? "tokens reloaded" : "tokens loaded", "file=%s tokens=%d",
+                h->cfg->tokens_file, a->n);
+    return 0;
+}
+
 void sw_http_stop(sw_http *h)
 {
     if (h == NULL)
@@ -923,7 +960,10 @@ void sw_http_stop(sw_http *h)
     /* After mg_stop no worker can enqueue any more. */
     sw_pipeline_free(h->pipeline);
     sw_deadline_free(h->deadline);
-    sw_auth_free(&h->auth);
+    auth_free(atomic_load(&h->auth));
+    for (int i = 0; i < h->nretired; i++)
+        auth_free(h->retired[i]);
+    free(h->retired);
     free(h->jobs_by_sink);
     free(h->records_by_sink);
     pthread_mutex_destroy(&h->persist_lock);

@@ -18,6 +18,13 @@ sw_http *sw_http_start(const sw_config *cfg);
  * it, POST answers 503 and /readyz is not ready. Thread-safe. */
 void sw_http_set_persistence(sw_http *h, const sw_redis_persistence *p);
 
+/* Read [server] tokens_file again and use it for the requests that start
+ * from now on (a no-op without tokens_file). On an error the current
+ * tokens stay and it is logged. Call from one thread (the main loop).
+ * The replaced tokens are kept until sw_http_stop(): a request still in
+ * flight may hold one, and reloads are rare. 0, or -1. */
+__attribute__((warn_unused_result)) int sw_http_reload_tokens(sw_http *h);
+
 /* Stop accepting, finish the requests in progress, free. Accepts NULL. */
 void sw_http_stop(sw_http *h);
 

@@ -11,12 +11,14 @@
 #include "notify.h"
 #include "redisq.h"
 
-static volatile sig_atomic_t stop;
+static volatile sig_atomic_t stop, reload;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop = 1;
+    if (sig == SIGHUP)
+        reload = 1;
+    else
+        stop = 1;
 }
 
 static void usage(FILE *f)
@@ -30,7 +32,9 @@ static void usage(FILE *f)
             "  -c, --config FILE   the INI file (every key can be overridden by\n"
             "                      SPILLWAY_<SECTION>_<KEY> in the environment)\n"
             "  -h, --help          this text\n"
-            "  -V, --version       print the version\n");
+            "  -V, --version       print the version\n"
+            "\n"
+            "SIGHUP reads [server] tokens_file again; SIGTERM stops.\n");
 }
 
 int main(int argc, char **argv)
@@ -65,6 +69,7 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     /* What a 202 will be worth: read Redis' persistence settings now, and
@@ -97,6 +102,15 @@ int main(int argc, char **argv)
     int reported_unknown = 0, ready = 0;
     while (!stop) {
         sw_notify_watchdog();
+        if (reload) {
+            reload = 0;
+            sw_notify_reloading();
+            int rc = sw_http_reload_tokens(h);
+            /* On an error the tokens in use stay and the log says why;
+             * the server serves on either way. */
+            sw_notify_ready(rc == 0 ? "tokens reloaded" : "tokens_file bad; previous tokens kept");
+            next_check = 0;
+        }
         if (sw_clock_mono_ms() >= next_check) {
             next_check = sw_clock_mono_ms() + 5000;
             sw_queue_stats st;

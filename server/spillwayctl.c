@@ -277,7 +277,7 @@ static int cmd_token(const sw_config *cfg, int argc, char **argv)
     printf("%s\n%s", token, line);
     fprintf(stderr, "spillwayctl: line 1 is the token: give it to the client, it is not kept "
                     "anywhere.\nspillwayctl: line 2 goes into [server] tokens_file%s%s; "
-                    "restart the server to load it.\n",
+                    "reload the server (SIGHUP) to load it.\n",
             cfg->tokens_file[0] ? " = " : "", cfg->tokens_file);
     return 0;
 }

@@ -9,6 +9,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import time
 import unittest
@@ -152,6 +153,38 @@ class AuthTest(unittest.TestCase):
         metrics = self.admin("GET", "/metrics")[2].decode()
         self.assertRegex(metrics, r'spillway_requests_rejected_total\{reason="unauthorized"\} [1-9]')
         self.assertRegex(metrics, r'spillway_requests_rejected_total\{reason="forbidden"\} [1-9]')
+
+    def test_y_sighup_reloads_tokens(self):
+        svc = self.svc
+        with open(self.tokens_file) as f:
+            before = f.read()
+        new_token, new_line = svc.ctl("token", "new", "--sinks", "events").stdout.splitlines()
+        post = lambda token: svc.post("events", {"id": 500, "payload": "r"},
+                                      headers={"Authorization": "Bearer " + token})[0]
+        self.assertEqual(post(new_token), 401)
+        # Add the new token and drop the "all" one, then SIGHUP.
+        all_hash = [l for l in before.splitlines() if l.endswith(" *")]
+        self.assertEqual(len(all_hash), 1)
+        with open(self.tokens_file, "w") as f:
+            f.write(before.replace(all_hash[0] + "\n", "") + new_line + "\n")
+        svc.server.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: post(new_token) == 202, 10, "the new token to be accepted")
+        self.assertEqual(post(self.tokens["all"]), 401)
+        self.assertEqual(post(self.tokens["both"]), 202)
+        # A broken file keeps the tokens in use.
+        with open(self.tokens_file, "w") as f:
+            f.write("not a token line\n")
+        svc.server.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "keeping the tokens loaded before" in svc.server.output(), 10,
+                 "the reload to be refused")
+        self.assertEqual(post(new_token), 202)
+        self.assertIn("tokens:1: expected the token's SHA-256",
+                      svc.server.output())
+        with open(self.tokens_file, "w") as f:
+            f.write(before)
+        svc.server.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: post(self.tokens["all"]) == 202, 10, "the first tokens back")
+        self.assertTrue(svc.server.alive())
 
     def test_zz_no_token_in_any_log(self):
         # Runs last (name order): every request above has been logged by now.
