@@ -85,6 +85,7 @@ typedef struct worker {
     sw_redis *redis;
     int slot;                 /* in h->deadline */
     int64_t deadline_ms;      /* this request's, monotonic */
+    int body_read;            /* read_body() ran for this request */
     sw_buf body, out, head, scratch;
     msgpack_sbuffer sb;
 } worker;
@@ -144,29 +145,40 @@ static void count(sw_http *h, enum route r, int status)
     sw_metrics_add(&h->requests[r][i], 1);
 }
 
+/* Bodies up to this size that a refusal leaves unread are read and
+ * dropped by civetweb, keeping the connection; larger or chunked ones
+ * close it instead, so a client cannot make us read gigabytes it was
+ * refused (say, a 401 with a huge body). */
+#define DISCARD_MAX 65536
+
 /* Send a complete response in one write: status line, headers and body
  * together, so a small answer costs one send(2). `extra` holds more
  * "Name: value\r\n" lines; with "Connection: close" among them the
- * connection is closed after the response. */
+ * connection is closed after the response (added when a large body was
+ * left unread). */
 static int send_response(struct mg_connection *c, int status, const char *ctype,
                          const char *extra, const char *body, size_t len)
 {
     worker *w = mg_get_thread_pointer(c);
     const struct mg_request_info *ri = mg_get_request_info(c);
     int head = strcmp(ri->request_method, "HEAD") == 0;
+    int close = extra && strstr(extra, "Connection: close");
+    if (!close && !w->body_read &&
+        (ri->content_length > DISCARD_MAX || mg_get_header(c, "Transfer-Encoding")))
+        close = 2;
     sw_buf *o = &w->head;
     sw_buf_reset(o);
     if (sw_buf_printf(o,
                       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                      "Cache-Control: no-store\r\n%s\r\n",
+                      "Cache-Control: no-store\r\n%s%s\r\n",
                       status, mg_get_response_code_text(c, status), ctype, len,
-                      extra ? extra : "") != 0 ||
+                      extra ? extra : "", close == 2 ? "Connection: close\r\n" : "") != 0 ||
         (!head && sw_buf_append(o, body, len) != 0)) {
         mg_send_http_error(c, 500, "out of memory");
         return 500;
     }
     mg_write(c, o->data, o->len);
-    if (extra && strstr(extra, "Connection: close"))
+    if (close)
         sw_deadline_stop_reading(ri->remote_addr, ri->remote_port, ri->server_port);
     return status;
 }
@@ -262,6 +274,7 @@ static int read_body(struct mg_connection *c, sw_http *h, worker *w, long max,
                        "Connection: close\r\n");
     }
     sw_buf_reset(&w->body);
+    w->body_read = 1;
     sw_deadline_arm(h->deadline, w->slot, deadline_ms, ri->remote_addr, ri->remote_port,
                     ri->server_port);
     int n = 0, late = 0;
@@ -795,6 +808,7 @@ static int handler(struct mg_connection *c, void *data)
     }
     int64_t start = sw_clock_now_us();
     w->deadline_ms = sw_clock_mono_ms() + h->cfg->request_timeout_ms;
+    w->body_read = 0;
     int status = check_head(c, h, w);
     if (status == 0)
         status = dispatch(c, l, w, &route);

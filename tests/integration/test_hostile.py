@@ -244,6 +244,33 @@ class HostileTest(harness.ServiceTest):
             self.assertIn(b"HTTP/1.1 400", second)
             self.assertIn(b"application/problem+json", second)
 
+    def test_refused_large_body_is_not_read(self):
+        # 10 MB announced to a sink that does not exist: the 404 comes at
+        # once and the connection closes, without waiting for the body.
+        with self.connect() as s:
+            s.sendall(b"POST /v1/sinks/nosuch/records HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                      b"application/json\r\nContent-Length: 10000000\r\n\r\n" + b"[" * 1000)
+            t0 = time.monotonic()
+            r = read_response(s, deadline=5)
+            self.assert_problem(r, 404)
+            self.assertEqual(r[1].get("connection"), "close")
+            self.assertTrue(closed_by_server(s, 5))
+            self.assertLess(time.monotonic() - t0, 3)
+        # A small refused body is read and dropped: the connection lives on.
+        with self.connect() as s:
+            s.sendall(b"POST /v1/sinks/nosuch/records HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                      b"application/json\r\nContent-Length: 2\r\n\r\n{}"
+                      b"GET /v1/queue HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.settimeout(10)
+            data = b""
+            while data.count(b"HTTP/1.1 ") < 2 or not data.rstrip().endswith(b"}"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            self.assertTrue(data.startswith(b"HTTP/1.1 404"), data[:100])
+            self.assertIn(b"HTTP/1.1 200", data)
+
     # --- heads --------------------------------------------------------
     def test_header_limits(self):
         big = b"X-Pad: " + b"a" * 9000 + b"\r\n"
