@@ -221,8 +221,12 @@ int sw_stats_start(const sw_config *cfg)
     }
     if (cfg->flusher_metrics_listen[0] == '\0')
         return 0;
+    /* Two threads, no keep-alive: a stalled scraper must not hold them,
+     * so the server's request timeout applies here too. */
+    char req_ms[16];
+    snprintf(req_ms, sizeof req_ms, "%d", cfg->request_timeout_ms);
     const char *options[] = {"listening_ports", cfg->flusher_metrics_listen, "num_threads", "2",
-                             NULL};
+                             "request_timeout_ms", req_ms, NULL};
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
     mg_init_library(0);
