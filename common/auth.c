@@ -9,6 +9,8 @@
 #include <strings.h>
 #include <sys/random.h>
 
+#include "buf.h"
+
 static void sha256(const char *s, size_t n, unsigned char out[32])
 {
     unsigned int len = 32;
@@ -164,28 +166,20 @@ fail:
 
 int sw_auth_load(sw_auth *a, const char *path, const sw_config *cfg)
 {
-    FILE *f = fopen(path, "r");
-    char *text = NULL;
+    sw_buf text = SW_BUF_INIT;
     int rc = -1;
     memset(a, 0, sizeof *a);
-    if (f == NULL) {
+    if (sw_buf_read_file(&text, path, 1 << 20) != 0) {
         a->err = 1;
-        snprintf(a->errstr, sizeof a->errstr, "%s: cannot open: %s", path, strerror(errno));
+        if (errno == EFBIG)
+            snprintf(a->errstr, sizeof a->errstr, "%s: larger than 1 MiB", path);
+        else
+            snprintf(a->errstr, sizeof a->errstr, "%s: cannot open: %s", path, strerror(errno));
         goto out;
     }
-    text = malloc(1 << 20);
-    size_t n = text ? fread(text, 1, (1 << 20) - 1, f) : 0;
-    if (text == NULL || ferror(f) || !feof(f)) {
-        a->err = 1;
-        snprintf(a->errstr, sizeof a->errstr, "%s: cannot read (or larger than 1 MiB)", path);
-        goto out;
-    }
-    text[n] = '\0';
-    rc = sw_auth_parse(a, path, text, cfg);
+    rc = sw_auth_parse(a, path, text.data, cfg);
 out:
-    if (f)
-        fclose(f);
-    free(text);
+    sw_buf_free(&text);
     return rc;
 }
 

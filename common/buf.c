@@ -1,5 +1,6 @@
 #include "buf.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +91,38 @@ int sw_buf_json_str(sw_buf *b, const char *s, size_t n)
             return -1;
     }
     return sw_buf_append(b, "\"", 1);
+}
+
+int sw_buf_read_file(sw_buf *b, const char *path, size_t max)
+{
+    FILE *f = fopen(path, "r");
+    int rc = -1, err = 0;
+    if (f == NULL)
+        return -1;
+    for (;;) {
+        if (sw_buf_reserve(b, 16384) != 0) {
+            err = ENOMEM;
+            break;
+        }
+        size_t n = fread(b->data + b->len, 1, b->cap - b->len - 1, f);
+        b->len += n;
+        if (b->len > max) {
+            err = EFBIG;
+            break;
+        }
+        if (n == 0) {
+            if (ferror(f))
+                err = EIO;
+            else
+                rc = 0;
+            break;
+        }
+    }
+    b->data[b->len] = '\0';
+    fclose(f);
+    if (rc != 0)
+        errno = err;
+    return rc;
 }
 
 void sw_buf_reset(sw_buf *b)

@@ -26,6 +26,13 @@ int sw_buf_printf(sw_buf *b, const char *fmt, ...);
 /* Append `s` as a JSON string literal, quotes included. */
 __attribute__((warn_unused_result)) int sw_buf_json_str(sw_buf *b, const char *s, size_t n);
 
+/* Append the whole file at `path`, NUL-terminated (the NUL is not counted
+ * in len). 0, or -1 with errno set: from fopen/fread, ENOMEM, or EFBIG when
+ * the buffer would pass `max` bytes. On -1 the buffer may hold part of the
+ * file. */
+__attribute__((warn_unused_result))
+int sw_buf_read_file(sw_buf *b, const char *path, size_t max);
+
 /* Forget the contents, keep the memory. */
 void sw_buf_reset(sw_buf *b);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "log.h"
 
 enum kind { K_STR, K_INT, K_LONG, K_BOOL };
@@ -406,34 +407,20 @@ int sw_config_load_string(sw_config *cfg, const char *name, const char *text)
 
 int sw_config_load(sw_config *cfg, const char *path)
 {
-    FILE *f = fopen(path, "r");
-    char *text = NULL;
+    sw_buf text = SW_BUF_INIT;
     int rc = -1;
-    if (f == NULL) {
+    if (sw_buf_read_file(&text, path, 1 << 20) != 0) {
         defaults(cfg);
         cfg->err = 1;
-        snprintf(cfg->errstr, sizeof cfg->errstr, "%s: cannot open: %s", path, strerror(errno));
+        if (errno == EFBIG)
+            snprintf(cfg->errstr, sizeof cfg->errstr, "%s: larger than 1 MiB", path);
+        else
+            snprintf(cfg->errstr, sizeof cfg->errstr, "%s: cannot open: %s", path, strerror(errno));
         goto out;
     }
-    if (fseek(f, 0, SEEK_END) != 0)
-        goto io_error;
-    long size = ftell(f);
-    if (size < 0 || size > (1L << 20) || fseek(f, 0, SEEK_SET) != 0)
-        goto io_error;
-    text = malloc((size_t)size + 1);
-    if (text == NULL || fread(text, 1, (size_t)size, f) != (size_t)size)
-        goto io_error;
-    text[size] = '\0';
-    rc = load(cfg, path, text);
-    goto out;
-io_error:
-    defaults(cfg);
-    cfg->err = 1;
-    snprintf(cfg->errstr, sizeof cfg->errstr, "%s: cannot read (or larger than 1 MiB)", path);
+    rc = load(cfg, path, text.data);
 out:
-    if (f)
-        fclose(f);
-    free(text);
+    sw_buf_free(&text);
     return rc;
 }
 

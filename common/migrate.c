@@ -1,11 +1,13 @@
 #include "migrate.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "log.h"
 
 /* "Spillway" in ASCII: the advisory lock key that serialises migrations. */
@@ -16,26 +18,6 @@ static int is_sql(const struct dirent *d)
     size_t n = strlen(d->d_name);
     return n > 4 && strcmp(d->d_name + n - 4, ".sql") == 0 && d->d_name[0] >= '0' &&
            d->d_name[0] <= '9';
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *text = NULL;
-    long size;
-    if (f == NULL)
-        return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-        (text = malloc((size_t)size + 1)) != NULL) {
-        if (fread(text, 1, (size_t)size, f) == (size_t)size) {
-            text[size] = '\0';
-        } else {
-            free(text);
-            text = NULL;
-        }
-    }
-    fclose(f);
-    return text;
 }
 
 static int apply_one(sw_pg *pg, const char *dir, const char *name)
@@ -51,15 +33,16 @@ static int apply_one(sw_pg *pg, const char *dir, const char *name)
     if (done)
         return 0;
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    char *sql = slurp(path);
-    if (sql == NULL) {
-        snprintf(pg->errstr, sizeof pg->errstr, "%s: cannot read", path);
+    sw_buf sql = SW_BUF_INIT;
+    if (sw_buf_read_file(&sql, path, 64 << 20) != 0) {
+        snprintf(pg->errstr, sizeof pg->errstr, "%s: cannot read: %s", path, strerror(errno));
+        sw_buf_free(&sql);
         return -1;
     }
     int rc = -1;
     if (sw_pg_exec(pg, "BEGIN") != 0)
         goto out;
-    if (sw_pg_exec(pg, sql) != 0 ||
+    if (sw_pg_exec(pg, sql.data) != 0 ||
         (res = sw_pg_query(pg, "INSERT INTO spillway.schema_migrations (version) VALUES ($1)",
                            1, params)) == NULL) {
         char msg[sizeof pg->errstr];
@@ -74,7 +57,7 @@ static int apply_one(sw_pg *pg, const char *dir, const char *name)
     sw_log_info("migration applied", "file=%s", name);
     rc = 1;
 out:
-    free(sql);
+    sw_buf_free(&sql);
     return rc;
 }
 

@@ -1,8 +1,10 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "config.h"
@@ -111,6 +113,24 @@ static void test_unreadable(void **state)
     assert_int_equal(sw_config_load(&cfg, "/nonexistent/spillway.ini"), -1);
     assert_non_null(strstr(cfg.errstr, "/nonexistent/spillway.ini: cannot open"));
     sw_config_free(&cfg);
+
+    /* A file read in full loads; one byte over 1 MiB is refused. */
+    char path[] = "/tmp/sw-config-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs(good, f);
+    fflush(f);
+    assert_int_equal(sw_config_load(&cfg, path), 0);
+    assert_string_equal(cfg.listen, "127.0.0.1:9000");
+    sw_config_free(&cfg);
+    for (long i = (long)strlen(good); i <= (1L << 20); i++)
+        fputc(';', f);
+    fclose(f);
+    assert_int_equal(sw_config_load(&cfg, path), -1);
+    assert_non_null(strstr(cfg.errstr, ": larger than 1 MiB"));
+    sw_config_free(&cfg);
+    unlink(path);
 }
 
 int main(void)
