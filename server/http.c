@@ -615,11 +615,11 @@ static int forbidden(struct mg_connection *c, sw_http *h, worker *w, const char 
                    "WWW-Authenticate: Bearer realm=\"spillway\", error=\"insufficient_scope\"\r\n");
 }
 
-/* Routes for operators: metrics, probes, the dashboard and what it reads.
- * Served without a token: on the admin listener when there is one, else
- * beside the API. Returns -1 when `uri` is not one of them. */
+/* Routes for operators: metrics, probes and the dashboard. Served without
+ * a token: on the admin listener when there is one, else beside the API.
+ * Returns -1 when `uri` is not one of them. */
 static int admin_route(struct mg_connection *c, sw_http *h, worker *w, const char *uri,
-                       int get, int admin_listener, enum route *route)
+                       int get, enum route *route)
 {
     if (strcmp(uri, "/ui") == 0 || strcmp(uri, "/ui/") == 0) {
         *route = R_UI;
@@ -644,26 +644,6 @@ static int admin_route(struct mg_connection *c, sw_http *h, worker *w, const cha
         *route = R_METRICS;
         return get ? get_metrics(c, h, w) : method_not_allowed(c, w, "GET");
     }
-    if (!admin_listener)
-        return -1;
-    /* The operators' port also answers what the dashboard reads. */
-    if (strcmp(uri, "/v1/stats") == 0 || strcmp(uri, "/v1/queue") == 0 ||
-        strncmp(uri, "/v1/jobs/", 9) == 0) {
-        if (!get)
-            return method_not_allowed(c, w, "GET");
-        if (uri[4] == 'j') {
-            *route = R_JOB;
-            return get_job(c, w, uri + 9, NULL);
-        }
-        if (uri[4] == 'q') {
-            *route = R_QUEUE;
-            return get_queue(c, w);
-        }
-        *route = R_STATS;
-        if (sw_redis_overview(w->redis, 10, &w->out) != 0)
-            return redis_unavailable(c, w);
-        return send_json(c, 200, NULL, &w->out);
-    }
     return -1;
 }
 
@@ -673,25 +653,25 @@ static int dispatch(struct mg_connection *c, const listener *l, worker *w, enum 
     const struct mg_request_info *ri = mg_get_request_info(c);
     const char *uri = ri->local_uri ? ri->local_uri : "";
     int get = is_method(ri, "GET") || is_method(ri, "HEAD");
-    int split = h->admin_ctx != NULL;
+    int rc;
 
-    if (l->admin || !split) {
-        int rc = admin_route(c, h, w, uri, get, l->admin, route);
-        if (rc >= 0 || l->admin) {
-            if (rc >= 0)
-                return rc;
-            *route = R_OTHER;
-            return problem(c, w, 404, "not-found", "Not found",
-                           "this is the admin listener: /metrics, /healthz, /readyz, /ui and "
-                           "GET /v1/stats, /v1/queue, /v1/jobs/{id}; the API is on [server] "
-                           "listen", NULL);
-        }
+    if ((l->admin || h->admin_ctx == NULL) && (rc = admin_route(c, h, w, uri, get, route)) >= 0)
+        return rc;
+    /* The admin listener also answers what the dashboard reads, with no
+     * token, and nothing else. */
+    if (l->admin && !(strcmp(uri, "/v1/stats") == 0 || strcmp(uri, "/v1/queue") == 0 ||
+                      strncmp(uri, "/v1/jobs/", 9) == 0)) {
+        *route = R_OTHER;
+        return problem(c, w, 404, "not-found", "Not found",
+                       "this is the admin listener: /metrics, /healthz, /readyz, /ui and "
+                       "GET /v1/stats, /v1/queue, /v1/jobs/{id}; the API is on [server] "
+                       "listen", NULL);
     }
 
     /* Everything else is the API: with a tokens_file, a token first. */
     const sw_auth_entry *grant = NULL;
     const sw_auth *auth = atomic_load_explicit(&h->auth, memory_order_acquire);
-    if (strncmp(uri, "/v1/", 4) == 0 && auth != NULL) {
+    if (!l->admin && strncmp(uri, "/v1/", 4) == 0 && auth != NULL) {
         enum sw_auth_result res;
         grant = sw_auth_check(auth, mg_get_header(c, "Authorization"), &res);
         if (grant == NULL) {
