@@ -59,6 +59,17 @@ def wait_for(pred, timeout, what, step=0.05):
     raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
 
 
+def read_until_close(sock, timeout=10):
+    """Everything the peer sends until it closes the connection."""
+    sock.settimeout(timeout)
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def psql(sql, db="postgres"):
     """Run SQL; return rows as lists of strings."""
     out = subprocess.run(

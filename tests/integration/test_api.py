@@ -119,12 +119,7 @@ class ApiTest(harness.ServiceTest):
         with socket.create_connection(("127.0.0.1", self.svc.port), timeout=5) as s:
             s.sendall(b"POST /v1/sinks/orders/records HTTP/1.1\r\nHost: x\r\n"
                       b"Content-Type: application/json\r\nConnection: close\r\n\r\n")
-            data = b""
-            while True:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
+            data = harness.read_until_close(s)
         self.assertTrue(data.startswith(b"HTTP/1.1 411"), data[:200])
         self.assertIn(b"application/problem+json", data)
         self.assertIn(b"Content-Length", data.split(b"\r\n\r\n")[0])

@@ -229,13 +229,7 @@ class HostileTest(harness.ServiceTest):
             s.sendall(b"POST /v1/sinks/events/records HTTP/1.1\r\nHost: x\r\nContent-Type: "
                       b"application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body +
                       b"GARBAGE{}\r\n\r\n")
-            s.settimeout(10)
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = harness.read_until_close(s)
             first, sep, second = data.partition(b"\r\n\r\n{")
             self.assertTrue(first.startswith(b"HTTP/1.1 202"), data)
             with self.lock:

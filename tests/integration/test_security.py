@@ -37,8 +37,8 @@ class AuthTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.admin_port = harness.free_port()
-        # Tokens come from spillwayctl, as an operator would make them; the
-        # first config only knows the sinks, the second adds the file.
+        # Tokens come from spillwayctl, as an operator would make them; then
+        # the server restarts with the file.
         cls.svc = Service("auth", EVENTS_SINK + ORDERS_SINK, EVENTS_TABLE + ORDERS_TABLE,
                           {"server": {"admin_listen": "127.0.0.1:%d" % cls.admin_port}})
         svc = cls.svc
