@@ -746,6 +746,13 @@ static int check_head(struct mg_connection *c, sw_http *h, worker *w)
             nte++;
         }
     }
+    /* civetweb keeps the first MG_MAX_HEADERS headers and silently drops
+     * the rest, Content-Length and Transfer-Encoding included: a proxy and
+     * we would then disagree on where the body ends. A full table may have
+     * lost some, so it is refused. */
+    if (ri->num_headers >= MG_MAX_HEADERS)
+        return problem(c, w, 431, "too-many-headers", "Too many request headers",
+                       "send fewer than 64 headers", "Connection: close\r\n");
     if (head > (size_t)h->cfg->max_header_bytes) {
         char detail[160];
         snprintf(detail, sizeof detail,
