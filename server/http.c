@@ -806,6 +806,17 @@ static int handler(struct mg_connection *c, void *data)
 
 /* civetweb's own refusals (a request it cannot parse, a head larger than
  * its buffer, a bad chunked framing line) as problem+json too. */
+/* civetweb's message may quote the request: keep it only when it is plain
+ * printable ASCII with nothing JSON would need escaped. */
+static const char *plain_or(const char *msg, const char *fallback)
+{
+    for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+        if (*p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\')
+            return fallback;
+    }
+    return msg;
+}
+
 static int http_error(struct mg_connection *c, int status, const char *msg)
 {
     char body[512];
@@ -820,7 +831,7 @@ static int http_error(struct mg_connection *c, int status, const char *msg)
                      "\"status\":%d,\"detail\":\"the HTTP request could not be read (%s): "
                      "it is malformed, did not arrive within %d ms, or its head is over "
                      "%d bytes\"}",
-                     title, status, strcspn(msg, "\"\\") == strlen(msg) ? msg : "?",
+                     title, status, plain_or(msg, "?"),
                      h ? h->cfg->request_timeout_ms : 0, h ? h->cfg->max_header_bytes : 0);
     if (n < 0 || (size_t)n >= sizeof body)
         return 1;

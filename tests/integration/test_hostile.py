@@ -312,6 +312,11 @@ class HostileTest(harness.ServiceTest):
             r = self.raw(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
             self.assertIsNotNone(r, path)
             self.assertIn(r[0], (400, 404), (path, r))
+        # civetweb's own refusals quote the request line: still valid JSON.
+        for version in (b'HTTP/"9', b"HTTP/9\\", b"HTTP/9.9"):
+            doc = self.assert_problem(self.raw(b"GET /v1/queue " + version +
+                                               b"\r\nHost: x\r\n\r\n"), 505)
+            self.assertIn("could not be read", doc["detail"])
         # Client text echoed back stays inside a JSON string.
         r = self.post_raw("events", b"{}", ctype=b'text/plain"}, "evil": "1')
         doc = self.assert_problem(r, 415)
