@@ -80,6 +80,13 @@ static int parse_line(const char *line, size_t len, const sw_config *cfg, sw_aut
         }
         e->hash[i / 2] = (unsigned char)(e->hash[i / 2] << 4 | hi);
     }
+    unsigned char sh[32];
+    sha256((const char *)e->hash, sizeof e->hash, sh);
+    for (int k = 0; k < 8; k++) {
+        e->scope[2 * k] = hexdigits[sh[k] >> 4];
+        e->scope[2 * k + 1] = hexdigits[sh[k] & 15];
+    }
+    e->scope[16] = '\0';
     if (i == len || (line[i] != ' ' && line[i] != '\t')) {
         snprintf(why, whylen, "expected whitespace and the sinks (\"*\" or \"a,b\") after the hash");
         return -1;

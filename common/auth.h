@@ -16,6 +16,8 @@
 
 typedef struct sw_auth_entry {
     unsigned char hash[32];
+    char scope[17];      /* 16 hex digits of SHA-256(hash): scopes the
+                            token's Idempotency-Keys, names nothing secret */
     int all_sinks;
     char sinks[512];     /* ",orders,events," for a cheap membership test */
 } sw_auth_entry;

@@ -7,73 +7,93 @@
 #include "buf.h"
 #include "config.h"
 #include "envelope.h"
-#include "pgconn.h"
+#include "shape.h"
 
-/* A batch: the jobs one flusher holds, committed to PostgreSQL in one
- * transaction (or, when some job's data is bad, in as few transactions as
- * bisection needs to isolate it).
- *
- * Exactly-once: the transaction inserts each job id into spillway.ledger
- * (ON CONFLICT DO NOTHING) before its rows; a job whose id is already there
- * was committed before (a re-run after a crash, or another flusher) and its
- * rows are skipped. */
+/* A batch: the jobs one flusher holds, in queue order (oldest first), as
+ * decoded from their envelopes and checked against the sinks as configured
+ * now. Pure: commit.h writes it to PostgreSQL; the flusher keeps the
+ * envelope bytes alive. */
 
 enum sw_job_state { SW_JOB_PENDING, SW_JOB_COMMITTED, SW_JOB_FAILED };
+
+/* Shapes a batch keeps mapped while no job refers to them. */
+#define SW_BATCH_MAX_SHAPES 64
+
+typedef struct sw_batch_map {
+    sw_shape_map map;
+    int sink_idx;
+    int refs;                /* jobs in the batch that use it */
+} sw_batch_map;
 
 typedef struct sw_batch_job {
     const char *data;        /* envelope bytes; the caller keeps them alive */
     size_t len;
     sw_envelope env;
     int sink_idx;            /* index into cfg->sinks, -1 if unusable */
-    uint32_t counted;        /* records as the Redis counters counted them */
+    uint32_t counted;        /* records as the Redis scripts count them */
+    long deliveries;         /* times its batch was taken up again (resume) */
+    sw_batch_map *map;       /* NULL: written under the sink's current shape */
+    char list_id[SW_ENVELOPE_ID_LEN + 1];  /* the id the Redis scripts read */
+    size_t list_id_len;      /* 36, or 0 when the envelope has none */
     enum sw_job_state state;
+    int prefailed;           /* failed before PostgreSQL: stays failed */
     char *error;             /* why it failed (malloc'ed), or NULL */
     int fresh;               /* not yet in the ledger, this attempt */
 } sw_batch_job;
 
+/* Where a batch looks up the column list of a shape it does not know:
+ * 1 found (into `out`), 0 unknown, -1 cannot tell now (try later). */
+typedef int (*sw_shape_lookup)(void *ctx, uint64_t fingerprint, sw_buf *out);
+
+
 typedef struct sw_batch {
-    int err;
-    char errstr[384];
     const sw_config *cfg;
-    char flusher_id[64];
     sw_batch_job *jobs;
     int njobs, cap;
     long long nrecords;          /* sum of `counted` */
-    int64_t oldest_enqueued_us;  /* 0 when empty */
-    long long committed_records; /* rows written by the last commit */
-    char **copy_sql, **insert_sql;   /* per sink */
-    sw_buf copy, ids;
-    sw_value *vals;
+    size_t nbytes;               /* sum of envelope lengths */
+    int64_t first_claim_ms;      /* monotonic ms when the first job came; 0 empty */
+    sw_shape_lookup lookup;
+    void *lookup_ctx;
+    sw_batch_map **maps;         /* shapes met so far (a small cache) */
+    int nmaps, capmaps;
+    sw_value *vals;              /* scratch, SW_SINK_MAX_COLUMNS */
+    sw_buf text;
 } sw_batch;
 
-/* A new empty batch for the sinks of `cfg` (which must outlive it), or
- * NULL when out of memory. */
-sw_batch *sw_batch_new(const sw_config *cfg, const char *flusher_id);
+/* A new empty batch for the sinks of `cfg` (which must outlive it); shapes
+ * other than the sinks' own are looked up with `lookup`. NULL when out of
+ * memory. */
+sw_batch *sw_batch_new(const sw_config *cfg, sw_shape_lookup lookup, void *lookup_ctx);
 void sw_batch_free(sw_batch *b);   /* accepts NULL */
 
 /* Forget all jobs (their bytes belong to the caller). */
 void sw_batch_reset(sw_batch *b);
 
-/* Add one envelope. A job that cannot be decoded, or whose sink is no
- * longer configured as it was, is added already FAILED with the reason,
- * so it is reported rather than dropped. 0, or -1 when out of memory. */
+/* Forget the oldest `n` jobs, which are finished; the rest move up. */
+void sw_batch_drop_front(sw_batch *b, int n);
+
+/* Add one envelope, taken when the flusher's monotonic clock read
+ * `now_ms`, with its delivery count. A job that cannot be decoded, whose
+ * sink is gone, or whose sink changed in a way its values cannot follow is
+ * added already FAILED with the reason, so it is reported rather than
+ * dropped. 0; -1 out of memory; -2 a shape could not be looked up now
+ * (nothing was added). */
 __attribute__((warn_unused_result))
-int sw_batch_add(sw_batch *b, const char *data, size_t len);
+int sw_batch_add(sw_batch *b, const char *data, size_t len, long deliveries, int64_t now_ms);
 
-/* Create this session's staging tables; call after each (re)connect.
- * 0, or -1 with pg->errstr. */
-__attribute__((warn_unused_result)) int sw_batch_prepare(sw_batch *b, sw_pg *pg);
+/* Fail job i before PostgreSQL sees it, for good. */
+__attribute__((format(printf, 3, 4)))
+void sw_batch_fail(sw_batch *b, int i, const char *fmt, ...);
 
-/* Commit every pending job. Returns 0 when each job is decided (COMMITTED
- * or FAILED with its error), or -1 on a transient failure (pg->errstr):
- * nothing is decided then and the caller retries the whole batch later;
- * parts already committed are recognised by the ledger. */
-__attribute__((warn_unused_result)) int sw_batch_commit(sw_batch *b, sw_pg *pg);
+/* Fail job i with `fmt` (an attempt's result: it may be retried). */
+__attribute__((format(printf, 3, 4)))
+void sw_batch_set_error(sw_batch *b, int i, const char *fmt, ...);
 
-/* Delete ledger rows older than `retention_s` seconds. A job can only be
- * re-run while it sits in some processing list, so the retention must
- * exceed how long a dead flusher's list may wait to be resumed. Returns
- * the number of rows deleted, or -1 (pg->errstr). */
-__attribute__((warn_unused_result)) long sw_batch_prune(sw_pg *pg, int retention_s);
+/* Job i's values for record after record in the sink's current column
+ * order: start *cursor at NULL. 1 a record (into `vals`), 0 no more,
+ * -1 corrupt. */
+__attribute__((warn_unused_result))
+int sw_batch_next_record(sw_batch *b, int i, const unsigned char **cursor, sw_value *vals);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "shape.h"
 
 enum kind { K_STR, K_INT, K_LONG, K_BOOL };
 
@@ -52,6 +53,7 @@ static const struct key {
     I("postgres", "statement_timeout_ms", statement_timeout_ms, 0, 3600000),
     S("postgres", "password", pg_password),
     I("flusher", "batch_max_records", batch_max_records, 1, 1000000),
+    L("flusher", "batch_max_bytes", batch_max_bytes, 1024, 1L << 30),
     I("flusher", "flush_interval_ms", flush_interval_ms, 1, 3600000),
     S("flusher", "id", flusher_id),
     I("flusher", "retry_max_ms", retry_max_ms, 10, 3600000),
@@ -59,6 +61,8 @@ static const struct key {
     I("flusher", "heartbeat_ttl_s", heartbeat_ttl_s, 1, 3600),
     S("flusher", "metrics_listen", flusher_metrics_listen),
     I("flusher", "max_deliveries", max_deliveries, 1, 1000),
+    L("flusher", "dead_max_jobs", dead_max_jobs, 1, 100000000L),
+    L("flusher", "dead_max_bytes", dead_max_bytes, 1024, 1L << 40),
     S("log", "level", log_level),
 #undef S
 #undef I
@@ -253,11 +257,14 @@ static void defaults(sw_config *cfg)
     strcpy(cfg->conninfo, "host=127.0.0.1 dbname=spillway");
     cfg->statement_timeout_ms = 60000;
     cfg->batch_max_records = 5000;
+    cfg->batch_max_bytes = 16L << 20;
     cfg->flush_interval_ms = 200;
     cfg->retry_max_ms = 30000;
     cfg->ledger_retention_s = 7 * 86400;
     cfg->heartbeat_ttl_s = 10;
     cfg->max_deliveries = 5;
+    cfg->dead_max_jobs = 100000;
+    cfg->dead_max_bytes = 256L << 20;
     strcpy(cfg->log_level, "info");
     if (gethostname(cfg->flusher_id, sizeof cfg->flusher_id) != 0)
         strcpy(cfg->flusher_id, "flusher");
@@ -337,6 +344,7 @@ static int finish(parse_state *st)
             snprintf(st->reason, sizeof st->reason, "[sink.%s] %s", s->name, why);
             return -1;
         }
+        s->shape = sw_shape_fingerprint(s);
     }
     return 0;
 }

@@ -3,7 +3,7 @@
 
 #include <stddef.h>
 
-#include "redisq.h"
+#include "redis.h"
 #include "sink.h"
 
 /* The one INI file shared by spillway-server, spillway-flusher and
@@ -44,6 +44,7 @@ typedef struct sw_config {
     char pg_password[256];    /* "" = libpq's own (PGPASSWORD, ~/.pgpass) */
     /* [flusher] */
     int batch_max_records;
+    long batch_max_bytes;     /* envelope bytes per batch (a larger job goes alone) */
     int flush_interval_ms;
     char flusher_id[64];
     int retry_max_ms;
@@ -51,6 +52,8 @@ typedef struct sw_config {
     int heartbeat_ttl_s;
     char flusher_metrics_listen[128];   /* "" = no listener */
     int max_deliveries;
+    long dead_max_jobs;       /* dead letters kept; the oldest go first */
+    long dead_max_bytes;      /* envelope bytes of dead letters kept */
     /* [log] */
     char log_level[16];
 

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <string.h>
 
-
 static int escaped(sw_buf *out, const char *s, size_t n)
 {
     if (sw_buf_reserve(out, n + 8) != 0)
@@ -26,10 +25,11 @@ static int escaped(sw_buf *out, const char *s, size_t n)
     return sw_buf_append(out, s + start, n - start);
 }
 
-int sw_copyrow_append(sw_buf *out, int64_t seq, const sw_sink *sink, const sw_value *vals)
+int sw_copyrow_append(sw_buf *out, int64_t seq, int job, const sw_sink *sink,
+                      const sw_value *vals)
 {
     char num[40];
-    if (sw_buf_printf(out, "%lld", (long long)seq) != 0)
+    if (sw_buf_printf(out, "%lld\t%d", (long long)seq, job) != 0)
         return -1;
     for (int c = 0; c < sink->ncolumns; c++) {
         const sw_value *v = &vals[c];

@@ -5,22 +5,33 @@
 
 #include "jobid.h"
 
-int sw_envelope_begin(msgpack_packer *pk, const char *job_id, const char *sink,
-                      uint32_t ncolumns, int64_t enqueued_us)
+static void put_be64(unsigned char *p, uint64_t v)
 {
-    /* msgpack_pack_uint32/64 would pick the shortest form; the Redis
-     * scripts need the fixed-width one, so write those bytes directly. */
-    unsigned char head[15];
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (56 - 8 * i));
+}
+
+int sw_envelope_begin(msgpack_packer *pk, const char *job_id, const char *sink,
+                      uint64_t shape, uint32_t ncolumns, int64_t enqueued_us)
+{
+    /* msgpack_pack_uint32/64 and str would pick the shortest forms; the
+     * Redis scripts need fixed widths and offsets, so write those bytes
+     * directly. */
+    unsigned char head[SW_ENVELOPE_SHAPE_OFFSET + 9];
+    if (strlen(job_id) != SW_ENVELOPE_ID_LEN)
+        return -1;
     head[0] = SW_ENVELOPE_VERSION;
     head[1] = 0xce;
     memset(head + 2, 0, 4);
     head[6] = 0xcf;
-    for (int i = 0; i < 8; i++)
-        head[7 + i] = (unsigned char)((uint64_t)enqueued_us >> (56 - 8 * i));
-    size_t jl = strlen(job_id), sl = strlen(sink);
+    put_be64(head + 7, (uint64_t)enqueued_us);
+    head[SW_ENVELOPE_ID_OFFSET] = 0xd9;
+    head[SW_ENVELOPE_ID_OFFSET + 1] = SW_ENVELOPE_ID_LEN;
+    memcpy(head + SW_ENVELOPE_ID_OFFSET + 2, job_id, SW_ENVELOPE_ID_LEN);
+    head[SW_ENVELOPE_SHAPE_OFFSET] = 0xcf;
+    put_be64(head + SW_ENVELOPE_SHAPE_OFFSET + 1, shape);
     if (pk->callback(pk->data, (const char *)head, sizeof head) != 0 ||
-        msgpack_pack_str_with_body(pk, job_id, jl) != 0 ||
-        msgpack_pack_str_with_body(pk, sink, sl) != 0 ||
+        msgpack_pack_str_with_body(pk, sink, strlen(sink)) != 0 ||
         msgpack_pack_uint32(pk, ncolumns) != 0)
         return -1;
     return 0;
@@ -38,7 +49,7 @@ void sw_envelope_finish(char *data, uint32_t nrecords)
 int sw_envelope_peek(const void *data, size_t len, uint32_t *nrecords, int64_t *enqueued_us)
 {
     const unsigned char *p = data;
-    if (len < 15 || p[0] != SW_ENVELOPE_VERSION || p[1] != 0xce || p[6] != 0xcf)
+    if (len < SW_ENVELOPE_HEAD_LEN || (p[0] != 1 && p[0] != 2) || p[1] != 0xce || p[6] != 0xcf)
         return -1;
     *nrecords = (uint32_t)p[2] << 24 | (uint32_t)p[3] << 16 | (uint32_t)p[4] << 8 | p[5];
     uint64_t t = 0;
@@ -166,12 +177,24 @@ int sw_envelope_decode(const void *data, size_t len, sw_envelope *env, char *err
     sw_value v;
     memset(env, 0, sizeof *env);
     if (sw_envelope_peek(data, len, &env->nrecords, &env->enqueued_us) != 0) {
-        snprintf(errstr, errlen, "not a version %d envelope", SW_ENVELOPE_VERSION);
+        snprintf(errstr, errlen, "not a version 1 or 2 envelope");
         return -1;
     }
-    r.p += 15;
-    if (read_str(&r, env->job_id, sizeof env->job_id) != 0 ||
-        read_str(&r, env->sink, sizeof env->sink) != 0 || read_value(&r, &v) != 0 ||
+    env->version = ((const unsigned char *)data)[0];
+    r.p += SW_ENVELOPE_HEAD_LEN;
+    if (read_str(&r, env->job_id, sizeof env->job_id) != 0) {
+        snprintf(errstr, errlen, "bad envelope header");
+        return -1;
+    }
+    if (env->version >= 2) {
+        if (need(&r, 9) != 0 || r.p[0] != 0xcf) {
+            snprintf(errstr, errlen, "bad envelope header (shape)");
+            return -1;
+        }
+        env->shape = be(r.p + 1, 8);
+        r.p += 9;
+    }
+    if (read_str(&r, env->sink, sizeof env->sink) != 0 || read_value(&r, &v) != 0 ||
         v.kind != SW_V_INT || v.i < 1 || v.i > SW_ENVELOPE_MAX_COLUMNS) {
         snprintf(errstr, errlen, "bad envelope header");
         return -1;
@@ -211,6 +234,18 @@ int sw_envelope_decode(const void *data, size_t len, sw_envelope *env, char *err
     }
     env->end = r.end;
     return 0;
+}
+
+size_t sw_envelope_list_id(const void *data, size_t len, char out[SW_ENVELOPE_ID_LEN + 1])
+{
+    const unsigned char *p = data;
+    out[0] = '\0';
+    if (len < SW_ENVELOPE_ID_OFFSET + 2 + SW_ENVELOPE_ID_LEN || p[SW_ENVELOPE_ID_OFFSET] != 0xd9 ||
+        p[SW_ENVELOPE_ID_OFFSET + 1] != SW_ENVELOPE_ID_LEN)
+        return 0;
+    memcpy(out, p + SW_ENVELOPE_ID_OFFSET + 2, SW_ENVELOPE_ID_LEN);
+    out[SW_ENVELOPE_ID_LEN] = '\0';
+    return SW_ENVELOPE_ID_LEN;
 }
 
 int sw_envelope_next(const sw_envelope *env, const unsigned char **cursor, sw_value *vals)

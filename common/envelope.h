@@ -7,16 +7,24 @@
 
 /* The queue envelope: one job, as a sequence of msgpack objects.
  *
- *   0  positive fixint  format version (1)
- *   1  uint32 (0xce)    number of records     } fixed width, so the Redis
- *   2  uint64 (0xcf)    enqueue time, Unix us } scripts read them by offset
- *   3  str              job id (UUID text)
- *   4  str              sink name
- *   5  uint             columns per record
- *   6… array(columns)   one per record: nil | bool | int | float64 | str
+ *  byte  object             version 2 (written since 0.2)
+ *     0  positive fixint    format version (2)
+ *     1  uint32 (0xce)      number of records     } fixed width, so the
+ *     6  uint64 (0xcf)      enqueue time, Unix us } Redis scripts read
+ *    15  str8 (0xd9, 36)    job id (UUID text)    } them by offset
+ *    53  uint64 (0xcf)      the sink's shape fingerprint (shape.h)
+ *    62  str                sink name
+ *     …  uint               columns per record
+ *     …  array(columns)     one per record: nil | bool | int | float64 | str
  *
- * Record values are positional, in the sink's column order. */
-#define SW_ENVELOPE_VERSION 1
+ * Version 1 (release 0.1) is the same without the shape fingerprint; both
+ * are read. Record values are positional, in the column order of the
+ * shape the job was written under. */
+#define SW_ENVELOPE_VERSION 2
+#define SW_ENVELOPE_HEAD_LEN 15       /* version, count and time */
+#define SW_ENVELOPE_ID_OFFSET 15      /* 0xd9, 36, then the id */
+#define SW_ENVELOPE_ID_LEN 36
+#define SW_ENVELOPE_SHAPE_OFFSET 53   /* version 2: 0xcf + 8 bytes */
 /* Decoding refuses more columns than this, so a caller's array of this
  * many sw_values always holds a record (found by fuzzing: a forged
  * envelope could claim 65,535). */
@@ -37,6 +45,8 @@ typedef struct sw_value {
 
 /* A decoded header plus a cursor over the records. */
 typedef struct sw_envelope {
+    int version;
+    uint64_t shape;      /* version 2: the sink's shape fingerprint; 1: 0 */
     uint32_t nrecords;
     uint32_t ncolumns;
     int64_t enqueued_us;
@@ -50,7 +60,7 @@ typedef struct sw_envelope {
  * sw_envelope_finish(). 0, or -1 when the packer's buffer fails. */
 __attribute__((warn_unused_result))
 int sw_envelope_begin(msgpack_packer *pk, const char *job_id, const char *sink,
-                      uint32_t ncolumns, int64_t enqueued_us);
+                      uint64_t shape, uint32_t ncolumns, int64_t enqueued_us);
 
 /* Patch the record count into an envelope that starts at `data`. */
 void sw_envelope_finish(char *data, uint32_t nrecords);
@@ -72,8 +82,16 @@ __attribute__((warn_unused_result))
 int sw_envelope_next(const sw_envelope *env, const unsigned char **cursor, sw_value *vals);
 
 /* Read the record count / enqueue time of an envelope by offset, as the
- * Redis scripts do. 0, or -1 when `len` is too short. */
+ * Redis scripts do. 0, or -1 when `len` is too short or the version is
+ * unknown. */
 __attribute__((warn_unused_result))
 int sw_envelope_peek(const void *data, size_t len, uint32_t *nrecords, int64_t *enqueued_us);
+
+/* The job id as the Redis scripts read it (lua/prelude.lua env_id): the
+ * 36 bytes at SW_ENVELOPE_ID_OFFSET when the str8 header is there, else
+ * none. Works on any bytes (even a NUL among them), so a corrupt envelope
+ * still has a list id. Returns its length, 36 or 0; `out` is also
+ * NUL-terminated. */
+size_t sw_envelope_list_id(const void *data, size_t len, char out[SW_ENVELOPE_ID_LEN + 1]);
 
 #endif

@@ -82,7 +82,7 @@ long sw_ingest_build(const sw_sink *sink, const char *content_type, const char *
                        content_type ? content_type : "(none)");
         goto fail;
     }
-    if (sw_envelope_begin(&pk, job_id, sink->name, (uint32_t)sink->ncolumns, now_us) != 0)
+    if (sw_envelope_begin(&pk, job_id, sink->name, sink->shape, (uint32_t)sink->ncolumns, now_us) != 0)
         goto oom;
     /* An array of records, a record, then the json/jsonb value's own. */
     if (nesting_over(body, len, lim->record.max_json_depth + 2)) {

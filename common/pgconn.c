@@ -77,9 +77,9 @@ int sw_pg_connect(sw_pg *pg)
      * overrides any of them. Without a connect timeout and keepalives a
      * black-holed server would hang the flusher for minutes. */
     const char *keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval",
-                          "keepalives_count", "client_encoding", "application_name",
-                          "dbname", "password", NULL};
-    const char *vals[] = {"10", "30", "10", "3", "UTF8", "spillway", pg->conninfo,
+                          "keepalives_count", "tcp_user_timeout", "client_encoding",
+                          "application_name", "dbname", "password", NULL};
+    const char *vals[] = {"10", "5", "2", "3", "10000", "UTF8", "spillway", pg->conninfo,
                           pg->password[0] ? pg->password : NULL, NULL};
     pg->conn = PQconnectdbParams(keys, vals, 1);
     if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK) {
@@ -153,15 +153,28 @@ int sw_pg_copy(sw_pg *pg, const char *copy_sql, const char *data, size_t len)
     return rc;
 }
 
-int sw_pg_transient(const sw_pg *pg)
+enum sw_pg_class sw_pg_classify(const char *s)
 {
-    if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK || pg->sqlstate[0] == '\0')
-        return 1;
-    const char *s = pg->sqlstate;
-    if (strncmp(s, "22", 2) == 0 || strncmp(s, "23", 2) == 0 || strncmp(s, "P0", 2) == 0 ||
-        strncmp(s, "44", 2) == 0)
-        return 0;
-    return 1;
+    static const char *const transient[] = {"08", "40", "53", "57", "58", "55P03", "55006", NULL};
+    static const char *const data[] = {"22", "23", "44", "P0", NULL};
+    if (s[0] == '\0')
+        return SW_PG_TRANSIENT;
+    for (int i = 0; transient[i]; i++) {
+        if (strncmp(s, transient[i], strlen(transient[i])) == 0)
+            return SW_PG_TRANSIENT;
+    }
+    for (int i = 0; data[i]; i++) {
+        if (strncmp(s, data[i], 2) == 0)
+            return SW_PG_DATA;
+    }
+    return SW_PG_OTHER;
+}
+
+enum sw_pg_class sw_pg_error_class(const sw_pg *pg)
+{
+    if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK)
+        return SW_PG_TRANSIENT;
+    return sw_pg_classify(pg->sqlstate);
 }
 
 void sw_pg_quote_ident(const char *name, char *out, size_t outlen)

@@ -20,8 +20,9 @@ typedef struct sw_pg {
 
 /* A new, not yet connected adapter; NULL when out of memory. Each
  * connection sets client_encoding UTF8 and `statement_timeout_ms` (0 = no
- * limit); connect_timeout and TCP keepalives default to 10 s and 30 s
- * unless `conninfo` says otherwise. A non-empty `password` is passed as
+ * limit); connect_timeout (10 s), TCP keepalives (idle 5 s, every 2 s, 3
+ * probes) and tcp_user_timeout (10 s), so a dead peer is noticed in
+ * seconds, apply unless `conninfo` says otherwise. A non-empty `password` is passed as
  * its own connection parameter (never in the conninfo string, which may
  * be logged) and wins over one in conninfo. */
 sw_pg *sw_pg_new(const char *conninfo, const char *password, int statement_timeout_ms);
@@ -43,12 +44,27 @@ void *sw_pg_query(sw_pg *pg, const char *sql, int nparams, const char *const *pa
 __attribute__((warn_unused_result))
 int sw_pg_copy(sw_pg *pg, const char *copy_sql, const char *data, size_t len);
 
-/* After a failure: 1 when retrying the same work may succeed (connection
- * lost, serialization failure, deadlock, lock timeout, shutdown, resources,
- * or any error that is not about the data), 0 for a data error (classes 22
- * data exception, 23 integrity violation, P0 raised by a trigger, 44 check
- * option) that will fail again. */
-int sw_pg_transient(const sw_pg *pg);
+/* What an error means for the work that met it. */
+enum sw_pg_class {
+    SW_PG_TRANSIENT,  /* retry the same work: connection lost (08, or no
+                         SQLSTATE), serialization or deadlock (40), resources
+                         (53), shutdown or cancel (57, statement_timeout
+                         included), system error (58), lock not available
+                         (55P03), object in use (55006) */
+    SW_PG_DATA,       /* the data is bad and will fail again: 22 data
+                         exception, 23 integrity violation, 44 check option,
+                         P0 raised by a trigger */
+    SW_PG_OTHER,      /* anything else (42 after an ALTER TABLE, 54 program
+                         limits, XX internal...): retried once, and if the
+                         same work fails again, treated like bad data */
+};
+
+/* The class of an SQLSTATE ("" for none). Pure. */
+enum sw_pg_class sw_pg_classify(const char *sqlstate);
+
+/* The class of pg's last failure: TRANSIENT also whenever the connection
+ * is gone, whatever the SQLSTATE. */
+enum sw_pg_class sw_pg_error_class(const sw_pg *pg);
 
 /* Quote an identifier that sw_sink_ident_ok() accepted: "name". A dotted
  * schema.table becomes "schema"."table". */

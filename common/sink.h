@@ -2,6 +2,7 @@
 #define SW_SINK_H_
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* A sink: a named destination table and the columns a record may carry. */
 
@@ -31,6 +32,7 @@ typedef struct sw_sink {
     char key_spec[256];               /* as configured, until resolved */
     sw_column *columns;
     int ncolumns;
+    uint64_t shape;                   /* fingerprint of the columns (shape.h) */
 } sw_sink;
 
 /* Parse a column list such as "id bigint not null, name varchar(20)" into

@@ -11,7 +11,8 @@
 #include "clock.h"
 #include "log.h"
 #include "metrics.h"
-#include "redisq.h"
+#include "queue.h"
+#include "redis.h"
 
 #define MAX_CLASSES 32
 
@@ -23,7 +24,7 @@ static struct {
     const sw_config *cfg;
     struct mg_context *ctx;
     _Atomic uint64_t *jobs, *records, *failed;     /* per sink */
-    _Atomic uint64_t batches, pg_reconnects, redis_reconnects;
+    _Atomic uint64_t batches, pg_reconnects, redis_reconnects, isolations, dead_dropped;
     sw_histogram batch_records, flush_seconds, e2e_seconds;
     pthread_mutex_t lock;                          /* the class tables */
     pthread_mutex_t redis_lock;                    /* the listener's connection */
@@ -69,14 +70,27 @@ _Atomic uint64_t *sw_stats_redis_reconnects(void)
     return &st.redis_reconnects;
 }
 
-void sw_stats_batch(const sw_batch *b, double seconds, int64_t now_us)
+void sw_stats_isolation(void)
+{
+    sw_metrics_add(&st.isolations, 1);
+}
+
+void sw_stats_dead_dropped(long n)
+{
+    sw_metrics_add(&st.dead_dropped, (uint64_t)n);
+}
+
+void sw_stats_batch(const sw_batch *b, int n, double seconds, int64_t now_us)
 {
     if (st.jobs == NULL)
         return;
     sw_metrics_add(&st.batches, 1);
-    sw_histogram_observe(&st.batch_records, (double)b->nrecords);
+    double records = 0;
+    for (int i = 0; i < n; i++)
+        records += b->jobs[i].env.nrecords;
+    sw_histogram_observe(&st.batch_records, records);
     sw_histogram_observe(&st.flush_seconds, seconds);
-    for (int i = 0; i < b->njobs; i++) {
+    for (int i = 0; i < n; i++) {
         const sw_batch_job *j = &b->jobs[i];
         if (j->sink_idx < 0)
             continue;
@@ -116,8 +130,18 @@ static int render(sw_buf *o)
         }
     }
     rc |= sw_metrics_header(o, "spillway_batches_committed_total", "counter",
-                            "Batches committed (one transaction each, or more when bisected).");
+                            "Batches committed (one transaction each; two when bad jobs had "
+                            "to be isolated).");
     rc |= sw_metrics_sample(o, "spillway_batches_committed_total", "", (double)atomic_load(&st.batches));
+    rc |= sw_metrics_header(o, "spillway_batches_isolated_total", "counter",
+                            "Batches whose bad jobs were isolated, each job in a subtransaction.");
+    rc |= sw_metrics_sample(o, "spillway_batches_isolated_total", "",
+                            (double)atomic_load(&st.isolations));
+    rc |= sw_metrics_header(o, "spillway_dead_letter_dropped_total", "counter",
+                            "Dead letters this flusher removed because the store was over "
+                            "dead_max_jobs or dead_max_bytes (oldest first).");
+    rc |= sw_metrics_sample(o, "spillway_dead_letter_dropped_total", "",
+                            (double)atomic_load(&st.dead_dropped));
     rc |= sw_metrics_header(o, "spillway_batch_records", "histogram", "Records per committed batch.");
     rc |= sw_metrics_histogram(o, "spillway_batch_records", "", &st.batch_records);
     rc |= sw_metrics_header(o, "spillway_flush_duration_seconds", "histogram",
@@ -145,7 +169,7 @@ static int render(sw_buf *o)
      * shares st.lock but not this one. */
     sw_queue_stats q;
     pthread_mutex_lock(&st.redis_lock);
-    int up = sw_redis_stats(st.redis, &q) == 0;
+    int up = sw_queue_stats_get(st.redis, &q) == 0;
     pthread_mutex_unlock(&st.redis_lock);
     rc |= sw_metrics_header(o, "spillway_postgres_reconnects_total", "counter",
                             "PostgreSQL connections made again after a loss.");

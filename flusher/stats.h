@@ -16,9 +16,14 @@
 __attribute__((warn_unused_result)) int sw_stats_start(const sw_config *cfg);
 void sw_stats_stop(void);
 
-/* A committed batch: rows per sink from its jobs, its duration, and each
- * committed job's enqueue-to-commit latency. */
-void sw_stats_batch(const sw_batch *b, double seconds, int64_t now_us);
+/* A committed batch (the oldest n jobs of b): rows per sink from its
+ * jobs, its duration, and each committed job's enqueue-to-commit latency. */
+void sw_stats_batch(const sw_batch *b, int n, double seconds, int64_t now_us);
+
+/* A batch whose bad jobs had to be isolated; dead letters pushed out of
+ * the bounded store. */
+void sw_stats_isolation(void);
+void sw_stats_dead_dropped(long n);
 
 /* A transient failure that will be retried, or a job failed for its data;
  * `sqlstate` may be "" (connection lost). */

@@ -22,7 +22,9 @@
 #include "metrics.h"
 #include "pipeline.h"
 #include "problem.h"
-#include "redisq.h"
+#include "queue.h"
+#include "redis.h"
+#include "shape.h"
 #include "status.h"
 #include "tls.h"
 #include "ui.h"
@@ -66,6 +68,8 @@ struct sw_http {
     int nretired;
     sw_deadline *deadline;
     sw_pipeline *pipeline;
+    sw_pipeline_shape *shapes;   /* per sink, recorded in Redis by the lane */
+    sw_buf *shape_text;
     _Atomic uint64_t requests[R_COUNT][NCODES + 1];
     _Atomic uint64_t rejected[REJ_COUNT];
     _Atomic uint64_t *jobs_by_sink, *records_by_sink;
@@ -83,6 +87,7 @@ struct sw_http {
  * and take no lock. */
 typedef struct worker {
     sw_redis *redis;
+    sw_pipeline_req *req;     /* reused; replaced when the lane keeps it */
     int slot;                 /* in h->deadline */
     int64_t deadline_ms;      /* this request's, monotonic */
     int body_read;            /* read_body() ran for this request */
@@ -109,6 +114,7 @@ static void *init_thread(const struct mg_context *ctx, int type)
     sw_redis_opts ro = sw_config_redis(h->cfg);
     w->redis = sw_redis_new(&ro);
     w->slot = sw_deadline_claim(h->deadline);
+    w->req = sw_pipeline_req_new();
     if (w->redis)
         w->redis->reconnects = &h->redis_reconnects;
     return w;
@@ -122,6 +128,7 @@ static void exit_thread(const struct mg_context *ctx, int type, void *p)
     if (w == NULL)
         return;
     sw_redis_free(w->redis);
+    sw_pipeline_req_free(w->req);
     sw_buf_free(&w->body);
     sw_buf_free(&w->out);
     sw_buf_free(&w->head);
@@ -206,8 +213,11 @@ static int problem(struct mg_connection *c, worker *w, int status, const char *t
     return send_problem(c, w, &p, extra);
 }
 
+/* A 503 (or 429) that says what Redis did: refused (nothing was queued),
+ * or went silent or broke mid-call (the job may have been queued: retry
+ * with the same Idempotency-Key). */
 static int unavailable(struct mg_connection *c, worker *w, enum sw_redis_err err,
-                       const char *errstr)
+                       const char *code, const char *errstr)
 {
     sw_problem p = {0};
     if (err == SW_REDIS_EFULL)
@@ -216,8 +226,17 @@ static int unavailable(struct mg_connection *c, worker *w, enum sw_redis_err err
                        "the flushers catch up; nothing was queued. Retry later.");
     else if (err == SW_REDIS_EOOM)
         sw_problem_set(&p, 503, "redis-out-of-memory", "Queue storage is full",
-                       "Redis refused the write (maxmemory reached); nothing was queued. "
+                       "Redis refused the write (OOM: maxmemory reached); nothing was queued. "
                        "Retry later.");
+    else if (err == SW_REDIS_EREFUSED)
+        sw_problem_set(&p, 503, "redis-refused", "Queue storage refused the write",
+                       "Redis answered %s (%s); nothing was queued. Retry later.",
+                       code && code[0] ? code : "an error", errstr);
+    else if (sw_redis_maybe_done(err))
+        sw_problem_set(&p, 503, "redis-timeout", "Queue storage did not answer",
+                       "Redis did not answer in time or the connection broke (%s): the job "
+                       "may have been queued. Retry with the same Idempotency-Key to get it "
+                       "once.", errstr);
     else
         sw_problem_set(&p, 503, "redis-unavailable", "Queue unavailable",
                        "Redis is not reachable (%s); nothing was queued. Retry later.",
@@ -227,12 +246,7 @@ static int unavailable(struct mg_connection *c, worker *w, enum sw_redis_err err
 
 static int redis_unavailable(struct mg_connection *c, worker *w)
 {
-    return unavailable(c, w, w->redis->err, w->redis->errstr);
-}
-
-static int enqueue_failed(struct mg_connection *c, worker *w, const sw_pipeline_req *req)
-{
-    return unavailable(c, w, req->err, req->errstr);
+    return unavailable(c, w, w->redis->err, w->redis->code, w->redis->errstr);
 }
 
 static int method_not_allowed(struct mg_connection *c, worker *w, const char *allow)
@@ -350,7 +364,8 @@ static int idempotency_key_ok(const char *k)
     return 1;
 }
 
-static int post_records(struct mg_connection *c, sw_http *h, worker *w, const sw_sink *sink)
+static int post_records(struct mg_connection *c, sw_http *h, worker *w, const sw_sink *sink,
+                        const sw_auth_entry *grant)
 {
     const sw_config *cfg = h->cfg;
     sw_problem p = {0};
@@ -392,25 +407,48 @@ static int post_records(struct mg_connection *c, sw_http *h, worker *w, const sw
     if (sw_status_json(&w->out, &st) != 0)
         return problem(c, w, 500, "internal", "Internal error", "out of memory", NULL);
     /* The same key with the same request answers the first job again; the
-     * fingerprint covers the media type and the body bytes. */
-    char idem_value[96], fp[17] = "";
+     * fingerprint is SHA-256 over the media type and the body bytes, and
+     * the key is the caller's own: scoped to its token and the sink. */
+    char idem_key[SW_KEY_MAX + 256], idem_value[160], fp[65] = "";
+    const char *ct = mg_get_header(c, "Content-Type");
+    size_t ctn = ct ? strcspn(ct, ";") : 0;
     if (idem) {
-        const char *ct = mg_get_header(c, "Content-Type");
-        uint64_t hv = sw_hash64(w->body.data, w->body.len) ^ sw_hash64(ct, strcspn(ct, ";"));
-        sw_hash64_hex(hv, fp);
+        const void *parts[] = {ct ? ct : "", "\n", w->body.data};
+        size_t lens[] = {ctn, 1, w->body.len};
+        if (sw_sha256_hex(3, parts, lens, fp) != 0 ||
+            sw_keys_idem(&w->redis->keys, sink->name, grant ? grant->scope : "", idem, idem_key,
+                         sizeof idem_key) == 0)
+            return problem(c, w, 500, "internal", "Internal error",
+                           "cannot fingerprint the request", NULL);
         snprintf(idem_value, sizeof idem_value, "%s|%s|%ld", fp, job_id, n);
     }
-    sw_pipeline_req req = {.job = {job_id, sink->name, n, w->sb.data, w->sb.size, w->out.data,
-                                   w->out.len, idem, idem ? idem_value : NULL, ""}};
-    if (sw_pipeline_enqueue(h->pipeline, &req) != 0) {
-        sw_metrics_add(&h->rejected[req.err == SW_REDIS_EFULL ? REJ_BACKPRESSURE : REJ_REDIS_DOWN], 1);
-        return enqueue_failed(c, w, &req);
+    if (w->req == NULL && (w->req = sw_pipeline_req_new()) == NULL)
+        return problem(c, w, 500, "internal", "Internal error", "out of memory", NULL);
+    w->req->job = (sw_queue_job){job_id, n, w->sb.data, w->sb.size, w->out.data, w->out.len,
+                                 idem ? idem_key : NULL, idem ? idem_value : NULL, ""};
+    if (sw_pipeline_enqueue(h->pipeline, &w->req, cfg->redis_timeout_ms) != 0) {
+        const sw_pipeline_req *r = w->req;
+        sw_metrics_add(&h->rejected[r && r->err == SW_REDIS_EFULL ? REJ_BACKPRESSURE
+                                                                  : REJ_REDIS_DOWN], 1);
+        if (r == NULL)
+            return problem(c, w, 500, "internal", "Internal error", "out of memory", NULL);
+        return unavailable(c, w, r->err, r->code, r->errstr);
     }
     int status = 202;
-    if (req.job.prev[0]) {
-        char prev_fp[17], prev_job[SW_JOBID_LEN + 1];
-        if (sscanf(req.job.prev, "%16[0-9a-f]|%36[0-9a-f-]|%ld", prev_fp, prev_job, &n) != 3 ||
-            strcmp(prev_fp, fp) != 0) {
+    const char *prev = w->req->job.prev;
+    if (prev[0]) {
+        char prev_fp[65], prev_job[SW_JOBID_LEN + 1];
+        int same = sscanf(prev, "%64[0-9a-f]|%36[0-9a-f-]|%ld", prev_fp, prev_job, &n) == 3;
+        if (same && strlen(prev_fp) == 16) {
+            /* Stored by release 0.1, with its 64-bit fingerprint. */
+            char old[17];
+            sw_hash64_hex(sw_hash64(w->body.data, w->body.len) ^ sw_hash64(ct ? ct : "", ctn),
+                          old);
+            same = strcmp(prev_fp, old) == 0;
+        } else {
+            same = same && strcmp(prev_fp, fp) == 0;
+        }
+        if (!same) {
             sw_metrics_add(&h->rejected[REJ_CONFLICT], 1);
             return problem(c, w, 409, "idempotency-conflict", "Idempotency-Key reused",
                            "this Idempotency-Key was already used for a different request to "
@@ -438,7 +476,7 @@ static int post_records(struct mg_connection *c, sw_http *h, worker *w, const sw
 static int get_job(struct mg_connection *c, worker *w, const char *id, const sw_auth_entry *grant)
 {
     int found = 0;
-    if (sw_jobid_valid(id, strlen(id)) && (found = sw_redis_status(w->redis, id, &w->out)) < 0)
+    if (sw_jobid_valid(id, strlen(id)) && (found = sw_queue_status(w->redis, id, &w->out)) < 0)
         return redis_unavailable(c, w);
     if (found && grant) {
         size_t n = 0;
@@ -463,7 +501,7 @@ static double oldest_age(const sw_queue_stats *st)
 static int get_queue(struct mg_connection *c, worker *w)
 {
     sw_queue_stats st;
-    if (sw_redis_stats(w->redis, &st) != 0)
+    if (sw_queue_stats_get(w->redis, &st) != 0)
         return redis_unavailable(c, w);
     sw_buf_reset(&w->out);
     if (sw_buf_printf(&w->out,
@@ -537,7 +575,7 @@ static int get_metrics(struct mg_connection *c, sw_http *h, worker *w)
     }
     pthread_mutex_unlock(&h->persist_lock);
     sw_queue_stats st;
-    int up = sw_redis_stats(w->redis, &st) == 0;
+    int up = sw_queue_stats_get(w->redis, &st) == 0;
     rc |= sw_metrics_header(o, "spillway_redis_up", "gauge",
                             "1 when the last Redis command from this scrape succeeded.");
     rc |= sw_metrics_sample(o, "spillway_redis_up", "", up);
@@ -698,7 +736,7 @@ static int dispatch(struct mg_connection *c, const listener *l, worker *w, enum 
         }
         if (!is_method(ri, "POST"))
             return method_not_allowed(c, w, "POST");
-        return post_records(c, h, w, sink);
+        return post_records(c, h, w, sink, grant);
     }
     if (strncmp(uri, "/v1/jobs/", 9) == 0) {
         *route = R_JOB;
@@ -716,7 +754,7 @@ static int dispatch(struct mg_connection *c, const listener *l, worker *w, enum 
         if (grant && !grant->all_sinks)
             return forbidden(c, h, w, "/v1/stats shows jobs of every sink, so it needs a token "
                                       "for all sinks (\"*\")");
-        if (sw_redis_overview(w->redis, 10, &w->out) != 0)
+        if (sw_queue_overview(w->redis, 10, &w->out) != 0)
             return redis_unavailable(c, w);
         return send_json(c, 200, NULL, &w->out);
     }
@@ -900,9 +938,18 @@ sw_http *sw_http_start(const sw_config *cfg)
     h->latency.nbounds = (int)(sizeof latency_bounds / sizeof latency_bounds[0]);
     h->jobs_by_sink = calloc((size_t)cfg->nsinks + 1, sizeof *h->jobs_by_sink);
     h->records_by_sink = calloc((size_t)cfg->nsinks + 1, sizeof *h->records_by_sink);
+    h->shapes = calloc((size_t)cfg->nsinks + 1, sizeof *h->shapes);
+    h->shape_text = calloc((size_t)cfg->nsinks + 1, sizeof *h->shape_text);
+    if (h->shapes == NULL || h->shape_text == NULL)
+        goto fail;
+    for (int k = 0; k < cfg->nsinks; k++) {
+        if (sw_shape_describe(&cfg->sinks[k], &h->shape_text[k]) != 0)
+            goto fail;
+        h->shapes[k] = (sw_pipeline_shape){cfg->sinks[k].shape, h->shape_text[k].data};
+    }
     sw_redis_opts ro = sw_config_redis(cfg);
     h->pipeline = sw_pipeline_new(&ro, cfg->status_ttl_s, cfg->idempotency_ttl_s,
-                                  cfg->max_queue_records);
+                                  cfg->max_queue_records, h->shapes, cfg->nsinks);
     h->deadline = sw_deadline_new(cfg->threads + ADMIN_THREADS);
     if (h->jobs_by_sink == NULL || h->records_by_sink == NULL || h->pipeline == NULL ||
         h->deadline == NULL)
@@ -978,6 +1025,10 @@ void sw_http_stop(sw_http *h)
     free(h->retired);
     free(h->jobs_by_sink);
     free(h->records_by_sink);
+    for (int k = 0; h->shape_text && k < h->cfg->nsinks; k++)
+        sw_buf_free(&h->shape_text[k]);
+    free(h->shape_text);
+    free(h->shapes);
     pthread_mutex_destroy(&h->persist_lock);
     free(h);
 }

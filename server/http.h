@@ -2,7 +2,7 @@
 #define SW_HTTP_H_
 
 #include "config.h"
-#include "redisq.h"
+#include "redis.h"
 
 /* The HTTP front end: civetweb, routes, and the per-thread Redis
  * connections. The request codecs live in common/ (ingest, record,

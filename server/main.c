@@ -9,7 +9,8 @@
 #include "http.h"
 #include "log.h"
 #include "notify.h"
-#include "redisq.h"
+#include "queue.h"
+#include "redis.h"
 
 static volatile sig_atomic_t stop, reload;
 
@@ -115,7 +116,7 @@ int main(int argc, char **argv)
             next_check = sw_clock_mono_ms() + 5000;
             sw_queue_stats st;
             char status[160];
-            if (sw_redis_stats(probe, &st) == 0) {
+            if (sw_queue_stats_get(probe, &st) == 0) {
                 snprintf(status, sizeof status, "listening on %s; queue %lld records, "
                          "%lld in flight, %lld dead", cfg.listen, st.queued_records,
                          st.inflight_records, st.dead_jobs);
@@ -144,7 +145,8 @@ int main(int argc, char **argv)
                 }
                 sw_http_set_persistence(h, &now);
                 reported_unknown = 0;
-            } else if (probe->err == SW_REDIS_EREPLY && !reported_unknown) {
+            } else if (probe->err != SW_REDIS_ECONNECT && probe->err != SW_REDIS_EIO &&
+                       !reported_unknown) {
                 sw_log_warn("cannot read redis persistence settings", "error=\"%s\" "
                             "note=\"CONFIG may be disabled; durability of a 202 is unknown\"",
                             probe->errstr);

@@ -10,7 +10,9 @@
 #include "log.h"
 #include "migrate.h"
 #include "pgconn.h"
-#include "redisq.h"
+#include "dead.h"
+#include "queue.h"
+#include "redis.h"
 #include "schema.h"
 #include "envelope.h"
 #include "status.h"
@@ -107,7 +109,7 @@ static int cmd_queue(const sw_config *cfg)
     sw_redis *r = sw_redis_new(&ro);
     sw_queue_stats st;
     int rc = 1;
-    if (r == NULL || sw_redis_stats(r, &st) != 0) {
+    if (r == NULL || sw_queue_stats_get(r, &st) != 0) {
         fprintf(stderr, "spillwayctl: cannot read the queue from Redis %s:%d: %s\n",
                 cfg->redis_host, cfg->redis_port, r ? r->errstr : "out of memory");
         goto out;
@@ -141,33 +143,30 @@ static sw_redis *connect_redis(const sw_config *cfg)
  * for a requeue. 1 printed, 0 no such dead job, -1 error. */
 static int dead_show(sw_redis *r, const char *id, sw_buf *status)
 {
-    void *rep = NULL;
-    int found = sw_redis_dead_get(r, id, &rep);
+    sw_dead_job d;
+    int found = sw_dead_get(r, id, &d);
     if (found <= 0) {
         if (found < 0)
             fprintf(stderr, "spillwayctl: %s\n", r->errstr);
         return found;
     }
-    size_t elen, errlen, atlen;
-    const char *error = sw_redis_reply_item(rep, 0, &errlen);
-    const char *at = sw_redis_reply_item(rep, 1, &atlen);
-    const char *env = sw_redis_reply_item(rep, 2, &elen);
     sw_envelope e;
     char why[128];
-    if (sw_envelope_decode(env, elen, &e, why, sizeof why) != 0) {
-        printf("%s  %.*s  (undecodable envelope: %s)  error=%.*s\n", id, (int)atlen,
-               at ? at : "", why, (int)errlen, error ? error : "");
-        sw_redis_reply_free(rep);
-        return status ? -1 : 1;
-    }
-    printf("%s  %.*s  sink=%s records=%u  error=%.*s\n", id, (int)atlen, at ? at : "", e.sink,
-           e.nrecords, (int)errlen, error ? error : "");
     int rc = 1;
+    if (sw_envelope_decode(d.env, d.env_len, &e, why, sizeof why) != 0) {
+        printf("%s  %.*s  (undecodable envelope: %s)  error=%.*s\n", id, (int)d.failed_at_len,
+               d.failed_at, why, (int)d.error_len, d.error);
+        rc = status ? -1 : 1;
+        goto out;
+    }
+    printf("%s  %.*s  sink=%s records=%u  error=%.*s\n", id, (int)d.failed_at_len, d.failed_at,
+           e.sink, e.nrecords, (int)d.error_len, d.error);
     if (status) {
         sw_status st = {id, "queued", e.sink, e.nrecords, e.enqueued_us, 0, NULL};
         rc = sw_status_json(status, &st) == 0 ? 1 : -1;
     }
-    sw_redis_reply_free(rep);
+out:
+    sw_dead_job_free(&d);
     return rc;
 }
 
@@ -178,9 +177,9 @@ static int dead_one(const sw_config *cfg, sw_redis *r, const char *what, const c
         int found = dead_show(r, id, status);
         if (found <= 0)
             return found;
-        return sw_redis_dead_requeue(r, id, status->data, cfg->status_ttl_s);
+        return sw_dead_requeue(r, id, status->data, cfg->status_ttl_s);
     }
-    return sw_redis_dead_drop(r, id);
+    return sw_dead_drop(r, id);
 }
 
 static int cmd_dead(const sw_config *cfg, int argc, char **argv)
@@ -206,7 +205,7 @@ static int cmd_dead(const sw_config *cfg, int argc, char **argv)
     if ((r = connect_redis(cfg)) == NULL)
         goto out;
     if (strcmp(what, "list") == 0 || strcmp(argv[1], "--all") == 0) {
-        if (sw_redis_dead_ids(r, strcmp(what, "list") == 0 ? limit : 1000000, &ids) != 0) {
+        if (sw_dead_ids(r, strcmp(what, "list") == 0 ? limit : 100000000L, &ids) != 0) {
             fprintf(stderr, "spillwayctl: %s\n", r->errstr);
             goto out;
         }

@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* The flusher writes rows for its sink; a mismatch in column count
          * is caught before this, so only feed matching envelopes. */
         if (env.ncolumns == (uint32_t)sink.ncolumns)
-            (void)sw_copyrow_append(&row, i, &sink, vals);
+            (void)sw_copyrow_append(&row, i, 0, &sink, vals);
     }
     if (cur != env.end)
         abort();

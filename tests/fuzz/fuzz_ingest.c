@@ -74,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (sw_envelope_next(&env, &cur, vals) != 0)
                 abort();
             /* Every accepted value must suit its column. */
-            if (sw_copyrow_append(&row, i, sink, vals) != 0)
+            if (sw_copyrow_append(&row, i, 0, sink, vals) != 0)
                 abort();
         }
         if (sw_envelope_next(&env, &cur, vals) == 0)

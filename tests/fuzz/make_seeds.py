@@ -43,10 +43,13 @@ def s(text):
     return b"\xd9" + bytes([len(b)]) + b
 
 
-def envelope(records, ncols=4, count=None):
-    out = b"\x01" + b"\xce" + struct.pack(">I", len(records) if count is None else count)
+def envelope(records, ncols=4, count=None, version=1):
+    out = bytes([version]) + b"\xce" + struct.pack(">I", len(records) if count is None else count)
     out += b"\xcf" + struct.pack(">Q", 1795400000000000)
-    out += s("0190a0e4-7b8c-7abc-8123-456789abcdef") + s("orders") + bytes([ncols])
+    out += s("0190a0e4-7b8c-7abc-8123-456789abcdef")
+    if version >= 2:
+        out += b"\xcf" + struct.pack(">Q", 0x1122334455667788)
+    out += s("orders") + bytes([ncols])
     for r in records:
         out += bytes([0x90 | len(r)]) + b"".join(r)
     return out
@@ -61,6 +64,8 @@ write("envelope", "huge_array", envelope([]) + b"\xdd\xff\xff\xff\xff")
 write("envelope", "str32", envelope([[b"\x01", b"\xdb\x00\x00\x00\x05hello", b"\xc0", b"\xc2"]]))
 write("envelope", "truncated", envelope([rec])[:-3])
 write("envelope", "map_value", envelope([[b"\x01", b"\x81\xa1a\x01", b"\xc0", b"\xc0"]]))
+write("envelope", "v2_two_records", envelope([rec, nul], version=2))
+write("envelope", "v2_truncated_shape", envelope([rec], version=2)[:58])
 
 # config: INI text; also read as a tokens file.
 write("config", "full", """[server]

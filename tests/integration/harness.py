@@ -78,6 +78,35 @@ def psql(sql, db="postgres"):
     return [line.split("\t") for line in out.splitlines() if line != ""]
 
 
+class TableLock:
+    """Hold an ACCESS EXCLUSIVE lock on `table` in a session of our own
+    (for at most `seconds`), as a context manager; on exit the session's
+    backend is ended, so the lock goes at once."""
+
+    def __init__(self, db, table, seconds=60):
+        self.db, self.name = db, "sw-lock-%d-%d" % (os.getpid(), id(self))
+        env = dict(os.environ, PGAPPNAME=self.name)
+        self.proc = subprocess.Popen(
+            ["psql", "-X", "-q", "-d", db, "-c",
+             "BEGIN; LOCK TABLE %s IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(%d); COMMIT;"
+             % (table, seconds)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: psql("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a "
+                              "USING (pid) WHERE a.application_name = '%s' AND l.mode = "
+                              "'AccessExclusiveLock' AND l.granted" % self.name, db)[0][0] != "0",
+                 30, "the table lock")
+
+    def release(self):
+        psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+             "WHERE application_name = '%s'" % self.name, self.db)
+        self.proc.wait(timeout=30)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
 def pg_cluster(action):
     """Start or stop (immediately) the pg_virtualenv cluster."""
     version = os.environ.get("PGVERSION", "15")
@@ -192,9 +221,17 @@ class Daemon:
 class Service:
     """Redis + a fresh database + config + server (+ flusher)."""
 
-    def __init__(self, name, sinks, tables_sql, extra=None, flusher=True, redis_aof=False):
+    def __init__(self, name, sinks, tables_sql, extra=None, flusher=True, redis_aof=False,
+                 proxies=False):
         self.tmp = tempfile.mkdtemp(prefix="sw-%s-" % name)
         self.redis = Redis(self.tmp, aof=redis_aof)
+        # With `proxies`, the daemons reach Redis and PostgreSQL through
+        # fault proxies (faultproxy.py) the test can cut, stall or drain.
+        self.redis_proxy = self.pg_proxy = None
+        if proxies:
+            import faultproxy
+            self.redis_proxy = faultproxy.FaultProxy(self.redis.port)
+            self.pg_proxy = faultproxy.FaultProxy(int(os.environ.get("PGPORT", "5432")))
         self.db = "sw_%s_%d" % (name, os.getpid())
         psql("DROP DATABASE IF EXISTS %s" % self.db)
         psql("CREATE DATABASE %s" % self.db)
@@ -204,9 +241,11 @@ class Service:
         extra = extra or {}
         sections = {
             "server": {"listen": "127.0.0.1:%d" % self.port, "threads": "8"},
-            "redis": {"host": "127.0.0.1", "port": str(self.redis.port), "prefix": self.prefix,
-                      "timeout_ms": "500"},
-            "postgres": {"conninfo": "dbname=%s connect_timeout=2" % self.db},
+            "redis": {"host": "127.0.0.1",
+                      "port": str(self.redis_proxy.port if proxies else self.redis.port),
+                      "prefix": self.prefix, "timeout_ms": "500"},
+            "postgres": {"conninfo": "dbname=%s connect_timeout=2%s" % (
+                self.db, " host=127.0.0.1 port=%d" % self.pg_proxy.port if proxies else "")},
             "flusher": {"batch_max_records": "5000", "flush_interval_ms": "50",
                         "retry_max_ms": "1000"},
         }
@@ -276,6 +315,9 @@ class Service:
         if self.server:
             codes["server"] = self.server.terminate() if self.server.alive() else "not running"
         self.redis.stop()
+        for p in (self.redis_proxy, self.pg_proxy):
+            if p:
+                p.close()
         try:
             psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.db)
         except Exception:
@@ -398,9 +440,11 @@ class Stream:
     records with unique ids to `sink` until `duration` seconds pass or
     `max_jobs` each. Records which ids got a 202 and every other answer."""
 
-    def __init__(self, svc, sink, threads=4, duration=8.0, max_jobs=50000, timeout=10):
+    def __init__(self, svc, sink, threads=4, duration=8.0, max_jobs=50000, timeout=10,
+                 id_base=0):
         import threading
         self.svc, self.sink = svc, sink
+        self.id_base = id_base
         self.accepted_ids, self.accepted_jobs = [], []
         self.failures = []            # anything but a 202: (status or "error", detail)
         self.refused = {}             # status / error class -> count
@@ -414,7 +458,7 @@ class Stream:
 
     def _run(self, n):
         conn = None
-        next_id = n * 10_000_000
+        next_id = self.id_base + n * 10_000_000
         for j in range(self.max_jobs):
             if time.monotonic() >= self.stop_at:
                 break

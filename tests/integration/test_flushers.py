@@ -103,19 +103,28 @@ class FlushersTest(harness.ServiceTest):
     def test_3_job_that_keeps_killing_flushers_is_dead_lettered(self):
         self.stop_all()
         jid = self.svc.post_ok("events", [{"id": 7, "payload": "poison pill"}])
-        # Delivery 1 is the claim, 2 and 3 are resumes after restarts (the
-        # log file is shared by the lives of one id); the 4th is refused.
-        for attempt in range(4):
-            d = self.svc.start_flusher("victim", **HOLD)
-            if attempt == 0:
-                harness.wait_for(lambda: self.svc.queue()["in_flight"] == 1, 15, "the claim")
-            elif attempt < 3:
-                harness.wait_for(lambda: d.output().count("resuming batch") == attempt, 15,
-                                 "resume %d" % attempt)
-            if attempt < 3:
-                os.kill(d.proc.pid, signal.SIGKILL)
-                d.proc.wait(timeout=10)
-        self.svc.wait_jobs([jid], want="failed", timeout=15)
+        # The flusher holds its batch (HOLD) or, once the job is a suspect
+        # committed alone, waits on a lock: each life ends with the job in
+        # hand, as if the job brought it down. The claim is life 1; lives 2
+        # and 3 resume it (the log file is shared by the lives of one id);
+        # the 4th start finds it handed out 3 times and dead-letters it.
+        with harness.TableLock(self.svc.db, "events"):
+            for attempt in range(4):
+                d = self.svc.start_flusher("victim", **HOLD)
+                if attempt == 0:
+                    harness.wait_for(lambda: self.svc.queue()["in_flight"] == 1, 15, "the claim")
+                elif attempt < 3:
+                    harness.wait_for(lambda: d.output().count("resuming batch") == attempt, 15,
+                                     "resume %d" % attempt)
+                if attempt == 2:
+                    # Alone now, and stuck in its INSERT on the lock.
+                    harness.wait_for(lambda: self.svc.sql(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND query LIKE 'INSERT INTO%'")[0][0] == "1", 15, "the stuck INSERT")
+                if attempt < 3:
+                    os.kill(d.proc.pid, signal.SIGKILL)
+                    d.proc.wait(timeout=10)
+            self.svc.wait_jobs([jid], want="failed", timeout=15)
         job = self.svc.job(jid)[1]
         self.assertIn("handed to a flusher 3 times without finishing (max_deliveries)", job["error"])
         q = self.svc.queue()

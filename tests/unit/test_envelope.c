@@ -12,11 +12,13 @@
 
 #define ID "0190a0e4-7b8c-7abc-8123-456789abcdef"
 
-/* Header of a 2-column envelope for sink "t" at time 0x0102030405060708,
- * with the record count patched in. */
+#define SHAPE 0x1122334455667788ull
+
+/* Header of a version 2, 2-column envelope for sink "t" at time
+ * 0x0102030405060708 with shape SHAPE, with the record count patched in. */
 static size_t header(unsigned char *out, uint32_t nrecords)
 {
-    const unsigned char fixed[] = {0x01, 0xce, 0, 0, 0, 0, 0xcf, 1, 2, 3, 4, 5, 6, 7, 8};
+    const unsigned char fixed[] = {0x02, 0xce, 0, 0, 0, 0, 0xcf, 1, 2, 3, 4, 5, 6, 7, 8};
     size_t n = 0;
     memcpy(out, fixed, sizeof fixed);
     n += sizeof fixed;
@@ -24,6 +26,9 @@ static size_t header(unsigned char *out, uint32_t nrecords)
     out[n++] = 36;
     memcpy(out + n, ID, 36);
     n += 36;
+    out[n++] = 0xcf;   /* the shape, fixed width at byte 53 */
+    for (int i = 0; i < 8; i++)
+        out[n++] = (unsigned char)(SHAPE >> (56 - 8 * i));
     out[n++] = 0xa1;
     out[n++] = 't';
     out[n++] = 0x02;   /* two columns */
@@ -39,7 +44,7 @@ static void test_encode_matches_bytes(void **state)
     unsigned char want[128];
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    assert_int_equal(sw_envelope_begin(&pk, ID, "t", 2, 0x0102030405060708LL), 0);
+    assert_int_equal(sw_envelope_begin(&pk, ID, "t", SHAPE, 2, 0x0102030405060708LL), 0);
     msgpack_pack_array(&pk, 2);
     msgpack_pack_int64(&pk, -1);
     msgpack_pack_str_with_body(&pk, "a\tb", 3);
@@ -56,7 +61,47 @@ static void test_encode_matches_bytes(void **state)
     assert_int_equal(sw_envelope_peek(sb.data, sb.size, &count, &when), 0);
     assert_int_equal(count, 1);
     assert_int_equal(when, 0x0102030405060708LL);
+    char lid[SW_ENVELOPE_ID_LEN + 1];
+    assert_int_equal(sw_envelope_list_id(sb.data, sb.size, lid), 36);
+    assert_string_equal(lid, ID);
     msgpack_sbuffer_destroy(&sb);
+}
+
+/* A job as release 0.1 queued it (bytes from tests/integration/fixtures/
+ * redis-0.1.json): version 1, no shape. It must decode for as long as
+ * such jobs may wait in a queue. */
+static const unsigned char v1_job[] = {
+    0x01, 0xce, 0x00, 0x00, 0x00, 0x01, 0xcf, 0x00, 0x06, 0x61, 0x9c, 0x15, 0xd3, 0xa5, 0x18,
+    0xd9, 0x24, 0x30, 0x31, 0x61, 0x32, 0x33, 0x34, 0x33, 0x65, 0x2d, 0x65, 0x65, 0x38, 0x30,
+    0x2d, 0x37, 0x33, 0x32, 0x63, 0x2d, 0x39, 0x63, 0x34, 0x34, 0x2d, 0x31, 0x33, 0x65, 0x64,
+    0x63, 0x37, 0x34, 0x38, 0x66, 0x39, 0x61, 0x35, 0xa6, 0x65, 0x76, 0x65, 0x6e, 0x74, 0x73,
+    0x02, 0x92, 0xcd, 0x01, 0x32, 0xa8, 0x71, 0x75, 0x65, 0x75, 0x65, 0x64, 0x2d, 0x36};
+
+static void test_decode_release_01(void **state)
+{
+    (void)state;
+    sw_envelope env;
+    char err[128], lid[SW_ENVELOPE_ID_LEN + 1];
+    sw_value v[2];
+    assert_int_equal(sw_envelope_decode(v1_job, sizeof v1_job, &env, err, sizeof err), 0);
+    assert_int_equal(env.version, 1);
+    assert_true(env.shape == 0);
+    assert_string_equal(env.job_id, "01a2343e-ee80-732c-9c44-13edc748f9a5");
+    assert_string_equal(env.sink, "events");
+    assert_int_equal(env.nrecords, 1);
+    assert_int_equal(env.ncolumns, 2);
+    assert_true(env.enqueued_us == 0x0006619c15d3a518LL);
+    const unsigned char *cur = env.records;
+    assert_int_equal(sw_envelope_next(&env, &cur, v), 0);
+    assert_int_equal(v[0].kind, SW_V_INT);
+    assert_int_equal(v[0].i, 306);
+    assert_int_equal(v[1].kind, SW_V_STR);
+    assert_memory_equal(v[1].s, "queued-6", 8);
+    /* The scripts find its id at the same bytes as in version 2. */
+    assert_int_equal(sw_envelope_list_id(v1_job, sizeof v1_job, lid), 36);
+    assert_string_equal(lid, env.job_id);
+    assert_int_equal(sw_envelope_list_id("junk", 4, lid), 0);
+    assert_string_equal(lid, "");
 }
 
 static void test_decode_values(void **state)
@@ -77,6 +122,8 @@ static void test_decode_values(void **state)
     assert_int_equal(sw_envelope_decode(buf, n, &env, err, sizeof err), 0);
     assert_string_equal(env.job_id, ID);
     assert_string_equal(env.sink, "t");
+    assert_int_equal(env.version, 2);
+    assert_true(env.shape == SHAPE);
     assert_int_equal(env.ncolumns, 2);
     assert_int_equal(env.nrecords, 2);
     const unsigned char *cur = env.records;
@@ -124,8 +171,12 @@ static void test_decode_rejects(void **state)
     buf[n] = 0x92;
     buf[n + 1] = 0xc1;   /* never-used msgpack byte */
     expect_bad(buf, n + sizeof rec, "bad type");
+    buf[0] = 0x03;
+    expect_bad(buf, n + sizeof rec, "not a version 1 or 2 envelope");
     buf[0] = 0x02;
-    expect_bad(buf, n + sizeof rec, "not a version 1 envelope");
+    buf[53] = 0xce;   /* the shape's fixed-width marker */
+    expect_bad(buf, n + sizeof rec, "bad envelope header (shape)");
+    buf[53] = 0xcf;
 
     /* The fuzzer's find: a forged header claiming more columns than any
      * caller's value array holds (here 0x7304, with no records). */
@@ -165,8 +216,8 @@ static void test_copyrow(void **state)
         {.kind = SW_V_NULL},
     };
     sw_buf out = SW_BUF_INIT;
-    assert_int_equal(sw_copyrow_append(&out, 42, &s, v), 0);
-    const char want[] = "42\tx\\\\y\\tz\\nw\\r\t-7\tt\t0.5\t\\N\n";
+    assert_int_equal(sw_copyrow_append(&out, 42, 3, &s, v), 0);
+    const char want[] = "42\t3\tx\\\\y\\tz\\nw\\r\t-7\tt\t0.5\t\\N\n";
     assert_int_equal(out.len, strlen(want));
     assert_memory_equal(out.data, want, out.len);
     sw_buf_free(&out);
@@ -178,6 +229,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_matches_bytes),
         cmocka_unit_test(test_decode_values),
+        cmocka_unit_test(test_decode_release_01),
         cmocka_unit_test(test_decode_rejects),
         cmocka_unit_test(test_copyrow),
     };

@@ -1,0 +1,647 @@
+#include "commit.h"
+
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "copyrow.h"
+#include "ledger.h"
+
+enum { TXN_OK = 0, TXN_FAIL = -1 };
+
+/* How many later batches of a sink check for duplicate keys up front
+ * after one met them (instead of trying the INSERT first). */
+#define CONFLICT_MEMORY 16
+#define MAX_UNIQUE 8
+
+/* Per sink: its statements, and what this session knows of its table. */
+typedef struct stage {
+    char *create, *copy, *insert;              /* typed staging: the fast path */
+    char *iso_create, *iso_copy, *iso_insert;  /* text staging: isolation */
+    char *precheck;            /* NULL: no unique index we can check */
+    char unique[MAX_UNIQUE][64];
+    int nunique;
+    int conflicts;             /* batches left to pre-check */
+} stage;
+
+struct sw_commit {
+    const sw_config *cfg;
+    char flusher_id[64];
+    stage *st;
+    int strikes;               /* the batch's non-transient failures in a row */
+    long long rows;
+    int isolated;
+    sw_buf copy, scratch;
+    sw_value *vals;
+    int *pend, *fresh, *guilty, cap;
+    const char **ids;
+};
+
+static int grow(sw_commit *c, int n)
+{
+    if (n <= c->cap)
+        return 0;
+    int cap = n > 2 * c->cap ? n : 2 * c->cap;
+    int *a = realloc(c->pend, (size_t)cap * sizeof *a);
+    if (a)
+        c->pend = a;
+    int *f = a ? realloc(c->fresh, (size_t)cap * sizeof *f) : NULL;
+    if (f)
+        c->fresh = f;
+    int *g = f ? realloc(c->guilty, (size_t)cap * sizeof *g) : NULL;
+    if (g)
+        c->guilty = g;
+    const char **i = g ? realloc(c->ids, (size_t)cap * sizeof *i) : NULL;
+    if (i)
+        c->ids = i;
+    if (i == NULL)
+        return -1;
+    c->cap = cap;
+    return 0;
+}
+
+/* The column as the SELECT list reads it: as is from typed staging; from
+ * text staging cast to its type, but varchar to text (an explicit cast to
+ * varchar(n) would cut a long value short; the INSERT's own assignment
+ * refuses it instead). */
+static int col_expr(sw_buf *b, const sw_column *col, int cast)
+{
+    char type[64];
+    if (!cast)
+        return sw_buf_printf(b, "\"%s\"", col->name);
+    return sw_buf_printf(b, "(\"%s\")::%s", col->name,
+                         col->type == SW_COL_VARCHAR ? "text"
+                                                     : sw_sink_type_sql(col, type, sizeof type));
+}
+
+/* INSERT INTO target SELECT FROM staging, per mode. Upsert keeps the last
+ * write per key in queue order (DISTINCT ON ... sw_seq DESC), since one
+ * INSERT may not touch a row twice; insert and ignore keep queue order.
+ * `iso`: from text staging, one job at a time ($1). */
+static char *build_insert(const char *from, const sw_sink *s, int iso)
+{
+    sw_buf b = SW_BUF_INIT, cols = SW_BUF_INIT, sel = SW_BUF_INIT, keys = SW_BUF_INIT,
+           keysel = SW_BUF_INIT;
+    char table[200];
+    int rc = 0, nonkey = 0;
+    sw_pg_quote_ident(s->table, table, sizeof table);
+    for (int c = 0; c < s->ncolumns && rc == 0; c++) {
+        const sw_column *col = &s->columns[c];
+        rc |= sw_buf_printf(&cols, "%s\"%s\"", c ? ", " : "", col->name);
+        rc |= sw_buf_puts(&sel, c ? ", " : "");
+        rc |= col_expr(&sel, col, iso);
+        if (col->is_key) {
+            rc |= sw_buf_printf(&keys, "%s\"%s\"", keys.len ? ", " : "", col->name);
+            rc |= sw_buf_puts(&keysel, keysel.len ? ", " : "");
+            rc |= col_expr(&keysel, col, iso);
+        }
+        nonkey += !col->is_key;
+    }
+    const char *where = iso ? " WHERE sw_job = $1" : "";
+    rc |= sw_buf_printf(&b, "INSERT INTO %s (%s) SELECT ", table, cols.data);
+    if (s->mode == SW_MODE_UPSERT)
+        rc |= sw_buf_printf(&b, "DISTINCT ON (%s) %s FROM %s%s ORDER BY %s, sw_seq DESC",
+                            keysel.data, sel.data, from, where, keysel.data);
+    else
+        rc |= sw_buf_printf(&b, "%s FROM %s%s ORDER BY sw_seq", sel.data, from, where);
+    if (s->mode == SW_MODE_IGNORE || (s->mode == SW_MODE_UPSERT && nonkey == 0))
+        rc |= sw_buf_printf(&b, " ON CONFLICT (%s) DO NOTHING", keys.data);
+    else if (s->mode == SW_MODE_UPSERT) {
+        rc |= sw_buf_printf(&b, " ON CONFLICT (%s) DO UPDATE SET ", keys.data);
+        int first = 1;
+        for (int c = 0; c < s->ncolumns; c++) {
+            if (s->columns[c].is_key)
+                continue;
+            rc |= sw_buf_printf(&b, "%s\"%s\" = EXCLUDED.\"%s\"", first ? "" : ", ",
+                                s->columns[c].name, s->columns[c].name);
+            first = 0;
+        }
+    }
+    sw_buf_free(&cols);
+    sw_buf_free(&sel);
+    sw_buf_free(&keys);
+    sw_buf_free(&keysel);
+    if (rc != 0)
+        sw_buf_free(&b);
+    return b.data;
+}
+
+static char *build_create(const char *name, const sw_sink *s, int text)
+{
+    sw_buf b = SW_BUF_INIT;
+    char type[64];
+    int rc = sw_buf_printf(&b, "CREATE TEMP TABLE IF NOT EXISTS %s (sw_seq bigint, sw_job integer",
+                           name);
+    for (int c = 0; c < s->ncolumns && rc == 0; c++)
+        rc = sw_buf_printf(&b, ", \"%s\" %s", s->columns[c].name,
+                           text ? "text" : sw_sink_type_sql(&s->columns[c], type, sizeof type));
+    if (rc == 0)
+        rc = sw_buf_puts(&b, ") ON COMMIT DELETE ROWS");
+    if (rc == 0 && text)
+        rc = sw_buf_printf(&b, "; CREATE INDEX IF NOT EXISTS %s_job ON %s (sw_job)", name, name);
+    if (rc != 0)
+        sw_buf_free(&b);
+    return b.data;
+}
+
+static char *build_copy(const char *name, const sw_sink *s)
+{
+    sw_buf b = SW_BUF_INIT;
+    int rc = sw_buf_printf(&b, "COPY %s (sw_seq, sw_job", name);
+    for (int c = 0; c < s->ncolumns && rc == 0; c++)
+        rc = sw_buf_printf(&b, ", \"%s\"", s->columns[c].name);
+    if (rc == 0)
+        rc = sw_buf_puts(&b, ") FROM STDIN");
+    if (rc != 0)
+        sw_buf_free(&b);
+    return b.data;
+}
+
+sw_commit *sw_commit_new(const sw_config *cfg, const char *flusher_id)
+{
+    sw_commit *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->cfg = cfg;
+    snprintf(c->flusher_id, sizeof c->flusher_id, "%s", flusher_id);
+    c->st = calloc((size_t)cfg->nsinks + 1, sizeof *c->st);
+    c->vals = calloc(SW_ENVELOPE_MAX_COLUMNS, sizeof *c->vals);
+    if (c->st == NULL || c->vals == NULL)
+        goto fail;
+    for (int k = 0; k < cfg->nsinks; k++) {
+        const sw_sink *s = &cfg->sinks[k];
+        stage *st = &c->st[k];
+        char typed[32], text[32];
+        snprintf(typed, sizeof typed, "sw_stage_%d", k);
+        snprintf(text, sizeof text, "sw_iso_%d", k);
+        st->create = build_create(typed, s, 0);
+        st->copy = build_copy(typed, s);
+        st->insert = build_insert(typed, s, 0);
+        st->iso_create = build_create(text, s, 1);
+        st->iso_copy = build_copy(text, s);
+        st->iso_insert = build_insert(text, s, 1);
+        if (!st->create || !st->copy || !st->insert || !st->iso_create || !st->iso_copy ||
+            !st->iso_insert)
+            goto fail;
+    }
+    return c;
+fail:
+    sw_commit_free(c);
+    return NULL;
+}
+
+void sw_commit_free(sw_commit *c)
+{
+    if (c == NULL)
+        return;
+    for (int k = 0; c->st && k < c->cfg->nsinks; k++) {
+        stage *st = &c->st[k];
+        free(st->create);
+        free(st->copy);
+        free(st->insert);
+        free(st->iso_create);
+        free(st->iso_copy);
+        free(st->iso_insert);
+        free(st->precheck);
+    }
+    free(c->st);
+    free(c->vals);
+    free(c->pend);
+    free(c->fresh);
+    free(c->guilty);
+    free(c->ids);
+    sw_buf_free(&c->copy);
+    sw_buf_free(&c->scratch);
+    free(c);
+}
+
+long long sw_commit_rows(const sw_commit *c)
+{
+    return c->rows;
+}
+
+int sw_commit_isolated(const sw_commit *c)
+{
+    return c->isolated;
+}
+
+void sw_commit_new_batch(sw_commit *c)
+{
+    c->strikes = 0;
+}
+
+/* The insert-mode pre-check: which staged jobs hold a key that a row of
+ * the table already has, per unique index whose columns the sink lists.
+ * Rows staged together that collide with each other are left to the
+ * INSERT (and isolation), which decides them in queue order. */
+static int find_unique(stage *st, const sw_sink *s, int k, sw_pg *pg)
+{
+    char table[200];
+    sw_pg_quote_ident(s->table, table, sizeof table);
+    const char *params[] = {table};
+    free(st->precheck);
+    st->precheck = NULL;
+    st->nunique = 0;
+    if (s->mode != SW_MODE_INSERT)
+        return 0;
+    PGresult *res = sw_pg_query(
+        pg,
+        "SELECT c.relname, i.indnullsnotdistinct, "
+        "       array_to_string(array_agg(a.attname ORDER BY k.ord), ',') "
+        "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) "
+        "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+        "WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indisvalid AND i.indimmediate "
+        "  AND i.indpred IS NULL AND i.indexprs IS NULL AND k.ord <= i.indnkeyatts "
+        "GROUP BY c.relname, i.indnullsnotdistinct ORDER BY c.relname",
+        1, params);
+    if (res == NULL)
+        return -1;
+    sw_buf q = SW_BUF_INIT;
+    int rc = 0;
+    for (int r = 0; r < PQntuples(res) && st->nunique < MAX_UNIQUE && rc == 0; r++) {
+        const char *cols = PQgetvalue(res, r, 2);
+        int nnd = strcmp(PQgetvalue(res, r, 1), "t") == 0;
+        /* Every key column must be one the sink writes. */
+        char copy[1024], *save = NULL;
+        snprintf(copy, sizeof copy, "%s", cols);
+        int ok = 1;
+        for (char *col = strtok_r(copy, ",", &save); col; col = strtok_r(NULL, ",", &save))
+            ok &= sw_sink_column_index(s, col, strlen(col)) >= 0;
+        if (!ok || strlen(PQgetvalue(res, r, 0)) >= sizeof st->unique[0])
+            continue;
+        int u = st->nunique++;
+        snprintf(st->unique[u], sizeof st->unique[u], "%s", PQgetvalue(res, r, 0));
+        rc |= sw_buf_printf(&q, "%sSELECT DISTINCT s.sw_job, %d FROM sw_stage_%d s WHERE EXISTS "
+                                "(SELECT 1 FROM %s t WHERE ", q.len ? " UNION ALL " : "", u, k,
+                            table);
+        snprintf(copy, sizeof copy, "%s", cols);
+        save = NULL;
+        int first = 1;
+        for (char *col = strtok_r(copy, ",", &save); col; col = strtok_r(NULL, ",", &save)) {
+            rc |= sw_buf_printf(&q, "%st.\"%s\" %s s.\"%s\"", first ? "" : " AND ", col,
+                                nnd ? "IS NOT DISTINCT FROM" : "=", col);
+            first = 0;
+        }
+        rc |= sw_buf_puts(&q, ")");
+    }
+    PQclear(res);
+    if (rc != 0) {
+        sw_buf_free(&q);
+        snprintf(pg->errstr, sizeof pg->errstr, "out of memory");
+        pg->sqlstate[0] = '\0';
+        return -1;
+    }
+    st->precheck = q.data;
+    return 0;
+}
+
+int sw_commit_prepare(sw_commit *c, sw_pg *pg)
+{
+    for (int k = 0; k < c->cfg->nsinks; k++) {
+        stage *st = &c->st[k];
+        if (sw_pg_exec(pg, st->create) != 0 || sw_pg_exec(pg, st->iso_create) != 0 ||
+            find_unique(st, &c->cfg->sinks[k], k, pg) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ROLLBACK, keeping the failure's error: ROLLBACK would overwrite it. */
+static void rollback(sw_pg *pg)
+{
+    char state[6], msg[sizeof pg->errstr], ctx[sizeof pg->context];
+    memcpy(state, pg->sqlstate, sizeof state);
+    memcpy(msg, pg->errstr, sizeof msg);
+    memcpy(ctx, pg->context, sizeof ctx);
+    if (sw_pg_exec(pg, "ROLLBACK") != 0)
+        sw_pg_disconnect(pg);
+    memcpy(pg->sqlstate, state, sizeof state);
+    memcpy(pg->errstr, msg, sizeof msg);
+    memcpy(pg->context, ctx, sizeof ctx);
+}
+
+static void oom(sw_pg *pg, const char *what)
+{
+    snprintf(pg->errstr, sizeof pg->errstr, "out of memory %s", what);
+    pg->sqlstate[0] = '\0';
+}
+
+/* COPY rows of sink k's fresh jobs among pend[0..n) into c->copy;
+ * returns the number of rows, or -1. */
+static long stage_rows(sw_commit *c, sw_batch *b, int k, int n, sw_pg *pg)
+{
+    const sw_sink *s = &c->cfg->sinks[k];
+    long seq = 0;
+    sw_buf_reset(&c->copy);
+    for (int p = 0; p < n; p++) {
+        int i = c->pend[p];
+        if (!c->fresh[p] || b->jobs[i].sink_idx != k || b->jobs[i].state == SW_JOB_FAILED)
+            continue;
+        const unsigned char *cur = NULL;
+        int got;
+        while ((got = sw_batch_next_record(b, i, &cur, c->vals)) == 1) {
+            if (sw_copyrow_append(&c->copy, seq++, i, s, c->vals) != 0) {
+                oom(pg, "building COPY rows");
+                return -1;
+            }
+        }
+        if (got < 0) {
+            snprintf(pg->errstr, sizeof pg->errstr, "a decoded envelope would not decode again");
+            pg->sqlstate[0] = '\0';
+            return -1;
+        }
+    }
+    return seq;
+}
+
+/* Run the pre-check of sink k: fail each job that holds a key the table
+ * has, and take its rows out of staging. Returns how many failed, or -1. */
+static int precheck(sw_commit *c, sw_batch *b, int k, sw_pg *pg)
+{
+    stage *st = &c->st[k];
+    PGresult *res = sw_pg_query(pg, st->precheck, 0, NULL);
+    int found = 0;
+    if (res == NULL)
+        return -1;
+    sw_buf_reset(&c->scratch);
+    int rc = sw_buf_puts(&c->scratch, "{");
+    for (int r = 0; r < PQntuples(res); r++) {
+        int i = atoi(PQgetvalue(res, r, 0)), u = atoi(PQgetvalue(res, r, 1));
+        if (i < 0 || i >= b->njobs || u < 0 || u >= st->nunique ||
+            b->jobs[i].state == SW_JOB_FAILED)
+            continue;
+        sw_batch_set_error(b, i, "SQLSTATE 23505: duplicate key value violates unique "
+                                 "constraint \"%s\"", st->unique[u]);
+        rc |= sw_buf_printf(&c->scratch, "%s%d", found ? "," : "", i);
+        found++;
+    }
+    PQclear(res);
+    rc |= sw_buf_puts(&c->scratch, "}");
+    if (rc != 0) {
+        oom(pg, "in the pre-check");
+        return -1;
+    }
+    if (found == 0)
+        return 0;
+    char sql[96];
+    snprintf(sql, sizeof sql, "DELETE FROM sw_stage_%d WHERE sw_job = ANY($1::int[])", k);
+    const char *params[] = {c->scratch.data};
+    res = sw_pg_query(pg, sql, 1, params);
+    if (res == NULL)
+        return -1;
+    PQclear(res);
+    return found;
+}
+
+/* The ids of pend[0..n) that failed in this attempt, into c->ids. */
+static int failed_ids(sw_commit *c, sw_batch *b, int n)
+{
+    int m = 0;
+    for (int p = 0; p < n; p++) {
+        const sw_batch_job *j = &b->jobs[c->pend[p]];
+        if (c->fresh[p] && j->state == SW_JOB_FAILED)
+            c->ids[m++] = j->env.job_id;
+    }
+    return m;
+}
+
+static int begin_and_claim(sw_commit *c, sw_batch *b, int n, sw_pg *pg, int immediate)
+{
+    if (sw_pg_exec(pg, immediate ? "BEGIN; SET CONSTRAINTS ALL IMMEDIATE" : "BEGIN") != 0)
+        return TXN_FAIL;
+    for (int p = 0; p < n; p++)
+        c->ids[p] = b->jobs[c->pend[p]].env.job_id;
+    if (sw_ledger_claim(pg, c->flusher_id, n, c->ids, c->fresh, &c->scratch) != 0)
+        return TXN_FAIL;
+    for (int p = 0; p < n; p++)
+        b->jobs[c->pend[p]].fresh = c->fresh[p];
+    return TXN_OK;
+}
+
+static int finish_txn(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
+{
+    int m = failed_ids(c, b, n);
+    if (sw_ledger_forget(pg, m, c->ids, &c->scratch) != 0 || sw_pg_exec(pg, "COMMIT") != 0)
+        return TXN_FAIL;
+    return TXN_OK;
+}
+
+/* Rows the attempt wrote: records of fresh jobs that did not fail. */
+static long long count_rows(sw_commit *c, sw_batch *b, int n)
+{
+    long long rows = 0;
+    for (int p = 0; p < n; p++) {
+        const sw_batch_job *j = &b->jobs[c->pend[p]];
+        if (c->fresh[p] && j->state != SW_JOB_FAILED)
+            rows += j->env.nrecords;
+    }
+    return rows;
+}
+
+static int fast(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
+{
+    if (begin_and_claim(c, b, n, pg, 0) != TXN_OK)
+        goto fail;
+    for (int k = 0; k < c->cfg->nsinks; k++) {
+        stage *st = &c->st[k];
+        long rows = stage_rows(c, b, k, n, pg);
+        if (rows < 0)
+            goto fail;
+        if (rows == 0)
+            continue;
+        if (sw_pg_copy(pg, st->copy, c->copy.data, c->copy.len) != 0)
+            goto fail;
+        if (st->precheck && st->conflicts > 0) {
+            int found = precheck(c, b, k, pg);
+            if (found < 0)
+                goto fail;
+            st->conflicts = found ? CONFLICT_MEMORY : st->conflicts - 1;
+        } else if (st->precheck) {
+            /* Try the INSERT first; on a duplicate key, go back to before
+             * it, find every such job at once, and insert the rest. */
+            if (sw_pg_exec(pg, "SAVEPOINT sw_insert") != 0)
+                goto fail;
+            if (sw_pg_exec(pg, st->insert) == 0) {
+                if (sw_pg_exec(pg, "RELEASE SAVEPOINT sw_insert") != 0)
+                    goto fail;
+                continue;
+            }
+            if (strcmp(pg->sqlstate, "23505") != 0 || sw_pg_exec(pg, "ROLLBACK TO SAVEPOINT "
+                                                                     "sw_insert") != 0)
+                goto fail;
+            st->conflicts = CONFLICT_MEMORY;
+            if (precheck(c, b, k, pg) < 0)
+                goto fail;
+        }
+        if (sw_pg_exec(pg, st->insert) != 0)
+            goto fail;
+    }
+    if (finish_txn(c, b, n, pg) != TXN_OK)
+        goto fail;
+    return TXN_OK;
+fail:
+    rollback(pg);
+    return TXN_FAIL;
+}
+
+/* A failed row of spillway.apply_each: fail the job, unless the error is
+ * transient (a deadlock, say): then the whole attempt is retried. */
+static int record_iso_failures(sw_batch *b, PGresult *res, sw_pg *pg)
+{
+    for (int r = 0; r < PQntuples(res); r++) {
+        const char *state = PQgetvalue(res, r, 1), *msg = PQgetvalue(res, r, 2);
+        if (sw_pg_classify(state) == SW_PG_TRANSIENT) {
+            snprintf(pg->sqlstate, sizeof pg->sqlstate, "%s", state);
+            snprintf(pg->errstr, sizeof pg->errstr, "%s", msg);
+            pg->context[0] = '\0';
+            return TXN_FAIL;
+        }
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        int i = atoi(PQgetvalue(res, r, 0));
+        if (i >= 0 && i < b->njobs)
+            sw_batch_set_error(b, i, "SQLSTATE %s: %s", PQgetvalue(res, r, 1),
+                               PQgetvalue(res, r, 2));
+    }
+    return TXN_OK;
+}
+
+/* A COPY into text staging failed on a line: the job that line belongs to. */
+static int copy_culprit(sw_commit *c, sw_batch *b, int k, int n, const sw_pg *pg)
+{
+    const char *line = strstr(pg->context, ", line ");
+    int ln;
+    if (strncmp(pg->context, "COPY sw_iso_", 12) != 0 || line == NULL ||
+        sscanf(line, ", line %d", &ln) != 1 || ln < 1)
+        return -1;
+    long seq = 0;
+    for (int p = 0; p < n; p++) {
+        int i = c->pend[p];
+        if (!c->fresh[p] || b->jobs[i].sink_idx != k || b->jobs[i].state == SW_JOB_FAILED)
+            continue;
+        seq += b->jobs[i].env.nrecords;
+        if (seq >= ln)
+            return i;
+    }
+    return -1;
+}
+
+static int isolate(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
+{
+    /* Each pass either commits or finds one more job whose rows cannot
+     * even be staged as text; at most n + 1 passes. */
+    for (int pass = 0; pass <= n; pass++) {
+        for (int p = 0; p < n; p++) {
+            sw_batch_job *j = &b->jobs[c->pend[p]];
+            if (!j->prefailed) {
+                j->state = SW_JOB_PENDING;
+                free(j->error);
+                j->error = NULL;
+            }
+        }
+        if (begin_and_claim(c, b, n, pg, 1) != TXN_OK)
+            goto fail;
+        int restaged = 0;
+        for (int k = 0; k < c->cfg->nsinks && !restaged; k++) {
+            stage *st = &c->st[k];
+            long rows = stage_rows(c, b, k, n, pg);
+            if (rows < 0)
+                goto fail;
+            if (rows == 0)
+                continue;
+            if (sw_pg_copy(pg, st->iso_copy, c->copy.data, c->copy.len) != 0) {
+                int culprit = sw_pg_classify(pg->sqlstate) == SW_PG_DATA
+                                  ? copy_culprit(c, b, k, n, pg) : -1;
+                if (culprit < 0)
+                    goto fail;
+                rollback(pg);
+                sw_batch_fail(b, culprit, "SQLSTATE %s: %s", pg->sqlstate, pg->errstr);
+                restaged = 1;
+                break;
+            }
+            sw_buf_reset(&c->scratch);
+            int rc = sw_buf_puts(&c->scratch, "{"), m = 0;
+            for (int p = 0; p < n; p++) {
+                int i = c->pend[p];
+                if (c->fresh[p] && b->jobs[i].sink_idx == k && b->jobs[i].state != SW_JOB_FAILED)
+                    rc |= sw_buf_printf(&c->scratch, "%s%d", m++ ? "," : "", i);
+            }
+            rc |= sw_buf_puts(&c->scratch, "}");
+            if (rc != 0) {
+                oom(pg, "isolating jobs");
+                goto fail;
+            }
+            const char *params[] = {st->iso_insert, c->scratch.data};
+            PGresult *res = sw_pg_query(pg, "SELECT failed_job, failed_state, failed_message "
+                                            "FROM spillway.apply_each($1, $2::int[])",
+                                        2, params);
+            if (res == NULL)
+                goto fail;
+            rc = record_iso_failures(b, res, pg);
+            PQclear(res);
+            if (rc != TXN_OK)
+                goto fail;
+        }
+        if (restaged)
+            continue;
+        if (finish_txn(c, b, n, pg) != TXN_OK)
+            goto fail;
+        return TXN_OK;
+    }
+fail:
+    rollback(pg);
+    return TXN_FAIL;
+}
+
+int sw_commit_run(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
+{
+    int np = 0;
+    c->rows = 0;
+    c->isolated = 0;
+    if (grow(c, n ? n : 1) != 0) {
+        oom(pg, "for the batch");
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        sw_batch_job *j = &b->jobs[i];
+        if (j->prefailed)
+            continue;
+        j->state = SW_JOB_PENDING;
+        free(j->error);
+        j->error = NULL;
+        c->pend[np++] = i;
+    }
+    if (np == 0)
+        return 0;
+    int rc = TXN_FAIL;
+    if (c->strikes < 2) {
+        rc = fast(c, b, np, pg);
+        if (rc != TXN_OK) {
+            enum sw_pg_class cls = sw_pg_error_class(pg);
+            if (cls == SW_PG_TRANSIENT)
+                return -1;
+            /* Another error than bad data: one more try of the same batch
+             * first (it may have been a passing state), then isolate. */
+            if (cls == SW_PG_OTHER && ++c->strikes < 2)
+                return -1;
+            c->strikes = 2;
+        }
+    }
+    if (rc != TXN_OK) {
+        rc = isolate(c, b, np, pg);
+        if (rc != TXN_OK)
+            return -1;
+        c->isolated = 1;
+    }
+    for (int p = 0; p < np; p++) {
+        sw_batch_job *j = &b->jobs[c->pend[p]];
+        if (j->state != SW_JOB_FAILED)
+            j->state = SW_JOB_COMMITTED;
+    }
+    c->rows = count_rows(c, b, np);
+    c->strikes = 0;
+    return 0;
+}

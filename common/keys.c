@@ -1,0 +1,47 @@
+#include "keys.h"
+
+#include <stdio.h>
+
+void sw_keys_init(sw_keys *k, const char *prefix)
+{
+    snprintf(k->prefix, sizeof k->prefix, "%s", prefix);
+    snprintf(k->queue, sizeof k->queue, "%s:queue", prefix);
+    snprintf(k->stats, sizeof k->stats, "%s:stats", prefix);
+    snprintf(k->shapes, sizeof k->shapes, "%s:shapes", prefix);
+    snprintf(k->flushers, sizeof k->flushers, "%s:flushers", prefix);
+    snprintf(k->deliveries, sizeof k->deliveries, "%s:deliveries", prefix);
+    snprintf(k->dead, sizeof k->dead, "%s:dead", prefix);
+    snprintf(k->deadenv, sizeof k->deadenv, "%s:deadenv", prefix);
+    snprintf(k->deadinfo, sizeof k->deadinfo, "%s:deadinfo", prefix);
+}
+
+void sw_keys_flusher(const sw_keys *k, const char *fid, sw_fkeys *out)
+{
+    snprintf(out->processing, sizeof out->processing, "%s:processing:%s", k->prefix, fid);
+    snprintf(out->inflight, sizeof out->inflight, "%s:inflight:%s", k->prefix, fid);
+    snprintf(out->heartbeat, sizeof out->heartbeat, "%s:heartbeat:%s", k->prefix, fid);
+}
+
+/* snprintf's result as a length: 0 when it did not fit. */
+static size_t put(size_t outlen, int n)
+{
+    return n > 0 && (size_t)n < outlen ? (size_t)n : 0;
+}
+
+size_t sw_keys_job(const sw_keys *k, const char *job_id, char *out)
+{
+    return put(SW_KEY_MAX, snprintf(out, SW_KEY_MAX, "%s:job:%s", k->prefix, job_id));
+}
+
+size_t sw_keys_dead_legacy(const sw_keys *k, const char *job_id, char *out)
+{
+    return put(SW_KEY_MAX, snprintf(out, SW_KEY_MAX, "%s:dead:%s", k->prefix, job_id));
+}
+
+size_t sw_keys_idem(const sw_keys *k, const char *sink, const char *scope, const char *key,
+                    char *out, size_t outlen)
+{
+    if (scope[0] == '\0')
+        return put(outlen, snprintf(out, outlen, "%s:idem:%s:%s", k->prefix, sink, key));
+    return put(outlen, snprintf(out, outlen, "%s:idem:%s@%s:%s", k->prefix, sink, scope, key));
+}

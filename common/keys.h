@@ -1,0 +1,64 @@
+#ifndef SW_KEYS_H_
+#define SW_KEYS_H_
+
+#include <stddef.h>
+
+/* Spillway's key layout in Redis, defined here once. Every name starts
+ * with the configured prefix <p>; give it a hash tag ({spillway}) and all
+ * of them share one Redis Cluster slot.
+ *
+ *   <p>:queue              list of envelopes: LPUSH in, taken from the tail
+ *   <p>:stats              hash: queued_records, inflight_records,
+ *                          accepted_records, committed_records, dead_bytes,
+ *                          dead_dropped (totals)
+ *   <p>:job:<id>           the job's status, as the JSON GET /v1/jobs/{id}
+ *                          answers; expires after status_ttl_s
+ *   <p>:idem:<sink>:<key>  an Idempotency-Key without tokens, and
+ *   <p>:idem:<sink>@<scope>:<key>  with one (scope: from the caller's token)
+ *   <p>:shapes             hash: sink shape fingerprint -> its column list
+ *   <p>:processing:<fid>   the envelopes flusher <fid> holds, newest at the
+ *                          head; its batch is the tail end
+ *   <p>:inflight:<fid>     records in that list (always their sum)
+ *   <p>:heartbeat:<fid>    "host pid" of the live flusher <fid>, with a TTL
+ *   <p>:flushers           set of flusher ids (the registry)
+ *   <p>:deliveries         hash: job id -> times its batch was taken up
+ *                          again after its flusher stopped or vanished
+ *   <p>:dead               list of failed job ids, newest first (bounded)
+ *   <p>:deadenv            hash: failed job id -> its envelope
+ *   <p>:deadinfo           hash: failed job id -> {"error","failed_at","records"}
+ *   <p>:dead:<id>          a failed job as release 0.1 kept it (a hash of
+ *                          envelope, error, failed_at, records); read, and
+ *                          converted by the flusher at start-up
+ */
+
+#define SW_KEY_MAX 192
+
+typedef struct sw_keys {
+    char prefix[64];
+    char queue[SW_KEY_MAX], stats[SW_KEY_MAX], shapes[SW_KEY_MAX];
+    char flushers[SW_KEY_MAX], deliveries[SW_KEY_MAX];
+    char dead[SW_KEY_MAX], deadenv[SW_KEY_MAX], deadinfo[SW_KEY_MAX];
+} sw_keys;
+
+/* One flusher's own keys. */
+typedef struct sw_fkeys {
+    char processing[SW_KEY_MAX], inflight[SW_KEY_MAX], heartbeat[SW_KEY_MAX];
+} sw_fkeys;
+
+/* Fill `k` for `prefix` (at most 63 bytes; the config checks). */
+void sw_keys_init(sw_keys *k, const char *prefix);
+
+/* Flusher `fid`'s keys. */
+void sw_keys_flusher(const sw_keys *k, const char *fid, sw_fkeys *out);
+
+/* <p>:job:<id> and <p>:dead:<id> (the 0.1 layout) into `out`
+ * (SW_KEY_MAX bytes). Return the length. */
+size_t sw_keys_job(const sw_keys *k, const char *job_id, char *out);
+size_t sw_keys_dead_legacy(const sw_keys *k, const char *job_id, char *out);
+
+/* The key of an Idempotency-Key `key` on `sink`; `scope` is "" without
+ * tokens. Returns the length, or 0 when it does not fit `outlen`. */
+size_t sw_keys_idem(const sw_keys *k, const char *sink, const char *scope, const char *key,
+                    char *out, size_t outlen);
+
+#endif

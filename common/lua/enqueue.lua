@@ -1,0 +1,46 @@
+#!lua
+-- enqueue: append jobs to the queue, in arrival order, with their statuses.
+-- KEYS: queue, stats, then one status key per job, then one key per job
+--       that carries an Idempotency-Key
+-- ARGV: status_ttl_s, idempotency_ttl_s, max_queued_records (0 = none),
+--       njobs, then per job: envelope, status JSON, records, idempotency
+--       key index into KEYS (0 = none), idempotency value
+-- Returns -1 when the queue is over its high-water mark (nothing written),
+-- else per job '' (queued) or the value already stored under its
+-- idempotency key (nothing written for that job).
+-- Everything is read before anything is written, so a refusal or an error
+-- leaves Redis as it was; the shebang (no allow-oom) makes Redis refuse
+-- the whole script up front when it is over maxmemory.
+local queue, stats = KEYS[1], KEYS[2]
+local status_ttl, idem_ttl = ARGV[1], ARGV[2]
+local max_queued, njobs = tonumber(ARGV[3]), tonumber(ARGV[4])
+
+if max_queued > 0 and tonumber(redis.call('HGET', stats, 'queued_records') or '0') >= max_queued then
+  return -1
+end
+local res, prev = {}, {}
+for j = 1, njobs do
+  local a = 4 + (j - 1) * 5
+  local ik = tonumber(ARGV[a + 4])
+  res[j] = ''
+  if ik > 0 then
+    res[j] = redis.call('GET', KEYS[ik]) or ''
+  end
+end
+local envs, total = {}, 0
+for j = 1, njobs do
+  local a = 4 + (j - 1) * 5
+  if res[j] == '' then
+    local ik = tonumber(ARGV[a + 4])
+    if ik > 0 then redis.call('SET', KEYS[ik], ARGV[a + 5], 'EX', idem_ttl) end
+    redis.call('SET', KEYS[2 + j], ARGV[a + 2], 'EX', status_ttl)
+    envs[#envs + 1] = ARGV[a + 1]
+    total = total + tonumber(ARGV[a + 3])
+  end
+end
+if #envs > 0 then
+  push_all('LPUSH', queue, envs)
+  redis.call('HINCRBY', stats, 'queued_records', total)
+  redis.call('HINCRBY', stats, 'accepted_records', total)
+end
+return res

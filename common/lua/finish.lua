@@ -1,0 +1,66 @@
+#!lua flags=allow-oom
+-- finish: close the oldest jobs of a flusher's processing list, whose
+-- fate PostgreSQL has decided.
+-- KEYS: stats, dead, deadenv, deadinfo, deliveries, processing, inflight,
+--       then one status key per job
+-- ARGV: now (RFC 3339), status_ttl_s, committed_records, dead_max_jobs,
+--       dead_max_bytes, then per job, oldest first: list id (what env_id
+--       reads from its envelope), envelope length, dead-letter id, status
+--       JSON, error ('' = committed)
+-- The jobs must be exactly the tail of the processing list, in order:
+-- otherwise nothing is written and {0, position} is returned (the list is
+-- not what the flusher believes: it re-reads it). A repeat after a lost
+-- reply finds them gone and so counts nothing twice. Then: statuses
+-- (SET XX: an expired one is not brought back), dead letters, the list's
+-- tail trimmed, in-flight counts lowered by exactly these jobs' records,
+-- and the dead-letter store cut back to its bounds, oldest out first.
+-- Returns {1, dead letters dropped by the bound}.
+local stats, dead, deadenv, deadinfo = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local deliveries, processing, inflight = KEYS[5], KEYS[6], KEYS[7]
+local now, ttl, committed = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local max_dead, max_dead_bytes = tonumber(ARGV[4]), tonumber(ARGV[5])
+local n = #KEYS - 7
+
+local items = redis.call('LRANGE', processing, -n, -1)
+if #items ~= n then return {0, #items} end
+for k = 1, n do
+  local v, a = items[n - k + 1], 5 + (k - 1) * 5
+  if env_id(v) ~= ARGV[a + 1] or #v ~= tonumber(ARGV[a + 2]) then return {0, k} end
+end
+
+local records, ids = 0, {}
+for k = 1, n do
+  local v, a = items[n - k + 1], 5 + (k - 1) * 5
+  local dead_id, status, err = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+  local count = env_count(v)
+  records = records + count
+  if status ~= '' then redis.call('SET', KEYS[7 + k], status, 'XX', 'EX', ttl) end
+  if err ~= '' then
+    redis.call('HSET', deadenv, dead_id, v)
+    redis.call('HSET', deadinfo, dead_id,
+               cjson.encode({error = err, failed_at = now, records = count}))
+    redis.call('LPUSH', dead, dead_id)
+    redis.call('HINCRBY', stats, 'dead_bytes', #v)
+  end
+  if ARGV[a + 1] ~= '' then ids[#ids + 1] = ARGV[a + 1] end
+end
+if #ids > 0 then push_all('HDEL', deliveries, ids) end
+redis.call('LTRIM', processing, 0, -(n + 1))
+if records > 0 then
+  if redis.call('DECRBY', inflight, records) <= 0 then redis.call('DEL', inflight) end
+  redis.call('HINCRBY', stats, 'inflight_records', -records)
+end
+if committed > 0 then redis.call('HINCRBY', stats, 'committed_records', committed) end
+
+local dropped = 0
+local bytes = tonumber(redis.call('HGET', stats, 'dead_bytes') or '0')
+while redis.call('LLEN', dead) > max_dead or (bytes > max_dead_bytes and redis.call('LLEN', dead) > 0) do
+  local id = redis.call('RPOP', dead)
+  local v = redis.call('HGET', deadenv, id)
+  if v then bytes = bytes - #v; redis.call('HINCRBY', stats, 'dead_bytes', -#v) end
+  redis.call('HDEL', deadenv, id)
+  redis.call('HDEL', deadinfo, id)
+  dropped = dropped + 1
+end
+if dropped > 0 then redis.call('HINCRBY', stats, 'dead_dropped', dropped) end
+return {1, dropped}

@@ -1,0 +1,250 @@
+#include "processing.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+
+static void oom(sw_redis *r, const char *what)
+{
+    r->err = SW_REDIS_ENOMEM;
+    r->code[0] = '\0';
+    snprintf(r->errstr, sizeof r->errstr, "%s: out of memory", what);
+}
+
+/* queue, stats, processing, inflight: the KEYS of claim and release. */
+static void queue_keys(sw_redis_args *a, const sw_redis *r, const sw_fkeys *fk)
+{
+    sw_redis_args_str(a, r->keys.queue);
+    sw_redis_args_str(a, r->keys.stats);
+    sw_redis_args_str(a, fk->processing);
+    sw_redis_args_str(a, fk->inflight);
+    sw_redis_args_end_keys(a);
+}
+
+int sw_proc_claim(sw_redis *r, const char *fid, long max_records, long max_jobs, long max_bytes,
+                  int oversize, void **reply)
+{
+    sw_fkeys fk;
+    sw_redis_args a;
+    sw_keys_flusher(&r->keys, fid, &fk);
+    sw_redis_args_init(&a);
+    queue_keys(&a, r, &fk);
+    sw_redis_args_int(&a, max_records);
+    sw_redis_args_int(&a, max_jobs);
+    sw_redis_args_int(&a, max_bytes);
+    sw_redis_args_str(&a, oversize ? "1" : "0");
+    void *rep = sw_redis_eval(r, SW_SCRIPT_CLAIM, "claim", SW_REPLY_ARRAY, &a);
+    sw_redis_args_free(&a);
+    if (rep == NULL)
+        return -1;
+    if (sw_redis_check_elements(r, rep, SW_REPLY_STRING, "claim") != 0 ||
+        sw_redis_reply_len(rep) > (size_t)max_jobs) {
+        if (r->err != SW_REDIS_EPROTO)
+            sw_redis_fail_proto(r, "claim", "more jobs than asked for");
+        sw_redis_reply_free(rep);
+        return -1;
+    }
+    *reply = rep;
+    return 0;
+}
+
+int sw_proc_resume(sw_redis *r, const char *fid, int take, void **reply, long **deliveries)
+{
+    sw_fkeys fk;
+    sw_redis_args a;
+    sw_keys_flusher(&r->keys, fid, &fk);
+    sw_redis_args_init(&a);
+    sw_redis_args_str(&a, fk.processing);
+    sw_redis_args_str(&a, r->keys.deliveries);
+    sw_redis_args_end_keys(&a);
+    sw_redis_args_str(&a, take ? "take" : "peek");
+    void *rep = sw_redis_eval(r, SW_SCRIPT_RESUME, take ? "resume" : "reload", SW_REPLY_ARRAY,
+                              &a);
+    sw_redis_args_free(&a);
+    if (rep == NULL)
+        return -1;
+    const void *envs = sw_redis_reply_len(rep) == 2 ? sw_redis_reply_at(rep, 0) : NULL;
+    const void *counts = envs ? sw_redis_reply_at(rep, 1) : NULL;
+    if (envs == NULL || sw_redis_check_elements(r, envs, SW_REPLY_STRING, "resume") != 0 ||
+        sw_redis_check_elements(r, counts, SW_REPLY_INTEGER, "resume") != 0 ||
+        sw_redis_reply_len(envs) != sw_redis_reply_len(counts)) {
+        if (r->err != SW_REDIS_EPROTO)
+            sw_redis_fail_proto(r, "resume", "not {envelopes, counts}");
+        sw_redis_reply_free(rep);
+        return -1;
+    }
+    size_t n = sw_redis_reply_len(envs);
+    long *d = malloc((n ? n : 1) * sizeof *d);
+    if (d == NULL) {
+        oom(r, "resume");
+        sw_redis_reply_free(rep);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        d[i] = (long)sw_redis_reply_int(sw_redis_reply_at(counts, i));
+    *deliveries = d;
+    *reply = rep;
+    return 0;
+}
+
+/* A claim reply is the array itself; a resume reply holds it first. */
+static const void *envelopes(const void *reply)
+{
+    if (sw_redis_reply_len(reply) == 2 &&
+        sw_redis_reply_type(sw_redis_reply_at(reply, 0)) == SW_REPLY_ARRAY)
+        return sw_redis_reply_at(reply, 0);
+    return reply;
+}
+
+size_t sw_proc_count(const void *reply)
+{
+    return reply ? sw_redis_reply_len(envelopes(reply)) : 0;
+}
+
+const char *sw_proc_item(const void *reply, size_t i, size_t *len)
+{
+    return sw_redis_reply_item(envelopes(reply), i, len);
+}
+
+int sw_proc_finish(sw_redis *r, const char *fid, int njobs, const sw_proc_done *jobs,
+                   long long committed_records, int ttl_s, const sw_dead_bounds *bounds,
+                   long *dropped)
+{
+    sw_fkeys fk;
+    sw_redis_args a;
+    char now[32];
+    char (*keys)[SW_KEY_MAX] = malloc((size_t)(njobs ? njobs : 1) * sizeof *keys);
+    int rc = -1;
+    *dropped = 0;
+    sw_redis_args_init(&a);
+    if (keys == NULL) {
+        oom(r, "finish");
+        goto out;
+    }
+    sw_keys_flusher(&r->keys, fid, &fk);
+    sw_clock_format(sw_clock_now_us(), now);
+    const char *fixed[] = {r->keys.stats, r->keys.dead, r->keys.deadenv, r->keys.deadinfo,
+                           r->keys.deliveries, fk.processing, fk.inflight};
+    for (int i = 0; i < 7; i++)
+        sw_redis_args_str(&a, fixed[i]);
+    for (int j = 0; j < njobs; j++) {
+        sw_keys_job(&r->keys, jobs[j].job_id, keys[j]);
+        sw_redis_args_str(&a, keys[j]);
+    }
+    sw_redis_args_end_keys(&a);
+    sw_redis_args_str(&a, now);
+    sw_redis_args_int(&a, ttl_s);
+    sw_redis_args_int(&a, committed_records);
+    sw_redis_args_int(&a, bounds->max_jobs);
+    sw_redis_args_int(&a, bounds->max_bytes);
+    for (int j = 0; j < njobs; j++) {
+        sw_redis_args_bin(&a, jobs[j].list_id, jobs[j].list_id_len);
+        sw_redis_args_int(&a, (long long)jobs[j].env_len);
+        sw_redis_args_str(&a, jobs[j].job_id);
+        sw_redis_args_bin(&a, jobs[j].status, jobs[j].status_len);
+        sw_redis_args_str(&a, jobs[j].error ? jobs[j].error : "");
+    }
+    void *rep = sw_redis_eval(r, SW_SCRIPT_FINISH, "finish", SW_REPLY_ARRAY, &a);
+    if (rep == NULL)
+        goto out;
+    if (sw_redis_reply_len(rep) != 2 ||
+        sw_redis_check_elements(r, rep, SW_REPLY_INTEGER, "finish") != 0) {
+        if (r->err != SW_REDIS_EPROTO)
+            sw_redis_fail_proto(r, "finish", "not {done, n}");
+        sw_redis_reply_free(rep);
+        goto out;
+    }
+    rc = sw_redis_reply_int(sw_redis_reply_at(rep, 0)) == 1;
+    if (rc == 1)
+        *dropped = (long)sw_redis_reply_int(sw_redis_reply_at(rep, 1));
+    else
+        snprintf(r->errstr, sizeof r->errstr,
+                 "finish: the processing list's tail is not the batch (from job %lld on)",
+                 sw_redis_reply_int(sw_redis_reply_at(rep, 1)));
+    sw_redis_reply_free(rep);
+out:
+    sw_redis_args_free(&a);
+    free(keys);
+    return rc;
+}
+
+long sw_proc_release(sw_redis *r, const char *fid)
+{
+    sw_fkeys fk;
+    sw_redis_args a;
+    sw_keys_flusher(&r->keys, fid, &fk);
+    sw_redis_args_init(&a);
+    queue_keys(&a, r, &fk);
+    void *rep = sw_redis_eval(r, SW_SCRIPT_RELEASE, "release", SW_REPLY_INTEGER, &a);
+    sw_redis_args_free(&a);
+    if (rep == NULL)
+        return -1;
+    long n = (long)sw_redis_reply_int(rep);
+    sw_redis_reply_free(rep);
+    return n;
+}
+
+int sw_proc_takeover(sw_redis *r, const char *fid, const char *victim)
+{
+    sw_fkeys own, v;
+    sw_redis_args a;
+    sw_keys_flusher(&r->keys, fid, &own);
+    sw_keys_flusher(&r->keys, victim, &v);
+    sw_redis_args_init(&a);
+    const char *keys[] = {v.heartbeat, v.processing, v.inflight, r->keys.flushers,
+                          own.processing, own.inflight};
+    for (int i = 0; i < 6; i++)
+        sw_redis_args_str(&a, keys[i]);
+    sw_redis_args_end_keys(&a);
+    sw_redis_args_str(&a, victim);
+    void *rep = sw_redis_eval(r, SW_SCRIPT_TAKEOVER, "takeover", SW_REPLY_INTEGER, &a);
+    sw_redis_args_free(&a);
+    if (rep == NULL)
+        return -1;
+    long long rc = sw_redis_reply_int(rep);
+    sw_redis_reply_free(rep);
+    if (rc < -1 || rc > 1) {
+        sw_redis_fail_proto(r, "takeover", "an answer other than -1, 0 or 1");
+        return -1;
+    }
+    return rc == -1 ? 2 : (int)rc;
+}
+
+int sw_proc_heartbeat(sw_redis *r, const char *fid, const char *value, int ttl_s, int only_new)
+{
+    sw_fkeys fk;
+    sw_redis_args a;
+    sw_keys_flusher(&r->keys, fid, &fk);
+    sw_redis_args_init(&a);
+    sw_redis_args_str(&a, fk.heartbeat);
+    sw_redis_args_str(&a, r->keys.flushers);
+    sw_redis_args_end_keys(&a);
+    sw_redis_args_str(&a, value);
+    sw_redis_args_int(&a, ttl_s);
+    sw_redis_args_str(&a, only_new ? "1" : "0");
+    sw_redis_args_str(&a, fid);
+    void *rep = sw_redis_eval(r, SW_SCRIPT_HEARTBEAT, "heartbeat", SW_REPLY_INTEGER, &a);
+    sw_redis_args_free(&a);
+    if (rep == NULL)
+        return -1;
+    int set = sw_redis_reply_int(rep) == 1;
+    sw_redis_reply_free(rep);
+    return set;
+}
+
+int sw_proc_heartbeat_get(sw_redis *r, const char *fid, char *out, size_t outlen)
+{
+    sw_fkeys fk;
+    sw_keys_flusher(&r->keys, fid, &fk);
+    void *rep = sw_redis_callf(r, "heartbeat", SW_REPLY_STRING_OR_NIL, 1, "GET %s", fk.heartbeat);
+    if (rep == NULL)
+        return -1;
+    size_t n;
+    const char *s = sw_redis_reply_str(rep, &n);
+    if (s)
+        snprintf(out, outlen, "%.*s", (int)n, s);
+    sw_redis_reply_free(rep);
+    return s != NULL;
+}

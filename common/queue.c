@@ -1,0 +1,212 @@
+#include "queue.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int sw_queue_enqueue(sw_redis *r, int njobs, sw_queue_job *jobs, int ttl_s, int idem_ttl_s,
+                     long max_queued)
+{
+    sw_redis_args a;
+    char (*keys)[SW_KEY_MAX] = malloc((size_t)(njobs ? njobs : 1) * sizeof *keys);
+    int *idem_at = malloc((size_t)(njobs ? njobs : 1) * sizeof *idem_at);
+    void *rep = NULL;
+    int rc = -1;
+    sw_redis_args_init(&a);
+    if (keys == NULL || idem_at == NULL) {
+        r->err = SW_REDIS_ENOMEM;
+        snprintf(r->errstr, sizeof r->errstr, "enqueue: out of memory");
+        goto out;
+    }
+    sw_redis_args_str(&a, r->keys.queue);
+    sw_redis_args_str(&a, r->keys.stats);
+    for (int j = 0; j < njobs; j++) {
+        sw_keys_job(&r->keys, jobs[j].job_id, keys[j]);
+        sw_redis_args_str(&a, keys[j]);
+        jobs[j].prev[0] = '\0';
+    }
+    int next = 2 + njobs;
+    for (int j = 0; j < njobs; j++) {
+        idem_at[j] = 0;
+        if (jobs[j].idem_key) {
+            sw_redis_args_str(&a, jobs[j].idem_key);
+            idem_at[j] = ++next;   /* KEYS are 1-based in Lua */
+        }
+    }
+    sw_redis_args_end_keys(&a);
+    sw_redis_args_int(&a, ttl_s);
+    sw_redis_args_int(&a, idem_ttl_s);
+    sw_redis_args_int(&a, max_queued);
+    sw_redis_args_int(&a, njobs);
+    for (int j = 0; j < njobs; j++) {
+        sw_redis_args_bin(&a, jobs[j].env, jobs[j].env_len);
+        sw_redis_args_bin(&a, jobs[j].status, jobs[j].status_len);
+        sw_redis_args_int(&a, jobs[j].nrecords);
+        sw_redis_args_int(&a, idem_at[j]);
+        sw_redis_args_str(&a, jobs[j].idem_value ? jobs[j].idem_value : "");
+    }
+    rep = sw_redis_eval(r, SW_SCRIPT_ENQUEUE, "enqueue", SW_REPLY_ANY, &a);
+    if (rep == NULL)
+        goto out;
+    if (sw_redis_reply_type(rep) == SW_REPLY_INTEGER && sw_redis_reply_int(rep) == -1) {
+        r->err = SW_REDIS_EFULL;
+        snprintf(r->errstr, sizeof r->errstr, "enqueue: queue over its high-water mark");
+        goto out;
+    }
+    if (sw_redis_reply_type(rep) != SW_REPLY_ARRAY || sw_redis_reply_len(rep) != (size_t)njobs ||
+        sw_redis_check_elements(r, rep, SW_REPLY_STRING, "enqueue") != 0) {
+        if (r->err != SW_REDIS_EPROTO)
+            sw_redis_fail_proto(r, "enqueue", "not one answer per job");
+        goto out;
+    }
+    for (int j = 0; j < njobs; j++) {
+        size_t n;
+        const char *s = sw_redis_reply_item(rep, (size_t)j, &n);
+        snprintf(jobs[j].prev, sizeof jobs[j].prev, "%.*s", (int)n, s);
+    }
+    rc = 0;
+out:
+    sw_redis_reply_free(rep);
+    sw_redis_args_free(&a);
+    free(keys);
+    free(idem_at);
+    return rc;
+}
+
+int sw_queue_status(sw_redis *r, const char *job_id, sw_buf *out)
+{
+    char key[SW_KEY_MAX];
+    sw_keys_job(&r->keys, job_id, key);
+    void *rep = sw_redis_callf(r, "job", SW_REPLY_STRING_OR_NIL, 1, "GET %s", key);
+    if (rep == NULL)
+        return -1;
+    size_t n;
+    const char *s = sw_redis_reply_str(rep, &n);
+    int found = s != NULL;
+    sw_buf_reset(out);
+    if (found && sw_buf_append(out, s, n) != 0) {
+        r->err = SW_REDIS_ENOMEM;
+        snprintf(r->errstr, sizeof r->errstr, "job: out of memory");
+        found = -1;
+    }
+    sw_redis_reply_free(rep);
+    return found;
+}
+
+int sw_queue_stats_get(sw_redis *r, sw_queue_stats *out)
+{
+    sw_redis_args a;
+    sw_redis_args_init(&a);
+    sw_redis_args_str(&a, r->keys.queue);
+    sw_redis_args_str(&a, r->keys.stats);
+    sw_redis_args_str(&a, r->keys.dead);
+    sw_redis_args_end_keys(&a);
+    void *rep = sw_redis_eval(r, SW_SCRIPT_STATS, "stats", SW_REPLY_ARRAY, &a);
+    sw_redis_args_free(&a);
+    if (rep == NULL)
+        return -1;
+    if (sw_redis_reply_len(rep) != 5 ||
+        sw_redis_check_elements(r, rep, SW_REPLY_INTEGER, "stats") != 0) {
+        if (r->err != SW_REDIS_EPROTO)
+            sw_redis_fail_proto(r, "stats", "not five figures");
+        sw_redis_reply_free(rep);
+        return -1;
+    }
+    out->queued_records = sw_redis_reply_int(sw_redis_reply_at(rep, 0));
+    out->inflight_records = sw_redis_reply_int(sw_redis_reply_at(rep, 1));
+    out->queued_jobs = sw_redis_reply_int(sw_redis_reply_at(rep, 2));
+    out->dead_jobs = sw_redis_reply_int(sw_redis_reply_at(rep, 3));
+    out->oldest_enqueued_us = sw_redis_reply_int(sw_redis_reply_at(rep, 4));
+    sw_redis_reply_free(rep);
+    return 0;
+}
+
+int sw_queue_flusher_ids(sw_redis *r, char (*ids)[64], int max)
+{
+    void *rep = sw_redis_callf(r, "flushers", SW_REPLY_ARRAY, 1, "SMEMBERS %s", r->keys.flushers);
+    if (rep == NULL)
+        return -1;
+    if (sw_redis_check_elements(r, rep, SW_REPLY_STRING, "flushers") != 0) {
+        sw_redis_reply_free(rep);
+        return -1;
+    }
+    int n = 0;
+    for (size_t i = 0; i < sw_redis_reply_len(rep) && n < max; i++) {
+        size_t len;
+        const char *s = sw_redis_reply_item(rep, i, &len);
+        if (len > 0 && len < 64)
+            snprintf(ids[n++], 64, "%.*s", (int)len, s);
+    }
+    sw_redis_reply_free(rep);
+    return n;
+}
+
+int sw_queue_overview(sw_redis *r, int failed_limit, sw_buf *out)
+{
+    char ids[64][64];
+    sw_fkeys fk[64];
+    /* The registry first: the script must be given each flusher's keys. */
+    int n = sw_queue_flusher_ids(r, ids, 64);
+    if (n < 0)
+        return -1;
+    sw_redis_args a;
+    sw_redis_args_init(&a);
+    sw_redis_args_str(&a, r->keys.queue);
+    sw_redis_args_str(&a, r->keys.stats);
+    sw_redis_args_str(&a, r->keys.dead);
+    sw_redis_args_str(&a, r->keys.deadinfo);
+    for (int i = 0; i < n; i++) {
+        sw_keys_flusher(&r->keys, ids[i], &fk[i]);
+        sw_redis_args_str(&a, fk[i].heartbeat);
+        sw_redis_args_str(&a, fk[i].inflight);
+    }
+    sw_redis_args_end_keys(&a);
+    sw_redis_args_int(&a, failed_limit);
+    for (int i = 0; i < n; i++)
+        sw_redis_args_str(&a, ids[i]);
+    void *rep = sw_redis_eval(r, SW_SCRIPT_OVERVIEW, "overview", SW_REPLY_STRING, &a);
+    sw_redis_args_free(&a);
+    if (rep == NULL)
+        return -1;
+    int rc = 0;
+    size_t len;
+    const char *s = sw_redis_reply_str(rep, &len);
+    sw_buf_reset(out);
+    if (sw_buf_append(out, s, len) != 0) {
+        r->err = SW_REDIS_ENOMEM;
+        snprintf(r->errstr, sizeof r->errstr, "overview: out of memory");
+        rc = -1;
+    }
+    sw_redis_reply_free(rep);
+    return rc;
+}
+
+int sw_queue_register_shape(sw_redis *r, uint64_t fingerprint, const char *columns)
+{
+    char fp[17];
+    snprintf(fp, sizeof fp, "%016llx", (unsigned long long)fingerprint);
+    void *rep = sw_redis_callf(r, "register shape", SW_REPLY_INTEGER, 0, "HSET %s %s %s",
+                               r->keys.shapes, fp, columns);
+    if (rep == NULL)
+        return -1;
+    sw_redis_reply_free(rep);
+    return 0;
+}
+
+int sw_queue_shape(sw_redis *r, uint64_t fingerprint, sw_buf *out)
+{
+    char fp[17];
+    snprintf(fp, sizeof fp, "%016llx", (unsigned long long)fingerprint);
+    void *rep = sw_redis_callf(r, "shape", SW_REPLY_STRING_OR_NIL, 1, "HGET %s %s",
+                               r->keys.shapes, fp);
+    if (rep == NULL)
+        return -1;
+    size_t n;
+    const char *s = sw_redis_reply_str(rep, &n);
+    int found = s != NULL;
+    sw_buf_reset(out);
+    if (found && sw_buf_append(out, s, n) != 0)
+        found = -1;
+    sw_redis_reply_free(rep);
+    return found;
+}

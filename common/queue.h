@@ -1,0 +1,78 @@
+#ifndef SW_QUEUE_H_
+#define SW_QUEUE_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "redis.h"
+
+/* The queue's producer and observer side: what the server and spillwayctl
+ * do with the keys in keys.h. Every change that spans keys is one script,
+ * so counters and lists move together and a crash cannot leave them
+ * apart. The flusher's side is processing.h, the dead letters dead.h. */
+
+/* One job to enqueue: its envelope and its status JSON (with
+ * "status":"queued"), and optionally a client's idempotency key (the full
+ * Redis key, see sw_keys_idem) with the value to store under it. The
+ * caller owns the memory. */
+typedef struct sw_queue_job {
+    const char *job_id;
+    long nrecords;
+    const char *env;
+    size_t env_len;
+    const char *status;
+    size_t status_len;
+    const char *idem_key;     /* NULL = none */
+    const char *idem_value;
+    char prev[160];           /* out: the value already under idem_key, or "" */
+} sw_queue_job;
+
+/* Append `njobs` envelopes to the queue in order and store their statuses,
+ * atomically, in one round trip. A job whose idempotency key is already
+ * taken is not enqueued: its `prev` receives the stored value. Returns 0,
+ * or -1 with r->err: EFULL when the queue holds `max_queued` records or
+ * more (0 = no limit), EOOM, EREFUSED, ECONNECT (nothing was enqueued), or
+ * EIO / EPROTO (the jobs may have been enqueued). */
+__attribute__((warn_unused_result))
+int sw_queue_enqueue(sw_redis *r, int njobs, sw_queue_job *jobs, int ttl_s, int idem_ttl_s,
+                     long max_queued);
+
+/* Fetch a job's status JSON into `out` (replacing its contents).
+ * 1 found, 0 unknown or expired, -1 error. */
+__attribute__((warn_unused_result)) int sw_queue_status(sw_redis *r, const char *job_id, sw_buf *out);
+
+typedef struct sw_queue_stats {
+    long long queued_records;
+    long long inflight_records;
+    long long queued_jobs;
+    long long dead_jobs;
+    long long oldest_enqueued_us;   /* 0 when the queue is empty */
+} sw_queue_stats;
+
+/* Queue depth figures from O(1) commands. 0, or -1. */
+__attribute__((warn_unused_result)) int sw_queue_stats_get(sw_redis *r, sw_queue_stats *out);
+
+/* The dashboard's figures as one JSON object (lua/overview.lua): totals,
+ * queue gauges, flushers with heartbeats, newest failed jobs. Replaces
+ * `out`'s contents. 0, or -1. */
+__attribute__((warn_unused_result))
+int sw_queue_overview(sw_redis *r, int failed_limit, sw_buf *out);
+
+/* Ids in the flusher registry (<p>:flushers): live flushers, and dead
+ * ones until their processing list has been taken over. Returns how many
+ * (at most `max`), or -1. */
+__attribute__((warn_unused_result)) int sw_queue_flusher_ids(sw_redis *r, char (*ids)[64], int max);
+
+/* Record a sink's shape (its fingerprint and column list, see shape.h) in
+ * <p>:shapes, so that a flusher running another definition can map its
+ * jobs. Idempotent. 0, or -1. */
+__attribute__((warn_unused_result))
+int sw_queue_register_shape(sw_redis *r, uint64_t fingerprint, const char *columns);
+
+/* The column list registered for `fingerprint` into `out`. 1 found,
+ * 0 unknown, -1 error. */
+__attribute__((warn_unused_result))
+int sw_queue_shape(sw_redis *r, uint64_t fingerprint, sw_buf *out);
+
+#endif

@@ -1,0 +1,171 @@
+#ifndef SW_REDIS_H_
+#define SW_REDIS_H_
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keys.h"
+#include "scripts.h"
+
+/* A thin hiredis adapter with an explicit protocol state, in the manner
+ * of hiredis itself: one command, one reply, whose type is checked against
+ * what the call expects. A connection whose reply stream is in doubt (an
+ * I/O error, a timeout, a reply of the wrong type) is dropped, never used
+ * again; nothing ever reads a reply that belongs to another command. One
+ * sw_redis per thread: hiredis contexts are not thread-safe.
+ *
+ * Every Spillway script is a shebang script (scripts.h): Redis checks
+ * OOM, READONLY and the like before it runs one, so an error answer means
+ * the script did nothing, and the adapter says so. */
+
+enum sw_redis_err {
+    SW_REDIS_OK = 0,
+    SW_REDIS_ECONNECT,  /* no connection (refused, timed out, AUTH refused): nothing was sent */
+    SW_REDIS_EIO,       /* the connection broke or timed out after sending: effect unknown */
+    SW_REDIS_EREFUSED,  /* Redis answered an error (READONLY, LOADING, MISCONF, NOPERM...): nothing done */
+    SW_REDIS_EOOM,      /* refused: Redis is at maxmemory (OOM); nothing done */
+    SW_REDIS_EFULL,     /* refused by the enqueue script: over max_queue_records */
+    SW_REDIS_EPROTO,    /* a reply of the wrong type, or a script failed midway: effect unknown */
+    SW_REDIS_ENOMEM,    /* out of memory here; nothing sent */
+};
+
+/* A few words on `e`, e.g. "Redis refused the command". */
+const char *sw_redis_strerror(enum sw_redis_err e);
+
+/* 1 when a command that failed with `e` may still have run (EIO, EPROTO). */
+int sw_redis_maybe_done(enum sw_redis_err e);
+
+/* The class of an error reply `msg` (its first word is Redis' code):
+ * EOOM, EREFUSED, or EPROTO for an error raised inside a running script
+ * (`in_script`), which may have written before it failed. Pure. */
+enum sw_redis_err sw_redis_classify(const char *msg, int in_script);
+
+/* Where and how to connect. The strings are copied. */
+typedef struct sw_redis_opts {
+    const char *host;
+    int port;
+    int timeout_ms;
+    const char *prefix;
+    const char *user;        /* ACL user, or "" / NULL for the default */
+    const char *password;    /* "" / NULL: no AUTH */
+} sw_redis_opts;
+
+typedef struct sw_redis {
+    enum sw_redis_err err;
+    char code[24];             /* the first word of Redis' error reply, or "" */
+    char errstr[256];          /* "<what>: <detail>" */
+    void *ctx;                 /* redisContext, NULL while disconnected */
+    char host[256];
+    int port;
+    int timeout_ms;
+    char user[128], password[256];
+    sw_keys keys;
+    char sha[SW_SCRIPT_COUNT][41];  /* loaded scripts, "" until loaded */
+    int64_t next_connect_ms;   /* do not retry connecting before this */
+    uint64_t connects;         /* connections made so far: a new one means a new server state */
+    _Atomic uint64_t *reconnects;  /* optional: counts connects after the first */
+} sw_redis;
+
+/* A new, not yet connected adapter; NULL when out of memory. Connects
+ * (and authenticates, when o->password is set) lazily on first use and
+ * again after a dropped connection. */
+sw_redis *sw_redis_new(const sw_redis_opts *o);
+void sw_redis_free(sw_redis *r);   /* accepts NULL */
+
+/* Connect now if not connected. 0, or -1 with err = ECONNECT. */
+__attribute__((warn_unused_result)) int sw_redis_connect(sw_redis *r);
+
+/* Drop the connection (the next call reconnects). */
+void sw_redis_disconnect(sw_redis *r);
+
+/* A command's or script's arguments: keys first, then the rest, each a
+ * pointer and a length the caller keeps alive until the call returns;
+ * numbers are formatted into storage of the builder's own. */
+typedef struct sw_redis_args {
+    const char **v;
+    size_t *len;
+    int n, cap;
+    int nkeys;                  /* for scripts: how many of v[] are KEYS */
+    struct sw_redis_nums *nums; /* private */
+    int oom;
+} sw_redis_args;
+
+void sw_redis_args_init(sw_redis_args *a);
+void sw_redis_args_free(sw_redis_args *a);      /* accepts NULL */
+void sw_redis_args_str(sw_redis_args *a, const char *s);
+void sw_redis_args_bin(sw_redis_args *a, const void *p, size_t n);
+void sw_redis_args_int(sw_redis_args *a, long long v);
+/* Mark everything added so far as the script's KEYS. */
+void sw_redis_args_end_keys(sw_redis_args *a);
+
+/* Reply types a call may expect (hiredis' REDIS_REPLY_* values). */
+enum sw_reply_type {
+    SW_REPLY_ANY = 0, SW_REPLY_STRING = 1, SW_REPLY_ARRAY = 2, SW_REPLY_INTEGER = 3,
+    SW_REPLY_NIL = 4, SW_REPLY_STATUS = 5,
+    SW_REPLY_STRING_OR_NIL = 100,
+};
+
+/* Run one command (argv from `a`, no KEYS split) and return its reply
+ * (free with sw_redis_reply_free), or NULL with err/code/errstr set. The
+ * reply must be of type `want`; anything else drops the connection
+ * (EPROTO). `reads`: the command writes nothing, so after an I/O error on
+ * a connection that was not fresh it is sent once more on a new one (the
+ * first command after a Redis restart then does not fail). */
+void *sw_redis_call(sw_redis *r, const char *what, enum sw_reply_type want, int reads,
+                    const sw_redis_args *a);
+
+/* The same for a printf-style command line of words without spaces. */
+__attribute__((format(printf, 5, 6)))
+void *sw_redis_callf(sw_redis *r, const char *what, enum sw_reply_type want, int reads,
+                     const char *fmt, ...);
+
+/* Run script `s` with KEYS and ARGV from `a` by EVALSHA, loading it when
+ * Redis does not know it (NOSCRIPT after a restart or SCRIPT FLUSH) and
+ * trying again. Otherwise as sw_redis_call(). */
+void *sw_redis_eval(sw_redis *r, enum sw_script s, const char *what, enum sw_reply_type want,
+                    const sw_redis_args *a);
+
+/* Replies: type, integer, string, elements. */
+int sw_redis_reply_type(const void *reply);
+long long sw_redis_reply_int(const void *reply);
+const char *sw_redis_reply_str(const void *reply, size_t *len);
+size_t sw_redis_reply_len(const void *reply);
+const void *sw_redis_reply_at(const void *reply, size_t i);
+/* The i-th element as a string (NULL when it is not one). */
+const char *sw_redis_reply_item(const void *reply, size_t i, size_t *len);
+void sw_redis_reply_free(void *reply);   /* accepts NULL */
+
+/* Check that every element of an array reply is of type `want`; on a
+ * mismatch drop the connection and fail (EPROTO). 0, or -1. */
+__attribute__((warn_unused_result))
+int sw_redis_check_elements(sw_redis *r, const void *reply, enum sw_reply_type want,
+                            const char *what);
+
+/* Record a protocol failure found by a caller (a reply whose shape is
+ * wrong): EPROTO, and the connection is dropped. */
+void sw_redis_fail_proto(sw_redis *r, const char *what, const char *detail);
+
+/* What a 202 is worth: Redis' persistence and eviction settings. */
+typedef struct sw_redis_persistence {
+    char appendonly[16];
+    char appendfsync[16];
+    char policy[32];        /* maxmemory-policy */
+} sw_redis_persistence;
+
+/* Read them with CONFIG GET. 0, or -1 (also when CONFIG is disabled). */
+__attribute__((warn_unused_result))
+int sw_redis_read_persistence(sw_redis *r, sw_redis_persistence *d);
+
+/* One sentence on what can be lost under `d`, for logs and /readyz. */
+const char *sw_redis_persistence_text(const sw_redis_persistence *d);
+
+/* 1 when the eviction policy may evict any key, queued jobs included
+ * (allkeys-*). volatile-* policies touch only keys with a TTL: job
+ * statuses and idempotency keys, never the queue. */
+int sw_redis_persistence_evicts(const sw_redis_persistence *d);
+
+/* PING. 0, or -1. */
+__attribute__((warn_unused_result)) int sw_redis_ping(sw_redis *r);
+
+#endif

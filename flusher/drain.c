@@ -1,0 +1,659 @@
+#include "drain.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "clock.h"
+#include "commit.h"
+#include "dead.h"
+#include "ledger.h"
+#include "liveness.h"
+#include "log.h"
+#include "notify.h"
+#include "pgconn.h"
+#include "processing.h"
+#include "queue.h"
+#include "redis.h"
+#include "schema.h"
+#include "shape.h"
+#include "stats.h"
+#include "status.h"
+
+#define POLL_MS 5
+#define MAX_JOBS_PER_CLAIM 10000
+#define PRUNE_EVERY_MS (3600 * 1000)
+#define PRUNE_CHUNK 5000
+#define PRUNE_CHUNKS 20
+/* How long the main loop may be busy outside PostgreSQL calls. */
+#define BUSY_MS 30000
+
+typedef struct drain {
+    const sw_config *cfg;
+    volatile sig_atomic_t *stop;
+    const char *id;
+    const char *heartbeat;
+    sw_redis *redis;
+    sw_pg *pg;
+    sw_batch *batch;
+    sw_commit *commit;
+    sw_liveness *live;
+    void **replies;          /* the Redis replies that own the batch's bytes */
+    int nreplies, cap;
+    int pg_ready, pg_connected_once;
+    int redis_down, pg_down; /* for one log line per state change */
+    int64_t backoff_ms, next_takeover_ms, next_prune_ms;
+    sw_buf statuses, scratch;
+    sw_proc_done *done;
+    size_t *offs;
+    int capdone;
+} drain;
+
+enum { FLUSH_OK, FLUSH_RETRY, FLUSH_DOUBT };
+
+static void drop_batch(drain *d)
+{
+    sw_batch_reset(d->batch);
+    if (d->commit)
+        sw_commit_new_batch(d->commit);
+    for (int i = 0; i < d->nreplies; i++)
+        sw_redis_reply_free(d->replies[i]);
+    d->nreplies = 0;
+}
+
+static void redis_failed(drain *d, const char *what)
+{
+    /* Redis was away for us, so perhaps for the others' heartbeats too:
+     * give them a full TTL to renew before judging any of them dead. */
+    int64_t quiet = sw_clock_mono_ms() + (int64_t)d->cfg->heartbeat_ttl_s * 1000 + 1000;
+    if (d->next_takeover_ms < quiet)
+        d->next_takeover_ms = quiet;
+    if (!d->redis_down)
+        sw_log_error("redis unavailable", "during=%s error=\"%s\" cause=\"%s\" action=\"%s\"",
+                     what, d->redis->errstr, sw_redis_strerror(d->redis->err),
+                     d->redis->err == SW_REDIS_ECONNECT
+                         ? "retrying; check that Redis runs at [redis] host:port"
+                         : "retrying; the processing list is read again before more work");
+    d->redis_down = 1;
+}
+
+static void redis_ok(drain *d)
+{
+    if (d->redis_down)
+        sw_log_info("redis available again", NULL);
+    d->redis_down = 0;
+}
+
+/* Sleep in short steps until `ms` pass or a stop. */
+static void nap(drain *d, int64_t ms)
+{
+    for (int64_t t = 0; t < ms && !*d->stop; t += 50) {
+        sw_liveness_busy(d->live, BUSY_MS);
+        sw_clock_sleep_ms(ms - t < 50 ? ms - t : 50);
+    }
+}
+
+static int shape_lookup(void *ctx, uint64_t fp, sw_buf *out)
+{
+    drain *d = ctx;
+    return sw_queue_shape(d->redis, fp, out);
+}
+
+static int keep_reply(drain *d, void *reply)
+{
+    if (d->nreplies == d->cap) {
+        int cap = d->cap ? d->cap * 2 : 16;
+        void **r = realloc(d->replies, (size_t)cap * sizeof *r);
+        if (r == NULL)
+            return -1;
+        d->replies = r;
+        d->cap = cap;
+    }
+    d->replies[d->nreplies++] = reply;
+    return 0;
+}
+
+/* Add a claim's or resume's envelopes to the batch (and keep the reply
+ * that owns them). 0, or -1 (out of memory, or a shape that cannot be
+ * looked up now: either way the batch is read again later). */
+static int take(drain *d, void *reply, const long *deliveries)
+{
+    if (keep_reply(d, reply) != 0) {
+        sw_redis_reply_free(reply);
+        return -1;
+    }
+    int64_t now = sw_clock_mono_ms();
+    for (size_t i = 0; i < sw_proc_count(reply); i++) {
+        size_t len;
+        const char *data = sw_proc_item(reply, i, &len);
+        if (sw_batch_add(d->batch, data, len, deliveries ? deliveries[i] : 0, now) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Rebuild the batch from our processing list: after a reply in doubt
+ * (`take` 0: only read), or at start-up and after a takeover (`take` 1:
+ * another delivery). 0, or -1. */
+static int reload(drain *d, int take_up)
+{
+    void *reply = NULL;
+    long *deliveries = NULL;
+    drop_batch(d);
+    if (sw_proc_resume(d->redis, d->id, take_up, &reply, &deliveries) != 0) {
+        redis_failed(d, take_up ? "resume" : "reload");
+        return -1;
+    }
+    redis_ok(d);
+    int rc = take(d, reply, deliveries);
+    free(deliveries);
+    if (rc != 0) {
+        drop_batch(d);
+        sw_log_warn("cannot take up the processing list", "error=\"out of memory, or a sink "
+                    "shape not readable from Redis: %s\" action=\"retrying\"", d->redis->errstr);
+        return -1;
+    }
+    if (d->batch->njobs > 0)
+        sw_log_info(take_up ? "resuming batch from processing list"
+                            : "batch read again from processing list",
+                    "jobs=%d records=%lld oldest_deliveries=%ld", d->batch->njobs,
+                    d->batch->nrecords, d->batch->jobs[0].deliveries);
+    return 0;
+}
+
+/* Is the flusher named by a heartbeat value "host pid" this host's process
+ * that no longer exists? Then its heartbeat is stale and need not expire. */
+static int dead_here(const char *value)
+{
+    char host[256], me[256];
+    long pid;
+    if (sscanf(value, "%255s %ld", host, &pid) != 2 || gethostname(me, sizeof me) != 0)
+        return 0;
+    me[sizeof me - 1] = '\0';
+    return strcmp(host, me) == 0 && pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* Claim our id. Two live flushers with one id would share a processing
+ * list, so: a heartbeat under our id from a live process here is a
+ * configuration error; one from another host must expire first; one from a
+ * dead process here (our own previous life, just killed) is replaced at
+ * once. 0, 1 to refuse to start, -1 Redis error. */
+static int claim_id(drain *d)
+{
+    char value[160];
+    const sw_config *cfg = d->cfg;
+    int64_t deadline = sw_clock_mono_ms() + (int64_t)cfg->heartbeat_ttl_s * 1000 + 1000;
+    int logged = 0;
+    size_t host_len = strcspn(d->heartbeat, " ");
+    while (!*d->stop) {
+        int set = sw_proc_heartbeat(d->redis, d->id, d->heartbeat, cfg->heartbeat_ttl_s, 1);
+        if (set != 0)
+            return set < 0 ? -1 : 0;
+        int found = sw_proc_heartbeat_get(d->redis, d->id, value, sizeof value);
+        if (found < 0)
+            return -1;
+        if (found && dead_here(value))
+            return sw_proc_heartbeat(d->redis, d->id, d->heartbeat, cfg->heartbeat_ttl_s, 0) < 0
+                       ? -1 : 0;
+        if (found && strncmp(value, d->heartbeat, host_len) == 0 && value[host_len] == ' ') {
+            sw_log_error("another flusher runs with this id", "id=%s holder=\"%s\" "
+                         "hint=\"give each flusher its own [flusher] id\"", d->id, value);
+            return 1;
+        }
+        if (sw_clock_mono_ms() > deadline) {
+            sw_log_error("another flusher holds this id", "id=%s holder=\"%s\" "
+                         "hint=\"give each flusher its own [flusher] id\"", d->id, value);
+            return 1;
+        }
+        if (!logged)
+            sw_log_warn("waiting for this id's previous heartbeat to expire", "id=%s holder=\"%s\"",
+                        d->id, value);
+        logged = 1;
+        sw_clock_sleep_ms(500);
+    }
+    return 1;
+}
+
+/* Look for flushers whose heartbeat expired while they held a batch, and
+ * take one batch over (we hold none). The ledger keeps this safe even when
+ * the other flusher was only stalled and commits later: whichever commits
+ * second finds every job in the ledger and writes nothing, and its finish
+ * finds the list is no longer its own. */
+static void take_over_orphans(drain *d)
+{
+    char ids[64][64];
+    int64_t now = sw_clock_mono_ms();
+    if (now < d->next_takeover_ms || now < sw_liveness_quiet_until(d->live))
+        return;
+    d->next_takeover_ms = now + (int64_t)d->cfg->heartbeat_ttl_s * 500;
+    int n = sw_queue_flusher_ids(d->redis, ids, 64);
+    for (int i = 0; i < n; i++) {
+        if (strcmp(ids[i], d->id) == 0)
+            continue;
+        int rc = sw_proc_takeover(d->redis, d->id, ids[i]);
+        if (rc == 1) {
+            sw_log_warn("took over the batch of a flusher whose heartbeat expired",
+                        "from=%s", ids[i]);
+            if (reload(d, 1) != 0)
+                d->next_takeover_ms = 0;
+            break;
+        }
+        if (rc != 0)
+            break;
+    }
+}
+
+static int pg_ensure(drain *d)
+{
+    if (d->pg_ready && sw_pg_connect(d->pg) == 0)
+        return 0;
+    d->pg_ready = 0;
+    sw_liveness_busy(d->live, BUSY_MS);
+    if (sw_pg_connect(d->pg) != 0 || sw_commit_prepare(d->commit, d->pg) != 0)
+        return -1;
+    if (d->pg_connected_once)
+        sw_stats_pg_reconnect();
+    d->pg_connected_once = 1;
+    d->pg_ready = 1;
+    return 0;
+}
+
+static void pg_failed(drain *d)
+{
+    if (!d->pg_down)
+        sw_log_error("postgres unavailable", "sqlstate=%s error=\"%s\" action=\"retrying the "
+                     "same batch with backoff\"", d->pg->sqlstate[0] ? d->pg->sqlstate : "-",
+                     d->pg->errstr);
+    d->pg_down = 1;
+    d->pg_ready = 0;
+    sw_stats_retry(d->pg->sqlstate);
+    sw_pg_disconnect(d->pg);
+    /* Capped exponential backoff with jitter, so many flushers do not
+     * hammer a recovering server in step. */
+    d->backoff_ms = d->backoff_ms ? d->backoff_ms * 2 : 100;
+    if (d->backoff_ms > d->cfg->retry_max_ms)
+        d->backoff_ms = d->cfg->retry_max_ms;
+    nap(d, d->backoff_ms / 2 + rand() % (d->backoff_ms / 2 + 1));
+}
+
+/* Time a PostgreSQL call may take: statement_timeout, plus the TCP bounds
+ * on a dead peer; without a statement_timeout, an hour. */
+static int64_t pg_busy_ms(const drain *d)
+{
+    int64_t st = d->cfg->statement_timeout_ms ? d->cfg->statement_timeout_ms : 3600 * 1000;
+    return st + BUSY_MS;
+}
+
+static int grow_done(drain *d, int n)
+{
+    if (n <= d->capdone)
+        return 0;
+    sw_proc_done *done = realloc(d->done, (size_t)n * sizeof *done);
+    if (done)
+        d->done = done;
+    size_t *offs = done ? realloc(d->offs, (size_t)n * sizeof *offs) : NULL;
+    if (offs)
+        d->offs = offs;
+    if (offs == NULL)
+        return -1;
+    d->capdone = n;
+    return 0;
+}
+
+/* The final status JSON of jobs[0..n), end to end in d->statuses. */
+static int build_done(drain *d, int n)
+{
+    sw_batch *b = d->batch;
+    int64_t now = sw_clock_now_us();
+    if (grow_done(d, n) != 0)
+        return -1;
+    sw_buf_reset(&d->statuses);
+    for (int i = 0; i < n; i++) {
+        const sw_batch_job *j = &b->jobs[i];
+        int bad = j->state == SW_JOB_FAILED;
+        const char *error = bad ? (j->error ? j->error : "failed (no memory for the reason)")
+                                : NULL;
+        sw_status st = {j->env.job_id, bad ? "failed" : "committed", j->env.sink,
+                        j->env.nrecords, j->env.enqueued_us, now, error};
+        d->offs[i] = d->statuses.len;
+        if (sw_status_json(&d->scratch, &st) != 0 ||
+            sw_buf_append(&d->statuses, d->scratch.data, d->scratch.len) != 0)
+            return -1;
+        d->done[i] = (sw_proc_done){j->list_id, j->list_id_len, j->len, j->env.job_id, NULL,
+                                    d->scratch.len, error};
+    }
+    for (int i = 0; i < n; i++)
+        d->done[i].status = d->statuses.data + d->offs[i];
+    return 0;
+}
+
+/* Commit the oldest n jobs and close them in Redis. */
+static int flush(drain *d, int n)
+{
+    sw_batch *b = d->batch;
+    int64_t t0 = sw_clock_mono_ms();
+    const sw_batch_job *oldest = &b->jobs[0];
+    if (oldest->deliveries >= d->cfg->max_deliveries && !oldest->prefailed) {
+        sw_batch_fail(b, 0, "handed to a flusher %ld times without finishing (max_deliveries); "
+                      "its flushers stopped while it was in hand, the last times while it was "
+                      "committed alone", oldest->deliveries);
+        sw_log_error("job dead-lettered for stopping flushers", "job_id=%s deliveries=%ld",
+                     oldest->env.job_id, oldest->deliveries);
+    }
+    if (pg_ensure(d) != 0) {
+        pg_failed(d);
+        return FLUSH_RETRY;
+    }
+    sw_liveness_busy(d->live, pg_busy_ms(d));
+    int rc = sw_commit_run(d->commit, b, n, d->pg);
+    sw_liveness_busy(d->live, BUSY_MS);
+    if (rc != 0) {
+        pg_failed(d);
+        return FLUSH_RETRY;
+    }
+    if (d->pg_down)
+        sw_log_info("postgres available again", NULL);
+    d->pg_down = 0;
+    d->backoff_ms = 0;
+    if (sw_commit_isolated(d->commit))
+        sw_stats_isolation();
+    if (build_done(d, n) != 0) {
+        sw_log_error("out of memory", "action=\"reading the batch again\"");
+        return FLUSH_DOUBT;
+    }
+    int failed = 0;
+    for (int i = 0; i < n; i++) {
+        const sw_batch_job *j = &b->jobs[i];
+        if (j->state == SW_JOB_FAILED) {
+            const char *e = d->done[i].error;
+            sw_stats_failure(strncmp(e, "SQLSTATE ", 9) == 0 ? e + 9 : "");
+            sw_log_warn("job failed", "job_id=%s sink=%s error=\"%s\"", j->env.job_id,
+                        j->env.sink, e);
+            failed++;
+        }
+    }
+    /* PostgreSQL has decided; until Redis hears of it only this step is
+     * retried. A refusal did nothing and is retried as is; a reply in
+     * doubt, or a list that is not what we hold, sends us back to the
+     * list (the ledger makes a second commit of the same jobs a no-op). */
+    sw_dead_bounds bounds = {d->cfg->dead_max_jobs, d->cfg->dead_max_bytes};
+    long dropped = 0;
+    for (;;) {
+        int done = sw_proc_finish(d->redis, d->id, n, d->done, sw_commit_rows(d->commit),
+                                  d->cfg->status_ttl_s, &bounds, &dropped);
+        if (done == 1)
+            break;
+        if (done == 0) {
+            sw_log_warn("processing list is not this flusher's batch", "detail=\"%s\" "
+                        "action=\"reading it again\"", d->redis->errstr);
+            return FLUSH_DOUBT;
+        }
+        redis_failed(d, "finish");
+        if (sw_redis_maybe_done(d->redis->err) || *d->stop)
+            return FLUSH_DOUBT;
+        nap(d, 200);
+    }
+    redis_ok(d);
+    if (dropped > 0) {
+        sw_stats_dead_dropped(dropped);
+        sw_log_warn("dead letters dropped", "count=%ld reason=\"over [flusher] dead_max_jobs or "
+                    "dead_max_bytes; the oldest go first, their statuses stay failed\"", dropped);
+    }
+    sw_log_debug("batch committed", "jobs=%d rows=%lld failed=%d duration_ms=%lld", n,
+                 sw_commit_rows(d->commit), failed, (long long)(sw_clock_mono_ms() - t0));
+    sw_stats_batch(b, n, (double)(sw_clock_mono_ms() - t0) / 1000.0, sw_clock_now_us());
+    char status[160], when[32];
+    sw_clock_format(sw_clock_now_us(), when);
+    snprintf(status, sizeof status, "flusher %s; last batch %d jobs at %s", d->id, n, when);
+    sw_notify_status(status);
+    if (n >= b->njobs)
+        drop_batch(d);
+    else {
+        sw_batch_drop_front(b, n);
+        sw_commit_new_batch(d->commit);
+    }
+    return FLUSH_OK;
+}
+
+/* The oldest job was in hand through two or more stops: commit alone. */
+static int solo(const drain *d)
+{
+    return d->batch->njobs > 0 && d->batch->jobs[0].deliveries >= 2;
+}
+
+/* Is the batch ready to flush: full, old enough, suspect, or stopping? */
+static int due(const drain *d)
+{
+    const sw_batch *b = d->batch;
+    if (b->njobs == 0)
+        return 0;
+    if (*d->stop || solo(d) || b->nrecords >= d->cfg->batch_max_records ||
+        b->nbytes >= (size_t)d->cfg->batch_max_bytes)
+        return 1;
+    return sw_clock_mono_ms() - b->first_claim_ms >= d->cfg->flush_interval_ms;
+}
+
+static int check_sinks(drain *d)
+{
+    sw_buf report = SW_BUF_INIT;
+    int bad = 0;
+    for (int k = 0; k < d->cfg->nsinks; k++) {
+        int n = sw_schema_check(d->pg, &d->cfg->sinks[k], &report);
+        if (n < 0) {
+            sw_buf_free(&report);
+            return -1;
+        }
+        bad += n;
+    }
+    if (bad > 0) {
+        char *save = NULL;
+        for (char *l = strtok_r(report.data, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+            sw_log_error("sink does not match its table", "problem=\"%s\"", l);
+    }
+    sw_buf_free(&report);
+    int ready = sw_ledger_schema_ready(d->pg);
+    if (ready == 0)
+        sw_log_error("database not migrated", "missing=\"spillway.apply_each\" "
+                     "hint=\"run spillwayctl migrate\"");
+    if (ready < 0)
+        return -1;
+    return bad > 0 || ready == 0 ? 1 : 0;
+}
+
+/* Start-up work in Redis that later releases rely on: this flusher's
+ * sinks' shapes are recorded, and dead letters left in release 0.1's
+ * layout move into the bounded store. Best effort: both are retried at
+ * the next start, and nothing depends on them to be correct. */
+static void upgrade_redis(drain *d)
+{
+    sw_buf cols = SW_BUF_INIT;
+    for (int k = 0; k < d->cfg->nsinks; k++) {
+        const sw_sink *s = &d->cfg->sinks[k];
+        if (sw_shape_describe(s, &cols) != 0 ||
+            sw_queue_register_shape(d->redis, s->shape, cols.data) != 0)
+            sw_log_warn("cannot record the sink's shape", "sink=%s error=\"%s\"", s->name,
+                        d->redis->errstr);
+    }
+    sw_buf_free(&cols);
+    long moved = sw_dead_convert_legacy(d->redis);
+    if (moved < 0)
+        sw_log_warn("cannot convert old dead letters", "error=\"%s\" action=\"next start\"",
+                    d->redis->errstr);
+    else if (moved > 0)
+        sw_log_info("dead letters converted from the 0.1 layout", "count=%ld", moved);
+}
+
+/* Stop with jobs in hand: commit them if that works at once, else give
+ * them back to the queue (no delivery counted), else leave them in the
+ * processing list for our next start or a takeover. */
+static void stop_with_batch(drain *d)
+{
+    if (d->batch->njobs > 0 && flush(d, solo(d) ? 1 : d->batch->njobs) == FLUSH_OK &&
+        d->batch->njobs == 0)
+        return;
+    long n = sw_proc_release(d->redis, d->id);
+    if (n >= 0) {
+        if (n > 0)
+            sw_log_info("stopped with jobs in hand; gave them back to the queue", "jobs=%ld", n);
+        drop_batch(d);
+        return;
+    }
+    sw_log_warn("stopped with jobs in hand", "jobs=%d error=\"%s\" note=\"they stay in this "
+                "flusher's processing list; a restart, or another flusher once the heartbeat "
+                "expires, commits them\"", d->batch->njobs, d->redis->errstr);
+}
+
+static void loop(drain *d)
+{
+    const sw_config *cfg = d->cfg;
+    /* 2 = resume our processing list (a delivery), 1 = read it again. */
+    int need_reload = 2;
+    while (!*d->stop) {
+        sw_liveness_busy(d->live, BUSY_MS);
+        if (need_reload) {
+            if (reload(d, need_reload == 2) != 0) {
+                nap(d, 200);
+                continue;
+            }
+            need_reload = 0;
+        }
+        if (d->batch->njobs == 0) {
+            int64_t now = sw_clock_mono_ms();
+            if (now >= d->next_prune_ms && pg_ensure(d) == 0) {
+                int more = 0;
+                sw_liveness_busy(d->live, pg_busy_ms(d));
+                long n = sw_ledger_prune(d->pg, cfg->ledger_retention_s, PRUNE_CHUNK,
+                                         PRUNE_CHUNKS, &more);
+                if (n < 0)
+                    sw_log_warn("ledger prune failed", "error=\"%s\" action=\"retrying in an "
+                                "hour\"", d->pg->errstr);
+                else if (n > 0)
+                    sw_log_info("ledger pruned", "rows=%ld retention_s=%d", n,
+                                cfg->ledger_retention_s);
+                d->next_prune_ms = sw_clock_mono_ms() + (more ? 1000 : PRUNE_EVERY_MS);
+            }
+            take_over_orphans(d);
+            if (d->batch->njobs > 0)
+                continue;
+        }
+        if (due(d)) {
+            int rc = flush(d, solo(d) ? 1 : d->batch->njobs);
+            if (rc == FLUSH_DOUBT) {
+                need_reload = 1;
+                nap(d, 100);
+            }
+            continue;
+        }
+        /* Jobs in hand through crashes go first, alone; nothing joins them. */
+        long room = cfg->batch_max_records - (long)d->batch->nrecords;
+        long broom = cfg->batch_max_bytes - (long)d->batch->nbytes;
+        void *reply = NULL;
+        if (sw_proc_claim(d->redis, d->id, room > 0 ? room : 1, MAX_JOBS_PER_CLAIM,
+                          broom > 0 ? broom : 1, d->batch->njobs == 0, &reply) != 0) {
+            redis_failed(d, "claim");
+            need_reload = 1;
+            nap(d, 200);
+            continue;
+        }
+        redis_ok(d);
+        size_t got = sw_proc_count(reply);
+        if (got == 0 && d->batch->njobs > 0 && (room <= 0 || broom <= 0)) {
+            sw_redis_reply_free(reply);
+            continue;
+        }
+        if (take(d, reply, NULL) != 0) {
+            sw_log_warn("cannot add claimed jobs", "error=\"%s\" action=\"reading the batch "
+                        "again\"", d->redis->errstr);
+            need_reload = 1;
+            continue;
+        }
+        if (got == 0)
+            sw_clock_sleep_ms(POLL_MS);
+    }
+}
+
+int sw_drain_run(const sw_config *cfg, const char *heartbeat, volatile sig_atomic_t *stop)
+{
+    drain d;
+    int status = 1;
+    memset(&d, 0, sizeof d);
+    d.cfg = cfg;
+    d.stop = stop;
+    d.id = cfg->flusher_id;
+    d.heartbeat = heartbeat;
+    sw_redis_opts ro = sw_config_redis(cfg);
+    d.redis = sw_redis_new(&ro);
+    d.pg = sw_pg_new(cfg->conninfo, cfg->pg_password, cfg->statement_timeout_ms);
+    d.batch = sw_batch_new(cfg, shape_lookup, &d);
+    d.commit = sw_commit_new(cfg, cfg->flusher_id);
+    if (d.redis == NULL || d.pg == NULL || d.batch == NULL || d.commit == NULL) {
+        sw_log_error("out of memory", NULL);
+        goto out;
+    }
+    d.redis->reconnects = sw_stats_redis_reconnects();
+
+    /* The sinks must match their tables before we write. */
+    while (!*stop && sw_pg_connect(d.pg) != 0)
+        pg_failed(&d);
+    if (*stop)
+        goto clean;
+    int check = check_sinks(&d);
+    if (check != 0) {
+        if (check < 0)
+            sw_log_error("cannot check sinks", "error=\"%s\"", d.pg->errstr);
+        else
+            sw_log_error("refusing to start", "hint=\"fix the table or the config; "
+                         "spillwayctl check-config shows the same\"");
+        goto out;
+    }
+    if (d.pg_down)
+        sw_log_info("postgres available again", NULL);
+    d.pg_down = 0;
+    d.backoff_ms = 0;
+    int owned;
+    while ((owned = claim_id(&d)) < 0 && !*stop) {
+        redis_failed(&d, "claim id");
+        sw_clock_sleep_ms(500);
+    }
+    if (*stop)
+        goto clean;
+    if (owned != 0)
+        goto out;
+    redis_ok(&d);
+    upgrade_redis(&d);
+    d.live = sw_liveness_start(cfg, d.id, heartbeat);
+    if (d.live == NULL) {
+        sw_log_error("cannot start the heartbeat thread", NULL);
+        goto out;
+    }
+    sw_log_info("flusher started", "id=%s batch_max_records=%d flush_interval_ms=%d version=%s",
+                cfg->flusher_id, cfg->batch_max_records, cfg->flush_interval_ms, SW_VERSION);
+    char ready[128];
+    snprintf(ready, sizeof ready, "flusher %s draining %s", d.id, cfg->prefix);
+    sw_notify_ready(ready);
+    loop(&d);
+    sw_notify_stopping();
+    stop_with_batch(&d);
+clean:
+    status = 0;
+out:
+    sw_liveness_stop(d.live, status == 0 && d.batch && d.batch->njobs == 0);
+    if (status == 0)
+        sw_log_info("flusher stopped", NULL);
+    if (d.batch)
+        drop_batch(&d);
+    free(d.replies);
+    free(d.done);
+    free(d.offs);
+    sw_buf_free(&d.statuses);
+    sw_buf_free(&d.scratch);
+    sw_commit_free(d.commit);
+    sw_batch_free(d.batch);
+    sw_pg_free(d.pg);
+    sw_redis_free(d.redis);
+    return status;
+}
