@@ -9,7 +9,19 @@
 #include "copyrow.h"
 #include "ledger.h"
 
-enum { TXN_OK = 0, TXN_FAIL = -1 };
+enum { TXN_OK = 0, TXN_FAIL = -1, TXN_ALIKE = -2 };
+
+/* The ladder a batch climbs while it keeps failing at the statement level
+ * (PostgreSQL up, the work refused): a data error isolates at once;
+ * another error after OTHER_STRIKES attempts; a transient one (a timeout,
+ * a deadlock, a trigger raising 40001...) after TRANSIENT_STRIKES. When
+ * isolation fails every job alike (one non-data SQLSTATE), that is taken
+ * for the database's state (a revoked grant, an ALTER in progress) and
+ * retried, until ALIKE_STRIKES: then the jobs fail, so no input can hold a
+ * flusher for ever. */
+#define OTHER_STRIKES 2
+#define TRANSIENT_STRIKES 5
+#define ALIKE_STRIKES 8
 
 /* How many later batches of a sink check for duplicate keys up front
  * after one met them (instead of trying the INSERT first). */
@@ -30,7 +42,8 @@ struct sw_commit {
     const sw_config *cfg;
     char flusher_id[64];
     stage *st;
-    int strikes;               /* the batch's non-transient failures in a row */
+    int strikes;               /* the batch's statement-level failures so far */
+    int isolating;             /* the batch goes straight to isolation */
     long long rows;
     int isolated;
     sw_buf copy, scratch;
@@ -230,6 +243,7 @@ int sw_commit_isolated(const sw_commit *c)
 void sw_commit_new_batch(sw_commit *c)
 {
     c->strikes = 0;
+    c->isolating = 0;
 }
 
 /* The insert-mode pre-check: which staged jobs hold a key that a row of
@@ -358,14 +372,21 @@ static long stage_rows(sw_commit *c, sw_batch *b, int k, int n, sw_pg *pg)
 }
 
 /* Run the pre-check of sink k: fail each job that holds a key the table
- * has, and take its rows out of staging. Returns how many failed, or -1. */
+ * has, and take its rows out of staging. Returns how many failed, or -1.
+ * A pre-check PostgreSQL refuses (a collation it cannot compare, say) is
+ * given up for this session: the INSERT and isolation decide instead. */
 static int precheck(sw_commit *c, sw_batch *b, int k, sw_pg *pg)
 {
     stage *st = &c->st[k];
     PGresult *res = sw_pg_query(pg, st->precheck, 0, NULL);
     int found = 0;
-    if (res == NULL)
+    if (res == NULL) {
+        if (sw_pg_connected(pg) && sw_pg_error_class(pg) != SW_PG_TRANSIENT) {
+            free(st->precheck);
+            st->precheck = NULL;
+        }
         return -1;
+    }
     sw_buf_reset(&c->scratch);
     int rc = sw_buf_puts(&c->scratch, "{");
     for (int r = 0; r < PQntuples(res); r++) {
@@ -488,10 +509,13 @@ fail:
 }
 
 /* A failed row of spillway.apply_each: fail the job, unless the error is
- * transient (a deadlock, say): then the whole attempt is retried. */
-static int record_iso_failures(sw_batch *b, PGresult *res, sw_pg *pg)
+ * transient (a deadlock, say): then the whole attempt is retried — except
+ * once the batch has kept failing transiently (`own_transient`): then a
+ * transient error one job meets while others go in is that job's own (a
+ * trigger raising 40001 for some rows, say). */
+static int record_iso_failures(sw_batch *b, PGresult *res, sw_pg *pg, int own_transient)
 {
-    for (int r = 0; r < PQntuples(res); r++) {
+    for (int r = 0; r < PQntuples(res) && !own_transient; r++) {
         const char *state = PQgetvalue(res, r, 1), *msg = PQgetvalue(res, r, 2);
         if (sw_pg_classify(state) == SW_PG_TRANSIENT) {
             snprintf(pg->sqlstate, sizeof pg->sqlstate, "%s", state);
@@ -529,7 +553,29 @@ static int copy_culprit(sw_commit *c, sw_batch *b, int k, int n, const sw_pg *pg
     return -1;
 }
 
-static int isolate(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
+/* Did every fresh job fail, all with one SQLSTATE that is not a data
+ * error? Then the likely cause is the database, not the jobs. */
+static int failed_alike(sw_commit *c, sw_batch *b, int n, char state[6])
+{
+    int fresh = 0;
+    state[0] = '\0';
+    for (int p = 0; p < n; p++) {
+        const sw_batch_job *j = &b->jobs[c->pend[p]];
+        if (!c->fresh[p] || j->prefailed)
+            continue;
+        fresh++;
+        const char *e = j->error;
+        if (j->state != SW_JOB_FAILED || e == NULL || strncmp(e, "SQLSTATE ", 9) != 0)
+            return 0;
+        if (state[0] == '\0')
+            snprintf(state, 6, "%.5s", e + 9);
+        else if (strncmp(state, e + 9, 5) != 0)
+            return 0;
+    }
+    return fresh > 0 && sw_pg_classify(state) != SW_PG_DATA;
+}
+
+static int isolate(sw_commit *c, sw_batch *b, int n, sw_pg *pg, int accept_alike)
 {
     /* Each pass either commits or finds one more job whose rows cannot
      * even be staged as text; at most n + 1 passes. */
@@ -580,13 +626,24 @@ static int isolate(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
                                         2, params);
             if (res == NULL)
                 goto fail;
-            rc = record_iso_failures(b, res, pg);
+            rc = record_iso_failures(b, res, pg, c->strikes >= TRANSIENT_STRIKES);
             PQclear(res);
             if (rc != TXN_OK)
                 goto fail;
         }
         if (restaged)
             continue;
+        char state[6];
+        if (!accept_alike && failed_alike(c, b, n, state)) {
+            const char *e = b->jobs[c->pend[0]].error;
+            for (int p = 0; p < n && e == NULL; p++)
+                e = b->jobs[c->pend[p]].error;
+            snprintf(pg->sqlstate, sizeof pg->sqlstate, "%s", state);
+            snprintf(pg->errstr, sizeof pg->errstr, "every job failed alike (%s)", e ? e : state);
+            pg->context[0] = '\0';
+            rollback(pg);
+            return TXN_ALIKE;
+        }
         if (finish_txn(c, b, n, pg) != TXN_OK)
             goto fail;
         return TXN_OK;
@@ -594,6 +651,57 @@ static int isolate(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
 fail:
     rollback(pg);
     return TXN_FAIL;
+}
+
+/* Each job in a transaction of its own, when even isolation keeps failing
+ * transiently (a statement_timeout that one job's rows bring on, say).
+ * The jobs that fail are held to be the cause only if another job of the
+ * pass committed, or the batch has climbed the whole ladder. */
+static int solo_pass(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
+{
+    int *all = malloc((size_t)n * sizeof *all);
+    int committed = 0, rc = TXN_OK;
+    char state[6] = "", msg[sizeof pg->errstr] = "";
+    if (all == NULL) {
+        oom(pg, "for the solo pass");
+        return TXN_FAIL;
+    }
+    memcpy(all, c->pend, (size_t)n * sizeof *all);
+    for (int p = 0; p < n; p++) {
+        c->pend[0] = all[p];
+        if (fast(c, b, 1, pg) == TXN_OK) {
+            committed++;
+            sw_batch_job *j = &b->jobs[all[p]];
+            if (j->state != SW_JOB_FAILED)
+                j->state = SW_JOB_COMMITTED;
+            continue;
+        }
+        if (!sw_pg_statement_error(pg)) {
+            rc = TXN_FAIL;   /* PostgreSQL went away: retry later */
+            break;
+        }
+        memcpy(state, pg->sqlstate, sizeof state);
+        memcpy(msg, pg->errstr, sizeof msg);
+        sw_batch_set_error(b, all[p], "SQLSTATE %s: %s", pg->sqlstate, pg->errstr);
+    }
+    memcpy(c->pend, all, (size_t)n * sizeof *all);
+    free(all);
+    if (rc == TXN_OK && committed == 0 && c->strikes < ALIKE_STRIKES) {
+        snprintf(pg->sqlstate, sizeof pg->sqlstate, "%s", state);
+        snprintf(pg->errstr, sizeof pg->errstr, "no job committed alone either: %s", msg);
+        rc = TXN_FAIL;
+    }
+    if (rc != TXN_OK) {
+        for (int p = 0; p < n; p++) {
+            sw_batch_job *j = &b->jobs[c->pend[p]];
+            if (!j->prefailed && j->state == SW_JOB_FAILED) {
+                j->state = SW_JOB_PENDING;
+                free(j->error);
+                j->error = NULL;
+            }
+        }
+    }
+    return rc;
 }
 
 int sw_commit_run(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
@@ -617,23 +725,34 @@ int sw_commit_run(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
     if (np == 0)
         return 0;
     int rc = TXN_FAIL;
-    if (c->strikes < 2) {
+    if (!c->isolating) {
         rc = fast(c, b, np, pg);
         if (rc != TXN_OK) {
+            /* A connection lost, or no answer at all: PostgreSQL is away,
+             * and the same batch waits for it however long it takes. */
+            if (!sw_pg_statement_error(pg))
+                return -1;
+            c->strikes++;
             enum sw_pg_class cls = sw_pg_error_class(pg);
-            if (cls == SW_PG_TRANSIENT)
+            if ((cls == SW_PG_OTHER && c->strikes < OTHER_STRIKES) ||
+                (cls == SW_PG_TRANSIENT && c->strikes < TRANSIENT_STRIKES))
                 return -1;
-            /* Another error than bad data: one more try of the same batch
-             * first (it may have been a passing state), then isolate. */
-            if (cls == SW_PG_OTHER && ++c->strikes < 2)
-                return -1;
-            c->strikes = 2;
+            c->isolating = 1;
         }
     }
     if (rc != TXN_OK) {
-        rc = isolate(c, b, np, pg);
-        if (rc != TXN_OK)
-            return -1;
+        rc = isolate(c, b, np, pg, c->strikes >= ALIKE_STRIKES);
+        if (rc != TXN_OK) {
+            if (rc == TXN_FAIL && !sw_pg_statement_error(pg))
+                return -1;
+            c->strikes++;
+            if (rc == TXN_ALIKE ||
+                !(sw_pg_error_class(pg) == SW_PG_TRANSIENT && c->strikes >= TRANSIENT_STRIKES))
+                return -1;
+            /* Isolation itself keeps failing transiently: one job at a time. */
+            if (solo_pass(c, b, np, pg) != TXN_OK)
+                return -1;
+        }
         c->isolated = 1;
     }
     for (int p = 0; p < np; p++) {
@@ -643,5 +762,6 @@ int sw_commit_run(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
     }
     c->rows = count_rows(c, b, np);
     c->strikes = 0;
+    c->isolating = 0;
     return 0;
 }

@@ -172,31 +172,42 @@ long sw_dead_convert_legacy(sw_redis *r)
     sw_redis_reply_free(mark);
     if (done)
         return 0;
-    if (sw_dead_ids(r, 100000000L, &ids) != 0)
-        return -1;
-    for (size_t i = 0; i < sw_redis_reply_len(ids); i++) {
-        size_t n;
-        char id[64], legacy[SW_KEY_MAX];
-        const char *s = sw_redis_reply_item(ids, i, &n);
-        snprintf(id, sizeof id, "%.*s", (int)(n < 63 ? n : 63), s);
-        sw_keys_dead_legacy(&r->keys, id, legacy);
-        sw_redis_args a;
-        sw_redis_args_init(&a);
-        const char *keys[] = {legacy, r->keys.deadenv, r->keys.deadinfo, r->keys.stats};
-        for (int k = 0; k < 4; k++)
-            sw_redis_args_str(&a, keys[k]);
-        sw_redis_args_end_keys(&a);
-        sw_redis_args_str(&a, id);
-        void *rep = sw_redis_eval(r, SW_SCRIPT_CONVERT, "convert", SW_REPLY_INTEGER, &a);
-        sw_redis_args_free(&a);
-        if (rep == NULL) {
-            moved = -1;
-            break;
+    /* Page through the list: it may be long, and a 0.1 store unbounded. */
+    for (long from = 0; moved >= 0; from += 1000) {
+        ids = sw_redis_callf(r, "dead", SW_REPLY_ARRAY, 1, "LRANGE %s %ld %ld", r->keys.dead,
+                             from, from + 999);
+        if (ids == NULL || sw_redis_check_elements(r, ids, SW_REPLY_STRING, "dead") != 0) {
+            sw_redis_reply_free(ids);
+            return -1;
         }
-        moved += sw_redis_reply_int(rep);
-        sw_redis_reply_free(rep);
+        size_t count = sw_redis_reply_len(ids);
+        for (size_t i = 0; i < count && moved >= 0; i++) {
+            size_t n;
+            char id[64], legacy[SW_KEY_MAX];
+            const char *s = sw_redis_reply_item(ids, i, &n);
+            snprintf(id, sizeof id, "%.*s", (int)(n < 63 ? n : 63), s);
+            sw_keys_dead_legacy(&r->keys, id, legacy);
+            sw_redis_args a;
+            sw_redis_args_init(&a);
+            const char *keys[] = {legacy, r->keys.deadenv, r->keys.deadinfo, r->keys.stats};
+            for (int k = 0; k < 4; k++)
+                sw_redis_args_str(&a, keys[k]);
+            sw_redis_args_end_keys(&a);
+            sw_redis_args_str(&a, id);
+            void *rep = sw_redis_eval(r, SW_SCRIPT_CONVERT, "convert", SW_REPLY_INTEGER, &a);
+            sw_redis_args_free(&a);
+            if (rep == NULL) {
+                moved = -1;
+                break;
+            }
+            moved += sw_redis_reply_int(rep);
+            sw_redis_reply_free(rep);
+        }
+        sw_redis_reply_free(ids);
+        ids = NULL;
+        if (count < 1000)
+            break;
     }
-    sw_redis_reply_free(ids);
     if (moved >= 0) {
         mark = sw_redis_callf(r, "dead layout", SW_REPLY_INTEGER, 0, "HSET %s dead_layout 2",
                               r->keys.stats);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* The advisory lock key of ledger pruning (any constant of our own). */
 #define PRUNE_LOCK "7326813450129871"
@@ -24,9 +25,10 @@ typedef struct ref {
     int i;
 } ref;
 
+/* PostgreSQL returns uuids in lower case; an id may have come in upper. */
 static int cmp_ref(const void *a, const void *b)
 {
-    return strcmp(((const ref *)a)->id, ((const ref *)b)->id);
+    return strcasecmp(((const ref *)a)->id, ((const ref *)b)->id);
 }
 
 int sw_ledger_claim(sw_pg *pg, const char *flusher_id, int n, const char *const *ids, int *fresh,
@@ -133,6 +135,13 @@ long sw_ledger_prune(sw_pg *pg, int retention_s, int chunk, int max_chunks, int 
     if (total < 0)
         memcpy(pg->errstr, save, sizeof save);
     return total;
+}
+
+int sw_ledger_has(sw_pg *pg, const char *job_id)
+{
+    const char *params[] = {job_id};
+    return scalar_true(pg, "SELECT EXISTS (SELECT 1 FROM spillway.ledger WHERE job_id = $1::uuid)",
+                       1, params);
 }
 
 int sw_ledger_schema_ready(sw_pg *pg)

@@ -82,7 +82,8 @@ int sw_log_vformat(char *out, size_t cap, const char *fmt, va_list ap)
             star_w = 1;
             f++;
         } else {
-            f += strspn(f, "0123456789");
+            for (width = 0; *f >= '0' && *f <= '9'; f++)
+                width = width * 10 + (*f - '0');
         }
         if (*f == '.') {
             f++;
@@ -90,7 +91,8 @@ int sw_log_vformat(char *out, size_t cap, const char *fmt, va_list ap)
                 star_p = 1;
                 f++;
             } else {
-                f += strspn(f, "0123456789");
+                for (prec = 0; *f >= '0' && *f <= '9'; f++)
+                    prec = prec * 10 + (*f - '0');
             }
         }
         char length[3] = "";
@@ -116,6 +118,8 @@ int sw_log_vformat(char *out, size_t cap, const char *fmt, va_list ap)
             put(&l, "%", 1);
             continue;
         case 's': {
+            /* Its width is not honoured: the value is escaped, and a
+             * width in bytes would count the escapes. */
             const char *s = va_arg(ap, const char *);
             if (s == NULL)
                 s = "(null)";

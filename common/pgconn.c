@@ -170,6 +170,17 @@ enum sw_pg_class sw_pg_classify(const char *s)
     return SW_PG_OTHER;
 }
 
+int sw_pg_connected(const sw_pg *pg)
+{
+    return pg->conn != NULL && PQstatus(pg->conn) == CONNECTION_OK;
+}
+
+int sw_pg_statement_error(const sw_pg *pg)
+{
+    return sw_pg_connected(pg) && pg->sqlstate[0] != '\0' &&
+           strncmp(pg->sqlstate, "08", 2) != 0 && strncmp(pg->sqlstate, "57P", 3) != 0;
+}
+
 enum sw_pg_class sw_pg_error_class(const sw_pg *pg)
 {
     if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK)

@@ -59,6 +59,15 @@ enum sw_pg_class {
                          same work fails again, treated like bad data */
 };
 
+/* 1 when connected and the connection is good. */
+int sw_pg_connected(const sw_pg *pg);
+
+/* 1 when the last failure was the work's, at the statement level:
+ * PostgreSQL answered with an SQLSTATE on a connection still up, and not
+ * that it is going away (08 connection, 57P shutdown). 0 when PostgreSQL
+ * itself is away (or libpq failed before asking). */
+int sw_pg_statement_error(const sw_pg *pg);
+
 /* The class of an SQLSTATE ("" for none). Pure. */
 enum sw_pg_class sw_pg_classify(const char *sqlstate);
 

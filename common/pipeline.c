@@ -118,6 +118,9 @@ static void *lane(void *arg)
             if (n == 0)
                 continue;
             int rc = shapes_ready(p);
+            /* The jobs were not sent, whatever befell the shapes. */
+            if (rc != 0 && sw_redis_maybe_done(p->redis->err))
+                p->redis->err = SW_REDIS_ECONNECT;
             if (rc == 0)
                 rc = sw_queue_enqueue(p->redis, n, p->jobs, p->ttl_s, p->idem_ttl_s,
                                       p->max_queued);

@@ -109,8 +109,7 @@ const char *sw_proc_item(const void *reply, size_t i, size_t *len)
 }
 
 int sw_proc_finish(sw_redis *r, const char *fid, int njobs, const sw_proc_done *jobs,
-                   long long committed_records, int ttl_s, const sw_dead_bounds *bounds,
-                   long *dropped)
+                   int ttl_s, const sw_dead_bounds *bounds, long *dropped)
 {
     sw_fkeys fk;
     sw_redis_args a;
@@ -136,7 +135,6 @@ int sw_proc_finish(sw_redis *r, const char *fid, int njobs, const sw_proc_done *
     sw_redis_args_end_keys(&a);
     sw_redis_args_str(&a, now);
     sw_redis_args_int(&a, ttl_s);
-    sw_redis_args_int(&a, committed_records);
     sw_redis_args_int(&a, bounds->max_jobs);
     sw_redis_args_int(&a, bounds->max_bytes);
     for (int j = 0; j < njobs; j++) {

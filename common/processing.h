@@ -65,14 +65,14 @@ typedef struct sw_dead_bounds {
 
 /* Close the `njobs` oldest jobs of fid's processing list, oldest first in
  * `jobs`: statuses, dead letters, list tail, in-flight counts and the
- * committed total, atomically. Returns 1 done (*dropped: dead letters the
+ * committed total (the records of the jobs closed as committed: each job
+ * is closed once, so each counts once), atomically. Returns 1 done (*dropped: dead letters the
  * bound pushed out), 0 the list's tail is not these jobs (nothing
  * changed: re-read the list), -1 error (maybe done after EIO/EPROTO:
  * re-read too). */
 __attribute__((warn_unused_result))
 int sw_proc_finish(sw_redis *r, const char *fid, int njobs, const sw_proc_done *jobs,
-                   long long committed_records, int ttl_s, const sw_dead_bounds *bounds,
-                   long *dropped);
+                   int ttl_s, const sw_dead_bounds *bounds, long *dropped);
 
 /* Give fid's whole processing list back to the queue, in order, at the
  * tail flushers take next. Returns the jobs given back, or -1. */

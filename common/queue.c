@@ -9,7 +9,7 @@ int sw_queue_enqueue(sw_redis *r, int njobs, sw_queue_job *jobs, int ttl_s, int 
 {
     sw_redis_args a;
     char (*keys)[SW_KEY_MAX] = malloc((size_t)(njobs ? njobs : 1) * sizeof *keys);
-    int *idem_at = malloc((size_t)(njobs ? njobs : 1) * sizeof *idem_at);
+    int *idem_at = malloc((size_t)(njobs ? njobs : 1) * 2 * sizeof *idem_at);
     void *rep = NULL;
     int rc = -1;
     sw_redis_args_init(&a);
@@ -27,10 +27,14 @@ int sw_queue_enqueue(sw_redis *r, int njobs, sw_queue_job *jobs, int ttl_s, int 
     }
     int next = 2 + njobs;
     for (int j = 0; j < njobs; j++) {
-        idem_at[j] = 0;
+        idem_at[2 * j] = idem_at[2 * j + 1] = 0;
         if (jobs[j].idem_key) {
             sw_redis_args_str(&a, jobs[j].idem_key);
-            idem_at[j] = ++next;   /* KEYS are 1-based in Lua */
+            idem_at[2 * j] = ++next;   /* KEYS are 1-based in Lua */
+            if (jobs[j].idem_legacy) {
+                sw_redis_args_str(&a, jobs[j].idem_legacy);
+                idem_at[2 * j + 1] = ++next;
+            }
         }
     }
     sw_redis_args_end_keys(&a);
@@ -42,8 +46,9 @@ int sw_queue_enqueue(sw_redis *r, int njobs, sw_queue_job *jobs, int ttl_s, int 
         sw_redis_args_bin(&a, jobs[j].env, jobs[j].env_len);
         sw_redis_args_bin(&a, jobs[j].status, jobs[j].status_len);
         sw_redis_args_int(&a, jobs[j].nrecords);
-        sw_redis_args_int(&a, idem_at[j]);
+        sw_redis_args_int(&a, idem_at[2 * j]);
         sw_redis_args_str(&a, jobs[j].idem_value ? jobs[j].idem_value : "");
+        sw_redis_args_int(&a, idem_at[2 * j + 1]);
     }
     rep = sw_redis_eval(r, SW_SCRIPT_ENQUEUE, "enqueue", SW_REPLY_ANY, &a);
     if (rep == NULL)

@@ -25,6 +25,7 @@ typedef struct sw_queue_job {
     size_t status_len;
     const char *idem_key;     /* NULL = none */
     const char *idem_value;
+    const char *idem_legacy;  /* the key release 0.1 used, read too; NULL = none */
     char prev[160];           /* out: the value already under idem_key, or "" */
 } sw_queue_job;
 

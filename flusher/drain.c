@@ -29,8 +29,14 @@
 #define PRUNE_EVERY_MS (3600 * 1000)
 #define PRUNE_CHUNK 5000
 #define PRUNE_CHUNKS 20
-/* How long the main loop may be busy outside PostgreSQL calls. */
-#define BUSY_MS 30000
+/* How long the main loop may be busy outside PostgreSQL calls: 30 s, or
+ * what one Redis call may take at worst (connect, and a script loaded
+ * and run four times over), if that is longer. */
+#define BUSY_MS(d) ((int64_t)((d)->cfg->redis_timeout_ms * 10 > 30000 ? \
+                              (d)->cfg->redis_timeout_ms * 10 : 30000))
+/* Jobs one batch holds at most, whatever their records: bounds the
+ * clean-up script's arguments. */
+#define MAX_BATCH_JOBS 20000
 
 typedef struct drain {
     const sw_config *cfg;
@@ -46,6 +52,7 @@ typedef struct drain {
     int nreplies, cap;
     int pg_ready, pg_connected_once;
     int redis_down, pg_down; /* for one log line per state change */
+    int refused;             /* the batch in hand was refused (logged) */
     int64_t backoff_ms, next_takeover_ms, next_prune_ms;
     sw_buf statuses, scratch;
     sw_proc_done *done;
@@ -92,7 +99,7 @@ static void redis_ok(drain *d)
 static void nap(drain *d, int64_t ms)
 {
     for (int64_t t = 0; t < ms && !*d->stop; t += 50) {
-        sw_liveness_busy(d->live, BUSY_MS);
+        sw_liveness_busy(d->live, BUSY_MS(d));
         sw_clock_sleep_ms(ms - t < 50 ? ms - t : 50);
     }
 }
@@ -138,7 +145,8 @@ static int take(drain *d, void *reply, const long *deliveries)
 
 /* Rebuild the batch from our processing list: after a reply in doubt
  * (`take` 0: only read), or at start-up and after a takeover (`take` 1:
- * another delivery). 0, or -1. */
+ * another delivery). 0; -1 the list could not be read; -2 it was read
+ * (deliveries counted) but not taken in: read it again, without counting. */
 static int reload(drain *d, int take_up)
 {
     void *reply = NULL;
@@ -155,7 +163,7 @@ static int reload(drain *d, int take_up)
         drop_batch(d);
         sw_log_warn("cannot take up the processing list", "error=\"out of memory, or a sink "
                     "shape not readable from Redis: %s\" action=\"retrying\"", d->redis->errstr);
-        return -1;
+        return -2;
     }
     if (d->batch->njobs > 0)
         sw_log_info(take_up ? "resuming batch from processing list"
@@ -222,13 +230,15 @@ static int claim_id(drain *d)
  * take one batch over (we hold none). The ledger keeps this safe even when
  * the other flusher was only stalled and commits later: whichever commits
  * second finds every job in the ledger and writes nothing, and its finish
- * finds the list is no longer its own. */
-static void take_over_orphans(drain *d)
+ * finds the list is no longer its own. Returns 1 when a list became ours
+ * (the caller then takes it up: a delivery), 2 when we hold a list our
+ * empty batch does not know (the caller reads it again), else 0. */
+static int take_over_orphans(drain *d)
 {
     char ids[64][64];
     int64_t now = sw_clock_mono_ms();
     if (now < d->next_takeover_ms || now < sw_liveness_quiet_until(d->live))
-        return;
+        return 0;
     d->next_takeover_ms = now + (int64_t)d->cfg->heartbeat_ttl_s * 500;
     int n = sw_queue_flusher_ids(d->redis, ids, 64);
     for (int i = 0; i < n; i++) {
@@ -238,13 +248,18 @@ static void take_over_orphans(drain *d)
         if (rc == 1) {
             sw_log_warn("took over the batch of a flusher whose heartbeat expired",
                         "from=%s", ids[i]);
-            if (reload(d, 1) != 0)
-                d->next_takeover_ms = 0;
-            break;
+            return 1;
         }
-        if (rc != 0)
-            break;
+        if (rc == 2)
+            return 2;
+        if (rc < 0) {
+            /* A lost reply may have made the list ours: take it up (if it
+             * is not, there is nothing to take). */
+            redis_failed(d, "takeover");
+            return sw_redis_maybe_done(d->redis->err) ? 1 : 0;
+        }
     }
+    return 0;
 }
 
 static int pg_ensure(drain *d)
@@ -252,7 +267,7 @@ static int pg_ensure(drain *d)
     if (d->pg_ready && sw_pg_connect(d->pg) == 0)
         return 0;
     d->pg_ready = 0;
-    sw_liveness_busy(d->live, BUSY_MS);
+    sw_liveness_busy(d->live, BUSY_MS(d));
     if (sw_pg_connect(d->pg) != 0 || sw_commit_prepare(d->commit, d->pg) != 0)
         return -1;
     if (d->pg_connected_once)
@@ -262,16 +277,27 @@ static int pg_ensure(drain *d)
     return 0;
 }
 
+/* A PostgreSQL failure: either PostgreSQL is away (log once per outage,
+ * reconnect) or it refused the batch's work (log once per batch: commit.h
+ * decides when the jobs are isolated). Then back off. */
 static void pg_failed(drain *d)
 {
-    if (!d->pg_down)
-        sw_log_error("postgres unavailable", "sqlstate=%s error=\"%s\" action=\"retrying the "
-                     "same batch with backoff\"", d->pg->sqlstate[0] ? d->pg->sqlstate : "-",
-                     d->pg->errstr);
-    d->pg_down = 1;
-    d->pg_ready = 0;
+    if (sw_pg_statement_error(d->pg)) {
+        if (!d->refused)
+            sw_log_warn("batch refused by postgres", "sqlstate=%s error=\"%s\" action=\"retrying "
+                        "the same batch; bad jobs are isolated if it goes on\"", d->pg->sqlstate,
+                        d->pg->errstr);
+        d->refused = 1;
+    } else {
+        if (!d->pg_down)
+            sw_log_error("postgres unavailable", "sqlstate=%s error=\"%s\" action=\"retrying "
+                         "the same batch with backoff\"", d->pg->sqlstate[0] ? d->pg->sqlstate : "-",
+                         d->pg->errstr);
+        d->pg_down = 1;
+        d->pg_ready = 0;
+        sw_pg_disconnect(d->pg);
+    }
     sw_stats_retry(d->pg->sqlstate);
-    sw_pg_disconnect(d->pg);
     /* Capped exponential backoff with jitter, so many flushers do not
      * hammer a recovering server in step. */
     d->backoff_ms = d->backoff_ms ? d->backoff_ms * 2 : 100;
@@ -285,7 +311,7 @@ static void pg_failed(drain *d)
 static int64_t pg_busy_ms(const drain *d)
 {
     int64_t st = d->cfg->statement_timeout_ms ? d->cfg->statement_timeout_ms : 3600 * 1000;
-    return st + BUSY_MS;
+    return st + BUSY_MS(d);
 }
 
 static int grow_done(drain *d, int n)
@@ -337,20 +363,29 @@ static int flush(drain *d, int n)
     sw_batch *b = d->batch;
     int64_t t0 = sw_clock_mono_ms();
     const sw_batch_job *oldest = &b->jobs[0];
-    if (oldest->deliveries >= d->cfg->max_deliveries && !oldest->prefailed) {
-        sw_batch_fail(b, 0, "handed to a flusher %ld times without finishing (max_deliveries); "
-                      "its flushers stopped while it was in hand, the last times while it was "
-                      "committed alone", oldest->deliveries);
-        sw_log_error("job dead-lettered for stopping flushers", "job_id=%s deliveries=%ld",
-                     oldest->env.job_id, oldest->deliveries);
-    }
     if (pg_ensure(d) != 0) {
         pg_failed(d);
         return FLUSH_RETRY;
     }
+    if (oldest->deliveries >= d->cfg->max_deliveries && !oldest->prefailed) {
+        /* Unless the ledger has it: then it committed, and only its
+         * clean-up was cut short. */
+        int had = sw_ledger_has(d->pg, oldest->env.job_id);
+        if (had < 0) {
+            pg_failed(d);
+            return FLUSH_RETRY;
+        }
+        if (!had) {
+            sw_batch_fail(b, 0, "handed to a flusher %ld times without finishing "
+                          "(max_deliveries); its flushers stopped while it was in hand, the last "
+                          "times while it was committed alone", oldest->deliveries);
+            sw_log_error("job dead-lettered for stopping flushers", "job_id=%s deliveries=%ld",
+                         oldest->env.job_id, oldest->deliveries);
+        }
+    }
     sw_liveness_busy(d->live, pg_busy_ms(d));
     int rc = sw_commit_run(d->commit, b, n, d->pg);
-    sw_liveness_busy(d->live, BUSY_MS);
+    sw_liveness_busy(d->live, BUSY_MS(d));
     if (rc != 0) {
         pg_failed(d);
         return FLUSH_RETRY;
@@ -358,6 +393,7 @@ static int flush(drain *d, int n)
     if (d->pg_down)
         sw_log_info("postgres available again", NULL);
     d->pg_down = 0;
+    d->refused = 0;
     d->backoff_ms = 0;
     if (sw_commit_isolated(d->commit))
         sw_stats_isolation();
@@ -383,8 +419,8 @@ static int flush(drain *d, int n)
     sw_dead_bounds bounds = {d->cfg->dead_max_jobs, d->cfg->dead_max_bytes};
     long dropped = 0;
     for (;;) {
-        int done = sw_proc_finish(d->redis, d->id, n, d->done, sw_commit_rows(d->commit),
-                                  d->cfg->status_ttl_s, &bounds, &dropped);
+        int done = sw_proc_finish(d->redis, d->id, n, d->done, d->cfg->status_ttl_s, &bounds,
+                                  &dropped);
         if (done == 1)
             break;
         if (done == 0) {
@@ -432,7 +468,7 @@ static int due(const drain *d)
     if (b->njobs == 0)
         return 0;
     if (*d->stop || solo(d) || b->nrecords >= d->cfg->batch_max_records ||
-        b->nbytes >= (size_t)d->cfg->batch_max_bytes)
+        b->nbytes >= (size_t)d->cfg->batch_max_bytes || b->njobs >= MAX_BATCH_JOBS)
         return 1;
     return sw_clock_mono_ms() - b->first_claim_ms >= d->cfg->flush_interval_ms;
 }
@@ -513,9 +549,15 @@ static void loop(drain *d)
     /* 2 = resume our processing list (a delivery), 1 = read it again. */
     int need_reload = 2;
     while (!*d->stop) {
-        sw_liveness_busy(d->live, BUSY_MS);
+        sw_liveness_busy(d->live, BUSY_MS(d));
         if (need_reload) {
-            if (reload(d, need_reload == 2) != 0) {
+            int rc = reload(d, need_reload == 2);
+            if (rc != 0) {
+                /* A resume that answered, or whose reply was lost, may have
+                 * counted its deliveries already: read the list from now
+                 * on, counting nothing more. */
+                if (rc == -2 || sw_redis_maybe_done(d->redis->err))
+                    need_reload = 1;
                 nap(d, 200);
                 continue;
             }
@@ -536,9 +578,11 @@ static void loop(drain *d)
                                 cfg->ledger_retention_s);
                 d->next_prune_ms = sw_clock_mono_ms() + (more ? 1000 : PRUNE_EVERY_MS);
             }
-            take_over_orphans(d);
-            if (d->batch->njobs > 0)
+            int taken = take_over_orphans(d);
+            if (taken) {
+                need_reload = taken == 1 ? 2 : 1;
                 continue;
+            }
         }
         if (due(d)) {
             int rc = flush(d, solo(d) ? 1 : d->batch->njobs);
@@ -552,7 +596,9 @@ static void loop(drain *d)
         long room = cfg->batch_max_records - (long)d->batch->nrecords;
         long broom = cfg->batch_max_bytes - (long)d->batch->nbytes;
         void *reply = NULL;
-        if (sw_proc_claim(d->redis, d->id, room > 0 ? room : 1, MAX_JOBS_PER_CLAIM,
+        long jroom = MAX_BATCH_JOBS - d->batch->njobs;
+        if (sw_proc_claim(d->redis, d->id, room > 0 ? room : 1,
+                          jroom < MAX_JOBS_PER_CLAIM ? jroom : MAX_JOBS_PER_CLAIM,
                           broom > 0 ? broom : 1, d->batch->njobs == 0, &reply) != 0) {
             redis_failed(d, "claim");
             need_reload = 1;
@@ -624,12 +670,12 @@ int sw_drain_run(const sw_config *cfg, const char *heartbeat, volatile sig_atomi
     if (owned != 0)
         goto out;
     redis_ok(&d);
-    upgrade_redis(&d);
     d.live = sw_liveness_start(cfg, d.id, heartbeat);
     if (d.live == NULL) {
         sw_log_error("cannot start the heartbeat thread", NULL);
         goto out;
     }
+    upgrade_redis(&d);
     sw_log_info("flusher started", "id=%s batch_max_records=%d flush_interval_ms=%d version=%s",
                 cfg->flusher_id, cfg->batch_max_records, cfg->flush_interval_ms, SW_VERSION);
     char ready[128];

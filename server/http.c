@@ -409,15 +409,18 @@ static int post_records(struct mg_connection *c, sw_http *h, worker *w, const sw
     /* The same key with the same request answers the first job again; the
      * fingerprint is SHA-256 over the media type and the body bytes, and
      * the key is the caller's own: scoped to its token and the sink. */
-    char idem_key[SW_KEY_MAX + 256], idem_value[160], fp[65] = "";
+    char idem_key[SW_KEY_MAX + 256], idem_old[SW_KEY_MAX + 256], idem_value[160], fp[65] = "";
     const char *ct = mg_get_header(c, "Content-Type");
     size_t ctn = ct ? strcspn(ct, ";") : 0;
     if (idem) {
         const void *parts[] = {ct ? ct : "", "\n", w->body.data};
         size_t lens[] = {ctn, 1, w->body.len};
+        /* Keys stored before tokens scoped them (release 0.1) are read
+         * too, until they expire. */
         if (sw_sha256_hex(3, parts, lens, fp) != 0 ||
             sw_keys_idem(&w->redis->keys, sink->name, grant ? grant->scope : "", idem, idem_key,
-                         sizeof idem_key) == 0)
+                         sizeof idem_key) == 0 ||
+            sw_keys_idem(&w->redis->keys, sink->name, "", idem, idem_old, sizeof idem_old) == 0)
             return problem(c, w, 500, "internal", "Internal error",
                            "cannot fingerprint the request", NULL);
         snprintf(idem_value, sizeof idem_value, "%s|%s|%ld", fp, job_id, n);
@@ -425,7 +428,8 @@ static int post_records(struct mg_connection *c, sw_http *h, worker *w, const sw
     if (w->req == NULL && (w->req = sw_pipeline_req_new()) == NULL)
         return problem(c, w, 500, "internal", "Internal error", "out of memory", NULL);
     w->req->job = (sw_queue_job){job_id, n, w->sb.data, w->sb.size, w->out.data, w->out.len,
-                                 idem ? idem_key : NULL, idem ? idem_value : NULL, ""};
+                                 idem ? idem_key : NULL, idem ? idem_value : NULL,
+                                 idem && grant ? idem_old : NULL, ""};
     if (sw_pipeline_enqueue(h->pipeline, &w->req, cfg->redis_timeout_ms) != 0) {
         const sw_pipeline_req *r = w->req;
         sw_metrics_add(&h->rejected[r && r->err == SW_REDIS_EFULL ? REJ_BACKPRESSURE

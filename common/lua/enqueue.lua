@@ -1,10 +1,12 @@
 #!lua
 -- enqueue: append jobs to the queue, in arrival order, with their statuses.
--- KEYS: queue, stats, then one status key per job, then one key per job
---       that carries an Idempotency-Key
+-- KEYS: queue, stats, then one status key per job, then for each job
+--       that carries an Idempotency-Key its key, and with a token the key
+--       release 0.1 would have used (read only, never written)
 -- ARGV: status_ttl_s, idempotency_ttl_s, max_queued_records (0 = none),
 --       njobs, then per job: envelope, status JSON, records, idempotency
---       key index into KEYS (0 = none), idempotency value
+--       key index into KEYS (0 = none), idempotency value, the 0.1 key's
+--       index into KEYS (0 = none)
 -- Returns -1 when the queue is over its high-water mark (nothing written),
 -- else per job '' (queued) or the value already stored under its
 -- idempotency key (nothing written for that job).
@@ -18,21 +20,29 @@ local max_queued, njobs = tonumber(ARGV[3]), tonumber(ARGV[4])
 if max_queued > 0 and tonumber(redis.call('HGET', stats, 'queued_records') or '0') >= max_queued then
   return -1
 end
-local res, prev = {}, {}
+local res = {}
 for j = 1, njobs do
-  local a = 4 + (j - 1) * 5
-  local ik = tonumber(ARGV[a + 4])
+  local a = 4 + (j - 1) * 6
+  local ik, lk = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 6])
   res[j] = ''
   if ik > 0 then
     res[j] = redis.call('GET', KEYS[ik]) or ''
+    if res[j] == '' and lk > 0 then res[j] = redis.call('GET', KEYS[lk]) or '' end
   end
 end
-local envs, total = {}, 0
+-- A key may come twice in one call (racing repeats grouped together):
+-- the first job takes it, the later ones answer as repeats of it.
+local envs, total, taken = {}, 0, {}
 for j = 1, njobs do
-  local a = 4 + (j - 1) * 5
-  if res[j] == '' then
-    local ik = tonumber(ARGV[a + 4])
-    if ik > 0 then redis.call('SET', KEYS[ik], ARGV[a + 5], 'EX', idem_ttl) end
+  local a = 4 + (j - 1) * 6
+  local ik = tonumber(ARGV[a + 4])
+  if res[j] == '' and ik > 0 and taken[KEYS[ik]] then
+    res[j] = taken[KEYS[ik]]
+  elseif res[j] == '' then
+    if ik > 0 then
+      redis.call('SET', KEYS[ik], ARGV[a + 5], 'EX', idem_ttl)
+      taken[KEYS[ik]] = ARGV[a + 5]
+    end
     redis.call('SET', KEYS[2 + j], ARGV[a + 2], 'EX', status_ttl)
     envs[#envs + 1] = ARGV[a + 1]
     total = total + tonumber(ARGV[a + 3])

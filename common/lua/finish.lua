@@ -3,8 +3,8 @@
 -- fate PostgreSQL has decided.
 -- KEYS: stats, dead, deadenv, deadinfo, deliveries, processing, inflight,
 --       then one status key per job
--- ARGV: now (RFC 3339), status_ttl_s, committed_records, dead_max_jobs,
---       dead_max_bytes, then per job, oldest first: list id (what env_id
+-- ARGV: now (RFC 3339), status_ttl_s, dead_max_jobs, dead_max_bytes,
+--       then per job, oldest first: list id (what env_id
 --       reads from its envelope), envelope length, dead-letter id, status
 --       JSON, error ('' = committed)
 -- The jobs must be exactly the tail of the processing list, in order:
@@ -13,28 +13,32 @@
 -- reply finds them gone and so counts nothing twice. Then: statuses
 -- (SET XX: an expired one is not brought back), dead letters, the list's
 -- tail trimmed, in-flight counts lowered by exactly these jobs' records,
--- and the dead-letter store cut back to its bounds, oldest out first.
+-- the committed total raised by the records of the committed ones (each
+-- job is finished once, so each counts once, even when its rows were
+-- written by an earlier attempt), and the dead-letter store cut back to
+-- its bounds, oldest out first.
 -- Returns {1, dead letters dropped by the bound}.
 local stats, dead, deadenv, deadinfo = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local deliveries, processing, inflight = KEYS[5], KEYS[6], KEYS[7]
-local now, ttl, committed = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local max_dead, max_dead_bytes = tonumber(ARGV[4]), tonumber(ARGV[5])
+local now, ttl = ARGV[1], ARGV[2]
+local max_dead, max_dead_bytes = tonumber(ARGV[3]), tonumber(ARGV[4])
 local n = #KEYS - 7
 
 local items = redis.call('LRANGE', processing, -n, -1)
 if #items ~= n then return {0, #items} end
 for k = 1, n do
-  local v, a = items[n - k + 1], 5 + (k - 1) * 5
+  local v, a = items[n - k + 1], 4 + (k - 1) * 5
   if env_id(v) ~= ARGV[a + 1] or #v ~= tonumber(ARGV[a + 2]) then return {0, k} end
 end
 
-local records, ids = 0, {}
+local records, committed, ids = 0, 0, {}
 for k = 1, n do
-  local v, a = items[n - k + 1], 5 + (k - 1) * 5
+  local v, a = items[n - k + 1], 4 + (k - 1) * 5
   local dead_id, status, err = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
   local count = env_count(v)
   records = records + count
   if status ~= '' then redis.call('SET', KEYS[7 + k], status, 'XX', 'EX', ttl) end
+  if err == '' then committed = committed + count end
   if err ~= '' then
     redis.call('HSET', deadenv, dead_id, v)
     redis.call('HSET', deadinfo, dead_id,

@@ -417,10 +417,12 @@ class ServiceTest(unittest.TestCase):
     TABLES = ""
     EXTRA = None
     FLUSHER = True
+    PROXIES = False
 
     @classmethod
     def setUpClass(cls):
-        cls.svc = Service(cls.__name__.lower(), cls.SINKS, cls.TABLES, cls.EXTRA, cls.FLUSHER)
+        cls.svc = Service(cls.__name__.lower(), cls.SINKS, cls.TABLES, cls.EXTRA, cls.FLUSHER,
+                          proxies=cls.PROXIES)
         # Runs even when a subclass's setUpClass fails after this point
         # (tearDownClass then does not); a second close() is harmless.
         cls.addClassCleanup(cls.svc.close)

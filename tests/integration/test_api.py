@@ -279,6 +279,44 @@ class ApiTest(harness.ServiceTest):
             self.assertEqual(self.svc.request("GET", "/v1/queue")[0], 200)
 
 
+class GroupedRepeatsTest(harness.ServiceTest):
+    """Repeats of one Idempotency-Key that reach Redis in one group of the
+    server's lane still make one job: Redis is held silent (a stalled
+    fault proxy) while they gather behind the call on the wire."""
+    SINKS = SINKS
+    TABLES = TABLES
+    FLUSHER = False
+    PROXIES = True
+
+    def test_repeats_in_one_group(self):
+        import threading
+        before = self.svc.queue()["depth"]
+        key = {"Idempotency-Key": "grouped-1"}
+        results = []
+
+        def go():
+            results.append(self.svc.post("orders", [{"id": 801, "customer": "g"}], headers=key))
+        self.svc.redis_proxy.stall(True)
+        # An unrelated job holds the lane on the wire; the repeats gather.
+        other = threading.Thread(target=lambda: results.append(
+            self.svc.post("orders", [{"id": 800, "customer": "o"}])))
+        threads = [threading.Thread(target=go) for _ in range(6)]
+        try:
+            other.start()
+            time.sleep(0.05)
+            for t in threads:
+                t.start()
+            time.sleep(0.25)   # inside [redis] timeout_ms (500 ms)
+        finally:
+            self.svc.redis_proxy.stall(False)
+        for t in [other] + threads:
+            t.join()
+        keyed = [r for r in results if b'"records":1' in r[2] and r[0] in (200, 202)]
+        self.assertEqual(sorted(r[0] for r in results), [200] * 5 + [202] * 2, results)
+        self.assertEqual(len({json.loads(r[2])["job_id"] for r in keyed}), 2)
+        self.assertEqual(self.svc.queue()["depth"], before + 2)
+
+
 class PersistenceTest(harness.ServiceTest):
     SINKS = SINKS
     TABLES = TABLES

@@ -139,7 +139,7 @@ class PoisonTest(harness.ServiceTest):
             self.svc.wait_jobs(ids[:3], want="failed", timeout=30)
             self.assertIn("SQLSTATE 42703", self.svc.job(ids[0])[1]["error"])
             # Retried once as it is, then isolated.
-            self.assertIn('msg="postgres unavailable" sqlstate=42703', d.output())
+            self.assertIn('msg="batch refused by postgres" sqlstate=42703', d.output())
         finally:
             d.terminate()
             self.svc.sql("ALTER TABLE words ADD COLUMN n integer")
@@ -149,6 +149,94 @@ class PoisonTest(harness.ServiceTest):
         self.svc.start_flusher("fixed")
         self.svc.wait_jobs(ids[:3], timeout=60)
         self.assertEqual(self.svc.sql("SELECT count(*) FROM words WHERE w LIKE 'gone-%'"), [["3"]])
+
+
+class LadderTest(harness.ServiceTest):
+    """Errors PostgreSQL calls transient, or that every job meets alike:
+    retried first, then isolated or failed, never for ever."""
+    SINKS = SINKS + """
+[sink.gated]
+table = public.gated
+columns = id bigint not null
+"""
+    TABLES = TABLES + """
+CREATE TABLE gated (id bigint NOT NULL);
+CREATE TABLE gate (closed boolean NOT NULL);
+INSERT INTO gate VALUES (false);
+CREATE FUNCTION gate_check() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF (SELECT closed FROM gate) THEN RAISE EXCEPTION 'gate closed' USING ERRCODE = 'XX000'; END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER gate_check BEFORE INSERT ON gated FOR EACH ROW EXECUTE FUNCTION gate_check();
+CREATE FUNCTION refuse_40001() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.id = 40001 THEN RAISE EXCEPTION 'as if serialization failed' USING ERRCODE = '40001'; END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_40001 BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_40001();
+CREATE FUNCTION slow_57014() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.n = 57014 THEN PERFORM pg_sleep(3); END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER slow_57014 BEFORE INSERT ON words FOR EACH ROW EXECUTE FUNCTION slow_57014();
+"""
+    FLUSHER = False
+    EXTRA = {"flusher": {"flush_interval_ms": "100", "retry_max_ms": "800"},
+             "postgres": {"statement_timeout_ms": "1000"}}
+
+    def run_jobs(self, jobs, name):
+        ids = [self.svc.post_ok(sink, recs) for sink, recs in jobs]
+        d = self.svc.start_flusher(name)
+        return ids, d
+
+    def test_1_transient_error_of_one_job(self):
+        # A trigger raising 40001 for one row: retried as transient a few
+        # times, then isolated; that job fails alone.
+        jobs = [("events", {"id": 700 + i, "payload": "ok"}) for i in range(8)]
+        jobs.insert(3, ("events", {"id": 40001, "payload": "refused"}))
+        ids, d = self.run_jobs(jobs, "t1")
+        poison = ids.pop(3)
+        self.svc.wait_jobs(ids, timeout=60)
+        self.svc.wait_jobs([poison], want="failed", timeout=30)
+        self.assertIn("SQLSTATE 40001", self.svc.job(poison)[1]["error"])
+        d.terminate()
+
+    def test_2_statement_timeout_of_one_job(self):
+        # One job's rows take longer than statement_timeout every time:
+        # isolation too is cancelled as a whole, so the jobs go one per
+        # transaction, and only that one fails.
+        jobs = [("words", {"w": "slow-ok-%d" % i, "n": i}) for i in range(4)]
+        jobs.insert(2, ("words", {"w": "slow", "n": 57014}))
+        ids, d = self.run_jobs(jobs, "t2")
+        poison = ids.pop(2)
+        self.svc.wait_jobs(ids, timeout=90)
+        self.svc.wait_jobs([poison], want="failed", timeout=60)
+        self.assertIn("SQLSTATE 57014", self.svc.job(poison)[1]["error"])
+        d.terminate()
+
+    def test_3_all_alike_briefly_is_waited_out(self):
+        # Every job fails alike (as after a revoked grant): for a while that
+        # is taken for the database's state and retried, not dead-lettered.
+        self.svc.sql("UPDATE gate SET closed = true")
+        dead = self.svc.queue()["dead_jobs"]
+        ids, d = self.run_jobs([("gated", {"id": i}) for i in range(3)], "t3")
+        time.sleep(2)
+        self.svc.sql("UPDATE gate SET closed = false")
+        self.svc.wait_jobs(ids, timeout=60)
+        self.assertEqual(self.svc.queue()["dead_jobs"], dead)
+        d.terminate()
+
+    def test_4_all_alike_for_good_fails_in_the_end(self):
+        self.svc.sql("UPDATE gate SET closed = true")
+        try:
+            ids, d = self.run_jobs([("gated", {"id": 10 + i}) for i in range(2)], "t4")
+            self.svc.wait_jobs(ids, want="failed", timeout=90)
+            self.assertIn("SQLSTATE XX000: gate closed", self.svc.job(ids[0])[1]["error"])
+            d.terminate()
+        finally:
+            self.svc.sql("UPDATE gate SET closed = false")
 
 
 class StormTest(harness.ServiceTest):

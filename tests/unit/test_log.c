@@ -16,6 +16,10 @@ static void test_strings_are_escaped(void **state)
     assert_string_equal(out, "error=\"x\\\" level=error msg=\\\"forged\\n\\\\\" n=3");
     sw_log_format(out, sizeof out, "v=\"%.*s\"", 3, "a\r\tbcdef");
     assert_string_equal(out, "v=\"a\\r\\t\"");
+    /* A written precision bounds the read: the bytes need no NUL. */
+    static const char unterminated[4] = {'a', 'b', 'c', 'd'};
+    sw_log_format(out, sizeof out, "p=%.3s", unterminated);
+    assert_string_equal(out, "p=abc");
     sw_log_format(out, sizeof out, "c=\"%s\"", "\x01\x7f\xc3\xa9");
     assert_string_equal(out, "c=\"\\x01\\x7f\xc3\xa9\"");
 }
