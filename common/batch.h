@@ -32,6 +32,8 @@ typedef struct sw_batch_job {
     int sink_idx;            /* index into cfg->sinks, -1 if unusable */
     uint32_t counted;        /* records as the Redis scripts count them */
     long deliveries;         /* times its batch was taken up again (resume) */
+    int doomed;              /* past max_deliveries: fails, unless the ledger
+                                shows it committed (decided in its transaction) */
     sw_batch_map *map;       /* NULL: written under the sink's current shape */
     char list_id[SW_ENVELOPE_ID_LEN + 1];  /* the id the Redis scripts read */
     size_t list_id_len;      /* 36, or 0 when the envelope has none */

@@ -48,7 +48,7 @@ struct sw_commit {
     int isolated;
     sw_buf copy, scratch;
     sw_value *vals;
-    int *pend, *fresh, *guilty, cap;
+    int *pend, *fresh, cap;
     const char **ids;
 };
 
@@ -63,10 +63,7 @@ static int grow(sw_commit *c, int n)
     int *f = a ? realloc(c->fresh, (size_t)cap * sizeof *f) : NULL;
     if (f)
         c->fresh = f;
-    int *g = f ? realloc(c->guilty, (size_t)cap * sizeof *g) : NULL;
-    if (g)
-        c->guilty = g;
-    const char **i = g ? realloc(c->ids, (size_t)cap * sizeof *i) : NULL;
+    const char **i = f ? realloc(c->ids, (size_t)cap * sizeof *i) : NULL;
     if (i)
         c->ids = i;
     if (i == NULL)
@@ -223,7 +220,6 @@ void sw_commit_free(sw_commit *c)
     free(c->vals);
     free(c->pend);
     free(c->fresh);
-    free(c->guilty);
     free(c->ids);
     sw_buf_free(&c->copy);
     sw_buf_free(&c->scratch);
@@ -437,8 +433,17 @@ static int begin_and_claim(sw_commit *c, sw_batch *b, int n, sw_pg *pg, int imme
         c->ids[p] = b->jobs[c->pend[p]].env.job_id;
     if (sw_ledger_claim(pg, c->flusher_id, n, c->ids, c->fresh, &c->scratch) != 0)
         return TXN_FAIL;
-    for (int p = 0; p < n; p++)
-        b->jobs[c->pend[p]].fresh = c->fresh[p];
+    for (int p = 0; p < n; p++) {
+        sw_batch_job *j = &b->jobs[c->pend[p]];
+        j->fresh = c->fresh[p];
+        /* Past max_deliveries, and not applied yet (the ledger claim has
+         * waited for any other transaction holding it): it fails now, and
+         * its ledger row is taken back out with the other failures. */
+        if (j->doomed && j->fresh)
+            sw_batch_set_error(b, c->pend[p], "handed to a flusher %ld times without finishing "
+                               "(max_deliveries); its flushers stopped while it was in hand, "
+                               "the last times while it was committed alone", j->deliveries);
+    }
     return TXN_OK;
 }
 
@@ -450,13 +455,14 @@ static int finish_txn(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
     return TXN_OK;
 }
 
-/* Rows the attempt wrote: records of fresh jobs that did not fail. */
+/* Rows the attempt wrote: records of fresh jobs that did not fail (each
+ * job's own `fresh`, which every path's ledger claim sets). */
 static long long count_rows(sw_commit *c, sw_batch *b, int n)
 {
     long long rows = 0;
     for (int p = 0; p < n; p++) {
         const sw_batch_job *j = &b->jobs[c->pend[p]];
-        if (c->fresh[p] && j->state != SW_JOB_FAILED)
+        if (j->fresh && j->state != SW_JOB_FAILED)
             rows += j->env.nrecords;
     }
     return rows;
@@ -509,13 +515,13 @@ fail:
 }
 
 /* A failed row of spillway.apply_each: fail the job, unless the error is
- * transient (a deadlock, say): then the whole attempt is retried — except
- * once the batch has kept failing transiently (`own_transient`): then a
- * transient error one job meets while others go in is that job's own (a
- * trigger raising 40001 for some rows, say). */
-static int record_iso_failures(sw_batch *b, PGresult *res, sw_pg *pg, int own_transient)
+ * transient (a deadlock, say): then the whole attempt is retried, and once
+ * the batch has kept failing transiently its jobs go one per transaction
+ * (solo_pass), where a job is held to its error only if it meets it alone
+ * while others commit. */
+static int record_iso_failures(sw_batch *b, PGresult *res, sw_pg *pg)
 {
-    for (int r = 0; r < PQntuples(res) && !own_transient; r++) {
+    for (int r = 0; r < PQntuples(res); r++) {
         const char *state = PQgetvalue(res, r, 1), *msg = PQgetvalue(res, r, 2);
         if (sw_pg_classify(state) == SW_PG_TRANSIENT) {
             snprintf(pg->sqlstate, sizeof pg->sqlstate, "%s", state);
@@ -553,26 +559,31 @@ static int copy_culprit(sw_commit *c, sw_batch *b, int k, int n, const sw_pg *pg
     return -1;
 }
 
-/* Did every fresh job fail, all with one SQLSTATE that is not a data
- * error? Then the likely cause is the database, not the jobs. */
+/* Did every fresh job of some sink fail, all with one SQLSTATE that is not
+ * a data error? Then the likely cause is that sink's table (a revoked
+ * grant, an ALTER in progress), not the jobs. */
 static int failed_alike(sw_commit *c, sw_batch *b, int n, char state[6])
 {
-    int fresh = 0;
-    state[0] = '\0';
-    for (int p = 0; p < n; p++) {
-        const sw_batch_job *j = &b->jobs[c->pend[p]];
-        if (!c->fresh[p] || j->prefailed)
-            continue;
-        fresh++;
-        const char *e = j->error;
-        if (j->state != SW_JOB_FAILED || e == NULL || strncmp(e, "SQLSTATE ", 9) != 0)
-            return 0;
-        if (state[0] == '\0')
-            snprintf(state, 6, "%.5s", e + 9);
-        else if (strncmp(state, e + 9, 5) != 0)
-            return 0;
+    for (int k = 0; k < c->cfg->nsinks; k++) {
+        int fresh = 0, alike = 1;
+        state[0] = '\0';
+        for (int p = 0; p < n && alike; p++) {
+            const sw_batch_job *j = &b->jobs[c->pend[p]];
+            if (!c->fresh[p] || j->prefailed || j->sink_idx != k)
+                continue;
+            fresh++;
+            const char *e = j->error;
+            if (j->state != SW_JOB_FAILED || e == NULL || strncmp(e, "SQLSTATE ", 9) != 0)
+                alike = 0;
+            else if (state[0] == '\0')
+                snprintf(state, 6, "%.5s", e + 9);
+            else if (strncmp(state, e + 9, 5) != 0)
+                alike = 0;
+        }
+        if (alike && fresh > 0 && sw_pg_classify(state) != SW_PG_DATA)
+            return 1;
     }
-    return fresh > 0 && sw_pg_classify(state) != SW_PG_DATA;
+    return 0;
 }
 
 static int isolate(sw_commit *c, sw_batch *b, int n, sw_pg *pg, int accept_alike)
@@ -626,7 +637,7 @@ static int isolate(sw_commit *c, sw_batch *b, int n, sw_pg *pg, int accept_alike
                                         2, params);
             if (res == NULL)
                 goto fail;
-            rc = record_iso_failures(b, res, pg, c->strikes >= TRANSIENT_STRIKES);
+            rc = record_iso_failures(b, res, pg);
             PQclear(res);
             if (rc != TXN_OK)
                 goto fail;
@@ -635,7 +646,7 @@ static int isolate(sw_commit *c, sw_batch *b, int n, sw_pg *pg, int accept_alike
             continue;
         char state[6];
         if (!accept_alike && failed_alike(c, b, n, state)) {
-            const char *e = b->jobs[c->pend[0]].error;
+            const char *e = NULL;
             for (int p = 0; p < n && e == NULL; p++)
                 e = b->jobs[c->pend[p]].error;
             snprintf(pg->sqlstate, sizeof pg->sqlstate, "%s", state);
@@ -653,53 +664,75 @@ fail:
     return TXN_FAIL;
 }
 
-/* Each job in a transaction of its own, when even isolation keeps failing
- * transiently (a statement_timeout that one job's rows bring on, say).
- * The jobs that fail are held to be the cause only if another job of the
- * pass committed, or the batch has climbed the whole ladder. */
+/* Each job in a transaction of its own, when even isolation keeps
+ * failing (a statement_timeout that one job's rows bring on, a COPY that
+ * cannot stage some job as text). A job that fails alone is held to its
+ * error if another job of the pass committed (it is then the job, not the
+ * database), if every failure was a data error, or once the batch has
+ * climbed to SOLO_ALONE_STRIKES; a transient error is given three tries
+ * first. Otherwise no job committing means the database is at fault (a
+ * long lock, say): nothing is decided and the batch is retried. */
+#define SOLO_TRIES 3
+#define SOLO_ALONE_STRIKES 30
+
+static void reset_pending(sw_batch *b, int i)
+{
+    sw_batch_job *j = &b->jobs[i];
+    if (j->prefailed)
+        return;
+    j->state = SW_JOB_PENDING;
+    free(j->error);
+    j->error = NULL;
+}
+
 static int solo_pass(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
 {
     int *all = malloc((size_t)n * sizeof *all);
-    int committed = 0, rc = TXN_OK;
+    int committed = 0, nondata = 0, rc = TXN_OK;
     char state[6] = "", msg[sizeof pg->errstr] = "";
     if (all == NULL) {
         oom(pg, "for the solo pass");
         return TXN_FAIL;
     }
     memcpy(all, c->pend, (size_t)n * sizeof *all);
-    for (int p = 0; p < n; p++) {
-        c->pend[0] = all[p];
-        if (fast(c, b, 1, pg) == TXN_OK) {
-            committed++;
-            sw_batch_job *j = &b->jobs[all[p]];
-            if (j->state != SW_JOB_FAILED)
-                j->state = SW_JOB_COMMITTED;
+    for (int p = 0; p < n && rc == TXN_OK; p++) {
+        int i = all[p];
+        if (b->jobs[i].prefailed)
             continue;
+        for (int t = 0; t < SOLO_TRIES; t++) {
+            reset_pending(b, i);
+            c->pend[0] = i;
+            if (fast(c, b, 1, pg) == TXN_OK) {
+                sw_batch_job *j = &b->jobs[i];
+                if (j->state != SW_JOB_FAILED)
+                    j->state = SW_JOB_COMMITTED;
+                committed += j->fresh && j->state != SW_JOB_FAILED;
+                break;
+            }
+            if (!sw_pg_statement_error(pg)) {
+                rc = TXN_FAIL;   /* PostgreSQL went away: retry later */
+                break;
+            }
+            memcpy(state, pg->sqlstate, sizeof state);
+            memcpy(msg, pg->errstr, sizeof msg);
+            sw_batch_set_error(b, i, "SQLSTATE %s: %s", pg->sqlstate, pg->errstr);
+            enum sw_pg_class cls = sw_pg_error_class(pg);
+            if (t == SOLO_TRIES - 1 || cls != SW_PG_TRANSIENT) {
+                nondata += cls != SW_PG_DATA;
+                break;
+            }
         }
-        if (!sw_pg_statement_error(pg)) {
-            rc = TXN_FAIL;   /* PostgreSQL went away: retry later */
-            break;
-        }
-        memcpy(state, pg->sqlstate, sizeof state);
-        memcpy(msg, pg->errstr, sizeof msg);
-        sw_batch_set_error(b, all[p], "SQLSTATE %s: %s", pg->sqlstate, pg->errstr);
     }
     memcpy(c->pend, all, (size_t)n * sizeof *all);
     free(all);
-    if (rc == TXN_OK && committed == 0 && c->strikes < ALIKE_STRIKES) {
+    if (rc == TXN_OK && committed == 0 && nondata > 0 && c->strikes < SOLO_ALONE_STRIKES) {
         snprintf(pg->sqlstate, sizeof pg->sqlstate, "%s", state);
         snprintf(pg->errstr, sizeof pg->errstr, "no job committed alone either: %s", msg);
         rc = TXN_FAIL;
     }
     if (rc != TXN_OK) {
-        for (int p = 0; p < n; p++) {
-            sw_batch_job *j = &b->jobs[c->pend[p]];
-            if (!j->prefailed && j->state == SW_JOB_FAILED) {
-                j->state = SW_JOB_PENDING;
-                free(j->error);
-                j->error = NULL;
-            }
-        }
+        for (int p = 0; p < n; p++)
+            reset_pending(b, c->pend[p]);
     }
     return rc;
 }
@@ -746,10 +779,12 @@ int sw_commit_run(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
             if (rc == TXN_FAIL && !sw_pg_statement_error(pg))
                 return -1;
             c->strikes++;
+            /* Isolation itself failed at the statement level: retried while
+             * that may be passing (a transient error, until the ladder's
+             * top), else one job at a time. */
             if (rc == TXN_ALIKE ||
-                !(sw_pg_error_class(pg) == SW_PG_TRANSIENT && c->strikes >= TRANSIENT_STRIKES))
+                (sw_pg_error_class(pg) == SW_PG_TRANSIENT && c->strikes < TRANSIENT_STRIKES))
                 return -1;
-            /* Isolation itself keeps failing transiently: one job at a time. */
             if (solo_pass(c, b, np, pg) != TXN_OK)
                 return -1;
         }

@@ -137,13 +137,6 @@ long sw_ledger_prune(sw_pg *pg, int retention_s, int chunk, int max_chunks, int 
     return total;
 }
 
-int sw_ledger_has(sw_pg *pg, const char *job_id)
-{
-    const char *params[] = {job_id};
-    return scalar_true(pg, "SELECT EXISTS (SELECT 1 FROM spillway.ledger WHERE job_id = $1::uuid)",
-                       1, params);
-}
-
 int sw_ledger_schema_ready(sw_pg *pg)
 {
     return scalar_true(pg, "SELECT to_regprocedure('spillway.apply_each(text,integer[])') "

@@ -30,9 +30,6 @@ int sw_ledger_forget(sw_pg *pg, int n, const char *const *ids, sw_buf *scratch);
 __attribute__((warn_unused_result))
 long sw_ledger_prune(sw_pg *pg, int retention_s, int chunk, int max_chunks, int *more);
 
-/* Is job `job_id` in the ledger (applied before)? 1, 0, or -1. */
-__attribute__((warn_unused_result)) int sw_ledger_has(sw_pg *pg, const char *job_id);
-
 /* Is the migration that batches need (spillway.apply_each) applied?
  * 1 yes, 0 no, -1 error. */
 __attribute__((warn_unused_result)) int sw_ledger_schema_ready(sw_pg *pg);

@@ -101,8 +101,15 @@ int sw_pg_connect(sw_pg *pg)
     return 0;
 }
 
+static void before(sw_pg *pg)
+{
+    if (pg->on_statement)
+        pg->on_statement(pg->on_statement_ctx);
+}
+
 int sw_pg_exec(sw_pg *pg, const char *sql)
 {
+    before(pg);
     PGresult *res = PQexec(pg->conn, sql);
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
@@ -113,6 +120,7 @@ int sw_pg_exec(sw_pg *pg, const char *sql)
 
 void *sw_pg_query(sw_pg *pg, const char *sql, int nparams, const char *const *params)
 {
+    before(pg);
     PGresult *res = PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
@@ -124,6 +132,7 @@ void *sw_pg_query(sw_pg *pg, const char *sql, int nparams, const char *const *pa
 
 int sw_pg_copy(sw_pg *pg, const char *copy_sql, const char *data, size_t len)
 {
+    before(pg);
     PGresult *res = PQexec(pg->conn, copy_sql);
     if (res == NULL || PQresultStatus(res) != PGRES_COPY_IN)
         return result_error(pg, res, "copy");

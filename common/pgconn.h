@@ -16,6 +16,10 @@ typedef struct sw_pg {
     char conninfo[1024];
     char password[256];    /* "" = libpq's own (PGPASSWORD, PGPASSFILE) */
     int statement_timeout_ms;
+    /* Optional: called before each statement is sent, so a caller can
+     * say how long it may now wait (a heartbeat's deadline). */
+    void (*on_statement)(void *ctx);
+    void *on_statement_ctx;
 } sw_pg;
 
 /* A new, not yet connected adapter; NULL when out of memory. Each

@@ -78,11 +78,10 @@ out:
     return rc;
 }
 
-int sw_queue_status(sw_redis *r, const char *job_id, sw_buf *out)
+/* A string-or-nil reply into `out` (freeing the reply): 1 a string,
+ * 0 nil, -1 no reply or out of memory. */
+static int string_into(sw_redis *r, void *rep, sw_buf *out, const char *what)
 {
-    char key[SW_KEY_MAX];
-    sw_keys_job(&r->keys, job_id, key);
-    void *rep = sw_redis_callf(r, "job", SW_REPLY_STRING_OR_NIL, 1, "GET %s", key);
     if (rep == NULL)
         return -1;
     size_t n;
@@ -91,11 +90,19 @@ int sw_queue_status(sw_redis *r, const char *job_id, sw_buf *out)
     sw_buf_reset(out);
     if (found && sw_buf_append(out, s, n) != 0) {
         r->err = SW_REDIS_ENOMEM;
-        snprintf(r->errstr, sizeof r->errstr, "job: out of memory");
+        snprintf(r->errstr, sizeof r->errstr, "%s: out of memory", what);
         found = -1;
     }
     sw_redis_reply_free(rep);
     return found;
+}
+
+int sw_queue_status(sw_redis *r, const char *job_id, sw_buf *out)
+{
+    char key[SW_KEY_MAX];
+    sw_keys_job(&r->keys, job_id, key);
+    return string_into(r, sw_redis_callf(r, "job", SW_REPLY_STRING_OR_NIL, 1, "GET %s", key),
+                       out, "job");
 }
 
 int sw_queue_stats_get(sw_redis *r, sw_queue_stats *out)
@@ -202,16 +209,6 @@ int sw_queue_shape(sw_redis *r, uint64_t fingerprint, sw_buf *out)
 {
     char fp[17];
     snprintf(fp, sizeof fp, "%016llx", (unsigned long long)fingerprint);
-    void *rep = sw_redis_callf(r, "shape", SW_REPLY_STRING_OR_NIL, 1, "HGET %s %s",
-                               r->keys.shapes, fp);
-    if (rep == NULL)
-        return -1;
-    size_t n;
-    const char *s = sw_redis_reply_str(rep, &n);
-    int found = s != NULL;
-    sw_buf_reset(out);
-    if (found && sw_buf_append(out, s, n) != 0)
-        found = -1;
-    sw_redis_reply_free(rep);
-    return found;
+    return string_into(r, sw_redis_callf(r, "shape", SW_REPLY_STRING_OR_NIL, 1, "HGET %s %s",
+                                          r->keys.shapes, fp), out, "shape");
 }

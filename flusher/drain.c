@@ -65,6 +65,7 @@ enum { FLUSH_OK, FLUSH_RETRY, FLUSH_DOUBT };
 static void drop_batch(drain *d)
 {
     sw_batch_reset(d->batch);
+    d->refused = 0;
     if (d->commit)
         sw_commit_new_batch(d->commit);
     for (int i = 0; i < d->nreplies; i++)
@@ -314,6 +315,13 @@ static int64_t pg_busy_ms(const drain *d)
     return st + BUSY_MS(d);
 }
 
+/* Before each PostgreSQL statement: it may take up to pg_busy_ms. */
+static void pg_statement(void *ctx)
+{
+    drain *d = ctx;
+    sw_liveness_busy(d->live, pg_busy_ms(d));
+}
+
 static int grow_done(drain *d, int n)
 {
     if (n <= d->capdone)
@@ -367,21 +375,11 @@ static int flush(drain *d, int n)
         pg_failed(d);
         return FLUSH_RETRY;
     }
-    if (oldest->deliveries >= d->cfg->max_deliveries && !oldest->prefailed) {
-        /* Unless the ledger has it: then it committed, and only its
-         * clean-up was cut short. */
-        int had = sw_ledger_has(d->pg, oldest->env.job_id);
-        if (had < 0) {
-            pg_failed(d);
-            return FLUSH_RETRY;
-        }
-        if (!had) {
-            sw_batch_fail(b, 0, "handed to a flusher %ld times without finishing "
-                          "(max_deliveries); its flushers stopped while it was in hand, the last "
-                          "times while it was committed alone", oldest->deliveries);
-            sw_log_error("job dead-lettered for stopping flushers", "job_id=%s deliveries=%ld",
-                         oldest->env.job_id, oldest->deliveries);
-        }
+    if (oldest->deliveries >= d->cfg->max_deliveries && !oldest->prefailed && !oldest->doomed) {
+        b->jobs[0].doomed = 1;
+        sw_log_error("job to be dead-lettered for stopping flushers", "job_id=%s deliveries=%ld "
+                     "note=\"unless the ledger shows it committed\"", oldest->env.job_id,
+                     oldest->deliveries);
     }
     sw_liveness_busy(d->live, pg_busy_ms(d));
     int rc = sw_commit_run(d->commit, b, n, d->pg);
@@ -528,7 +526,8 @@ static void upgrade_redis(drain *d)
  * processing list for our next start or a takeover. */
 static void stop_with_batch(drain *d)
 {
-    if (d->batch->njobs > 0 && flush(d, solo(d) ? 1 : d->batch->njobs) == FLUSH_OK &&
+    int first = d->batch->njobs < MAX_BATCH_JOBS ? d->batch->njobs : MAX_BATCH_JOBS;
+    if (d->batch->njobs > 0 && flush(d, solo(d) ? 1 : first) == FLUSH_OK &&
         d->batch->njobs == 0)
         return;
     long n = sw_proc_release(d->redis, d->id);
@@ -585,7 +584,8 @@ static void loop(drain *d)
             }
         }
         if (due(d)) {
-            int rc = flush(d, solo(d) ? 1 : d->batch->njobs);
+            int n = d->batch->njobs < MAX_BATCH_JOBS ? d->batch->njobs : MAX_BATCH_JOBS;
+            int rc = flush(d, solo(d) ? 1 : n);
             if (rc == FLUSH_DOUBT) {
                 need_reload = 1;
                 nap(d, 100);
@@ -636,6 +636,10 @@ int sw_drain_run(const sw_config *cfg, const char *heartbeat, volatile sig_atomi
     d.pg = sw_pg_new(cfg->conninfo, cfg->pg_password, cfg->statement_timeout_ms);
     d.batch = sw_batch_new(cfg, shape_lookup, &d);
     d.commit = sw_commit_new(cfg, cfg->flusher_id);
+    if (d.pg) {
+        d.pg->on_statement = pg_statement;
+        d.pg->on_statement_ctx = &d;
+    }
     if (d.redis == NULL || d.pg == NULL || d.batch == NULL || d.commit == NULL) {
         sw_log_error("out of memory", NULL);
         goto out;

@@ -124,7 +124,10 @@ class FlushersTest(harness.ServiceTest):
                 if attempt < 3:
                     os.kill(d.proc.pid, signal.SIGKILL)
                     d.proc.wait(timeout=10)
-            self.svc.wait_jobs([jid], want="failed", timeout=15)
+        # The last life's decision waits for the lock too: the killed
+        # third life's transaction still holds the job's ledger row until
+        # its INSERT gets the lock, finds its client gone and rolls back.
+        self.svc.wait_jobs([jid], want="failed", timeout=30)
         job = self.svc.job(jid)[1]
         self.assertIn("handed to a flusher 3 times without finishing (max_deliveries)", job["error"])
         q = self.svc.queue()
