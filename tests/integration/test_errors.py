@@ -8,6 +8,7 @@ import json
 import os
 import random
 import string
+import subprocess
 import sys
 import threading
 import time
@@ -382,6 +383,46 @@ class BoundsTest(harness.ServiceTest):
         self.assertEqual(set(listed), set(bad[3:]))
         self.assertEqual(self.svc.job(bad[0])[1]["status"], "failed")
         self.assertIn("dead letters dropped", self.svc.flushers["bytes"].output())
+
+
+class LedgerPruneTest(harness.ServiceTest):
+    """The ledger is pruned in chunks, by one flusher at a time."""
+    SINKS = SINKS
+    TABLES = TABLES
+    FLUSHER = False
+
+    def count(self):
+        return int(self.svc.sql("SELECT count(*) FROM spillway.ledger")[0][0])
+
+    def test_prune(self):
+        self.svc.sql("INSERT INTO spillway.ledger SELECT gen_random_uuid(), 'old', "
+                     "now() - interval '8 days' FROM generate_series(1, 12000); "
+                     "INSERT INTO spillway.ledger SELECT gen_random_uuid(), 'new', now() "
+                     "FROM generate_series(1, 10)")
+        # Another flusher prunes (it holds the lock): this one leaves it.
+        name = "sw-prune-%d" % os.getpid()
+        holder = subprocess.Popen(
+            ["psql", "-X", "-q", "-d", self.svc.db, "-c",
+             "SELECT pg_advisory_lock(7326813450129871); SELECT pg_sleep(60)"],
+            env=dict(os.environ, PGAPPNAME=name), stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        try:
+            harness.wait_for(lambda: self.svc.sql(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                "WHERE a.application_name = '%s' AND l.locktype = 'advisory' AND l.granted"
+                % name)[0][0] == "1", 30, "the advisory lock")
+            d = self.svc.start_flusher("p1")
+            harness.wait_for(lambda: 'msg="flusher started"' in d.output(), 30, "the flusher")
+            time.sleep(1)
+            self.assertEqual(self.count(), 12010)
+            d.terminate()
+        finally:
+            self.svc.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE application_name = '%s'" % name)
+            holder.wait(timeout=30)
+        d = self.svc.start_flusher("p2")
+        harness.wait_for(lambda: self.count() == 10, 30, "the prune")
+        self.assertIn('msg="ledger pruned" rows=12000', d.output())
 
 
 if __name__ == "__main__":

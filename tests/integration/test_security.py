@@ -102,6 +102,22 @@ class AuthTest(unittest.TestCase):
         self.assertEqual(after["depth"] + after["in_flight"],
                          json.loads(before[2])["depth"] + json.loads(before[2])["in_flight"])
 
+    def test_idempotency_keys_are_per_token(self):
+        # Two tenants with the same key and body: each gets its own job;
+        # each one's repeat answers its own.
+        body = {"id": 31, "note": "same"}
+        key = {"Idempotency-Key": "tenant-key-1"}
+        answers = {}
+        for name in ("orders", "both"):
+            h = dict(self.auth(name), **key)
+            st, _, b = self.svc.post("orders", body, headers=h)
+            self.assertEqual(st, 202, b)
+            answers[name] = json.loads(b)["job_id"]
+        self.assertNotEqual(answers["orders"], answers["both"])
+        for name in ("orders", "both"):
+            st, _, b = self.svc.post("orders", body, headers=dict(self.auth(name), **key))
+            self.assertEqual((st, json.loads(b)["job_id"]), (200, answers[name]))
+
     def test_job_status_only_for_the_tokens_sinks(self):
         st, _, body = self.svc.post("events", {"id": 7, "payload": "p"}, headers=self.auth("both"))
         self.assertEqual(st, 202, body)
