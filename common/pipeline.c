@@ -64,7 +64,7 @@ static void answer(sw_pipeline *p, sw_pipeline_req **group, int n, int rc)
 /* On a new connection, record the sinks' shapes there first. */
 static int shapes_ready(sw_pipeline *p)
 {
-    if (sw_redis_connect(p->redis) != 0)
+    if (sw_redis_connect_for_write(p->redis) != 0)
         return -1;
     if (p->shapes_on == p->redis->connects)
         return 0;

@@ -105,22 +105,10 @@ void sw_redis_free(sw_redis *r)
     free(r);
 }
 
-/* An idle connection owes us nothing: if the peer has closed it, reset it,
- * or sent bytes no command asked for, it is of no use. Checked before
- * each command, so a stale connection is replaced before anything is sent
- * on it (and the command is then surely not sent, rather than lost). */
-static int idle_ok(const redisContext *c)
-{
-    struct pollfd p = {c->fd, POLLIN, 0};
-    return poll(&p, 1, 0) == 0;
-}
-
 int sw_redis_connect(sw_redis *r)
 {
-    if (r->ctx && idle_ok(r->ctx))
-        return 0;
     if (r->ctx)
-        sw_redis_disconnect(r);
+        return 0;
     /* While Redis is down, try at most every 100 ms, so a burst of
      * requests answers 503 at once instead of each waiting to connect. */
     int64_t now = sw_clock_mono_ms();
@@ -214,27 +202,33 @@ static redisReply *send_argv(sw_redis *r, int argc, const char **argv, const siz
     return redisCommandArgv(r->ctx, argc, argv, lens);
 }
 
-void *sw_redis_call(sw_redis *r, const char *what, enum sw_reply_type want, int reads,
-                    const sw_redis_args *a)
+/* Before a call: its error starts afresh, and before a write, an idle
+ * connection is checked. It owes us nothing: if the peer has closed it,
+ * reset it, or sent bytes no command asked for, it is of no use, and is
+ * replaced before anything is sent on it (the write is then surely not
+ * sent, rather than lost). Reads skip the syscall: they are sent again on
+ * a fresh connection after a failure on an old one. */
+static void begin(sw_redis *r, int reads)
 {
-    if (a->oom) {
-        set_err(r, SW_REDIS_ENOMEM, what, "out of memory");
-        return NULL;
-    }
-    for (int attempt = 0; attempt < 2; attempt++) {
-        int fresh = r->ctx == NULL;
-        if (sw_redis_connect(r) != 0)
-            return NULL;
-        redisReply *rep = judge(r, send_argv(r, a->n, a->v, a->len), want, what, 0);
-        if (rep || !reads || fresh || r->err != SW_REDIS_EIO)
-            return rep;
-    }
-    return NULL;
+    r->err = SW_REDIS_OK;
+    r->code[0] = '\0';
+    if (reads || r->ctx == NULL)
+        return;
+    struct pollfd p = {((redisContext *)r->ctx)->fd, POLLIN, 0};
+    if (poll(&p, 1, 0) != 0)
+        sw_redis_disconnect(r);
+}
+
+int sw_redis_connect_for_write(sw_redis *r)
+{
+    begin(r, 0);
+    return sw_redis_connect(r);
 }
 
 void *sw_redis_callf(sw_redis *r, const char *what, enum sw_reply_type want, int reads,
                      const char *fmt, ...)
 {
+    begin(r, reads);
     for (int attempt = 0; attempt < 2; attempt++) {
         int fresh = r->ctx == NULL;
         if (sw_redis_connect(r) != 0)
@@ -273,22 +267,22 @@ static int load_script(sw_redis *r, enum sw_script s)
 }
 
 void *sw_redis_eval(sw_redis *r, enum sw_script s, const char *what, enum sw_reply_type want,
-                    const sw_redis_args *a)
+                    sw_redis_args *a)
 {
     /* Read-only scripts are the ones flagged no-writes. */
     int reads = s == SW_SCRIPT_STATS || s == SW_SCRIPT_OVERVIEW;
-    int argc = a->n + 3;
-    const char **argv = malloc((size_t)argc * sizeof *argv);
-    size_t *lens = malloc((size_t)argc * sizeof *lens);
     char nkeys[16];
     redisReply *rep = NULL;
-    if (argv == NULL || lens == NULL || a->oom) {
+    begin(r, reads);
+    if (a->oom) {
         set_err(r, SW_REDIS_ENOMEM, what, "out of memory");
-        goto out;
+        return NULL;
     }
+    /* The builder kept the first three slots for these. */
+    int argc = a->n + SW_REDIS_ARGS_HEAD;
+    const char **argv = a->v;
+    size_t *lens = a->len;
     snprintf(nkeys, sizeof nkeys, "%d", a->nkeys);
-    memcpy(argv + 3, a->v, (size_t)a->n * sizeof *argv);
-    memcpy(lens + 3, a->len, (size_t)a->n * sizeof *lens);
     argv[0] = "EVALSHA";
     lens[0] = 7;
     argv[2] = nkeys;
@@ -326,8 +320,6 @@ void *sw_redis_eval(sw_redis *r, enum sw_script s, const char *what, enum sw_rep
     if (rep == NULL && r->err == SW_REDIS_OK)
         set_err(r, SW_REDIS_EREFUSED, what, "the script vanished from Redis four times (NOSCRIPT)");
 out:
-    free(argv);
-    free(lens);
     return rep;
 }
 
@@ -425,7 +417,7 @@ void sw_redis_args_bin(sw_redis_args *a, const void *p, size_t n)
 {
     if (a->oom)
         return;
-    if (a->n == a->cap) {
+    if (a->n + SW_REDIS_ARGS_HEAD >= a->cap) {
         int cap = a->cap ? a->cap * 2 : 32;
         const char **v = realloc(a->v, (size_t)cap * sizeof *v);
         if (v)
@@ -439,8 +431,8 @@ void sw_redis_args_bin(sw_redis_args *a, const void *p, size_t n)
         }
         a->cap = cap;
     }
-    a->v[a->n] = p;
-    a->len[a->n++] = n;
+    a->v[SW_REDIS_ARGS_HEAD + a->n] = p;
+    a->len[SW_REDIS_ARGS_HEAD + a->n++] = n;
 }
 
 void sw_redis_args_str(sw_redis_args *a, const char *s)

@@ -76,14 +76,22 @@ void sw_redis_free(sw_redis *r);   /* accepts NULL */
 /* Connect now if not connected. 0, or -1 with err = ECONNECT. */
 __attribute__((warn_unused_result)) int sw_redis_connect(sw_redis *r);
 
+/* The same, after replacing an idle connection the peer closed (as every
+ * write does first): so `connects` tells whether the next write goes to a
+ * new connection. 0, or -1. */
+__attribute__((warn_unused_result)) int sw_redis_connect_for_write(sw_redis *r);
+
 /* Drop the connection (the next call reconnects). */
 void sw_redis_disconnect(sw_redis *r);
 
-/* A command's or script's arguments: keys first, then the rest, each a
- * pointer and a length the caller keeps alive until the call returns;
- * numbers are formatted into storage of the builder's own. */
+/* A script's arguments: keys first, then the rest, each a pointer and a
+ * length the caller keeps alive until the call returns; numbers are
+ * formatted into storage of the builder's own. The vector keeps its first
+ * SW_REDIS_ARGS_HEAD slots for EVALSHA, the sha and the key count, so a
+ * call sends it without a copy. */
+#define SW_REDIS_ARGS_HEAD 3
 typedef struct sw_redis_args {
-    const char **v;
+    const char **v;             /* v[HEAD..HEAD+n): the arguments */
     size_t *len;
     int n, cap;
     int nkeys;                  /* for scripts: how many of v[] are KEYS */
@@ -106,25 +114,23 @@ enum sw_reply_type {
     SW_REPLY_STRING_OR_NIL = 100,
 };
 
-/* Run one command (argv from `a`, no KEYS split) and return its reply
- * (free with sw_redis_reply_free), or NULL with err/code/errstr set. The
- * reply must be of type `want`; anything else drops the connection
- * (EPROTO). `reads`: the command writes nothing, so after an I/O error on
- * a connection that was not fresh it is sent once more on a new one (the
+/* Run one command, a printf-style line (hiredis' format: each %s is one
+ * argument, whatever it holds), and return its reply (free with
+ * sw_redis_reply_free), or NULL with err/code/errstr set. The reply must
+ * be of type `want`; anything else drops the connection (EPROTO).
+ * `reads`: the command writes nothing, so after an I/O error on a
+ * connection that was not fresh it is sent once more on a new one (the
  * first command after a Redis restart then does not fail). */
-void *sw_redis_call(sw_redis *r, const char *what, enum sw_reply_type want, int reads,
-                    const sw_redis_args *a);
-
-/* The same for a printf-style command line of words without spaces. */
 __attribute__((format(printf, 5, 6)))
 void *sw_redis_callf(sw_redis *r, const char *what, enum sw_reply_type want, int reads,
                      const char *fmt, ...);
 
 /* Run script `s` with KEYS and ARGV from `a` by EVALSHA, loading it when
  * Redis does not know it (NOSCRIPT after a restart or SCRIPT FLUSH) and
- * trying again. Otherwise as sw_redis_call(). */
+ * trying again. Otherwise as sw_redis_callf(). Fills the head slots of
+ * `a`'s argument vector. */
 void *sw_redis_eval(sw_redis *r, enum sw_script s, const char *what, enum sw_reply_type want,
-                    const sw_redis_args *a);
+                    sw_redis_args *a);
 
 /* Replies: type, integer, string, elements. */
 int sw_redis_reply_type(const void *reply);
