@@ -35,10 +35,15 @@ int sw_proc_claim(sw_redis *r, const char *fid, long max_records, long max_jobs,
     sw_redis_args_int(&a, max_jobs);
     sw_redis_args_int(&a, max_bytes);
     sw_redis_args_str(&a, oversize ? "1" : "0");
-    void *rep = sw_redis_eval(r, SW_SCRIPT_CLAIM, "claim", SW_REPLY_ARRAY, &a);
+    void *rep = sw_redis_eval(r, SW_SCRIPT_CLAIM, "claim", SW_REPLY_ANY, &a);
     sw_redis_args_free(&a);
+    *reply = NULL;
     if (rep == NULL)
         return -1;
+    if (sw_redis_reply_type(rep) == SW_REPLY_INTEGER && sw_redis_reply_int(rep) == 0) {
+        sw_redis_reply_free(rep);
+        return 1;
+    }
     if (sw_redis_check_elements(r, rep, SW_REPLY_STRING, "claim") != 0 ||
         sw_redis_reply_len(rep) > (size_t)max_jobs) {
         if (r->err != SW_REDIS_EPROTO)

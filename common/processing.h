@@ -26,8 +26,9 @@
 /* Move jobs from the queue's tail into fid's processing list: whole jobs,
  * oldest first, until the next would pass `max_records` or `max_bytes`,
  * at most `max_jobs`; with `oversize`, a first job over the limits moves
- * alone. `*reply` gets the envelopes moved, oldest first. 0, or -1 (after
- * EIO/EPROTO some may have moved: re-read the list). */
+ * alone. `*reply` gets the envelopes moved, oldest first. 0; 1 nothing
+ * moved because the next job does not fit (*reply is NULL: the batch is
+ * full); or -1 (after EIO/EPROTO some may have moved: re-read the list). */
 __attribute__((warn_unused_result))
 int sw_proc_claim(sw_redis *r, const char *fid, long max_records, long max_jobs, long max_bytes,
                   int oversize, void **reply);

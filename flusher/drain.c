@@ -53,6 +53,7 @@ typedef struct drain {
     int pg_ready, pg_connected_once;
     int redis_down, pg_down; /* for one log line per state change */
     int refused;             /* the batch in hand was refused (logged) */
+    int full;                /* the next job in the queue does not fit it */
     int64_t backoff_ms, next_takeover_ms, next_prune_ms;
     sw_buf statuses, scratch;
     sw_proc_done *done;
@@ -66,6 +67,7 @@ static void drop_batch(drain *d)
 {
     sw_batch_reset(d->batch);
     d->refused = 0;
+    d->full = 0;
     if (d->commit)
         sw_commit_new_batch(d->commit);
     for (int i = 0; i < d->nreplies; i++)
@@ -465,7 +467,7 @@ static int due(const drain *d)
     const sw_batch *b = d->batch;
     if (b->njobs == 0)
         return 0;
-    if (*d->stop || solo(d) || b->nrecords >= d->cfg->batch_max_records ||
+    if (*d->stop || solo(d) || d->full || b->nrecords >= d->cfg->batch_max_records ||
         b->nbytes >= (size_t)d->cfg->batch_max_bytes || b->njobs >= MAX_BATCH_JOBS)
         return 1;
     return sw_clock_mono_ms() - b->first_claim_ms >= d->cfg->flush_interval_ms;
@@ -597,20 +599,21 @@ static void loop(drain *d)
         long broom = cfg->batch_max_bytes - (long)d->batch->nbytes;
         void *reply = NULL;
         long jroom = MAX_BATCH_JOBS - d->batch->njobs;
-        if (sw_proc_claim(d->redis, d->id, room > 0 ? room : 1,
-                          jroom < MAX_JOBS_PER_CLAIM ? jroom : MAX_JOBS_PER_CLAIM,
-                          broom > 0 ? broom : 1, d->batch->njobs == 0, &reply) != 0) {
+        int rc = sw_proc_claim(d->redis, d->id, room > 0 ? room : 1,
+                               jroom < MAX_JOBS_PER_CLAIM ? jroom : MAX_JOBS_PER_CLAIM,
+                               broom > 0 ? broom : 1, d->batch->njobs == 0, &reply);
+        if (rc < 0) {
             redis_failed(d, "claim");
             need_reload = 1;
             nap(d, 200);
             continue;
         }
         redis_ok(d);
-        size_t got = sw_proc_count(reply);
-        if (got == 0 && d->batch->njobs > 0 && (room <= 0 || broom <= 0)) {
-            sw_redis_reply_free(reply);
+        if (rc == 1) {
+            d->full = 1;
             continue;
         }
+        size_t got = sw_proc_count(reply);
         if (take(d, reply, NULL) != 0) {
             sw_log_warn("cannot add claimed jobs", "error=\"%s\" action=\"reading the batch "
                         "again\"", d->redis->errstr);

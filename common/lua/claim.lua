@@ -5,8 +5,10 @@
 --       moves even when it alone is over the limits, as the flusher's
 --       batch is empty)
 -- Jobs move oldest first and whole, until the next would pass max_records
--- or max_bytes. Returns the envelopes moved, oldest first. allow-oom: a
--- claim frees queue memory, so draining goes on when Redis is full.
+-- or max_bytes. Returns the envelopes moved, oldest first, or 0 when none
+-- moved because the next job does not fit (the batch is full: flush it).
+-- allow-oom: a claim frees queue memory, so draining goes on when Redis
+-- is full.
 local queue, stats, processing, inflight = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local max_records, max_jobs = tonumber(ARGV[1]), tonumber(ARGV[2])
 local max_bytes, oversize = tonumber(ARGV[3]), ARGV[4] == '1'
@@ -31,7 +33,10 @@ while not full and take < max_jobs do
   if #part < step then break end
   step = math.min(step * 4, 4096)
 end
-if take == 0 then return {} end
+if take == 0 then
+  if full then return 0 end
+  return {}
+end
 local moved = redis.call('RPOP', queue, take)
 push_all('LPUSH', processing, moved)
 if records > 0 then
