@@ -31,6 +31,7 @@ enum { TXN_OK = 0, TXN_FAIL = -1, TXN_ALIKE = -2 };
 /* Per sink: its statements, and what this session knows of its table. */
 typedef struct stage {
     char *create, *copy, *insert;              /* typed staging: the fast path */
+    char *insert_sp;                           /* the INSERT behind a savepoint */
     char *iso_create, *iso_copy, *iso_insert;  /* text staging: isolation */
     char *precheck;            /* NULL: no unique index we can check */
     char unique[MAX_UNIQUE][64];
@@ -189,10 +190,14 @@ sw_commit *sw_commit_new(const sw_config *cfg, const char *flusher_id)
         st->create = build_create(typed, s, 0);
         st->copy = build_copy(typed, s);
         st->insert = build_insert(typed, s, 0);
+        st->insert_sp = st->insert ? malloc(strlen(st->insert) + 32) : NULL;
+        if (st->insert_sp)
+            sprintf(st->insert_sp, "SAVEPOINT sw_insert; %s", st->insert);
         st->iso_create = build_create(text, s, 1);
         st->iso_copy = build_copy(text, s);
         st->iso_insert = build_insert(text, s, 1);
-        if (!st->create || !st->copy || !st->insert || !st->iso_create || !st->iso_copy ||
+        if (!st->create || !st->copy || !st->insert || !st->insert_sp || !st->iso_create ||
+            !st->iso_copy ||
             !st->iso_insert)
             goto fail;
     }
@@ -211,6 +216,7 @@ void sw_commit_free(sw_commit *c)
         free(st->create);
         free(st->copy);
         free(st->insert);
+        free(st->insert_sp);
         free(st->iso_create);
         free(st->iso_copy);
         free(st->iso_insert);
@@ -487,15 +493,12 @@ static int fast(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
                 goto fail;
             st->conflicts = found ? CONFLICT_MEMORY : st->conflicts - 1;
         } else if (st->precheck) {
-            /* Try the INSERT first; on a duplicate key, go back to before
-             * it, find every such job at once, and insert the rest. */
-            if (sw_pg_exec(pg, "SAVEPOINT sw_insert") != 0)
-                goto fail;
-            if (sw_pg_exec(pg, st->insert) == 0) {
-                if (sw_pg_exec(pg, "RELEASE SAVEPOINT sw_insert") != 0)
-                    goto fail;
+            /* Try the INSERT first, behind a savepoint sent with it (one
+             * round trip; COMMIT releases it); on a duplicate key, go back
+             * to before it, find every such job at once, and insert the
+             * rest. */
+            if (sw_pg_exec(pg, st->insert_sp) == 0)
                 continue;
-            }
             if (strcmp(pg->sqlstate, "23505") != 0 || sw_pg_exec(pg, "ROLLBACK TO SAVEPOINT "
                                                                      "sw_insert") != 0)
                 goto fail;
