@@ -41,6 +41,11 @@ static const struct key {
     I("server", "max_json_depth", max_json_depth, 1, 1000),
     I("server", "request_timeout_ms", request_timeout_ms, 100, 3600000),
     I("server", "idle_timeout_ms", idle_timeout_ms, 100, 3600000),
+    I("server", "header_timeout_ms", header_timeout_ms, 100, 3600000),
+    I("server", "max_connections", max_connections, 16, 1000000),
+    I("server", "max_connections_per_address", max_per_address, 0, 1000000),
+    S("server", "trusted_proxies", trusted_proxies),
+    S("server", "tls_ciphers", tls_ciphers),
     S("redis", "host", redis_host),
     I("redis", "port", redis_port, 1, 65535),
     S("redis", "prefix", prefix),
@@ -249,6 +254,9 @@ static void defaults(sw_config *cfg)
     cfg->max_json_depth = 32;
     cfg->request_timeout_ms = 10000;
     cfg->idle_timeout_ms = 30000;
+    cfg->header_timeout_ms = 5000;
+    cfg->max_connections = 4096;
+    cfg->max_per_address = 256;
     strcpy(cfg->redis_host, "127.0.0.1");
     cfg->redis_port = 6379;
     strcpy(cfg->prefix, "spillway");

@@ -28,7 +28,13 @@ typedef struct sw_config {
     int max_string_bytes;     /* any one string value in a record */
     int max_json_depth;       /* nesting inside a json/jsonb value */
     int request_timeout_ms;   /* whole request: head, then body */
+    int header_timeout_ms;    /* a request head, from its first byte (and a new
+                                 connection's first byte) */
     int idle_timeout_ms;      /* keep-alive connection with no request */
+    int max_connections;      /* open on `listen` at once */
+    int max_per_address;      /* of them from one client address (0 = no cap) */
+    char trusted_proxies[256];  /* peers whose X-Forwarded-For names the client */
+    char tls_ciphers[512];    /* TLS 1.2 suites; "" = forward-secret AEAD ones */
     /* [redis] */
     char redis_host[256];
     int redis_port;

@@ -212,3 +212,11 @@ int sw_queue_shape(sw_redis *r, uint64_t fingerprint, sw_buf *out)
     return string_into(r, sw_redis_callf(r, "shape", SW_REPLY_STRING_OR_NIL, 1, "HGET %s %s",
                                           r->keys.shapes, fp), out, "shape");
 }
+
+double sw_queue_oldest_age(const sw_queue_stats *st, int64_t now_us)
+{
+    if (st->oldest_enqueued_us == 0)
+        return 0;
+    double age = (double)(now_us - st->oldest_enqueued_us) / 1e6;
+    return age > 0 ? age : 0;
+}

@@ -51,6 +51,9 @@ typedef struct sw_queue_stats {
     long long oldest_enqueued_us;   /* 0 when the queue is empty */
 } sw_queue_stats;
 
+/* Seconds the oldest waiting job has waited at `now_us` (0 when none). */
+double sw_queue_oldest_age(const sw_queue_stats *st, int64_t now_us);
+
 /* Queue depth figures from O(1) commands. 0, or -1. */
 __attribute__((warn_unused_result)) int sw_queue_stats_get(sw_redis *r, sw_queue_stats *out);
 

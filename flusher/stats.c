@@ -1,6 +1,5 @@
 #include "stats.h"
 
-#include <civetweb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -9,6 +8,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "httpd.h"
 #include "log.h"
 #include "metrics.h"
 #include "queue.h"
@@ -22,7 +22,7 @@ static const double e2e_bounds[] = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 3
 
 static struct {
     const sw_config *cfg;
-    struct mg_context *ctx;
+    sw_httpd *httpd;
     _Atomic uint64_t *jobs, *records, *failed;     /* per sink */
     _Atomic uint64_t batches, pg_reconnects, redis_reconnects, isolations, dead_dropped;
     sw_histogram batch_records, flush_seconds, e2e_seconds;
@@ -193,38 +193,64 @@ static int render(sw_buf *o)
     return rc ? -1 : 0;
 }
 
-static int handler(struct mg_connection *c, void *data)
+/* The listener's router (its I/O thread): /healthz now, /metrics on the
+ * one worker, which owns the scrape's Redis connection. */
+static int route(void *user, sw_http_exchange *x)
 {
-    (void)data;
-    const struct mg_request_info *ri = mg_get_request_info(c);
-    sw_buf o = SW_BUF_INIT;
-    int status = 200;
-    const char *ctype = "text/plain; version=0.0.4; charset=utf-8";
-    if (strcmp(ri->local_uri, "/metrics") == 0) {
-        if (render(&o) != 0)
-            status = 500;
-    } else if (strcmp(ri->local_uri, "/healthz") == 0) {
-        ctype = "application/json";
-        if (sw_buf_puts(&o, "{\"status\":\"ok\"}") != 0)
-            status = 500;
-    } else {
-        status = 404;
-        ctype = "application/problem+json";
-        if (sw_buf_puts(&o, "{\"type\":\"urn:spillway:problem:not-found\",\"title\":\"Not found\","
-                            "\"status\":404,\"detail\":\"this listener serves /metrics and "
-                            "/healthz\"}") != 0)
-            status = 500;
+    (void)user;
+    int get = strcmp(x->method, "GET") == 0 || strcmp(x->method, "HEAD") == 0;
+    const char *detail = "this listener serves GET /metrics and /healthz";
+    int status = 404;
+    if (strcmp(x->path, "/metrics") == 0 || strcmp(x->path, "/healthz") == 0) {
+        if (get && strcmp(x->path, "/metrics") == 0)
+            return 0;
+        if (get) {
+            if (sw_http_reply(x, 200, "application/json", NULL, "{\"status\":\"ok\"}", 15) != 0)
+                x->status = 500;
+            return SW_HTTPD_ANSWERED;
+        }
+        status = 405;
+        detail = "this resource accepts only GET";
     }
-    if (status == 500) {
-        mg_send_http_error(c, 500, "out of memory");
-    } else {
-        mg_printf(c, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Connection: close\r\n\r\n", status,
-                  mg_get_response_code_text(c, status), ctype, o.len);
-        mg_write(c, o.data, o.len);
+    sw_problem p = {0};
+    sw_problem_set(&p, status, status == 404 ? "not-found" : "method-not-allowed",
+                   status == 404 ? "Not found" : "Method not allowed", "%s", detail);
+    if (sw_http_reply_problem(x, &p, status == 405 ? "Allow: GET\r\n" : NULL) != 0)
+        x->status = 500;
+    return SW_HTTPD_ANSWERED;
+}
+
+static void serve(void *user, void *worker, sw_http_exchange *x)
+{
+    (void)user;
+    sw_buf *o = worker;
+    if (o)
+        sw_buf_reset(o);
+    if (o == NULL || render(o) != 0) {
+        sw_problem p = {0};
+        sw_problem_set(&p, 500, "internal", "Internal error", "out of memory");
+        if (sw_http_reply_problem(x, &p, NULL) != 0)
+            x->status = 0;
+        return;
     }
-    sw_buf_free(&o);
-    return status;
+    if (sw_http_reply(x, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, o->data,
+                      o->len) != 0)
+        x->status = 0;
+}
+
+static void *worker_start(void *user, int pool)
+{
+    (void)user;
+    (void)pool;
+    return calloc(1, sizeof(sw_buf));
+}
+
+static void worker_stop(void *user, int pool, void *worker)
+{
+    (void)user;
+    (void)pool;
+    sw_buf_free(worker);
+    free(worker);
 }
 
 int sw_stats_start(const sw_config *cfg)
@@ -245,31 +271,35 @@ int sw_stats_start(const sw_config *cfg)
     }
     if (cfg->flusher_metrics_listen[0] == '\0')
         return 0;
-    /* Two threads, no keep-alive: a stalled scraper must not hold them,
-     * so the server's request timeout applies here too. */
-    char req_ms[16];
-    snprintf(req_ms, sizeof req_ms, "%d", cfg->request_timeout_ms);
-    const char *options[] = {"listening_ports", cfg->flusher_metrics_listen, "num_threads", "2",
-                             "request_timeout_ms", req_ms, NULL};
-    struct mg_callbacks cb;
-    memset(&cb, 0, sizeof cb);
-    mg_init_library(0);
-    st.ctx = mg_start(&cb, NULL, options);
-    if (st.ctx == NULL) {
-        sw_log_error("cannot listen for metrics", "listen=%s hint=\"set [flusher] "
-                     "metrics_listen to a free address:port, one per flusher\"",
-                     cfg->flusher_metrics_listen);
+    /* One worker renders; a scraper that stalls holds a connection, not
+     * the worker, and the server's timeouts apply. */
+    sw_httpd_opts o = {
+        .listen = {{cfg->flusher_metrics_listen, NULL, 64, 0}},
+        .nlisten = 1,
+        .pools = {{"metrics", 1, 0}},
+        .npools = 1,
+        .header_timeout_ms = cfg->header_timeout_ms,
+        .request_timeout_ms = cfg->request_timeout_ms,
+        .idle_timeout_ms = cfg->idle_timeout_ms,
+        .max_head_bytes = (size_t)cfg->max_header_bytes,
+        .max_buffered_bytes = (size_t)16 << 20,
+        .trusted_proxies = "",
+    };
+    sw_httpd_app app = {NULL, route, serve, NULL, worker_start, worker_stop};
+    char why[256];
+    st.httpd = sw_httpd_start(&o, &app, why, sizeof why);
+    if (st.httpd == NULL) {
+        sw_log_error("cannot listen for metrics", "reason=\"%s\" hint=\"set [flusher] "
+                     "metrics_listen to a free address:port, one per flusher\"", why);
         return -1;
     }
-    mg_set_request_handler(st.ctx, "/", handler, NULL);
     return 0;
 }
 
 void sw_stats_stop(void)
 {
-    if (st.ctx)
-        mg_stop(st.ctx);
-    st.ctx = NULL;
+    sw_httpd_stop(st.httpd);
+    st.httpd = NULL;
     sw_redis_free(st.redis);
     free(st.jobs);
     free(st.records);

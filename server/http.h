@@ -4,9 +4,9 @@
 #include "config.h"
 #include "redis.h"
 
-/* The HTTP front end: civetweb, routes, and the per-thread Redis
- * connections. The request codecs live in common/ (ingest, record,
- * envelope); this file only moves bytes between them and the sockets. */
+/* The server's HTTP API on the core in common/httpd.h: routes, handlers
+ * and their per-worker Redis connections. The request codecs live in
+ * common/ (http_head, ingest, record, envelope). */
 typedef struct sw_http sw_http;
 
 /* Start listening per `cfg` (which must outlive the server). Returns the

@@ -114,12 +114,10 @@ static int cmd_queue(const sw_config *cfg)
                 cfg->redis_host, cfg->redis_port, r ? r->errstr : "out of memory");
         goto out;
     }
-    double age = st.oldest_enqueued_us
-                     ? (double)(sw_clock_now_us() - st.oldest_enqueued_us) / 1e6 : 0;
     printf("depth %lld\nqueued_jobs %lld\nin_flight %lld\ndead_jobs %lld\n"
            "oldest_age_seconds %.3f\n",
            st.queued_records, st.queued_jobs, st.inflight_records, st.dead_jobs,
-           age > 0 ? age : 0);
+           sw_queue_oldest_age(&st, sw_clock_now_us()));
     rc = 0;
 out:
     sw_redis_free(r);

@@ -1,0 +1,95 @@
+#ifndef SW_API_H_
+#define SW_API_H_
+
+#include <msgpack.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "buf.h"
+#include "config.h"
+#include "http_exchange.h"
+#include "http.h"
+#include "httpd.h"
+#include "metrics.h"
+#include "pipeline.h"
+#include "redis.h"
+
+/* What the server's handlers share: its state, the per-worker state, the
+ * routes and the reply helpers. Internal to server/. */
+
+enum sw_route { R_RECORDS, R_JOB, R_QUEUE, R_STATS, R_UI, R_HEALTHZ, R_READYZ, R_METRICS,
+                R_OTHER, R_COUNT };
+
+enum sw_reject { REJ_VALIDATION, REJ_TOO_LARGE, REJ_BACKPRESSURE, REJ_REDIS_DOWN,
+                 REJ_CONFLICT, REJ_UNAUTHORIZED, REJ_FORBIDDEN, REJ_TIMEOUT, REJ_COUNT };
+
+/* The listeners and pools of the core. */
+enum { L_API, L_ADMIN };
+enum { POOL_API, POOL_ADMIN };
+
+/* The status codes counted one by one in spillway_http_requests_total;
+ * others count as "other" (index SW_NCODES). */
+#define SW_NCODES 19
+extern const int sw_api_codes[SW_NCODES];
+int sw_api_code_index(int status);
+
+struct sw_http {
+    const sw_config *cfg;
+    sw_httpd *httpd;
+    struct ssl_ctx_st *tls;
+    int has_admin;
+    /* The tokens; NULL without tokens_file. Swapped whole by a reload;
+     * each request reads the pointer once. */
+    _Atomic(sw_auth *) auth;
+    sw_auth **retired;        /* replaced by reloads, freed at stop */
+    int nretired;
+    sw_pipeline *pipeline;
+    sw_pipeline_shape *shapes;   /* per sink, recorded in Redis by the lane */
+    sw_buf *shape_text;
+    _Atomic uint64_t requests[R_COUNT][SW_NCODES + 1];
+    _Atomic uint64_t rejected[REJ_COUNT];
+    _Atomic uint64_t *jobs_by_sink, *records_by_sink;
+    sw_histogram latency;
+    /* Redis persistence, set by the main thread; read by /readyz and
+     * /metrics under the lock, and by POST through `evicting` alone. */
+    pthread_mutex_t persist_lock;
+    sw_redis_persistence persist;
+    int persist_known;
+    atomic_int evicting;
+    _Atomic uint64_t redis_reconnects;
+};
+
+/* Per worker thread: made by the pool at start, so requests share
+ * nothing and take no lock. */
+typedef struct sw_worker {
+    sw_redis *redis;
+    sw_pipeline_req *req;     /* reused; replaced when the lane keeps it */
+    sw_buf out, scratch;
+    msgpack_sbuffer sb;       /* the envelope */
+} sw_worker;
+
+/* Reply helpers: each answers x and returns SW_HTTPD_ANSWERED, so route()
+ * can `return problem(...)`. */
+int sw_api_problem(sw_http_exchange *x, int status, const char *type, const char *title,
+                   const char *detail, const char *extra);
+int sw_api_send_problem(sw_http_exchange *x, const sw_problem *p, const char *extra);
+int sw_api_json(sw_http_exchange *x, int status, const char *extra, const sw_buf *b);
+int sw_api_text(sw_http_exchange *x, int status, const char *ctype, const char *body,
+                size_t len);
+int sw_api_method_not_allowed(sw_http_exchange *x, const char *allow);
+/* A 503 (or 429) saying what Redis did with the call. */
+int sw_api_unavailable(sw_http_exchange *x, enum sw_redis_err err, const char *code,
+                       const char *errstr);
+int sw_api_redis_unavailable(sw_http_exchange *x, const sw_redis *r);
+
+/* The handlers, on a worker. */
+void sw_api_post_records(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
+void sw_api_get_job(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
+void sw_api_get_queue(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
+void sw_api_get_stats(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
+void sw_api_readyz(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
+void sw_api_metrics(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
+
+#endif

@@ -1,0 +1,179 @@
+/* The operators' endpoints that ask Redis: GET /readyz and /metrics (on
+ * the admin pool). /healthz and /ui are answered in http.c's router. */
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+#include "clock.h"
+#include "http_metrics.h"
+#include "queue.h"
+
+static const char *const route_names[R_COUNT] = {
+    "/v1/sinks/{sink}/records", "/v1/jobs/{job_id}", "/v1/queue", "/v1/stats", "/ui",
+    "/healthz", "/readyz", "/metrics", "other"};
+
+
+static const char *const reject_names[REJ_COUNT] = {
+    "validation", "too_large", "backpressure", "redis_down", "idempotency_conflict",
+    "unauthorized", "forbidden", "timeout"};
+
+const int sw_api_codes[SW_NCODES] = {200, 202, 400, 401, 403, 404, 405, 408, 409, 411,
+                                     413, 415, 422, 429, 431, 500, 501, 503, 505};
+
+int sw_api_code_index(int status)
+{
+    int i = 0;
+    while (i < SW_NCODES && sw_api_codes[i] != status)
+        i++;
+    return i;
+}
+
+/* Ready: Redis answers and may not evict queued jobs. The body says what
+ * a 202 is worth under Redis' persistence settings. */
+void sw_api_readyz(sw_http *h, sw_worker *w, sw_http_exchange *x)
+{
+    sw_buf *o = &w->out;
+    if (sw_redis_ping(w->redis) != 0) {
+        sw_api_redis_unavailable(x, w->redis);
+        return;
+    }
+    int evicting = atomic_load(&h->evicting), rc = 0;
+    sw_buf_reset(o);
+    rc |= sw_buf_printf(o, "{\"status\":\"%s\"", evicting ? "not ready" : "ready");
+    pthread_mutex_lock(&h->persist_lock);
+    if (h->persist_known) {
+        const char *text = sw_redis_persistence_text(&h->persist);
+        rc |= sw_buf_printf(o, ",\"redis\":{\"appendonly\":\"%s\",\"appendfsync\":\"%s\","
+                               "\"maxmemory_policy\":\"%s\",\"durability\":",
+                            h->persist.appendonly, h->persist.appendfsync, h->persist.policy);
+        rc |= sw_buf_json_str(o, text, strlen(text));
+        rc |= sw_buf_puts(o, "}");
+    }
+    pthread_mutex_unlock(&h->persist_lock);
+    rc |= sw_buf_puts(o, "}");
+    if (rc != 0) {
+        sw_api_problem(x, 500, "internal", "Internal error", "out of memory", NULL);
+        return;
+    }
+    sw_api_json(x, evicting ? 503 : 200, NULL, o);
+}
+
+static int requests(sw_http *h, sw_buf *o)
+{
+    char labels[160];
+    int rc = 0;
+    rc |= sw_metrics_header(o, "spillway_http_requests_total", "counter",
+                            "HTTP requests answered, by route and status code.");
+    for (int r = 0; r < R_COUNT; r++) {
+        for (int i = 0; i <= SW_NCODES; i++) {
+            uint64_t v = atomic_load_explicit(&h->requests[r][i], memory_order_relaxed);
+            if (v == 0)
+                continue;
+            if (i < SW_NCODES)
+                snprintf(labels, sizeof labels, "route=\"%s\",code=\"%d\"", route_names[r],
+                         sw_api_codes[i]);
+            else
+                snprintf(labels, sizeof labels, "route=\"%s\",code=\"other\"", route_names[r]);
+            rc |= sw_metrics_sample(o, "spillway_http_requests_total", labels, (double)v);
+        }
+    }
+    rc |= sw_metrics_header(o, "spillway_http_request_duration_seconds", "histogram",
+                            "Time to answer an HTTP request, from its complete head.");
+    rc |= sw_metrics_histogram(o, "spillway_http_request_duration_seconds", "", &h->latency);
+    return rc;
+}
+
+static int accepted(sw_http *h, sw_buf *o)
+{
+    char labels[160];
+    int rc = 0;
+    rc |= sw_metrics_header(o, "spillway_jobs_accepted_total", "counter",
+                            "Jobs accepted (202) and queued, by sink.");
+    for (int k = 0; k < h->cfg->nsinks; k++) {
+        snprintf(labels, sizeof labels, "sink=\"%s\"", h->cfg->sinks[k].name);
+        rc |= sw_metrics_sample(o, "spillway_jobs_accepted_total", labels,
+                                (double)atomic_load(&h->jobs_by_sink[k]));
+    }
+    rc |= sw_metrics_header(o, "spillway_records_accepted_total", "counter",
+                            "Records accepted and queued, by sink.");
+    for (int k = 0; k < h->cfg->nsinks; k++) {
+        snprintf(labels, sizeof labels, "sink=\"%s\"", h->cfg->sinks[k].name);
+        rc |= sw_metrics_sample(o, "spillway_records_accepted_total", labels,
+                                (double)atomic_load(&h->records_by_sink[k]));
+    }
+    rc |= sw_metrics_header(o, "spillway_requests_rejected_total", "counter",
+                            "POST requests refused, by reason.");
+    for (int i = 0; i < REJ_COUNT; i++) {
+        snprintf(labels, sizeof labels, "reason=\"%s\"", reject_names[i]);
+        rc |= sw_metrics_sample(o, "spillway_requests_rejected_total", labels,
+                                (double)atomic_load(&h->rejected[i]));
+    }
+    return rc;
+}
+
+static int redis(sw_http *h, sw_worker *w, sw_buf *o)
+{
+    char labels[160];
+    int rc = 0;
+    pthread_mutex_lock(&h->persist_lock);
+    if (h->persist_known) {
+        snprintf(labels, sizeof labels,
+                 "appendonly=\"%s\",appendfsync=\"%s\",maxmemory_policy=\"%s\"",
+                 h->persist.appendonly, h->persist.appendfsync, h->persist.policy);
+        rc |= sw_metrics_header(o, "spillway_redis_persistence_info", "gauge",
+                                "Redis persistence settings, which bound what a 202 survives.");
+        rc |= sw_metrics_sample(o, "spillway_redis_persistence_info", labels, 1);
+    }
+    pthread_mutex_unlock(&h->persist_lock);
+    sw_queue_stats st;
+    int up = sw_queue_stats_get(w->redis, &st) == 0;
+    rc |= sw_metrics_header(o, "spillway_redis_up", "gauge",
+                            "1 when the last Redis command from this scrape succeeded.");
+    rc |= sw_metrics_sample(o, "spillway_redis_up", "", up);
+    if (!up)
+        return rc;
+    rc |= sw_metrics_header(o, "spillway_queue_depth_records", "gauge",
+                            "Records waiting in the queue.");
+    rc |= sw_metrics_sample(o, "spillway_queue_depth_records", "", (double)st.queued_records);
+    rc |= sw_metrics_header(o, "spillway_queue_depth_jobs", "gauge", "Jobs waiting in the queue.");
+    rc |= sw_metrics_sample(o, "spillway_queue_depth_jobs", "", (double)st.queued_jobs);
+    rc |= sw_metrics_header(o, "spillway_queue_in_flight_records", "gauge",
+                            "Records held by flushers.");
+    rc |= sw_metrics_sample(o, "spillway_queue_in_flight_records", "",
+                            (double)st.inflight_records);
+    rc |= sw_metrics_header(o, "spillway_dead_letter_jobs", "gauge",
+                            "Failed jobs kept in the dead-letter list.");
+    rc |= sw_metrics_sample(o, "spillway_dead_letter_jobs", "", (double)st.dead_jobs);
+    rc |= sw_metrics_header(o, "spillway_queue_oldest_age_seconds", "gauge",
+                            "Age of the oldest waiting job.");
+    rc |= sw_metrics_sample(o, "spillway_queue_oldest_age_seconds", "",
+                            sw_queue_oldest_age(&st, sw_clock_now_us()));
+    return rc;
+}
+
+void sw_api_metrics(sw_http *h, sw_worker *w, sw_http_exchange *x)
+{
+    static const char *const listeners[] = {"api", "admin"};
+    sw_buf *o = &w->out;
+    char labels[160];
+    int rc = 0;
+    sw_httpd_stats hs;
+    sw_buf_reset(o);
+    rc |= sw_metrics_header(o, "spillway_build_info", "gauge", "Version of this server.");
+    snprintf(labels, sizeof labels, "program=\"spillway-server\",version=\"%s\"", SW_VERSION);
+    rc |= sw_metrics_sample(o, "spillway_build_info", labels, 1);
+    rc |= sw_metrics_header(o, "spillway_redis_reconnects_total", "counter",
+                            "Redis connections made again after a loss (all threads).");
+    rc |= sw_metrics_sample(o, "spillway_redis_reconnects_total", "",
+                            (double)atomic_load(&h->redis_reconnects));
+    rc |= requests(h, o);
+    sw_httpd_stats_get(h->httpd, &hs);
+    rc |= sw_http_metrics(&hs, listeners, o);
+    rc |= accepted(h, o);
+    rc |= redis(h, w, o);
+    if (rc != 0) {
+        sw_api_problem(x, 500, "internal", "Internal error", "out of memory", NULL);
+        return;
+    }
+    sw_api_text(x, 200, "text/plain; version=0.0.4; charset=utf-8", o->data, o->len);
+}

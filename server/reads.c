@@ -1,0 +1,64 @@
+/* The API's reads: GET /v1/jobs/{id}, /v1/queue and /v1/stats. */
+#include <string.h>
+
+#include "api.h"
+#include "clock.h"
+#include "jobid.h"
+#include "queue.h"
+#include "status.h"
+
+/* A job of a sink the caller's token may not use answers 404, like one
+ * that does not exist, so ids cannot be probed across sinks. */
+void sw_api_get_job(sw_http *h, sw_worker *w, sw_http_exchange *x)
+{
+    (void)h;
+    const sw_auth_entry *grant = x->note2;
+    const char *id = x->path + 9;
+    int found = 0;
+    if (sw_jobid_valid(id, strlen(id)) && (found = sw_queue_status(w->redis, id, &w->out)) < 0) {
+        sw_api_redis_unavailable(x, w->redis);
+        return;
+    }
+    if (found && grant) {
+        size_t n = 0;
+        const char *sink = sw_status_sink(w->out.data, w->out.len, &n);
+        found = sink != NULL && sw_auth_allows(grant, sink, n);
+    }
+    if (!found) {
+        sw_api_problem(x, 404, "job-not-found", "Job not found",
+                       "no job with this id: it was never accepted, or its status expired "
+                       "([redis] status_ttl_s)", NULL);
+        return;
+    }
+    sw_api_json(x, 200, NULL, &w->out);
+}
+
+void sw_api_get_queue(sw_http *h, sw_worker *w, sw_http_exchange *x)
+{
+    (void)h;
+    sw_queue_stats st;
+    if (sw_queue_stats_get(w->redis, &st) != 0) {
+        sw_api_redis_unavailable(x, w->redis);
+        return;
+    }
+    sw_buf_reset(&w->out);
+    if (sw_buf_printf(&w->out,
+                      "{\"depth\":%lld,\"in_flight\":%lld,\"queued_jobs\":%lld,"
+                      "\"dead_jobs\":%lld,\"oldest_age_seconds\":%.3f}",
+                      st.queued_records, st.inflight_records, st.queued_jobs, st.dead_jobs,
+                      sw_queue_oldest_age(&st, sw_clock_now_us())) != 0) {
+        sw_api_problem(x, 500, "internal", "Internal error", "out of memory", NULL);
+        return;
+    }
+    sw_api_json(x, 200, NULL, &w->out);
+}
+
+void sw_api_get_stats(sw_http *h, sw_worker *w, sw_http_exchange *x)
+{
+    (void)h;
+    if (sw_queue_overview(w->redis, 10, &w->out) != 0) {
+        sw_api_redis_unavailable(x, w->redis);
+        return;
+    }
+    sw_api_json(x, 200, NULL, &w->out);
+}

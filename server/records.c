@@ -1,0 +1,185 @@
+/* POST /v1/sinks/{sink}/records: validate the body into one envelope and
+ * queue it through the Redis lane, once per Idempotency-Key. */
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+#include "clock.h"
+#include "hash.h"
+#include "ingest.h"
+#include "jobid.h"
+#include "keys.h"
+#include "queue.h"
+#include "status.h"
+
+static int idempotency_key_ok(const char *k)
+{
+    size_t n = strlen(k);
+    if (n == 0 || n > 200)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = k[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == ':' || ch == '~' || ch == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* The media type without parameters, in lower case, for the fingerprint:
+ * "Application/JSON; charset=utf-8" and "application/json" are one type. */
+static size_t media_type(const char *ct, char *out, size_t len)
+{
+    size_t n = 0;
+    for (; ct && ct[n] && ct[n] != ';' && ct[n] != ' ' && ct[n] != '\t' && n + 1 < len; n++)
+        out[n] = (char)(ct[n] >= 'A' && ct[n] <= 'Z' ? ct[n] | 0x20 : ct[n]);
+    out[n] = '\0';
+    return n;
+}
+
+/* After a large request, its buffers go back: a burst of big bodies must
+ * not stay resident in every worker. */
+#define KEEP_BYTES (256 * 1024)
+
+static void post(sw_http *h, sw_worker *w, sw_http_exchange *x);
+
+void sw_api_post_records(sw_http *h, sw_worker *w, sw_http_exchange *x)
+{
+    post(h, w, x);
+    /* The lane is done with the envelope once enqueue has returned. */
+    if (w->scratch.cap > KEEP_BYTES)
+        sw_buf_free(&w->scratch);
+    if (w->out.cap > KEEP_BYTES)
+        sw_buf_free(&w->out);
+    if (w->sb.alloc > KEEP_BYTES) {
+        msgpack_sbuffer_destroy(&w->sb);
+        msgpack_sbuffer_init(&w->sb);
+    }
+}
+
+static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
+{
+    const sw_config *cfg = h->cfg;
+    const sw_sink *sink = x->note;
+    const sw_auth_entry *grant = x->note2;
+    sw_problem p = {0};
+    char job_id[SW_JOBID_LEN + 1], extra[96];
+    if (atomic_load_explicit(&h->evicting, memory_order_relaxed)) {
+        sw_metrics_add(&h->rejected[REJ_REDIS_DOWN], 1);
+        sw_api_problem(x, 503, "redis-may-evict", "Queue storage may drop jobs",
+                       "Redis' maxmemory-policy could evict queued jobs, so nothing is "
+                       "accepted; set maxmemory-policy noeviction (or [redis] allow_eviction)",
+                       "Retry-After: 5\r\n");
+        return;
+    }
+    const char *idem = sw_http_header(x, "Idempotency-Key");
+    if (idem && !idempotency_key_ok(idem)) {
+        sw_metrics_add(&h->rejected[REJ_VALIDATION], 1);
+        sw_api_problem(x, 400, "bad-idempotency-key", "Bad Idempotency-Key",
+                       "an Idempotency-Key is 1 to 200 characters of A-Z a-z 0-9 . _ : ~ -",
+                       NULL);
+        return;
+    }
+    const char *ct = sw_http_header(x, "Content-Type");
+    sw_jobid_new(job_id);
+    int64_t now = sw_clock_now_us();
+    msgpack_sbuffer_clear(&w->sb);
+    sw_ingest_limits lim = {cfg->max_records, {(size_t)cfg->max_string_bytes,
+                                               cfg->max_json_depth}};
+    long n = sw_ingest_build(sink, ct, x->body, x->body_len, &lim, job_id, now, &w->sb,
+                             &w->scratch, &p);
+    if (n < 0) {
+        sw_metrics_add(&h->rejected[p.status == 413 ? REJ_TOO_LARGE : REJ_VALIDATION], 1);
+        sw_api_send_problem(x, &p, NULL);
+        return;
+    }
+    /* The status is the JSON GET /v1/jobs/{id} answers; the flusher
+     * rewrites "queued" in it and appends committed_at or error. */
+    sw_status st = {job_id, "queued", sink->name, n, now, 0, NULL};
+    if (sw_status_json(&w->out, &st) != 0) {
+        sw_api_problem(x, 500, "internal", "Internal error", "out of memory", NULL);
+        return;
+    }
+    /* The same key with the same request answers the first job again; the
+     * fingerprint is SHA-256 over the media type and the body bytes, and
+     * the key is the caller's own: scoped to its token and the sink. */
+    char idem_key[SW_KEY_MAX + 256], idem_old[SW_KEY_MAX + 256], idem_value[160], fp[65] = "";
+    char media[128];
+    size_t mediun = media_type(ct, media, sizeof media);
+    if (idem) {
+        const void *parts[] = {media, "\n", x->body};
+        size_t lens[] = {mediun, 1, x->body_len};
+        /* Keys stored before tokens scoped them (release 0.1) are read
+         * too, until they expire. */
+        if (sw_sha256_hex(3, parts, lens, fp) != 0 ||
+            sw_keys_idem(&w->redis->keys, sink->name, grant ? grant->scope : "", idem, idem_key,
+                         sizeof idem_key) == 0 ||
+            sw_keys_idem(&w->redis->keys, sink->name, "", idem, idem_old, sizeof idem_old) == 0) {
+            sw_api_problem(x, 500, "internal", "Internal error",
+                           "cannot fingerprint the request", NULL);
+            return;
+        }
+        snprintf(idem_value, sizeof idem_value, "%s|%s|%ld", fp, job_id, n);
+    }
+    if (w->req == NULL && (w->req = sw_pipeline_req_new()) == NULL) {
+        sw_api_problem(x, 500, "internal", "Internal error", "out of memory", NULL);
+        return;
+    }
+    w->req->job = (sw_queue_job){job_id, n, w->sb.data, w->sb.size, w->out.data, w->out.len,
+                                 idem ? idem_key : NULL, idem ? idem_value : NULL,
+                                 idem && grant ? idem_old : NULL, ""};
+    if (sw_pipeline_enqueue(h->pipeline, &w->req, cfg->redis_timeout_ms) != 0) {
+        const sw_pipeline_req *r = w->req;
+        sw_metrics_add(&h->rejected[r && r->err == SW_REDIS_EFULL ? REJ_BACKPRESSURE
+                                                                  : REJ_REDIS_DOWN], 1);
+        if (r == NULL)
+            sw_api_problem(x, 500, "internal", "Internal error", "out of memory", NULL);
+        else
+            sw_api_unavailable(x, r->err, r->code, r->errstr);
+        return;
+    }
+    int status = 202;
+    const char *prev = w->req->job.prev;
+    if (prev[0]) {
+        char prev_fp[65], prev_job[SW_JOBID_LEN + 1];
+        int same = sscanf(prev, "%64[0-9a-f]|%36[0-9a-f-]|%ld", prev_fp, prev_job, &n) == 3;
+        if (same && strlen(prev_fp) == 16) {
+            /* Stored by release 0.1, with its 64-bit fingerprint over the
+             * Content-Type as sent. */
+            char old[17];
+            size_t ctn = ct ? strcspn(ct, ";") : 0;
+            sw_hash64_hex(sw_hash64(x->body, x->body_len) ^ sw_hash64(ct ? ct : "", ctn), old);
+            same = strcmp(prev_fp, old) == 0;
+        } else if (same && strcmp(prev_fp, fp) != 0) {
+            /* Stored before the media type was compared in any case:
+             * the fingerprint over the type as sent. */
+            char raw[65];
+            size_t ctn = ct ? strcspn(ct, ";") : 0;
+            const void *parts[] = {ct ? ct : "", "\n", x->body};
+            size_t lens[] = {ctn, 1, x->body_len};
+            same = sw_sha256_hex(3, parts, lens, raw) == 0 && strcmp(prev_fp, raw) == 0;
+        }
+        if (!same) {
+            sw_metrics_add(&h->rejected[REJ_CONFLICT], 1);
+            sw_api_problem(x, 409, "idempotency-conflict", "Idempotency-Key reused",
+                           "this Idempotency-Key was already used for a different request to "
+                           "this sink; use a new key for a new request", NULL);
+            return;
+        }
+        memcpy(job_id, prev_job, sizeof job_id);
+        status = 200;
+    }
+    int k = (int)(sink - cfg->sinks);
+    if (status == 202) {
+        sw_metrics_add(&h->jobs_by_sink[k], 1);
+        sw_metrics_add(&h->records_by_sink[k], (uint64_t)n);
+    }
+    sw_buf_reset(&w->out);
+    snprintf(extra, sizeof extra, "Location: /v1/jobs/%s\r\n", job_id);
+    if (sw_buf_printf(&w->out, "{\"job_id\":\"%s\",\"status\":\"queued\",\"records\":%ld}",
+                      job_id, n) != 0) {
+        sw_api_problem(x, 500, "internal", "Internal error", "out of memory", NULL);
+        return;
+    }
+    sw_api_json(x, status, extra, &w->out);
+}
