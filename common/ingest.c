@@ -1,10 +1,10 @@
 #include "ingest.h"
 
-#include <jansson.h>
 #include <string.h>
 #include <strings.h>
 
 #include "envelope.h"
+#include "json_reader.h"
 #include "record.h"
 
 enum body_kind { BODY_JSON, BODY_NDJSON, BODY_OTHER };
@@ -22,14 +22,14 @@ static enum body_kind body_kind(const char *ct)
     return BODY_OTHER;
 }
 
-/* Deepest nesting of arrays and objects in `body`, stopping as soon as it
- * passes `max`. jansson parses by recursion, and a body of nothing but
- * '[' would overflow a worker thread's stack long before its own limit
- * of 2048 levels, so we look before it does. Strings are skipped; the
- * scan does not validate anything else. */
-static int nesting_over(const char *body, size_t len, int max)
+/* One pass over the bytes before anything is converted: is the nesting
+ * deeper than `max` anywhere, and how many records does the body hold
+ * (elements of a top-level array, or non-empty lines)? Strings are
+ * skipped; nothing else is validated here. */
+static int prescan(const char *body, size_t len, int max, int ndjson, long *records)
 {
-    int depth = 0, in_str = 0;
+    int depth = 0, in_str = 0, seen = 0, array = -1;
+    long n = 0, line = 0;
     for (size_t i = 0; i < len; i++) {
         char ch = body[i];
         if (in_str) {
@@ -37,23 +37,38 @@ static int nesting_over(const char *body, size_t len, int max)
                 i++;
             else if (ch == '"')
                 in_str = 0;
-        } else if (ch == '"') {
+            continue;
+        }
+        if (ndjson && ch == '\n') {
+            n += line;
+            line = 0;
+            continue;
+        }
+        if (ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n') {
+            line = 1;
+            if (array < 0)
+                array = ch == '[';
+            if (depth == 1 && ch != ',' && ch != ']')
+                seen = 1;
+        }
+        if (ch == '"') {
             in_str = 1;
         } else if (ch == '[' || ch == '{') {
             if (++depth > max)
                 return 1;
         } else if ((ch == ']' || ch == '}') && depth > 0) {
             depth--;
+        } else if (ch == ',' && depth == 1 && !ndjson) {
+            n++;
         }
     }
+    if (ndjson)
+        *records = n + line;
+    else if (array == 1)
+        *records = seen ? n + 1 : 0;
+    else
+        *records = 1;
     return 0;
-}
-
-static int malformed(sw_problem *p, const json_error_t *e, long line)
-{
-    return sw_problem_set(p, 400, "malformed-json", "Malformed JSON",
-                          "line %ld, column %d: %s", line > 0 ? line : e->line, e->column,
-                          e->text);
 }
 
 static int too_many(sw_problem *p, long max)
@@ -63,16 +78,100 @@ static int too_many(sw_problem *p, long max)
                           "([server] max_records_per_request); split it", max);
 }
 
+static int no_records(sw_problem *p, const char *what)
+{
+    return sw_problem_set(p, 422, "validation", "Record does not fit the sink",
+                          "the %s holds no records", what);
+}
+
+/* The records of a JSON body: one object, or an array of them. */
+static long read_json(const sw_sink *sink, sw_json_reader *r, const sw_ingest_limits *lim,
+                      msgpack_packer *pk, sw_record_work *w, sw_problem *p)
+{
+    sw_json_token t;
+    long n = 0;
+    if (sw_json_next(r, &t) == SW_JSON_ERROR)
+        return sw_record_malformed(r, 0, p);
+    if (t.type != SW_JSON_ARRAY) {
+        if (sw_record_read(sink, r, &t, 0, &lim->record, pk, w, p) != 0)
+            return -1;
+        n = 1;
+    } else {
+        for (;;) {
+            if (sw_json_next(r, &t) == SW_JSON_ERROR)
+                return sw_record_malformed(r, 0, p);
+            if (t.type == SW_JSON_ARRAY_END)
+                break;
+            if (n == lim->max_records)
+                return too_many(p, lim->max_records);
+            if (sw_record_read(sink, r, &t, (size_t)n, &lim->record, pk, w, p) != 0)
+                return -1;
+            n++;
+        }
+        if (n == 0)
+            return no_records(p, "array");
+    }
+    if (sw_json_next(r, &t) != SW_JSON_EOF)
+        return sw_record_malformed(r, 0, p);
+    return n;
+}
+
+/* The records of an NDJSON body: one object per non-empty line. */
+static long read_ndjson(const sw_sink *sink, const char *body, size_t len, int max_depth,
+                        const sw_ingest_limits *lim, msgpack_packer *pk, sw_record_work *w,
+                        sw_problem *p)
+{
+    const char *line = body, *end = body + len;
+    long lineno = 0, n = 0;
+    while (line < end) {
+        const char *nl = memchr(line, '\n', (size_t)(end - line));
+        const char *stop = nl ? nl : end;
+        lineno++;
+        size_t l = (size_t)(stop - line);
+        while (l > 0 && (line[l - 1] == '\r' || line[l - 1] == ' ' || line[l - 1] == '\t'))
+            l--;
+        if (l > 0) {
+            sw_json_reader r;
+            sw_json_token t;
+            int rc = -1;
+            if (n == lim->max_records)
+                return too_many(p, lim->max_records);
+            if (sw_json_reader_init(&r, line, l, max_depth, lim->record.max_string_bytes,
+                                    &w->strings) != 0) {
+                sw_problem_set(p, 500, "internal", "Internal error", "out of memory");
+            } else if (sw_json_next(&r, &t) == SW_JSON_ERROR) {
+                sw_record_malformed(&r, lineno, p);
+            } else if (sw_record_read(sink, &r, &t, (size_t)n, &lim->record, pk, w, p) == 0) {
+                if (sw_json_next(&r, &t) != SW_JSON_EOF)
+                    sw_record_malformed(&r, lineno, p);
+                else
+                    rc = 0;
+            } else if (p->status == 400 && strncmp(p->detail, "line ", 5) == 0) {
+                /* A syntax error inside the record: name the body's line. */
+                memset(p, 0, sizeof *p);
+                sw_record_malformed(&r, lineno, p);
+            }
+            sw_json_reader_free(&r);
+            if (rc != 0)
+                return -1;
+            n++;
+        }
+        line = stop + 1;
+    }
+    if (n == 0)
+        return no_records(p, "body");
+    return n;
+}
+
 long sw_ingest_build(const sw_sink *sink, const char *content_type, const char *body,
                      size_t len, const sw_ingest_limits *lim, const char *job_id, int64_t now_us,
-                     msgpack_sbuffer *sb, sw_buf *scratch, sw_problem *p)
+                     msgpack_sbuffer *sb, sw_record_work *w, sw_problem *p)
 {
     msgpack_packer pk;
-    json_error_t jerr;
-    json_t *doc = NULL;
-    long n = 0;
-    long max_records = lim->max_records;
+    long n = -1, records = 0;
     enum body_kind kind = body_kind(content_type);
+    /* An array of records, a record, then the json/jsonb value's own. */
+    int max_depth = lim->record.max_json_depth + 2;
 
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     if (kind == BODY_OTHER) {
@@ -80,87 +179,37 @@ long sw_ingest_build(const sw_sink *sink, const char *content_type, const char *
                        "send Content-Type: application/json (an object or an array of "
                        "objects) or application/x-ndjson (one object per line), not \"%s\"",
                        content_type ? content_type : "(none)");
-        goto fail;
+        return -1;
     }
-    if (sw_envelope_begin(&pk, job_id, sink->name, sink->shape, (uint32_t)sink->ncolumns, now_us) != 0)
-        goto oom;
-    /* An array of records, a record, then the json/jsonb value's own. */
-    if (nesting_over(body, len, lim->record.max_json_depth + 2)) {
+    if (sw_envelope_begin(&pk, job_id, sink->name, sink->shape, (uint32_t)sink->ncolumns,
+                          now_us) != 0) {
+        sw_problem_set(p, 500, "internal", "Internal error", "out of memory");
+        return -1;
+    }
+    if (prescan(body, len, max_depth, kind == BODY_NDJSON, &records) != 0) {
         sw_problem_set(p, 400, "nesting-too-deep", "JSON nested too deep",
                        "the body nests arrays and objects more than %d levels deep; a "
                        "json/jsonb field may nest at most %d ([server] max_json_depth)",
-                       lim->record.max_json_depth + 2, lim->record.max_json_depth);
-        goto fail;
+                       max_depth, lim->record.max_json_depth);
+        return -1;
     }
-
+    if (records > lim->max_records) {
+        too_many(p, lim->max_records);
+        return -1;
+    }
     if (kind == BODY_JSON) {
-        doc = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-        if (doc == NULL) {
-            malformed(p, &jerr, 0);
-            goto fail;
-        }
-        if (json_is_array(doc)) {
-            size_t i;
-            json_t *rec;
-            if (json_array_size(doc) == 0) {
-                sw_problem_set(p, 422, "validation", "Record does not fit the sink",
-                               "the array holds no records");
-                goto fail;
-            }
-            if (json_array_size(doc) > (size_t)max_records) {
-                too_many(p, max_records);
-                goto fail;
-            }
-            json_array_foreach(doc, i, rec) {
-                if (sw_record_pack(sink, rec, i, &lim->record, &pk, scratch, p) != 0)
-                    goto fail;
-            }
-            n = (long)json_array_size(doc);
-        } else {
-            if (sw_record_pack(sink, doc, 0, &lim->record, &pk, scratch, p) != 0)
-                goto fail;
-            n = 1;
-        }
+        sw_json_reader r;
+        if (sw_json_reader_init(&r, body, len, max_depth, lim->record.max_string_bytes,
+                                &w->strings) != 0)
+            sw_problem_set(p, 500, "internal", "Internal error", "out of memory");
+        else
+            n = read_json(sink, &r, lim, &pk, w, p);
+        sw_json_reader_free(&r);
     } else {
-        const char *line = body, *end = body + len;
-        long lineno = 0;
-        while (line < end) {
-            const char *nl = memchr(line, '\n', (size_t)(end - line));
-            const char *stop = nl ? nl : end;
-            lineno++;
-            size_t l = (size_t)(stop - line);
-            while (l > 0 && (line[l - 1] == '\r' || line[l - 1] == ' ' || line[l - 1] == '\t'))
-                l--;
-            if (l > 0) {
-                if (n == max_records) {
-                    too_many(p, max_records);
-                    goto fail;
-                }
-                doc = json_loadb(line, l, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-                if (doc == NULL) {
-                    malformed(p, &jerr, lineno);
-                    goto fail;
-                }
-                if (sw_record_pack(sink, doc, (size_t)n, &lim->record, &pk, scratch, p) != 0)
-                    goto fail;
-                json_decref(doc);
-                doc = NULL;
-                n++;
-            }
-            line = stop + 1;
-        }
-        if (n == 0) {
-            sw_problem_set(p, 422, "validation", "Record does not fit the sink",
-                           "the body holds no records");
-            goto fail;
-        }
+        n = read_ndjson(sink, body, len, max_depth, lim, &pk, w, p);
     }
-    json_decref(doc);
+    if (n < 0)
+        return -1;
     sw_envelope_finish(sb->data, (uint32_t)n);
     return n;
-oom:
-    sw_problem_set(p, 500, "internal", "Internal error", "out of memory");
-fail:
-    json_decref(doc);
-    return -1;
 }

@@ -22,11 +22,20 @@ typedef struct sw_ingest_limits {
  * x-ndjson: one object per line), check every record against the sink and
  * write the envelope into `sb` (which the caller cleared). All or nothing:
  * on any error `sb` must be discarded. Pure: no I/O.
- * Returns the number of records (>= 1), or -1 with a 400/413/415/422 in
- * `p`. `scratch` is working memory the caller reuses. */
+ *
+ * Memory: the body is read token by token (json_reader.h), never built
+ * into a document. A pre-scan bounds nesting and counts records before
+ * anything is converted. Beyond the body itself, a request costs its
+ * envelope (at most about twice the body, plus a byte per absent column)
+ * and `work`, which holds one record's values and one string or json
+ * value (max_string_bytes) at a time.
+ *
+ * The first problem met, reading from the start, is reported. Returns the
+ * number of records (>= 1), or -1 with a 400/413/415/422 (500: out of
+ * memory) in `p`. `work` is reused across requests. */
 __attribute__((warn_unused_result))
 long sw_ingest_build(const sw_sink *sink, const char *content_type, const char *body,
                      size_t len, const sw_ingest_limits *lim, const char *job_id, int64_t now_us,
-                     msgpack_sbuffer *sb, sw_buf *scratch, sw_problem *p);
+                     msgpack_sbuffer *sb, sw_record_work *work, sw_problem *p);
 
 #endif

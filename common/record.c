@@ -1,6 +1,7 @@
 #include "record.h"
 
 #include <float.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,7 +58,7 @@ static int check_date(const char *s, size_t n)
 
 /* RFC 3339 date-time; `with_offset` says whether Z/±HH:MM is required
  * (timestamptz) or forbidden (timestamp, where PostgreSQL would silently
- * drop it). */
+ * drop it). PostgreSQL takes offsets up to 15:59 either way. */
 static int check_timestamp(const char *s, size_t n, int with_offset)
 {
     int h, mi, se;
@@ -79,7 +80,7 @@ static int check_timestamp(const char *s, size_t n, int with_offset)
         return 0;
     int oh, om;
     if (i + 6 != n || (s[i] != '+' && s[i] != '-') || s[i + 3] != ':' ||
-        digits(s + i + 1, 2, &oh) || digits(s + i + 4, 2, &om) || oh > 23 || om > 59)
+        digits(s + i + 1, 2, &oh) || digits(s + i + 4, 2, &om) || oh > 15 || om > 59)
         return -1;
     return 0;
 }
@@ -138,96 +139,238 @@ static size_t utf8_chars(const char *s, size_t n)
     return c;
 }
 
-static const char *json_kind(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a fractional number";
-    case JSON_TRUE: case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
-    }
-    return "?";
-}
-
-/* Serialise a JSON value compactly, with reals in their shortest exact
- * form (jansson's own dump rounds them to 17 digits). */
-static int dump_json(const json_t *v, sw_buf *out, int depth, int max_depth)
-{
-    char num[32];
-    /* `depth` containers enclose v; v itself would be one more. */
-    if ((json_is_object(v) || json_is_array(v)) && depth >= max_depth)
-        return 1;
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-        const char *k;
-        json_t *e;
-        int first = 1, rc;
-        if (sw_buf_append(out, "{", 1) != 0)
-            return -1;
-        json_object_foreach((json_t *)v, k, e) {
-            if ((!first && sw_buf_append(out, ",", 1) != 0) ||
-                sw_buf_json_str(out, k, strlen(k)) != 0 || sw_buf_append(out, ":", 1) != 0)
-                return -1;
-            if ((rc = dump_json(e, out, depth + 1, max_depth)) != 0)
-                return rc;
-            first = 0;
-        }
-        return sw_buf_append(out, "}", 1);
-    }
-    case JSON_ARRAY: {
-        size_t i;
-        json_t *e;
-        int rc;
-        if (sw_buf_append(out, "[", 1) != 0)
-            return -1;
-        json_array_foreach((json_t *)v, i, e) {
-            if (i > 0 && sw_buf_append(out, ",", 1) != 0)
-                return -1;
-            if ((rc = dump_json(e, out, depth + 1, max_depth)) != 0)
-                return rc;
-        }
-        return sw_buf_append(out, "]", 1);
-    }
-    case JSON_STRING:
-        return sw_buf_json_str(out, json_string_value(v), json_string_length(v));
-    case JSON_INTEGER:
-        return sw_buf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    case JSON_REAL:
-        sw_record_format_double(json_real_value(v), num);
-        return sw_buf_puts(out, num);
-    case JSON_TRUE: return sw_buf_puts(out, "true");
-    case JSON_FALSE: return sw_buf_puts(out, "false");
-    case JSON_NULL: return sw_buf_puts(out, "null");
-    }
-    return -1;
-}
-
-static int pack_str(msgpack_packer *pk, const char *s, size_t n)
-{
-    return msgpack_pack_str_with_body(pk, s, n);
-}
-
 static int too_long(sw_problem *p, size_t index, const sw_column *col, size_t n, size_t max)
 {
     return UNFIT(p, "record %zu, field \"%s\": %zu bytes is over the limit of %zu bytes "
                  "per value ([server] max_string_bytes)", index, col->name, n, max);
 }
 
-static int pack_value(const sw_column *col, const json_t *v, size_t index,
-                      const sw_record_limits *lim, msgpack_packer *pk, sw_buf *scratch,
-                      sw_problem *p)
+static int oom(sw_problem *p)
+{
+    return sw_problem_set(p, 500, "internal", "Internal error", "out of memory");
+}
+
+int sw_record_malformed(const sw_json_reader *r, long line, sw_problem *p)
+{
+    long l, c;
+    sw_json_error_pos(r, &l, &c);
+    if (r->nesting)
+        return sw_problem_set(p, 400, "nesting-too-deep", "JSON nested too deep",
+                              "line %ld, column %ld: the body nests arrays and objects more "
+                              "than %d levels deep ([server] max_json_depth)",
+                              line > 0 ? line : l, c, r->max_depth);
+    if (strcmp(r->error, "out of memory") == 0)
+        return oom(p);
+    return sw_problem_set(p, 400, "malformed-json", "Malformed JSON", "line %ld, column %ld: %s",
+                          line > 0 ? line : l, c, r->error);
+}
+
+/* A key for a message: at most 64 bytes, cut on a character boundary. */
+static int key_len(const char *k, size_t n)
+{
+    if (n <= 64)
+        return (int)n;
+    n = 64;
+    while (n > 0 && ((unsigned char)k[n] & 0xc0) == 0x80)
+        n--;
+    return (int)n;
+}
+
+/* --- json/jsonb values, serialised as they are read ---------------------- */
+
+/* Output that keeps at most `max` + 1 bytes and counts the rest. */
+typedef struct sink_out {
+    sw_buf *b;
+    size_t total, max;
+    int oom;
+} sink_out;
+
+static void emit(sink_out *o, const void *s, size_t n)
+{
+    size_t room = o->total <= o->max ? o->max + 1 - o->total : 0;
+    if (room && sw_buf_append(o->b, s, n < room ? n : room) != 0)
+        o->oom = 1;
+    o->total += n;
+}
+
+static void emit_str(sink_out *o, const char *s, size_t n)
+{
+    size_t before = o->b->len;
+    if (o->total <= o->max) {
+        if (sw_buf_json_str(o->b, s, n) != 0)
+            o->oom = 1;
+        o->total += o->b->len - before;
+        return;
+    }
+    /* Past the limit: only its length matters now. */
+    sw_buf tmp = SW_BUF_INIT;
+    if (sw_buf_json_str(&tmp, s, n) != 0)
+        o->oom = 1;
+    o->total += tmp.len;
+    sw_buf_free(&tmp);
+}
+
+static _Thread_local const char *cmp_base;
+
+static int key_cmp(const void *a, const void *b)
+{
+    const size_t *x = a, *y = b;
+    if (x[1] != y[1])
+        return x[1] < y[1] ? -1 : 1;
+    return memcmp(cmp_base + x[0], cmp_base + y[0], x[1]);
+}
+
+/* Do the keys [from, w->nkeys) of one object, as serialised in `out`,
+ * hold a repeat? Small objects compare pairwise; larger ones sort. */
+static int has_repeat(sw_record_work *w, size_t from, const char *out)
+{
+    size_t n = w->nkeys - from;
+    if (n < 2)
+        return 0;
+    size_t *k = w->keys + 2 * from;
+    if (n < 16) {
+        for (size_t i = 0; i < n; i++) {
+            for (size_t j = i + 1; j < n; j++) {
+                if (k[2 * i + 1] == k[2 * j + 1] &&
+                    memcmp(out + k[2 * i], out + k[2 * j], k[2 * i + 1]) == 0)
+                    return 1;
+            }
+        }
+        return 0;
+    }
+    cmp_base = out;
+    qsort(k, n, 2 * sizeof *k, key_cmp);
+    for (size_t i = 1; i < n; i++) {
+        if (key_cmp(k + 2 * (i - 1), k + 2 * i) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int push_key(sw_record_work *w, size_t off, size_t len)
+{
+    if (w->nkeys == w->capkeys) {
+        size_t cap = w->capkeys ? 2 * w->capkeys : 64;
+        size_t *k = realloc(w->keys, cap * 2 * sizeof *k);
+        if (k == NULL)
+            return -1;
+        w->keys = k;
+        w->capkeys = cap;
+    }
+    w->keys[2 * w->nkeys] = off;
+    w->keys[2 * w->nkeys + 1] = len;
+    w->nkeys++;
+    return 0;
+}
+
+enum { DUMP_OK, DUMP_DEEP, DUMP_LONG, DUMP_REPEAT, DUMP_SYNTAX, DUMP_OOM };
+
+/* Serialise the value that starts with `t` compactly into w->json (reals
+ * in their shortest exact form), reading the rest of it from `r`. Object
+ * keys must not repeat; at most `max_depth` containers may nest; past
+ * `max_len` bytes it only counts (*total). */
+static int dump_value(sw_json_reader *r, sw_json_token t, sw_record_work *w, int max_depth,
+                      size_t max_len, size_t *total)
+{
+    /* Per open container: where its keys start (objects) and whether an
+     * element was written (for the comma). */
+    size_t frames[SW_JSON_MAX_DEPTH + 1];
+    unsigned char more[SW_JSON_MAX_DEPTH + 1];
+    sink_out o = {&w->json, 0, max_len, 0};
+    int depth = 0, after_key = 0, rc = DUMP_OK;
+    char num[32];
+    sw_buf_reset(&w->json);
+    w->nkeys = 0;
+    for (;;) {
+        int value = t.type != SW_JSON_KEY && t.type != SW_JSON_OBJECT_END &&
+                    t.type != SW_JSON_ARRAY_END;
+        if ((value || t.type == SW_JSON_KEY) && depth > 0 && !after_key && more[depth])
+            emit(&o, ",", 1);
+        if (depth > 0 && (value || t.type == SW_JSON_KEY))
+            more[depth] = 1;
+        after_key = 0;
+        switch (t.type) {
+        case SW_JSON_OBJECT:
+        case SW_JSON_ARRAY:
+            if (depth >= max_depth)
+                return DUMP_DEEP;
+            emit(&o, t.type == SW_JSON_OBJECT ? "{" : "[", 1);
+            depth++;
+            frames[depth] = w->nkeys;
+            more[depth] = 0;
+            break;
+        case SW_JSON_OBJECT_END:
+            /* Keys past the limit were not kept, so a repeat there goes
+             * unseen; the value is refused as too long anyway. */
+            if (o.total <= max_len && has_repeat(w, frames[depth], w->json.data))
+                return DUMP_REPEAT;
+            w->nkeys = frames[depth];
+            /* fall through */
+        case SW_JSON_ARRAY_END:
+            emit(&o, t.type == SW_JSON_OBJECT_END ? "}" : "]", 1);
+            depth--;
+            break;
+        case SW_JSON_KEY: {
+            size_t off = w->json.len;
+            emit_str(&o, t.str, t.len);
+            if (o.total <= max_len && push_key(w, off + 1, w->json.len - off - 2) != 0)
+                return DUMP_OOM;
+            emit(&o, ":", 1);
+            after_key = 1;
+            break;
+        }
+        case SW_JSON_STRING:
+            if (t.truncated)
+                o.total += t.len + 2;   /* over any limit that kept it short */
+            else
+                emit_str(&o, t.str, t.len);
+            break;
+        case SW_JSON_INTEGER:
+            snprintf(num, sizeof num, "%" PRId64, t.integer);
+            emit(&o, num, strlen(num));
+            break;
+        case SW_JSON_REAL:
+            sw_record_format_double(t.real, num);
+            emit(&o, num, strlen(num));
+            break;
+        case SW_JSON_TRUE: emit(&o, "true", 4); break;
+        case SW_JSON_FALSE: emit(&o, "false", 5); break;
+        case SW_JSON_NULL: emit(&o, "null", 4); break;
+        default:
+            return DUMP_SYNTAX;
+        }
+        if (o.oom)
+            return DUMP_OOM;
+        if (depth == 0)
+            break;
+        sw_json_next(r, &t);
+    }
+    *total = o.total;
+    if (o.total > max_len)
+        rc = DUMP_LONG;
+    return rc;
+}
+
+/* --- one value, one record ---------------------------------------------- */
+
+static int pack_str(msgpack_packer *pk, const char *s, size_t n)
+{
+    return msgpack_pack_str_with_body(pk, s, n);
+}
+
+static int pack_value(const sw_column *col, sw_json_reader *r, const sw_json_token *t,
+                      size_t index, const sw_record_limits *lim, msgpack_packer *pk,
+                      sw_record_work *w, sw_problem *p)
 {
     char buf[64];
-    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
-    size_t n = s ? json_string_length(v) : 0;
+    const char *s = t->type == SW_JSON_STRING ? t->str : NULL;
+    size_t n = s ? t->len : 0;
+    const char *kind = sw_json_kind(t->type);
 
     if (n > lim->max_string_bytes)
         return too_long(p, index, col, n, lim->max_string_bytes);
 
-    if (json_is_null(v)) {
+    if (t->type == SW_JSON_NULL) {
         if (col->not_null)
             return UNFIT(p, "record %zu, field \"%s\": null is not allowed (column is not null)",
                          index, col->name);
@@ -235,25 +378,23 @@ static int pack_value(const sw_column *col, const json_t *v, size_t index,
     }
     switch (col->type) {
     case SW_COL_SMALLINT: case SW_COL_INTEGER: case SW_COL_BIGINT: {
-        json_int_t lo = col->type == SW_COL_SMALLINT ? -32768
-                      : col->type == SW_COL_INTEGER ? INT32_MIN : INT64_MIN;
-        json_int_t hi = col->type == SW_COL_SMALLINT ? 32767
-                      : col->type == SW_COL_INTEGER ? INT32_MAX : INT64_MAX;
-        if (!json_is_integer(v))
+        int64_t lo = col->type == SW_COL_SMALLINT ? -32768
+                   : col->type == SW_COL_INTEGER ? INT32_MIN : INT64_MIN;
+        int64_t hi = col->type == SW_COL_SMALLINT ? 32767
+                   : col->type == SW_COL_INTEGER ? INT32_MAX : INT64_MAX;
+        if (t->type != SW_JSON_INTEGER)
             return UNFIT(p, "record %zu, field \"%s\": expected an integer, got %s", index,
-                         col->name, json_kind(v));
-        json_int_t i = json_integer_value(v);
-        if (i < lo || i > hi)
-            return UNFIT(p, "record %zu, field \"%s\": %" JSON_INTEGER_FORMAT
-                         " is out of range for %s", index, col->name, i,
-                         sw_sink_type_sql(col, buf, sizeof buf));
-        return msgpack_pack_int64(pk, i);
+                         col->name, kind);
+        if (t->integer < lo || t->integer > hi)
+            return UNFIT(p, "record %zu, field \"%s\": %" PRId64 " is out of range for %s",
+                         index, col->name, t->integer, sw_sink_type_sql(col, buf, sizeof buf));
+        return msgpack_pack_int64(pk, t->integer);
     }
     case SW_COL_REAL: case SW_COL_DOUBLE: {
-        if (!json_is_number(v))
+        if (t->type != SW_JSON_INTEGER && t->type != SW_JSON_REAL)
             return UNFIT(p, "record %zu, field \"%s\": expected a number, got %s", index,
-                         col->name, json_kind(v));
-        double d = json_number_value(v);
+                         col->name, kind);
+        double d = t->type == SW_JSON_REAL ? t->real : (double)t->integer;
         /* PostgreSQL refuses a real that overflows, or that is not zero
          * but rounds to zero in single precision. */
         if (col->type == SW_COL_REAL && (fabs(d) > FLT_MAX || (d != 0 && (float)d == 0)))
@@ -262,12 +403,12 @@ static int pack_value(const sw_column *col, const json_t *v, size_t index,
         return msgpack_pack_double(pk, d);
     }
     case SW_COL_NUMERIC:
-        if (json_is_integer(v)) {
-            int len = snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        if (t->type == SW_JSON_INTEGER) {
+            int len = snprintf(buf, sizeof buf, "%" PRId64, t->integer);
             return pack_str(pk, buf, (size_t)len);
         }
-        if (json_is_real(v)) {
-            if (sw_record_format_double(json_real_value(v), buf) > 15)
+        if (t->type == SW_JSON_REAL) {
+            if (sw_record_format_double(t->real, buf) > 15)
                 return UNFIT(p, "record %zu, field \"%s\": a numeric with more than 15 "
                              "significant digits cannot be carried exactly as a JSON number; "
                              "send it as a string, e.g. \"%s\"", index, col->name, buf);
@@ -276,16 +417,16 @@ static int pack_value(const sw_column *col, const json_t *v, size_t index,
         if (s && check_decimal(s, n) == 0)
             return pack_str(pk, s, n);
         return UNFIT(p, "record %zu, field \"%s\": expected a number or a decimal string "
-                     "such as \"12.50\", got %s", index, col->name, json_kind(v));
+                     "such as \"12.50\", got %s", index, col->name, kind);
     case SW_COL_BOOLEAN:
-        if (!json_is_boolean(v))
+        if (t->type != SW_JSON_TRUE && t->type != SW_JSON_FALSE)
             return UNFIT(p, "record %zu, field \"%s\": expected true or false, got %s", index,
-                         col->name, json_kind(v));
-        return json_is_true(v) ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+                         col->name, kind);
+        return t->type == SW_JSON_TRUE ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
     case SW_COL_TEXT: case SW_COL_VARCHAR:
         if (s == NULL)
             return UNFIT(p, "record %zu, field \"%s\": expected a string, got %s", index,
-                         col->name, json_kind(v));
+                         col->name, kind);
         if (col->type == SW_COL_VARCHAR && utf8_chars(s, n) > (size_t)col->maxlen)
             return UNFIT(p, "record %zu, field \"%s\": string of %zu characters is longer "
                          "than varchar(%d)", index, col->name, utf8_chars(s, n), col->maxlen);
@@ -306,7 +447,8 @@ static int pack_value(const sw_column *col, const json_t *v, size_t index,
     case SW_COL_TIMESTAMPTZ:
         if (s == NULL || check_timestamp(s, n, 1) != 0)
             return UNFIT(p, "record %zu, field \"%s\": expected an RFC 3339 timestamp with "
-                         "offset, e.g. \"2026-01-31T12:00:00Z\"", index, col->name);
+                         "offset (Z, or -15:59 to +15:59), e.g. \"2026-01-31T12:00:00Z\"",
+                         index, col->name);
         return pack_str(pk, s, n);
     case SW_COL_TIMESTAMP:
         if (s == NULL || check_timestamp(s, n, 0) != 0)
@@ -314,53 +456,107 @@ static int pack_value(const sw_column *col, const json_t *v, size_t index,
                          "e.g. \"2026-01-31T12:00:00\"", index, col->name);
         return pack_str(pk, s, n);
     case SW_COL_JSON: case SW_COL_JSONB: {
-        sw_buf_reset(scratch);
-        int rc = dump_json(v, scratch, 0, lim->max_json_depth);
-        if (rc > 0)
+        size_t total = 0;
+        switch (dump_value(r, *t, w, lim->max_json_depth, lim->max_string_bytes, &total)) {
+        case DUMP_OK:
+            return pack_str(pk, w->json.data, w->json.len);
+        case DUMP_DEEP:
             return UNFIT(p, "record %zu, field \"%s\": JSON nested deeper than %d levels "
                          "([server] max_json_depth)", index, col->name, lim->max_json_depth);
-        if (rc < 0)
-            return sw_problem_set(p, 500, "internal", "Internal error", "out of memory");
-        if (scratch->len > lim->max_string_bytes)
-            return too_long(p, index, col, scratch->len, lim->max_string_bytes);
-        return pack_str(pk, scratch->data, scratch->len);
+        case DUMP_LONG:
+            return too_long(p, index, col, total, lim->max_string_bytes);
+        case DUMP_REPEAT:
+            return sw_problem_set(p, 400, "malformed-json", "Malformed JSON",
+                                  "record %zu, field \"%s\": an object holds a duplicate key",
+                                  index, col->name);
+        case DUMP_SYNTAX:
+            return sw_record_malformed(r, 0, p);
+        default:
+            return oom(p);
+        }
     }
     }
     return -1;
 }
 
-int sw_record_pack(const sw_sink *sink, const json_t *obj, size_t index,
-                   const sw_record_limits *lim, msgpack_packer *pk, sw_buf *scratch,
-                   sw_problem *p)
+int sw_record_read(const sw_sink *sink, sw_json_reader *r, const sw_json_token *first,
+                   size_t index, const sw_record_limits *lim, msgpack_packer *pk,
+                   sw_record_work *w, sw_problem *p)
 {
-    const json_t *slot[SW_SINK_MAX_COLUMNS] = {0};
-    const char *key;
-    json_t *v;
+    size_t off[SW_SINK_MAX_COLUMNS], len[SW_SINK_MAX_COLUMNS];
+    unsigned char have[SW_SINK_MAX_COLUMNS] = {0};
+    msgpack_packer vpk;
+    sw_json_token t;
 
-    if (!json_is_object(obj))
-        return UNFIT(p, "record %zu: expected a JSON object, got %s", index, json_kind(obj));
-    json_object_foreach((json_t *)obj, key, v) {
-        int c = sw_sink_column_index(sink, key, strlen(key));
+    if (first->type != SW_JSON_OBJECT)
+        return UNFIT(p, "record %zu: expected a JSON object, got %s", index,
+                     sw_json_kind(first->type));
+    msgpack_sbuffer_clear(&w->values);
+    msgpack_packer_init(&vpk, &w->values, msgpack_sbuffer_write);
+    for (;;) {
+        if (sw_json_next(r, &t) == SW_JSON_ERROR)
+            return sw_record_malformed(r, 0, p);
+        if (t.type == SW_JSON_OBJECT_END)
+            break;
+        int c = t.truncated ? -1 : sw_sink_column_index(sink, t.str, t.len);
         if (c < 0)
-            return UNFIT(p, "record %zu: unknown field \"%s\" (sink \"%s\" has no such column)",
-                         index, key, sink->name);
-        slot[c] = v;
+            return UNFIT(p, "record %zu: unknown field \"%.*s\" (sink \"%s\" has no such column)",
+                         index, key_len(t.str, t.len), t.str, sink->name);
+        if (have[c])
+            return sw_problem_set(p, 400, "malformed-json", "Malformed JSON",
+                                  "record %zu: duplicate key \"%s\"", index,
+                                  sink->columns[c].name);
+        if (sw_json_next(r, &t) == SW_JSON_ERROR)
+            return sw_record_malformed(r, 0, p);
+        off[c] = w->values.size;
+        if (pack_value(&sink->columns[c], r, &t, index, lim, &vpk, w, p) != 0)
+            return p->status ? -1 : oom(p);
+        len[c] = w->values.size - off[c];
+        have[c] = 1;
     }
     if (msgpack_pack_array(pk, (size_t)sink->ncolumns) != 0)
-        return sw_problem_set(p, 500, "internal", "Internal error", "out of memory");
+        return oom(p);
     for (int c = 0; c < sink->ncolumns; c++) {
         const sw_column *col = &sink->columns[c];
-        if (slot[c] == NULL) {
-            if (col->not_null)
-                return UNFIT(p, "record %zu: missing field \"%s\" (column is not null)", index,
-                             col->name);
-            if (msgpack_pack_nil(pk) != 0)
-                return sw_problem_set(p, 500, "internal", "Internal error", "out of memory");
+        if (have[c]) {
+            if (pk->callback(pk->data, w->values.data + off[c], len[c]) != 0)
+                return oom(p);
             continue;
         }
-        if (pack_value(col, slot[c], index, lim, pk, scratch, p) != 0)
-            return p->status ? -1
-                             : sw_problem_set(p, 500, "internal", "Internal error", "out of memory");
+        if (col->not_null)
+            return UNFIT(p, "record %zu: missing field \"%s\" (column is not null)", index,
+                         col->name);
+        if (msgpack_pack_nil(pk) != 0)
+            return oom(p);
     }
     return 0;
+}
+
+void sw_record_work_trim(sw_record_work *w, size_t keep)
+{
+    if (w->strings.cap > keep)
+        sw_buf_free(&w->strings);
+    if (w->json.cap > keep)
+        sw_buf_free(&w->json);
+    if (w->values.alloc > keep) {
+        msgpack_sbuffer_destroy(&w->values);
+        msgpack_sbuffer_init(&w->values);
+    }
+    if (w->capkeys * 2 * sizeof *w->keys > keep) {
+        free(w->keys);
+        w->keys = NULL;
+        w->capkeys = w->nkeys = 0;
+    }
+}
+
+void sw_record_work_free(sw_record_work *w)
+{
+    if (w == NULL)
+        return;
+    sw_buf_free(&w->strings);
+    sw_buf_free(&w->json);
+    msgpack_sbuffer_destroy(&w->values);
+    free(w->keys);
+    w->keys = NULL;
+    w->capkeys = w->nkeys = 0;
 }

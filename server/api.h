@@ -14,6 +14,7 @@
 #include "httpd.h"
 #include "metrics.h"
 #include "pipeline.h"
+#include "record.h"
 #include "redis.h"
 
 /* What the server's handlers share: its state, the per-worker state, the
@@ -66,7 +67,8 @@ struct sw_http {
 typedef struct sw_worker {
     sw_redis *redis;
     sw_pipeline_req *req;     /* reused; replaced when the lane keeps it */
-    sw_buf out, scratch;
+    sw_buf out;
+    sw_record_work work;      /* the body's reader */
     msgpack_sbuffer sb;       /* the envelope */
 } sw_worker;
 

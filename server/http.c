@@ -306,7 +306,7 @@ static void worker_stop(void *user, int pool, void *state)
     sw_redis_free(w->redis);
     sw_pipeline_req_free(w->req);
     sw_buf_free(&w->out);
-    sw_buf_free(&w->scratch);
+    sw_record_work_free(&w->work);
     msgpack_sbuffer_destroy(&w->sb);
     free(w);
 }

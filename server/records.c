@@ -47,8 +47,7 @@ void sw_api_post_records(sw_http *h, sw_worker *w, sw_http_exchange *x)
 {
     post(h, w, x);
     /* The lane is done with the envelope once enqueue has returned. */
-    if (w->scratch.cap > KEEP_BYTES)
-        sw_buf_free(&w->scratch);
+    sw_record_work_trim(&w->work, KEEP_BYTES);
     if (w->out.cap > KEEP_BYTES)
         sw_buf_free(&w->out);
     if (w->sb.alloc > KEEP_BYTES) {
@@ -87,7 +86,7 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
     sw_ingest_limits lim = {cfg->max_records, {(size_t)cfg->max_string_bytes,
                                                cfg->max_json_depth}};
     long n = sw_ingest_build(sink, ct, x->body, x->body_len, &lim, job_id, now, &w->sb,
-                             &w->scratch, &p);
+                             &w->work, &p);
     if (n < 0) {
         sw_metrics_add(&h->rejected[p.status == 413 ? REJ_TOO_LARGE : REJ_VALIDATION], 1);
         sw_api_send_problem(x, &p, NULL);

@@ -52,7 +52,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     body[size - 1] = '\0';
 
     msgpack_sbuffer sb;
-    sw_buf scratch = SW_BUF_INIT, row = SW_BUF_INIT;
+    sw_record_work scratch = {0};
+    sw_buf row = SW_BUF_INIT;
     sw_problem p = {0};
     sw_ingest_limits lim = {100, {4096, 8}};
     msgpack_sbuffer_init(&sb);
@@ -81,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
     }
     msgpack_sbuffer_destroy(&sb);
-    sw_buf_free(&scratch);
+    sw_record_work_free(&scratch);
     sw_buf_free(&row);
     free(body);
     return 0;

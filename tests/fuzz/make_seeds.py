@@ -33,6 +33,12 @@ write("ingest", "bad_utf8", b"\x00" + b'{"b":1,"h":"\xff"}')
 write("ingest", "dup_key", b"\x00" + b'{"b":1,"b":2}')
 write("ingest", "deep", b"\x04" + b'{"k":"x","v":' + b"[" * 12 + b"]" * 12 + b"}")
 write("ingest", "numeric", b"\x00" + b'{"b":1,"f":"-0000.000100e-5"}')
+# The streaming reader: keys repeated in nested objects, escapes, surrogate
+# pairs, NDJSON lines with many commas.
+write("ingest", "nested_keys", b"\x04" + b'[{"k":"a","v":{"a":{"x":1,"y":2},"b":{"x":1,"x":2}}},'
+      b'{"k":"b","v":{"\\u0061":1,"a":2}}]')
+write("ingest", "escapes", b"\x00" + b'{"b":1,"h":"\\ud83d\\ude00\\n\\/","o":{"k\\"":-0.0,"e":1e-7}}')
+write("ingest", "ndjson_wide", b"\x05" + b'{"k":"a","v":[1,2,3]}\n{"k":"b","v":{"x":[{},{}]}}\n')
 
 
 # envelope: see common/envelope.h for the layout.

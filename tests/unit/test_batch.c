@@ -61,7 +61,7 @@ static long make_job(const char *old_ini, const char *body, msgpack_sbuffer *sb)
 {
     sw_config old;
     sw_problem p = {0};
-    sw_buf scratch = SW_BUF_INIT;
+    sw_record_work scratch = {0};
     char id[SW_JOBID_LEN + 1];
     assert_int_equal(sw_config_load_string(&old, "old.ini", old_ini), 0);
     sw_jobid_new(id);
@@ -75,7 +75,7 @@ static long make_job(const char *old_ini, const char *body, msgpack_sbuffer *sb)
     registered = keep;
     registered_fp = old.sinks[0].shape;
     sw_buf_free(&desc);
-    sw_buf_free(&scratch);
+    sw_record_work_free(&scratch);
     sw_config_free(&old);
     return n;
 }
@@ -220,7 +220,7 @@ static void test_drop_front_keeps_the_rest(void **state)
     /* Jobs of sink t as configured now. */
     registered = NULL;
     sw_problem p = {0};
-    sw_buf scratch = SW_BUF_INIT;
+    sw_record_work scratch = {0};
     char id[SW_JOBID_LEN + 1];
     sw_ingest_limits lim = {100, {1000, 8}};
     sw_jobid_new(id);
@@ -239,7 +239,7 @@ static void test_drop_front_keeps_the_rest(void **state)
     assert_int_equal(b->njobs, 0);
     assert_true(b->first_claim_ms == 0);
     sw_batch_free(b);
-    sw_buf_free(&scratch);
+    sw_record_work_free(&scratch);
     sw_config_free(&cfg);
     msgpack_sbuffer_destroy(&sb);
 }

@@ -32,7 +32,7 @@ static long build(const char *ctype, const char *body, long max, sw_problem *p,
                   uint32_t *count_in_header)
 {
     msgpack_sbuffer sb;
-    sw_buf scratch = SW_BUF_INIT;
+    sw_record_work scratch = {0};
     msgpack_sbuffer_init(&sb);
     memset(p, 0, sizeof *p);
     sw_ingest_limits lim = {max, {65536, 32}};
@@ -47,7 +47,7 @@ static long build(const char *ctype, const char *body, long max, sw_problem *p,
         assert_string_equal(env.sink, "orders");
     }
     msgpack_sbuffer_destroy(&sb);
-    sw_buf_free(&scratch);
+    sw_record_work_free(&scratch);
     return n;
 }
 
