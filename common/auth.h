@@ -8,8 +8,10 @@
 /* Bearer-token authentication for the /v1 API. The tokens file holds one
  * line per token: the SHA-256 of the token in hex, then the sinks it may
  * use, comma-separated, or "*" for all of them. '#' starts a comment.
- * Only hashes are stored, so the file is not a secret; a presented token
- * is hashed and compared with every entry in constant time. */
+ * Only hashes are stored, so the file is not a secret. A presented token
+ * is hashed and looked up by its digest in a hash table (the digest is
+ * uniform, and public knowledge of the stored ones tells nothing about a
+ * token); each comparison with a candidate runs in constant time. */
 
 #define SW_AUTH_HASH_HEX 65    /* 64 hex digits and a NUL */
 #define SW_AUTH_TOKEN_MAX 256
@@ -27,6 +29,8 @@ typedef struct sw_auth {
     char errstr[256];    /* "file:line: reason" after a failed load */
     sw_auth_entry *entries;
     int n;
+    int *slots;          /* open addressing: entry index + 1, 0 = empty */
+    size_t mask;
 } sw_auth;
 
 enum sw_auth_result { SW_AUTH_OK, SW_AUTH_MISSING, SW_AUTH_INVALID };

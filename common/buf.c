@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
+
 int sw_buf_reserve(sw_buf *b, size_t extra)
 {
     if (b->cap - b->len >= extra + 1)
@@ -66,13 +68,14 @@ int sw_buf_printf(sw_buf *b, const char *fmt, ...)
 int sw_buf_json_str(sw_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)s, *end = u + n;
     if (sw_buf_reserve(b, n + 2) != 0)
         return -1;
     b->data[b->len++] = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
+    for (size_t i = 0; i < n;) {
+        unsigned char c = u[i];
         char esc[7];
-        size_t el = 0;
+        size_t el = 0, take = 1;
         if (c == '"' || c == '\\') {
             esc[0] = '\\'; esc[1] = (char)c; el = 2;
         } else if (c == '\n') {
@@ -84,13 +87,33 @@ int sw_buf_json_str(sw_buf *b, const char *s, size_t n)
         } else if (c < 0x20) {
             memcpy(esc, "\\u00", 4);
             esc[4] = hex[c >> 4]; esc[5] = hex[c & 15]; el = 6;
-        } else {
+        } else if (c < 0x80) {
             esc[0] = (char)c; el = 1;
+        } else if ((take = sw_utf8_seq(u + i, end)) > 0) {
+            memcpy(esc, u + i, take);
+            el = take;
+        } else {
+            /* Not UTF-8 (client bytes, say): U+FFFD, so the JSON stays valid. */
+            memcpy(esc, "\\ufffd", 6);
+            el = 6;
+            take = 1;
         }
         if (sw_buf_append(b, esc, el) != 0)
             return -1;
+        i += take;
     }
     return sw_buf_append(b, "\"", 1);
+}
+
+int sw_buf_nul_line(const sw_buf *b)
+{
+    const char *nul = b->len ? memchr(b->data, '\0', b->len) : NULL;
+    if (nul == NULL)
+        return 0;
+    int line = 1;
+    for (const char *p = b->data; p < nul; p++)
+        line += *p == '\n';
+    return line;
 }
 
 int sw_buf_read_file(sw_buf *b, const char *path, size_t max)

@@ -23,7 +23,9 @@ __attribute__((warn_unused_result)) int sw_buf_puts(sw_buf *b, const char *s);
 __attribute__((warn_unused_result, format(printf, 2, 3)))
 int sw_buf_printf(sw_buf *b, const char *fmt, ...);
 
-/* Append `s` as a JSON string literal, quotes included. */
+/* Append `s` as a JSON string literal, quotes included. Bytes that are
+ * not UTF-8 become U+FFFD, so the result is valid JSON whatever `s`
+ * holds (client bytes, say). */
 __attribute__((warn_unused_result)) int sw_buf_json_str(sw_buf *b, const char *s, size_t n);
 
 /* Append the whole file at `path`, NUL-terminated (the NUL is not counted
@@ -32,6 +34,10 @@ __attribute__((warn_unused_result)) int sw_buf_json_str(sw_buf *b, const char *s
  * file. */
 __attribute__((warn_unused_result))
 int sw_buf_read_file(sw_buf *b, const char *path, size_t max);
+
+/* The line (from 1) of the first NUL byte in the buffer, 0 when none: a
+ * text file with one would be read only up to it. */
+int sw_buf_nul_line(const sw_buf *b);
 
 /* Forget the contents, keep the memory. */
 void sw_buf_reset(sw_buf *b);

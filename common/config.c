@@ -358,19 +358,42 @@ static int finish(parse_state *st)
 }
 
 /* inih reads lines of at most 199 characters and silently splits longer
- * ones, so we refuse them with a clear reason instead. */
-static int check_line_lengths(const char *text, int *line)
+ * ones, and keeps at most 49 characters of a section or key name,
+ * silently cutting the rest (a sink would get another name). So those are
+ * refused, with a clear reason, before inih sees the text. */
+#define INIH_NAME_MAX 49
+
+static int check_lines(const char *text, int *line, char *why, size_t len)
 {
     int ln = 1;
-    size_t col = 0;
-    for (const char *p = text; *p; p++) {
-        if (*p == '\n') {
-            ln++;
-            col = 0;
-        } else if (++col > 198) {
-            *line = ln;
+    for (const char *p = text; *p; ln++) {
+        const char *eol = strchr(p, '\n');
+        size_t n = eol ? (size_t)(eol - p) : strlen(p);
+        const char *s = p;
+        while (s < p + n && (*s == ' ' || *s == '\t'))
+            s++;
+        size_t name = 0;
+        if (s < p + n && *s == '[') {
+            const char *close = memchr(s, ']', (size_t)(p + n - s));
+            name = close ? (size_t)(close - s - 1) : 0;
+        } else if (s == p && n > 0 && *s != ';' && *s != '#') {
+            /* (An indented line continues the value above it.) */
+            name = strcspn(s, "=:");
+            while (name > 0 && (s[name - 1] == ' ' || s[name - 1] == '\t'))
+                name--;
+        }
+        *line = ln;
+        if (n > 198) {
+            snprintf(why, len, "line longer than 198 characters; continue a long value on an "
+                               "indented next line");
             return -1;
         }
+        if (name > INIH_NAME_MAX) {
+            snprintf(why, len, "%s name longer than %d characters", *s == '[' ? "section" : "key",
+                     INIH_NAME_MAX);
+            return -1;
+        }
+        p += n + (eol != NULL);
     }
     return 0;
 }
@@ -380,12 +403,9 @@ static int load(sw_config *cfg, const char *name, const char *text)
     parse_state st = {.cfg = cfg, .file = name};
     int line = 0, rc = -1;
     defaults(cfg);
-    if (check_line_lengths(text, &line) != 0) {
-        snprintf(st.reason, sizeof st.reason,
-                 "line longer than 198 characters; continue a long value on an indented "
-                 "next line");
+    if (check_lines(text, &line, st.reason, sizeof st.reason) != 0)
         goto out;
-    }
+    line = 0;
     line = ini_parse_string(text, ini_cb, &st);
     if (line != 0) {
         if (st.reason[0] == '\0')
@@ -432,6 +452,14 @@ int sw_config_load(sw_config *cfg, const char *path)
             snprintf(cfg->errstr, sizeof cfg->errstr, "%s: larger than 1 MiB", path);
         else
             snprintf(cfg->errstr, sizeof cfg->errstr, "%s: cannot open: %s", path, strerror(errno));
+        goto out;
+    }
+    int nul = sw_buf_nul_line(&text);
+    if (nul) {
+        defaults(cfg);
+        cfg->err = 1;
+        snprintf(cfg->errstr, sizeof cfg->errstr, "%s:%d: holds a NUL byte; the file must be "
+                 "text", path, nul);
         goto out;
     }
     rc = load(cfg, path, text.data);

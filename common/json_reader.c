@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
+
 /* What may come next. */
 enum {
     E_VALUE,            /* a value: the text's, after ':', after ',' in an array */
@@ -110,38 +112,6 @@ static int hex4(const char *p, const char *end, unsigned *out)
     return 0;
 }
 
-/* The length of the valid UTF-8 sequence at p, or 0. */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end)
-{
-    unsigned c = p[0];
-    size_t n;
-    unsigned lo = 0x80, hi = 0xbf;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        if (c == 0xe0)
-            lo = 0xa0;          /* no overlong forms */
-        else if (c == 0xed)
-            hi = 0x9f;          /* no surrogates */
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f;          /* nothing past U+10FFFF */
-    } else {
-        return 0;
-    }
-    if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++) {
-        if (p[i] < 0x80 || p[i] > 0xbf)
-            return 0;
-    }
-    return n;
-}
-
 static enum sw_json_type string(sw_json_reader *r, sw_json_token *t, enum sw_json_type type)
 {
     const char *p = r->p + 1;
@@ -230,7 +200,7 @@ static enum sw_json_type string(sw_json_reader *r, sw_json_token *t, enum sw_jso
             p = q;
             continue;
         }
-        size_t n = utf8_len((const unsigned char *)p, (const unsigned char *)r->end);
+        size_t n = sw_utf8_seq((const unsigned char *)p, (const unsigned char *)r->end);
         if (n == 0)
             return fail(r, t, p, "unable to decode byte 0x%02x: not UTF-8", c);
         if (put(r, &len, p, n) != 0)

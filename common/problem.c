@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "utf8.h"
+
 int sw_problem_set(sw_problem *p, int status, const char *type,
                    const char *title, const char *fmt, ...)
 {
@@ -14,8 +16,13 @@ int sw_problem_set(sw_problem *p, int status, const char *type,
     p->title = title;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(p->detail, sizeof p->detail, fmt, ap);
+    int n = vsnprintf(p->detail, sizeof p->detail, fmt, ap);
     va_end(ap);
+    /* Cut short: not inside a character. */
+    if (n >= (int)sizeof p->detail) {
+        size_t keep = sw_utf8_cut(p->detail, sizeof p->detail - 1);
+        p->detail[keep] = '\0';
+    }
     return -1;
 }
 

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
+
 #define UNFIT(p, ...) sw_problem_set(p, 422, "validation", "Record does not fit the sink", __VA_ARGS__)
 
 int sw_record_format_double(double v, char out[32])
@@ -131,14 +133,6 @@ static int check_decimal(const char *s, size_t n)
     return i == n ? 0 : -1;
 }
 
-static size_t utf8_chars(const char *s, size_t n)
-{
-    size_t c = 0;
-    for (size_t i = 0; i < n; i++)
-        c += ((unsigned char)s[i] & 0xc0) != 0x80;
-    return c;
-}
-
 static int too_long(sw_problem *p, size_t index, const sw_column *col, size_t n, size_t max)
 {
     return UNFIT(p, "record %zu, field \"%s\": %zu bytes is over the limit of %zu bytes "
@@ -168,12 +162,7 @@ int sw_record_malformed(const sw_json_reader *r, long line, sw_problem *p)
 /* A key for a message: at most 64 bytes, cut on a character boundary. */
 static int key_len(const char *k, size_t n)
 {
-    if (n <= 64)
-        return (int)n;
-    n = 64;
-    while (n > 0 && ((unsigned char)k[n] & 0xc0) == 0x80)
-        n--;
-    return (int)n;
+    return (int)sw_utf8_cut(k, n > 64 ? 64 : n);
 }
 
 /* --- json/jsonb values, serialised as they are read ---------------------- */
@@ -427,9 +416,9 @@ static int pack_value(const sw_column *col, sw_json_reader *r, const sw_json_tok
         if (s == NULL)
             return UNFIT(p, "record %zu, field \"%s\": expected a string, got %s", index,
                          col->name, kind);
-        if (col->type == SW_COL_VARCHAR && utf8_chars(s, n) > (size_t)col->maxlen)
+        if (col->type == SW_COL_VARCHAR && sw_utf8_chars(s, n) > (size_t)col->maxlen)
             return UNFIT(p, "record %zu, field \"%s\": string of %zu characters is longer "
-                         "than varchar(%d)", index, col->name, utf8_chars(s, n), col->maxlen);
+                         "than varchar(%d)", index, col->name, sw_utf8_chars(s, n), col->maxlen);
         return pack_str(pk, s, n);
     case SW_COL_UUID:
         if (s == NULL || check_uuid(s, n) != 0)

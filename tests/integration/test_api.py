@@ -207,6 +207,11 @@ class ApiTest(harness.ServiceTest):
         self.assertProblem(self.svc.post("orders", body, headers={"Idempotency-Key": "has space"}),
                            400, "Idempotency-Key is 1 to 200 characters")
         self.assertEqual(self.queued(), (before[0] + 1, before[1] + 1))
+        # Media types compare in any case, parameters aside: the same request.
+        code, _, b3 = self.svc.post("orders", body, ctype="Application/JSON; charset=utf-8",
+                                    headers=key)
+        self.assertEqual((code, b3), (200, b1))
+        self.assertEqual(self.queued(), (before[0] + 1, before[1] + 1))
 
         # Racing repeats of one key make one job.
         import threading

@@ -294,6 +294,43 @@ class TlsTest(unittest.TestCase):
         self.assertNotEqual(out.returncode, 0)
 
 
+    def test_tls12_offers_forward_secret_aead_only(self):
+        import socket
+        import ssl
+
+        def handshake(ciphers, version=ssl.TLSVersion.TLSv1_2):
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            ctx.minimum_version = ctx.maximum_version = version
+            ctx.set_ciphers(ciphers)
+            with socket.create_connection(("127.0.0.1", self.svc.port), timeout=10) as raw:
+                try:
+                    with ctx.wrap_socket(raw) as s:
+                        return s.cipher()[0]
+                except ssl.SSLError:
+                    return None
+        # Static RSA key exchange (no forward secrecy) and CBC suites are
+        # refused; ECDHE with GCM or ChaCha20 is served; TLS 1.3 as usual.
+        self.assertIsNone(handshake("AES128-GCM-SHA256:AES256-GCM-SHA384"))
+        self.assertIsNone(handshake("ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA384"))
+        self.assertEqual(handshake("ECDHE-RSA-AES128-GCM-SHA256"), "ECDHE-RSA-AES128-GCM-SHA256")
+        self.assertEqual(handshake("ECDHE-RSA-CHACHA20-POLY1305"), "ECDHE-RSA-CHACHA20-POLY1305")
+        self.assertIsNotNone(handshake("DEFAULT", ssl.TLSVersion.TLSv1_3))
+        self.assertIsNone(handshake("DEFAULT", ssl.TLSVersion.TLSv1_1))
+
+    def test_weak_tls_ciphers_stop_the_server(self):
+        out = subprocess.run(
+            [os.path.join(harness.BIN, "spillway-server"), "--config", self.svc.config],
+            env=dict(self.svc.env, SPILLWAY_SERVER_TLS_CERT=self.cert,
+                     SPILLWAY_SERVER_TLS_KEY=self.key,
+                     SPILLWAY_SERVER_TLS_CIPHERS="ECDHE-RSA-AES128-GCM-SHA256:AES128-SHA",
+                     SPILLWAY_SERVER_LISTEN="127.0.0.1:%d" % harness.free_port()),
+            capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("tls_ciphers enables AES128-SHA, which lacks forward secrecy or AEAD",
+                      out.stdout + out.stderr)
+
     def test_bad_key_stops_the_server(self):
         other = os.path.join(self.svc.tmp, "other-key.pem")
         subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-out", other],

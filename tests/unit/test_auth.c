@@ -2,7 +2,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "auth.h"
@@ -102,7 +105,63 @@ static void test_bad_files(void **state)
     assert_int_equal(sw_auth_parse(&a, "tokens", "# none yet\n", &cfg), -1);
     assert_non_null(strstr(a.errstr, "holds no tokens"));
     sw_auth_free(&a);
+
+    /* A token listed twice: which line would win is not for the file to
+     * leave open. */
+    snprintf(text, sizeof text, "%s orders\n\n%s *\n", h, h);
+    assert_int_equal(sw_auth_parse(&a, "tokens", text, &cfg), -1);
+    assert_non_null(strstr(a.errstr, "tokens:3: this token's hash is already on an earlier line"));
+    sw_auth_free(&a);
+
+    /* A NUL byte would end the file early: refused with its line. */
+    char path[] = "/tmp/sw-tokens-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "%s orders\n# x", h);
+    fputc('\0', f);
+    fputs("\n", f);
+    fclose(f);
+    assert_int_equal(sw_auth_load(&a, path, &cfg), -1);
+    if (strstr(a.errstr, ":2: holds a NUL byte") == NULL)
+        fail_msg("%s", a.errstr);
+    sw_auth_free(&a);
+    unlink(path);
     sw_auth_free(NULL);
+}
+
+/* 20,000 tokens load in linear time and each is found by its digest (a
+ * file grown one realloc per line took minutes in the sanitizer build). */
+static void test_many_tokens(void **state)
+{
+    (void)state;
+    enum { N = 20000 };
+    size_t cap = (size_t)N * 80 + 1, len = 0;
+    char *text = malloc(cap), tok[32], h[SW_AUTH_HASH_HEX], bearer[64];
+    assert_non_null(text);
+    for (int i = 0; i < N; i++) {
+        snprintf(tok, sizeof tok, "token-%d", i);
+        sw_auth_hash_hex(tok, strlen(tok), h);
+        len += (size_t)snprintf(text + len, cap - len, "%s %s\n", h, i % 2 ? "*" : "events");
+    }
+    sw_auth a;
+    clock_t t0 = clock();
+    assert_int_equal(sw_auth_parse(&a, "tokens", text, &cfg), 0);
+    assert_int_equal(a.n, N);
+    enum sw_auth_result res;
+    for (int i = 0; i < N; i += 997) {
+        snprintf(bearer, sizeof bearer, "Bearer token-%d", i);
+        const sw_auth_entry *e = sw_auth_check(&a, bearer, &res);
+        assert_int_equal(res, SW_AUTH_OK);
+        assert_ptr_equal(e, &a.entries[i]);
+        assert_int_equal(e->all_sinks, i % 2);
+    }
+    assert_null(sw_auth_check(&a, "Bearer token-20000", &res));
+    assert_int_equal(res, SW_AUTH_INVALID);
+    double secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
+    assert_true(secs < 5.0);
+    sw_auth_free(&a);
+    free(text);
 }
 
 static void test_new_token(void **state)
@@ -124,6 +183,7 @@ int main(void)
         cmocka_unit_test(test_check_and_allows),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_new_token),
+        cmocka_unit_test(test_many_tokens),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

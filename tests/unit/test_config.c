@@ -104,6 +104,15 @@ static void test_errors(void **state)
     memcpy(long_line, "[server]\nlisten = ", 18);
     long_line[sizeof long_line - 1] = '\0';
     expect_error(long_line, "line longer than 198 characters");
+    /* inih keeps 49 characters of a name and drops the rest unseen: a
+     * sink would be served under a shorter name. */
+    expect_error("[server]\nthreads = 2\n[sink.a_sink_whose_name_is_longer_than_inih_keeps_x]\n"
+                 "table = t\n", "bad.ini:3: section name longer than 49 characters");
+    expect_error("[server]\na_key_whose_name_is_longer_than_inih_keeps_it_xyzzy = 1\n",
+                 "bad.ini:2: key name longer than 49 characters");
+    /* 49 characters is fine (and an unknown key is still named). */
+    expect_error("[server]\na_key_whose_name_is_as_long_as_inih_keeps_it_xy12 = 1\n",
+                 "unknown key \"a_key_whose_name_is_as_long_as_inih_keeps_it_xy12\"");
 }
 
 static void test_unreadable(void **state)
@@ -129,6 +138,17 @@ static void test_unreadable(void **state)
     fclose(f);
     assert_int_equal(sw_config_load(&cfg, path), -1);
     assert_non_null(strstr(cfg.errstr, ": larger than 1 MiB"));
+    sw_config_free(&cfg);
+    /* A NUL byte would end the file early for inih, silently: refused,
+     * with its line. */
+    f = fopen(path, "w");
+    fputs("[server]\nlisten = 127.0.0.1:9000\n", f);
+    fputc('\0', f);
+    fputs("\n[sink.x]\n", f);
+    fclose(f);
+    assert_int_equal(sw_config_load(&cfg, path), -1);
+    if (strstr(cfg.errstr, ":3: holds a NUL byte") == NULL)
+        fail_msg("%s", cfg.errstr);
     sw_config_free(&cfg);
     unlink(path);
 }
