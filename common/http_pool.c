@@ -1,5 +1,6 @@
 #include "http_pool.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -79,6 +80,7 @@ static void *worker(void *arg)
         if (p->head == NULL)
             p->tail = NULL;
         p->queued--;
+        atomic_store(&it->queued, 0);
         atomic_fetch_add_explicit(&p->busy, 1, memory_order_relaxed);
         pthread_mutex_unlock(&p->lock);
         int64_t waited = sw_clock_mono_ms() - it->since_ms;
@@ -123,6 +125,8 @@ sw_pool *sw_pool_start(const char *name, int threads, int nice, const sw_pool_fn
 
 void sw_pool_push(sw_pool *p, sw_pool_item *it)
 {
+    /* An item is in one queue at most, once. */
+    assert(!atomic_exchange(&it->queued, 1));
     it->next = NULL;
     it->since_ms = sw_clock_mono_ms();
     pthread_mutex_lock(&p->lock);

@@ -1,6 +1,7 @@
 #ifndef SW_HTTP_POOL_H_
 #define SW_HTTP_POOL_H_
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 /* A pool of worker threads fed by one FIFO queue: the HTTP core hands it
@@ -11,6 +12,7 @@
 typedef struct sw_pool_item {
     struct sw_pool_item *next;      /* private */
     int64_t since_ms;               /* private: when it was queued */
+    atomic_int queued;              /* private: in the queue now */
 } sw_pool_item;
 
 typedef struct sw_pool sw_pool;

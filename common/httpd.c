@@ -3,7 +3,9 @@
 #include "httpd.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -376,6 +378,9 @@ static void set_client(sw_httpd *h, sw_conn *c)
 
 static void lend(sw_httpd *h, sw_conn *c)
 {
+    /* One owner at a time: only the I/O thread lends, and only what it
+     * owns. */
+    assert(c->state != SW_CONN_LENT && c->state != SW_CONN_CLOSED);
     c->state = SW_CONN_LENT;
     sw_pool_push(h->pools[c->pool], &c->item);
 }
@@ -560,6 +565,7 @@ static void process(sw_httpd *h, sw_conn *c)
                 }
                 memset(c->x, 0, sizeof *c->x);
                 c->x->out = &c->out;
+                snprintf(c->x->client, sizeof c->x->client, "%s", c->peer);
                 c->state = SW_CONN_HEAD;
                 c->request_deadline_ms = now + h->o.request_timeout_ms;
                 c->deadline_ms = now + h->o.header_timeout_ms;
@@ -1233,6 +1239,12 @@ fail:
 
 int sw_httpd_adopt(sw_httpd *h, int fd, int li)
 {
+    /* The I/O thread must never block on it. */
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+        close(fd);
+        return -1;
+    }
     pthread_mutex_lock(&h->ret_lock);
     int ok = h->nadopt < (int)(sizeof h->adopt_fd / sizeof h->adopt_fd[0]) && li >= 0 &&
              li < h->nl;

@@ -25,10 +25,13 @@ if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
 fi
 # promtool (checks metrics and alert rules in the tests) ships in the
-# prometheus package; keep the package's own server from being started
-# where no init system guards it.
-if [ "${1:-}" = "--test" ] && ! command -v promtool >/dev/null; then
-    echo "installing: prometheus (for promtool)"
+# prometheus package, and the proxy test runs nginx in front of the server
+# with deploy/nginx/spillway.conf; keep the packages' own servers from
+# being started where no init system guards them.
+for tool in promtool:prometheus nginx:nginx; do
+    [ "${1:-}" = "--test" ] || break
+    command -v "${tool%%:*}" >/dev/null || [ -x "/usr/sbin/${tool%%:*}" ] && continue
+    echo "installing: ${tool#*:} (for the tests)"
     guard=""
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
@@ -36,6 +39,6 @@ if [ "${1:-}" = "--test" ] && ! command -v promtool >/dev/null; then
         guard=1
     fi
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${tool#*:}" >/dev/null
     [ -z "$guard" ] || $SUDO rm -f /usr/sbin/policy-rc.d
-fi
+done

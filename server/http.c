@@ -277,7 +277,14 @@ static void done(void *user, const sw_http_exchange *x)
         sw_metrics_add(&h->rejected[REJ_TIMEOUT], 1);
     else if (x->by_core && x->status == 413)
         sw_metrics_add(&h->rejected[REJ_TOO_LARGE], 1);
-    sw_histogram_observe(&h->latency, (double)(sw_clock_now_us() - x->started_us) / 1e6);
+    if (x->started_us)
+        sw_histogram_observe(&h->latency, (double)(sw_clock_now_us() - x->started_us) / 1e6);
+    /* Refusals name the client (behind a trusted proxy, the one it saw). */
+    if (x->status >= 400)
+        sw_log_debug("request refused", "client=%s method=%s path=\"%.*s\" status=%d",
+                     x->client[0] ? x->client : "-", x->method ? x->method : "-",
+                     x->path ? (int)(strlen(x->path) > 200 ? 200 : strlen(x->path)) : 1,
+                     x->path ? x->path : "-", x->status);
 }
 
 static void *worker_start(void *user, int pool)

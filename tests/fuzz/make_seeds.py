@@ -41,6 +41,24 @@ write("ingest", "escapes", b"\x00" + b'{"b":1,"h":"\\ud83d\\ude00\\n\\/","o":{"k
 write("ingest", "ndjson_wide", b"\x05" + b'{"k":"a","v":[1,2,3]}\n{"k":"b","v":{"x":[{},{}]}}\n')
 
 
+# http: bytes a client sends on one connection (fuzz_http.c serves /echo,
+# /inline and /close).
+write("http", "get", b"GET /inline HTTP/1.1\r\nHost: x\r\n\r\n")
+write("http", "post", b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+write("http", "chunked", b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      b"3;e=1\r\nabc\r\n2\r\nde\r\n0\r\nT: v\r\n\r\n")
+write("http", "pipelined", b"GET /inline HTTP/1.1\r\nHost: x\r\n\r\n"
+      b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
+      b"GET /close HTTP/1.1\r\nHost: x\r\n\r\nGET /inline HTTP/1.1\r\nHost: x\r\n\r\n")
+write("http", "http10", b"GET /inline HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+      b"GET /inline HTTP/1.0\r\n\r\n")
+write("http", "expect", b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+      b"Content-Length: 3\r\n\r\nabc")
+write("http", "smuggle_cl_te", b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+      b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /inline HTTP/1.1\r\nHost: x\r\n\r\n")
+write("http", "refused_body", b"POST /nosuch HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+      b"GET /inline HTTP/1.1\r\nHost: x\r\n\r\n")
+
 # envelope: see common/envelope.h for the layout.
 def s(text):
     b = text.encode()

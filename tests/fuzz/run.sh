@@ -15,7 +15,7 @@ build)
     command -v clang >/dev/null || { echo "clang not found: run deploy/install-deps.sh --test"; exit 1; }
     CC=clang cmake -S "$SRC" -B "$dir" -DSPILLWAY_FUZZ=ON -DBUILD_TESTING=OFF \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-    cmake --build "$dir" -j2 --target fuzz_ingest fuzz_envelope fuzz_config
+    cmake --build "$dir" -j2 --target fuzz_ingest fuzz_envelope fuzz_config fuzz_http
     ;;
 run)
     target=$3

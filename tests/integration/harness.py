@@ -184,6 +184,61 @@ class Redis:
         self.proc = None
 
 
+class Nginx:
+    """nginx in front of a server on `upstream_port`, configured with
+    deploy/nginx/spillway.conf as shipped but for its two addresses;
+    stopped by its own pid."""
+
+    def __init__(self, workdir, upstream_port):
+        self.port = free_port()
+        self.dir = os.path.join(workdir, "nginx")
+        os.makedirs(self.dir, exist_ok=True)
+        # The workers drop root: they need to reach their temp dirs.
+        os.chmod(workdir, 0o755)
+        os.chmod(self.dir, 0o777)
+        with open(os.path.join(SOURCE, "deploy", "nginx", "spillway.conf")) as f:
+            site = f.read()
+        for old, new in (("server 127.0.0.1:8080;", "server 127.0.0.1:%d;" % upstream_port),
+                         ("listen 127.0.0.1:8443;", "listen 127.0.0.1:%d;" % self.port)):
+            assert site.count(old) == 1, "deploy/nginx/spillway.conf lacks %r" % old
+            site = site.replace(old, new)
+        with open(os.path.join(self.dir, "spillway.conf"), "w") as f:
+            f.write(site)
+        d = self.dir
+        main = os.path.join(d, "nginx.conf")
+        with open(main, "w") as f:
+            f.write("daemon off;\nworker_processes 1;\npid %s/nginx.pid;\n"
+                    "error_log %s/error.log info;\nevents { worker_connections 8192; }\n"
+                    "http {\n  access_log %s/access.log;\n"
+                    "  client_body_temp_path %s/body;\n  proxy_temp_path %s/proxy;\n"
+                    "  fastcgi_temp_path %s/fastcgi;\n  uwsgi_temp_path %s/uwsgi;\n"
+                    "  scgi_temp_path %s/scgi;\n  include %s/spillway.conf;\n}\n"
+                    % ((d,) * 9))
+        self.log = open(os.path.join(d, "stderr.log"), "ab")
+        self.proc = subprocess.Popen(["/usr/sbin/nginx", "-c", main, "-p", d, "-e",
+                                      os.path.join(d, "error.log")],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(self._up, 15, "nginx to listen")
+
+    def _up(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("nginx exited: " + open(os.path.join(self.dir, "error.log")).read())
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
 class Daemon:
     """A spillway daemon: started with a config, stopped by its own pid."""
 
