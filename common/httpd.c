@@ -1082,7 +1082,7 @@ static int listen_on(listener *l, const char *addr, char *errstr, size_t len)
 {
     char host[128];
     const char *colon = strrchr(addr, ':');
-    if (colon == NULL || colon == addr || colon[1] == '\0') {
+    if (colon == NULL || colon[1] == '\0') {
         snprintf(errstr, len, "listen address \"%s\" is not host:port", addr);
         return -1;
     }
