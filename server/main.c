@@ -1,4 +1,5 @@
 /* spillway-server: accepts writes over HTTP and queues them in Redis. */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -59,6 +60,12 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* Request bodies and envelopes up to max_body_bytes come and go: from
+     * 128 KiB up they are mapped and returned to the system when freed,
+     * and freed heap is trimmed back, so a burst does not stay resident.
+     * (glibc would raise this threshold after the first large frees.) */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
     sw_config cfg;
     if (sw_config_load(&cfg, path) != 0) {
         fprintf(stderr, "spillway-server: %s\n", cfg.errstr);
