@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "http_head.h"
+
 enum {
     C_SIZE,          /* first hex digit of a size line */
     C_SIZE_MORE,     /* further hex digits */
@@ -40,13 +42,6 @@ static int hexval(unsigned char ch)
     if (ch >= 'A' && ch <= 'F')
         return ch - 'A' + 10;
     return -1;
-}
-
-static int is_tchar(unsigned char ch)
-{
-    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
-        return 1;
-    return ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
 }
 
 /* A byte a field value or an extension may hold: VCHAR, obs-text, SP, HTAB. */
@@ -157,7 +152,7 @@ int sw_chunked_decode(sw_chunked *c, char *buf, size_t len, size_t *rpos, size_t
         case C_TRAILER:
             if (ch == '\r')
                 c->state = C_FINAL_LF;
-            else if (is_tchar(ch))
+            else if (sw_http_is_tchar(ch))
                 c->state = C_TRAILER_NAME;
             else
                 rc = fail(c, 400, "a trailer line must be name: value (no folding)");
@@ -165,7 +160,7 @@ int sw_chunked_decode(sw_chunked *c, char *buf, size_t len, size_t *rpos, size_t
         case C_TRAILER_NAME:
             if (ch == ':')
                 c->state = C_TRAILER_VALUE;
-            else if (!is_tchar(ch))
+            else if (!sw_http_is_tchar(ch))
                 rc = fail(c, 400, "a trailer line must be name: value");
             break;
         case C_TRAILER_VALUE:

@@ -4,8 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* RFC 9110 tchar: the bytes of methods and field names. */
-static int is_tchar(unsigned char c)
+int sw_http_is_tchar(unsigned char c)
 {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
         return 1;
@@ -87,7 +86,7 @@ static const char *const singletons[] = {"host", "content-length", "transfer-enc
 static long parse_request_line(sw_http_head *h, const char *p, const char *eol)
 {
     const char *s = p;
-    while (s < eol && is_tchar((unsigned char)*s))
+    while (s < eol && sw_http_is_tchar((unsigned char)*s))
         s++;
     if (s == p || s == eol || *s != ' ')
         return refuse(h, 400, "the request line must be: METHOD SP /path SP HTTP/1.1, "
@@ -169,7 +168,7 @@ static long parse_fields(sw_http_head *h, const char *p, const char *end)
             return refuse(h, 400, "a header line starts with whitespace (obs-fold); "
                                   "send each field on one line");
         const char *s = p;
-        while (s < eol && is_tchar((unsigned char)*s))
+        while (s < eol && sw_http_is_tchar((unsigned char)*s))
             s++;
         if (s == eol || *s != ':') {
             if (s < eol && is_ows((unsigned char)*s))

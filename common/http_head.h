@@ -79,6 +79,10 @@ const sw_http_field *sw_http_head_field(const sw_http_head *h, const char *name)
 /* Its value as a span; NULL (and *n = 0) when absent. */
 const char *sw_http_head_value(const sw_http_head *h, const char *name, size_t *n);
 
+/* 1 when `c` may be part of a token (a method, a field name): RFC 9110's
+ * tchar. */
+int sw_http_is_tchar(unsigned char c);
+
 /* 1 when the span [s, s+n) equals the C string `lit` in any case. */
 int sw_http_token_eq(const char *s, size_t n, const char *lit);
 

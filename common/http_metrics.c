@@ -20,31 +20,26 @@ int sw_http_metrics(const sw_httpd_stats *s, const char *const *listeners, sw_bu
         snprintf(l, sizeof l, "listener=\"%s\"", listeners[i]);
         rc |= sw_metrics_sample(out, "spillway_http_connections_idle", l, s->listen[i].idle);
     }
-    rc |= sw_metrics_header(out, "spillway_http_workers", "gauge",
-                            "Worker threads, by pool (api: the API; admin: probes, "
-                            "metrics, dashboard).");
-    for (int i = 0; i < s->npools; i++) {
-        snprintf(l, sizeof l, "pool=\"%s\"", s->pool_name[i]);
-        rc |= sw_metrics_sample(out, "spillway_http_workers", l, s->pool[i].threads);
-    }
-    rc |= sw_metrics_header(out, "spillway_http_workers_busy", "gauge",
-                            "Worker threads running a request now, by pool.");
-    for (int i = 0; i < s->npools; i++) {
-        snprintf(l, sizeof l, "pool=\"%s\"", s->pool_name[i]);
-        rc |= sw_metrics_sample(out, "spillway_http_workers_busy", l, s->pool[i].busy);
-    }
-    rc |= sw_metrics_header(out, "spillway_http_requests_waiting", "gauge",
-                            "Complete requests waiting for a free worker, by pool.");
-    for (int i = 0; i < s->npools; i++) {
-        snprintf(l, sizeof l, "pool=\"%s\"", s->pool_name[i]);
-        rc |= sw_metrics_sample(out, "spillway_http_requests_waiting", l, s->pool[i].queued);
-    }
-    rc |= sw_metrics_header(out, "spillway_http_requests_waited_total", "counter",
-                            "Requests that waited 100 ms or more for a worker, by pool.");
-    for (int i = 0; i < s->npools; i++) {
-        snprintf(l, sizeof l, "pool=\"%s\"", s->pool_name[i]);
-        rc |= sw_metrics_sample(out, "spillway_http_requests_waited_total", l,
-                                (double)s->pool[i].waited);
+    const struct {
+        const char *name, *type, *help;
+    } per_pool[] = {
+        {"spillway_http_workers", "gauge", "Worker threads, by pool (api: the API; admin: "
+         "probes, metrics, dashboard)."},
+        {"spillway_http_workers_busy", "gauge", "Worker threads running a request now, by pool."},
+        {"spillway_http_requests_waiting", "gauge",
+         "Complete requests waiting for a free worker, by pool."},
+        {"spillway_http_requests_waited_total", "counter",
+         "Requests that waited 100 ms or more for a worker, by pool."},
+    };
+    for (size_t m = 0; m < sizeof per_pool / sizeof per_pool[0]; m++) {
+        rc |= sw_metrics_header(out, per_pool[m].name, per_pool[m].type, per_pool[m].help);
+        for (int i = 0; i < s->npools; i++) {
+            const sw_pool_stats *p = &s->pool[i];
+            double v = m == 0 ? p->threads : m == 1 ? p->busy : m == 2 ? p->queued
+                                                                       : (double)p->waited;
+            snprintf(l, sizeof l, "pool=\"%s\"", s->pool_name[i]);
+            rc |= sw_metrics_sample(out, per_pool[m].name, l, v);
+        }
     }
     rc |= sw_metrics_header(out, "spillway_http_connections_accepted_total", "counter",
                             "Client connections accepted.");

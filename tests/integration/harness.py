@@ -412,8 +412,15 @@ class Service:
         self.cleanup()
 
     # HTTP
+    # With an ssl.SSLContext here, the API port is spoken to over TLS.
+    ssl_context = None
+
     def request(self, method, path, body=None, headers=None, timeout=10, port=None):
-        conn = http.client.HTTPConnection("127.0.0.1", port or self.port, timeout=timeout)
+        if self.ssl_context is not None and port in (None, self.port):
+            conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
+                                               context=self.ssl_context)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", port or self.port, timeout=timeout)
         try:
             if isinstance(body, str):
                 body = body.encode()

@@ -139,20 +139,8 @@ class TlsCorpusTest(CorpusMixin, unittest.TestCase):
         cls.ctx.check_hostname = False
         cls.ctx.verify_mode = ssl.CERT_NONE
         wait_for(lambda: cls._up(), 15, "the TLS server")
-        # The harness' helpers speak plain HTTP: point them at TLS.
-        import http.client
-
-        def tls_request(method, path, body=None, headers=None, timeout=10, port=None):
-            conn = http.client.HTTPSConnection("127.0.0.1", port or svc.port, timeout=timeout,
-                                               context=cls.ctx)
-            try:
-                conn.request(method, path, body=body, headers=headers or {})
-                resp = conn.getresponse()
-                data = resp.read()
-                return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
-            finally:
-                conn.close()
-        svc.request = tls_request
+        # The harness' helpers (queue, jobs) speak TLS to it from now on.
+        svc.ssl_context = cls.ctx
 
     @classmethod
     def _up(cls):
