@@ -37,8 +37,10 @@ typedef struct sw_json_token {
     enum sw_json_type type;
     const char *str;        /* KEY, STRING: decoded, NUL-terminated; valid
                                until the next call */
-    size_t len;             /* its whole decoded length in bytes */
-    int truncated;          /* only max_string bytes of it were kept */
+    size_t len;             /* its whole decoded length in bytes: when
+                               `truncated`, more than str holds */
+    int truncated;          /* only a prefix (max_string bytes and a few)
+                               was kept: read no further than strlen(str) */
     int64_t integer;
     double real;
 } sw_json_token;

@@ -301,9 +301,13 @@ static int dump_value(sw_json_reader *r, sw_json_token t, sw_record_work *w, int
             break;
         case SW_JSON_KEY: {
             size_t off = w->json.len;
-            emit_str(&o, t.str, t.len);
-            if (o.total <= max_len && push_key(w, off + 1, w->json.len - off - 2) != 0)
-                return DUMP_OOM;
+            if (t.truncated) {
+                o.total += t.len + 2;   /* over any limit that kept it short */
+            } else {
+                emit_str(&o, t.str, t.len);
+                if (o.total <= max_len && push_key(w, off + 1, w->json.len - off - 2) != 0)
+                    return DUMP_OOM;
+            }
             emit(&o, ":", 1);
             after_key = 1;
             break;

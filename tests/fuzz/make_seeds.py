@@ -38,6 +38,9 @@ write("ingest", "numeric", b"\x00" + b'{"b":1,"f":"-0000.000100e-5"}')
 write("ingest", "nested_keys", b"\x04" + b'[{"k":"a","v":{"a":{"x":1,"y":2},"b":{"x":1,"x":2}}},'
       b'{"k":"b","v":{"\\u0061":1,"a":2}}]')
 write("ingest", "escapes", b"\x00" + b'{"b":1,"h":"\\ud83d\\ude00\\n\\/","o":{"k\\"":-0.0,"e":1e-7}}')
+# A key longer than max_string_bytes (4096 in the target) inside a jsonb
+# value: its length counts, its bytes past what was kept are never read.
+write("ingest", "long_nested_key", b"\x04" + b'{"k":"a","v":{"' + b"K" * 5000 + b'":1}}')
 write("ingest", "ndjson_wide", b"\x05" + b'{"k":"a","v":[1,2,3]}\n{"k":"b","v":{"x":[{},{}]}}\n')
 
 
