@@ -44,6 +44,7 @@ static const struct key {
     I("server", "header_timeout_ms", header_timeout_ms, 100, 3600000),
     I("server", "max_connections", max_connections, 16, 1000000),
     I("server", "max_connections_per_address", max_per_address, 0, 1000000),
+    L("server", "max_body_buffer_bytes", max_body_buffer_bytes, 0, 1L << 40),
     S("server", "trusted_proxies", trusted_proxies),
     S("server", "tls_ciphers", tls_ciphers),
     S("redis", "host", redis_host),
@@ -376,9 +377,13 @@ static int check_lines(const char *text, int *line, char *why, size_t len)
         if (s < p + n && *s == '[') {
             const char *close = memchr(s, ']', (size_t)(p + n - s));
             name = close ? (size_t)(close - s - 1) : 0;
-        } else if (s == p && n > 0 && *s != ';' && *s != '#') {
+        } else if (s == p && n > 0 && *s != ';' && *s != '#' && *s != '\r') {
             /* (An indented line continues the value above it.) */
-            name = strcspn(s, "=:");
+            name = 0;
+            while (name < n && s[name] != '=' && s[name] != ':')
+                name++;
+            if (name == n)
+                name = 0;       /* no key here: inih will say so */
             while (name > 0 && (s[name - 1] == ' ' || s[name - 1] == '\t'))
                 name--;
         }

@@ -33,6 +33,7 @@ typedef struct sw_config {
     int idle_timeout_ms;      /* keep-alive connection with no request */
     int max_connections;      /* open on `listen` at once */
     int max_per_address;      /* of them from one client address (0 = no cap) */
+    long max_body_buffer_bytes;   /* bodies being received at once (0 = auto) */
     char trusted_proxies[256];  /* peers whose X-Forwarded-For names the client */
     char tls_ciphers[512];    /* TLS 1.2 suites; "" = forward-secret AEAD ones */
     /* [redis] */

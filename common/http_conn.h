@@ -50,15 +50,23 @@ typedef struct sw_conn {
     struct sw_conn *iprev, *inext;  /* the idle list, oldest first */
     int in_idle;
     struct sw_conn *ret_next;       /* handed back by a worker */
-    /* Input: `in` holds the raw head of the request in progress (and what
-     * came after it); once the head is framed it never moves, so the
-     * exchange's spans stay valid. A body that did not come with the head
-     * is read into `body` (chunked coding decoded in place there). */
+    struct sw_conn *later_next;     /* queued to be processed next turn */
+    int in_later;
+    int burst;                      /* requests answered this turn */
+    int readable;                   /* woken to read, but had no buffer yet */
+    /* Input: `in` holds, from in_off, the raw head of the request in
+     * progress and what came after it; once the head is framed the bytes
+     * never move, so the exchange's spans stay valid. A body that did not
+     * come with the head is read into `body` (chunked coding decoded in
+     * place there). Bytes of finished requests are skipped by advancing
+     * in_off, and moved down only before a read, so pipelined requests
+     * cost linear time. */
     sw_buf in, body;
+    size_t in_off;                  /* where the request in progress starts */
     size_t read_cap;                /* read until the buffer holds this many */
-    size_t counted;                 /* in.cap + body.cap, as counted by the core */
-    size_t scanned;                 /* head scan position */
-    size_t req_end;                 /* where the request ends in `in` */
+    size_t counted;                 /* body.cap, as charged to the core and address */
+    size_t scanned;                 /* head scan position, from in_off */
+    size_t req_end;                 /* bytes of the request in `in`, from in_off */
     size_t rpos, wpos;              /* in `body`: read and write positions */
     sw_chunked chunked;
     uint64_t discard_left;

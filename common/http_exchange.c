@@ -135,11 +135,21 @@ int sw_http_reply(sw_http_exchange *x, int status, const char *ctype, const char
                       close ? "Connection: close\r\n"
                             : x->head.minor == 0 ? "Connection: keep-alive\r\n" : "") != 0 ||
         (!x->head_only && len > 0 && sw_buf_append(o, body, len) != 0)) {
+        /* Nothing half-made goes out: unanswered, and the core decides. */
+        sw_buf_reset(o);
+        x->status = 0;
         x->close = 1;
         return -1;
     }
     x->close = close;
     return 0;
+}
+
+void sw_http_abort(sw_http_exchange *x)
+{
+    sw_buf_reset(x->out);
+    x->status = 0;
+    x->abort = 1;
 }
 
 int sw_http_reply_problem(sw_http_exchange *x, const sw_problem *p, const char *extra)

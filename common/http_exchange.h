@@ -36,6 +36,7 @@ typedef struct sw_http_exchange {
     int status;                 /* 0 until answered */
     int close;                  /* close the connection after the reply */
     int by_core;                /* the core refused it (framing, limits, time) */
+    int abort;                  /* close without an answer (sw_http_abort) */
     sw_buf *out;                /* status line, fields and body */
 } sw_http_exchange;
 
@@ -53,8 +54,9 @@ void sw_http_accept_body(sw_http_exchange *x, size_t max, const char *setting);
 
 /* Answer: status line, Date, Content-Type, Content-Length, Cache-Control,
  * the `extra` lines ("Name: value\r\n" each, or NULL) and Connection
- * when the connection closes after it. 0, or -1 when out of memory (the
- * core then closes the connection). */
+ * when the connection closes after it. 0, or -1 when out of memory: then
+ * nothing is kept and the request stands unanswered (the core answers 500
+ * and closes, unless the handler aborts). */
 __attribute__((warn_unused_result))
 int sw_http_reply(sw_http_exchange *x, int status, const char *ctype, const char *extra,
                   const void *body, size_t len);
@@ -62,6 +64,11 @@ int sw_http_reply(sw_http_exchange *x, int status, const char *ctype, const char
 /* Answer with a problem+json body. */
 __attribute__((warn_unused_result))
 int sw_http_reply_problem(sw_http_exchange *x, const sw_problem *p, const char *extra);
+
+/* Close the connection with no answer at all: for a handler that did
+ * its work but cannot say so (out of memory after a job was queued). The
+ * client sees the connection drop, which means "may have happened". */
+void sw_http_abort(sw_http_exchange *x);
 
 /* Close the connection after the reply (call before replying). */
 void sw_http_close_after(sw_http_exchange *x);

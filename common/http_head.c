@@ -220,7 +220,8 @@ static long parse_fields(sw_http_head *h, const char *p, const char *end)
         return -1;
     size_t n;
     const char *expect = sw_http_head_value(h, "expect", &n);
-    if (expect) {
+    /* HTTP/1.0 has no expectations: RFC 9110 says to ignore them there. */
+    if (expect && h->minor == 1) {
         if (!sw_http_token_eq(expect, n, "100-continue"))
             return refuse(h, 417, "the only Expect served is 100-continue");
         h->expect_continue = 1;

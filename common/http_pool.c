@@ -126,7 +126,9 @@ sw_pool *sw_pool_start(const char *name, int threads, int nice, const sw_pool_fn
 void sw_pool_push(sw_pool *p, sw_pool_item *it)
 {
     /* An item is in one queue at most, once. */
-    assert(!atomic_exchange(&it->queued, 1));
+    int was_queued = atomic_exchange(&it->queued, 1);
+    assert(!was_queued);
+    (void)was_queued;
     it->next = NULL;
     it->since_ms = sw_clock_mono_ms();
     pthread_mutex_lock(&p->lock);

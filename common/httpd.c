@@ -1,3 +1,6 @@
+/* The HTTP core's I/O thread: listeners, accepting and per-address caps,
+ * events, deadlines, and the hand-off of complete requests to the worker
+ * pools and back. One connection's requests are http_flow.c's. */
 /* accept4 */
 #define _GNU_SOURCE
 #include "httpd.h"
@@ -10,88 +13,29 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/ssl.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "clock.h"
-#include "http_conn.h"
+#include "httpd_int.h"
 #include "log.h"
 
-/* A refused request whose body is not yet read: a remainder up to this
- * size is read and dropped to keep the connection; more closes it, so a
- * client cannot make us read gigabytes it was refused. */
-#define DISCARD_MAX 65536
-/* Input read per step: a head's buffer starts this big and doubles; a
- * body or dropped bytes come in steps of BODY_STEP. */
-#define STEP 4096
-#define BODY_STEP 65536
-/* Bytes read and dropped at most before a lingering close gives up. */
-#define LINGER_BUDGET (1 << 20)
-/* An idle connection keeps its buffers this long, then gives them back. */
+/* Connections idle this long give their buffers back. */
 #define IDLE_RELEASE_MS 1000
 #define TICK_MS 100
-#define MAX_TRUSTED 16
 
-typedef struct listener {
-    int fd;
-    struct ssl_ctx_st *tls;
-    int max_connections, max_per_address;
-    sw_peers peers;
-    atomic_int open, idle;
-    int64_t paused_until;       /* accept paused (EMFILE) until then; 0: not */
-    char addr[128];
-} listener;
+/* --- addresses ----------------------------------------------------------- */
 
-typedef struct pool_ctx {
-    struct sw_httpd *h;
-    int pool;
-} pool_ctx;
-
-struct sw_httpd {
-    sw_httpd_opts o;
-    sw_httpd_app app;
-    sw_http_limits lim;
-    int ep, wake;
-    listener l[SW_HTTPD_MAX_LISTENERS];
-    int nl;
-    sw_pool *pools[SW_HTTPD_MAX_POOLS];
-    pool_ctx pctx[SW_HTTPD_MAX_POOLS];
-    pthread_t thread;
-    int started;
-    atomic_int stop;
-    int stopping;               /* I/O thread's own view */
-    int64_t stop_deadline;
-    /* Handed back by workers, and sockets to adopt; under ret_lock. */
-    pthread_mutex_t ret_lock;
-    sw_conn *ret_head, *ret_tail;
-    int adopt_fd[64], adopt_l[64], nadopt;
-    int wake_pending;
-    /* Owned by the I/O thread. */
-    sw_conn *conns;
-    sw_conn *idle_head, *idle_tail;
-    sw_conn *graveyard;
-    int nconns;
-    size_t buffered;            /* capacity of input buffers holding bodies */
-    sw_peer_addr trusted[MAX_TRUSTED];
-    int ntrusted;
-    char scratch[BODY_STEP];
-    _Atomic uint64_t accepted, refused_addr, refused_full, closed_idle, timeouts, malformed;
-    int64_t full_logged_ms;
-};
-
-static void process(sw_httpd *h, sw_conn *c);
-static int grow(sw_httpd *h, sw_conn *c, sw_buf *b, size_t need, size_t most);
-
-/* --- small helpers ----------------------------------------------------- */
-
+/* A peer as the key of its per-address counts: IPv4 mapped into IPv6, and
+ * an IPv6 address by its /64, the block one client usually holds (a
+ * client with a /64 would otherwise have 2^64 addresses' worth of caps). */
 static void to_peer_addr(const struct sockaddr_storage *ss, sw_peer_addr *a, char *text,
                          size_t len)
 {
@@ -104,8 +48,10 @@ static void to_peer_addr(const struct sockaddr_storage *ss, sw_peer_addr *a, cha
         inet_ntop(AF_INET, &in->sin_addr, text, (socklen_t)len);
     } else if (ss->ss_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)ss;
-        memcpy(a->b, &in6->sin6_addr, 16);
         inet_ntop(AF_INET6, &in6->sin6_addr, text, (socklen_t)len);
+        memcpy(a->b, &in6->sin6_addr, 16);
+        if (!IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+            memset(a->b + 8, 0, 8);
     } else {
         snprintf(text, len, "local");
     }
@@ -129,7 +75,9 @@ static int parse_addr(const char *s, size_t n, sw_peer_addr *a)
     return inet_pton(AF_INET6, buf, a->b) == 1 ? 0 : -1;
 }
 
-static void arm(sw_httpd *h, sw_conn *c, uint32_t events)
+/* --- connections (for http_flow.c too) ----------------------------------- */
+
+void sw_httpd_arm(sw_httpd *h, sw_conn *c, uint32_t events)
 {
     /* RDHUP only with reads: it stays raised, and a socket waiting to be
      * writable would report it again and again. */
@@ -144,7 +92,7 @@ static void arm(sw_httpd *h, sw_conn *c, uint32_t events)
     c->registered = 1;
 }
 
-static void idle_remove(sw_httpd *h, sw_conn *c)
+void sw_httpd_idle_remove(sw_httpd *h, sw_conn *c)
 {
     if (!c->in_idle)
         return;
@@ -161,7 +109,7 @@ static void idle_remove(sw_httpd *h, sw_conn *c)
     atomic_fetch_sub(&h->l[c->listener].idle, 1);
 }
 
-static void idle_append(sw_httpd *h, sw_conn *c)
+void sw_httpd_idle_append(sw_httpd *h, sw_conn *c)
 {
     c->iprev = h->idle_tail;
     c->inext = NULL;
@@ -174,28 +122,27 @@ static void idle_append(sw_httpd *h, sw_conn *c)
     atomic_fetch_add(&h->l[c->listener].idle, 1);
 }
 
-/* Every input buffer's capacity counts against max_buffered_bytes. */
-static void recount(sw_httpd *h, sw_conn *c)
+int sw_httpd_charge(sw_httpd *h, sw_conn *c, int64_t delta)
 {
-    h->buffered -= c->counted;
-    c->counted = c->in.cap + c->body.cap;
-    h->buffered += c->counted;
+    sw_listener *l = &h->l[c->listener];
+    if (delta > 0 && h->buffered + (size_t)delta > h->o.max_buffered_bytes)
+        return -1;
+    uint64_t share = l->max_per_address ? h->o.max_buffered_bytes / SW_ADDRESS_SHARE : 0;
+    if (sw_peers_charge(&l->peers, &c->addr, delta, share) != 0)
+        return -1;
+    h->buffered = (size_t)((int64_t)h->buffered + delta);
+    c->counted = (size_t)((int64_t)c->counted + delta);
+    return 0;
 }
 
-static void free_input(sw_httpd *h, sw_conn *c)
-{
-    sw_buf_free(&c->in);
-    sw_buf_free(&c->body);
-    recount(h, c);
-}
-
-static void close_conn(sw_httpd *h, sw_conn *c)
+void sw_httpd_close(sw_httpd *h, sw_conn *c)
 {
     if (c->state == SW_CONN_CLOSED)
         return;
-    idle_remove(h, c);
-    free_input(h, c);
-    listener *l = &h->l[c->listener];
+    sw_httpd_idle_remove(h, c);
+    if (c->counted)
+        (void)sw_httpd_charge(h, c, -(int64_t)c->counted);
+    sw_listener *l = &h->l[c->listener];
     sw_peers_remove(&l->peers, &c->addr);
     atomic_fetch_sub(&l->open, 1);
     h->nconns--;
@@ -212,171 +159,16 @@ static void close_conn(sw_httpd *h, sw_conn *c)
     h->graveyard = c;
 }
 
-/* --- replies ----------------------------------------------------------- */
-
-static void after_response(sw_httpd *h, sw_conn *c);
-
-/* Send c->out; then go on with the connection. */
-static void send_reply(sw_httpd *h, sw_conn *c)
+void sw_httpd_later(sw_httpd *h, sw_conn *c)
 {
-    c->out_sent = 0;
-    int w = sw_conn_write(c);
-    if (w < 0) {
-        close_conn(h, c);
-    } else if (w == 0) {
-        c->state = SW_CONN_WRITE;
-        c->deadline_ms = sw_clock_mono_ms() + h->o.request_timeout_ms;
-        arm(h, c, c->tls_want_read ? EPOLLIN : EPOLLOUT);
-    } else {
-        after_response(h, c);
-    }
-}
-
-static void note_done(sw_httpd *h, sw_conn *c)
-{
-    if (h->app.done && c->x->status != 0)
-        h->app.done(h->app.user, c->x);
-}
-
-/* A refusal by the core itself: problem+json, then close. */
-static void refuse(sw_httpd *h, sw_conn *c, int status, const char *detail)
-{
-    static const struct { int status; const char *type, *title; } kinds[] = {
-        {400, "bad-request", "Malformed request"},
-        {500, "internal", "Internal error"},
-        {408, "request-timeout", "Request timeout"},
-        {413, "body-too-large", "Body too large"},
-        {414, "uri-too-long", "Request target too long"},
-        {417, "expectation-failed", "Expectation not supported"},
-        {431, "headers-too-large", "Request headers too large"},
-        {501, "not-implemented", "Transfer coding not supported"},
-        {503, "server-busy", "Server busy"},
-        {505, "http-version", "HTTP version not supported"},
-    };
-    const char *type = "bad-request", *title = "Malformed request";
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
-        if (kinds[i].status == status) {
-            type = kinds[i].type;
-            title = kinds[i].title;
-        }
-    }
-    if (c->x == NULL && (c->x = calloc(1, sizeof *c->x)) == NULL) {
-        close_conn(h, c);
+    if (c->in_later)
         return;
-    }
-    /* A refusal from grow() may come before the exchange is reset. */
-    if (c->state == SW_CONN_IDLE)
-        memset(c->x, 0, sizeof *c->x);
-    sw_problem p = {0};
-    sw_problem_set(&p, status, type, title, "%s", detail);
-    sw_http_exchange *x = c->x;
-    x->close = 1;
-    x->by_core = 1;
-    x->out = &c->out;
-    if (status == 408)
-        atomic_fetch_add_explicit(&h->timeouts, 1, memory_order_relaxed);
-    else if (status != 413 && status != 503)
-        atomic_fetch_add_explicit(&h->malformed, 1, memory_order_relaxed);
-    if (sw_http_reply_problem(x, &p, status == 503 ? "Retry-After: 1\r\n" : NULL) != 0) {
-        close_conn(h, c);
-        return;
-    }
-    note_done(h, c);
-    send_reply(h, c);
+    c->in_later = 1;
+    c->later_next = h->later;
+    h->later = c;
 }
 
-static void start_linger(sw_httpd *h, sw_conn *c)
-{
-    if (h->stopping) {
-        close_conn(h, c);
-        return;
-    }
-    idle_remove(h, c);
-    sw_conn_shutdown_write(c);
-    c->state = SW_CONN_LINGER;
-    c->discard_left = LINGER_BUDGET;
-    c->deadline_ms = sw_clock_mono_ms() + SW_HTTPD_LINGER_MS;
-    arm(h, c, EPOLLIN);
-}
-
-/* Drop the finished request's bytes from the front of the input. */
-static void consume(sw_conn *c, size_t n)
-{
-    if (n > c->in.len)
-        n = c->in.len;
-    memmove(c->in.data, c->in.data + n, c->in.len - n);
-    c->in.len -= n;
-    c->scanned = 0;
-}
-
-static void enter_idle(sw_httpd *h, sw_conn *c)
-{
-    int64_t now = sw_clock_mono_ms();
-    c->state = SW_CONN_IDLE;
-    c->idle_since_ms = now;
-    c->deadline_ms = now + (c->requests ? h->o.idle_timeout_ms : h->o.header_timeout_ms);
-    if (!c->in_idle)
-        idle_append(h, c);
-}
-
-static void after_response(sw_httpd *h, sw_conn *c)
-{
-    c->requests++;
-    c->out_sent = 0;
-    sw_buf_reset(&c->out);
-    if (c->x->close || h->stopping) {
-        start_linger(h, c);
-        return;
-    }
-    if (c->discard_left > 0) {
-        consume(c, c->in.len);
-        c->state = SW_CONN_DISCARD;
-        c->deadline_ms = sw_clock_mono_ms() + h->o.request_timeout_ms;
-    } else {
-        consume(c, c->req_end);
-        /* What followed a chunked body is the next request's. */
-        size_t rest = c->body.len > c->rpos ? c->body.len - c->rpos : 0;
-        if (rest && grow(h, c, &c->in, c->in.len + rest, c->in.len + rest) != 0)
-            return;
-        if (rest) {
-            memcpy(c->in.data + c->in.len, c->body.data + c->rpos, rest);
-            c->in.len += rest;
-        }
-        enter_idle(h, c);
-    }
-    /* A body's buffer goes back now, not at the idle sweep. */
-    sw_buf_free(&c->body);
-    c->rpos = c->wpos = 0;
-    if (c->in.len == 0 && c->in.cap > 2 * STEP)
-        sw_buf_free(&c->in);
-    recount(h, c);
-    process(h, c);
-}
-
-/* --- requests ---------------------------------------------------------- */
-
-static void set_client(sw_httpd *h, sw_conn *c)
-{
-    sw_http_exchange *x = c->x;
-    snprintf(x->client, sizeof x->client, "%s", c->peer);
-    int trusted = 0;
-    for (int i = 0; i < h->ntrusted && !trusted; i++)
-        trusted = memcmp(&h->trusted[i], &c->addr, sizeof c->addr) == 0;
-    const char *xff = trusted ? sw_http_header(x, "X-Forwarded-For") : NULL;
-    if (xff == NULL)
-        return;
-    /* The last hop is the one the proxy itself saw. */
-    const char *last = strrchr(xff, ',');
-    last = last ? last + 1 : xff;
-    while (*last == ' ' || *last == '\t')
-        last++;
-    size_t n = strcspn(last, " \t");
-    sw_peer_addr a;
-    if (parse_addr(last, n, &a) == 0)
-        snprintf(x->client, sizeof x->client, "%.*s", (int)n, last);
-}
-
-static void lend(sw_httpd *h, sw_conn *c)
+void sw_httpd_lend(sw_httpd *h, sw_conn *c)
 {
     /* One owner at a time: only the I/O thread lends, and only what it
      * owns. */
@@ -385,306 +177,7 @@ static void lend(sw_httpd *h, sw_conn *c)
     sw_pool_push(h->pools[c->pool], &c->item);
 }
 
-/* Room for `need` bytes in `b` (c->in or c->body, plus a NUL), never
- * past `most` (the most the request can take there), counted against
- * max_buffered_bytes. Doubles, so growth is amortised. 0, or -1 after
- * refusing the request. */
-static int grow(sw_httpd *h, sw_conn *c, sw_buf *b, size_t need, size_t most)
-{
-    if (b->cap >= need + 1)
-        return 0;
-    size_t cap = b->cap ? b->cap : STEP;
-    while (cap < need + 1)
-        cap *= 2;
-    if (cap > most + 1)
-        cap = most + 1 > need + 1 ? most + 1 : need + 1;
-    if (h->buffered - b->cap + cap > h->o.max_buffered_bytes) {
-        refuse(h, c, 503, "the server holds as many request bytes as it may at once; "
-                          "nothing was queued, retry shortly");
-        return -1;
-    }
-    char *p = realloc(b->data, cap);
-    if (p == NULL) {
-        refuse(h, c, 503, "out of memory for the request; nothing was queued, retry");
-        return -1;
-    }
-    b->data = p;
-    b->cap = cap;
-    recount(h, c);
-    return 0;
-}
-
-/* The most bytes a chunked body's buffer holds: the data, and undecoded
- * coding of at most one read step (or what came with the head). */
-static size_t chunked_most(const sw_httpd *h, const sw_http_exchange *x)
-{
-    return x->body_max + BODY_STEP + h->lim.max_head_bytes;
-}
-
-/* The head is framed: route it, then read its body or answer. 1 to go on
- * processing, 0 when the connection has moved on (answered, lent, closed). */
-static int on_head(sw_httpd *h, sw_conn *c)
-{
-    sw_http_exchange *x = c->x;
-    sw_http_head *hd = &x->head;
-    if (sw_http_exchange_prepare(x, c->in.data) != 0) {
-        refuse(h, c, hd->status, hd->detail);
-        return 0;
-    }
-    set_client(h, c);
-    x->listener = c->listener;
-    x->head_only = strcmp(x->method, "HEAD") == 0;
-    x->started_us = sw_clock_now_us();
-    x->route = -1;
-    x->out = &c->out;
-    size_t avail = c->in.len - hd->len;
-    /* If route() answers without the body, can the connection stay? */
-    int unread = hd->framing == SW_HTTP_CHUNKED ||
-                 (hd->framing == SW_HTTP_LENGTH && hd->content_length > avail);
-    int keepable = hd->framing != SW_HTTP_CHUNKED &&
-                   (hd->framing != SW_HTTP_LENGTH || hd->content_length - avail <= DISCARD_MAX ||
-                    hd->content_length <= avail);
-    x->close = unread && !keepable;
-    int pool = h->app.route(h->app.user, x);
-    if (pool == SW_HTTPD_ANSWERED || x->status != 0) {
-        if (x->status == 0) {
-            refuse(h, c, 500, "the server could not route the request");
-            return 0;
-        }
-        c->req_end = hd->len;
-        c->discard_left = 0;
-        if (hd->framing == SW_HTTP_LENGTH) {
-            if (hd->content_length <= avail) {
-                c->req_end = hd->len + (size_t)hd->content_length;
-            } else {
-                c->req_end = c->in.len;
-                c->discard_left = hd->content_length - avail;
-            }
-        }
-        note_done(h, c);
-        send_reply(h, c);
-        return 0;
-    }
-    x->close = 0;
-    c->pool = pool < 0 || pool >= h->o.npools ? 0 : pool;
-    if (hd->framing == SW_HTTP_NO_BODY) {
-        x->body = c->in.data + hd->len;
-        x->body_len = 0;
-        c->req_end = hd->len;
-        lend(h, c);
-        return 0;
-    }
-    if (hd->framing == SW_HTTP_LENGTH && hd->content_length > x->body_max) {
-        char detail[200];
-        if (hd->content_length == UINT64_MAX)
-            snprintf(detail, sizeof detail, "the body is over the limit of %zu bytes%s%s%s; "
-                     "split it", x->body_max, x->body_limit ? " (" : "",
-                     x->body_limit ? x->body_limit : "", x->body_limit ? ")" : "");
-        else
-            snprintf(detail, sizeof detail, "the body of %llu bytes is over the limit of %zu "
-                     "bytes%s%s%s; split it", (unsigned long long)hd->content_length,
-                     x->body_max, x->body_limit ? " (" : "", x->body_limit ? x->body_limit : "",
-                     x->body_limit ? ")" : "");
-        refuse(h, c, 413, detail);
-        return 0;
-    }
-    c->req_end = hd->len;
-    c->rpos = c->wpos = 0;
-    if (hd->framing == SW_HTTP_LENGTH && hd->content_length <= avail) {
-        /* It came with the head. */
-        x->body = c->in.data + hd->len;
-        x->body_len = (size_t)hd->content_length;
-        c->req_end = hd->len + x->body_len;
-        lend(h, c);
-        return 0;
-    }
-    /* The rest goes to `body`, so `in`, which the head's spans point
-     * into, never moves. */
-    size_t most = hd->framing == SW_HTTP_LENGTH ? (size_t)hd->content_length
-                                                : chunked_most(h, x);
-    if (grow(h, c, &c->body, avail, most) != 0)
-        return 0;
-    memcpy(c->body.data, c->in.data + hd->len, avail);
-    c->body.len = avail;
-    c->in.len = hd->len;
-    if (hd->framing == SW_HTTP_CHUNKED)
-        sw_chunked_init(&c->chunked);
-    c->state = SW_CONN_BODY;
-    c->deadline_ms = c->request_deadline_ms;
-    if (hd->expect_continue) {
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        if (sw_buf_append(&c->out, cont, sizeof cont - 1) != 0 || sw_conn_write(c) != 1) {
-            /* 25 bytes into an empty socket buffer do not block. */
-            close_conn(h, c);
-            return 0;
-        }
-        c->out_sent = 0;
-        sw_buf_reset(&c->out);
-    }
-    return 1;
-}
-
-static void body_too_large(sw_httpd *h, sw_conn *c)
-{
-    char detail[200];
-    sw_http_exchange *x = c->x;
-    snprintf(detail, sizeof detail, "the body is over the limit of %zu bytes%s%s%s; split it",
-             x->body_max, x->body_limit ? " (" : "", x->body_limit ? x->body_limit : "",
-             x->body_limit ? ")" : "");
-    refuse(h, c, 413, detail);
-}
-
-/* Run the state machine on what is buffered; read more, lend, answer or
- * close. Ends with the connection armed, lent, or closed. */
-static void process(sw_httpd *h, sw_conn *c)
-{
-    for (;;) {
-        if (c->broken) {
-            close_conn(h, c);
-            return;
-        }
-        size_t cap, most;
-        sw_buf *b = &c->in;
-        switch (c->state) {
-        case SW_CONN_IDLE:
-        case SW_CONN_HEAD: {
-            if (c->in.len == 0) {
-                if (c->eof) {
-                    close_conn(h, c);
-                    return;
-                }
-                cap = most = h->lim.max_head_bytes;
-                break;
-            }
-            if (c->state == SW_CONN_IDLE) {
-                int64_t now = sw_clock_mono_ms();
-                idle_remove(h, c);
-                if (c->x == NULL && (c->x = calloc(1, sizeof *c->x)) == NULL) {
-                    close_conn(h, c);
-                    return;
-                }
-                memset(c->x, 0, sizeof *c->x);
-                c->x->out = &c->out;
-                snprintf(c->x->client, sizeof c->x->client, "%s", c->peer);
-                c->state = SW_CONN_HEAD;
-                c->request_deadline_ms = now + h->o.request_timeout_ms;
-                c->deadline_ms = now + h->o.header_timeout_ms;
-                if (c->deadline_ms > c->request_deadline_ms)
-                    c->deadline_ms = c->request_deadline_ms;
-                c->scanned = 0;
-            }
-            long r = sw_http_head_read(&c->x->head, c->in.data, c->in.len, &c->scanned, &h->lim);
-            if (r < 0) {
-                char detail[200];
-                snprintf(detail, sizeof detail, "%s%s", c->x->head.detail,
-                         c->x->head.status == 431 && !strstr(c->x->head.detail, "fields")
-                             ? " ([server] max_header_bytes)" : "");
-                refuse(h, c, c->x->head.status, detail);
-                return;
-            }
-            if (r == 0) {
-                if (c->eof) {
-                    close_conn(h, c);
-                    return;
-                }
-                cap = most = h->lim.max_head_bytes;
-                break;
-            }
-            if (!on_head(h, c))
-                return;
-            continue;
-        }
-        case SW_CONN_BODY: {
-            sw_http_exchange *x = c->x;
-            b = &c->body;
-            if (x->head.framing == SW_HTTP_LENGTH) {
-                if (b->len >= x->head.content_length) {
-                    x->body = b->data;
-                    x->body_len = b->len;
-                    c->rpos = b->len;
-                    lend(h, c);
-                    return;
-                }
-                if (c->eof) {
-                    char detail[160];
-                    snprintf(detail, sizeof detail, "the body ended after %zu of the %llu bytes "
-                             "Content-Length announced; nothing was queued", b->len,
-                             (unsigned long long)x->head.content_length);
-                    refuse(h, c, 400, detail);
-                    return;
-                }
-                cap = most = (size_t)x->head.content_length;
-                break;
-            }
-            int rc = sw_chunked_decode(&c->chunked, b->data, b->len, &c->rpos, &c->wpos, 0,
-                                       x->body_max, h->lim.max_head_bytes);
-            if (rc < 0) {
-                if (c->chunked.status == 413)
-                    body_too_large(h, c);
-                else
-                    refuse(h, c, c->chunked.status, c->chunked.detail);
-                return;
-            }
-            if (rc == 1) {
-                /* Bytes after the last chunk (from rpos) are the next
-                 * request's: after_response() moves them to `in`. */
-                x->body = b->data;
-                x->body_len = c->wpos;
-                lend(h, c);
-                return;
-            }
-            /* Keep only data and the undecoded rest: the buffer stays
-             * about the size of the body. */
-            memmove(b->data + c->wpos, b->data + c->rpos, b->len - c->rpos);
-            b->len = c->wpos + (b->len - c->rpos);
-            c->rpos = c->wpos;
-            if (c->eof) {
-                refuse(h, c, 400, "the chunked body ended before its last chunk; nothing "
-                                  "was queued");
-                return;
-            }
-            cap = b->len + BODY_STEP;
-            most = chunked_most(h, x);
-            break;
-        }
-        case SW_CONN_DISCARD: {
-            size_t n = c->in.len < c->discard_left ? c->in.len : (size_t)c->discard_left;
-            consume(c, n);
-            c->discard_left -= n;
-            if (c->discard_left == 0) {
-                enter_idle(h, c);
-                continue;
-            }
-            if (c->eof) {
-                close_conn(h, c);
-                return;
-            }
-            cap = most = BODY_STEP;
-            break;
-        }
-        default:
-            return;
-        }
-        /* The buffer doubles as bytes come, up to what the request can
-         * take: a body announced but not sent costs nothing. */
-        if (b->len + 1 >= b->cap && grow(h, c, b, b->len + 1, most) != 0)
-            return;
-        /* More bytes are needed. OpenSSL may hold some already, which
-         * epoll cannot see. */
-        c->read_cap = cap;
-        if (c->ssl && SSL_has_pending(c->ssl) && b->len < cap && !c->eof &&
-            sw_conn_read(c, b, cap) > 0)
-            continue;
-        arm(h, c, c->tls_want_write ? EPOLLOUT : EPOLLIN);
-        if (c->broken) {
-            close_conn(h, c);
-            return;
-        }
-        return;
-    }
-}
-
-/* --- events ------------------------------------------------------------ */
+/* --- events -------------------------------------------------------------- */
 
 static void on_event(sw_httpd *h, sw_conn *c)
 {
@@ -692,44 +185,54 @@ static void on_event(sw_httpd *h, sw_conn *c)
     case SW_CONN_HANDSHAKE: {
         int r = sw_conn_handshake(c);
         if (r < 0) {
-            close_conn(h, c);
+            sw_httpd_close(h, c);
         } else if (r == 0) {
-            arm(h, c, c->tls_want_write ? EPOLLOUT : EPOLLIN);
+            sw_httpd_arm(h, c, c->tls_want_write ? EPOLLOUT : EPOLLIN);
+            if (c->broken)
+                sw_httpd_close(h, c);
         } else {
-            enter_idle(h, c);
-            process(h, c);
+            sw_flow_enter_idle(h, c);
+            sw_flow_process(h, c);
         }
         return;
     }
     case SW_CONN_WRITE: {
         int w = sw_conn_write(c);
-        if (w < 0)
-            close_conn(h, c);
-        else if (w == 0)
-            arm(h, c, c->tls_want_read ? EPOLLIN : EPOLLOUT);
-        else
-            after_response(h, c);
+        if (w < 0) {
+            sw_httpd_close(h, c);
+        } else if (w == 0) {
+            sw_httpd_arm(h, c, c->tls_want_read ? EPOLLIN : EPOLLOUT);
+            if (c->broken)
+                sw_httpd_close(h, c);
+        } else if (sw_flow_after_response(h, c)) {
+            sw_flow_process(h, c);
+        }
         return;
     }
     case SW_CONN_LINGER: {
         size_t n = sw_conn_drain(c, h->scratch, sizeof h->scratch, (size_t)c->discard_left);
         c->discard_left = n >= c->discard_left ? 0 : c->discard_left - n;
-        if (c->eof || c->broken || c->discard_left == 0)
-            close_conn(h, c);
-        else
-            arm(h, c, EPOLLIN);
+        if (c->eof || c->broken || c->discard_left == 0) {
+            sw_httpd_close(h, c);
+        } else {
+            sw_httpd_arm(h, c, EPOLLIN);
+            if (c->broken)
+                sw_httpd_close(h, c);
+        }
         return;
     }
     case SW_CONN_IDLE:
     case SW_CONN_HEAD:
     case SW_CONN_BODY:
     case SW_CONN_DISCARD: {
+        /* The flow made room to read into before it armed. An idle
+         * connection that gave its buffers back starts from nothing. */
         sw_buf *b = c->state == SW_CONN_BODY ? &c->body : &c->in;
-        /* An idle connection gave its buffer back: a first step again. */
-        if (b->cap == 0 && grow(h, c, b, 1, h->lim.max_head_bytes) != 0)
-            return;
-        sw_conn_read(c, b, c->read_cap);
-        process(h, c);
+        if (b->cap > 0)
+            sw_conn_read(c, b, c->read_cap);
+        else
+            c->readable = 1;
+        sw_flow_process(h, c);
         return;
     }
     case SW_CONN_LENT:
@@ -738,13 +241,26 @@ static void on_event(sw_httpd *h, sw_conn *c)
     }
 }
 
-/* Close the longest-idle connection of listener `li` to make room. */
+/* Bytes waiting, in our buffer or the socket: a connection with some is
+ * not idle, it just has not had its turn yet. */
+static int pending(const sw_conn *c)
+{
+    int n = 0;
+    if (c->in.len > c->in_off || c->in_later)
+        return 1;
+    return c->ssl ? SSL_has_pending(c->ssl) : ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
+}
+
+/* Close an idle connection of listener `li` to make room: the oldest that
+ * never sent a request, else the longest-idle one with nothing waiting. */
 static int evict_idle(sw_httpd *h, int li)
 {
-    for (sw_conn *c = h->idle_head; c; c = c->inext) {
-        if (c->listener == li) {
+    for (int pass = 0; pass < 2; pass++) {
+        for (sw_conn *c = h->idle_head; c; c = c->inext) {
+            if (c->listener != li || (pass == 0 && c->requests > 0) || pending(c))
+                continue;
             atomic_fetch_add_explicit(&h->closed_idle, 1, memory_order_relaxed);
-            close_conn(h, c);
+            sw_httpd_close(h, c);
             return 1;
         }
     }
@@ -776,7 +292,7 @@ static void turn_away(int fd, int tls, int status, const char *type, const char 
 
 static void add_conn(sw_httpd *h, int fd, int li, const struct sockaddr_storage *ss)
 {
-    listener *l = &h->l[li];
+    sw_listener *l = &h->l[li];
     sw_peer_addr a;
     char text[48];
     int64_t now = sw_clock_mono_ms();
@@ -814,15 +330,6 @@ static void add_conn(sw_httpd *h, int fd, int li, const struct sockaddr_storage 
     c->listener = li;
     c->addr = a;
     snprintf(c->peer, sizeof c->peer, "%s", text);
-    if (c->ssl) {
-        SSL_set_fd(c->ssl, fd);
-        SSL_set_accept_state(c->ssl);
-        c->state = SW_CONN_HANDSHAKE;
-        c->deadline_ms = now + h->o.header_timeout_ms;
-    } else {
-        enter_idle(h, c);
-    }
-    c->read_cap = h->lim.max_head_bytes;
     c->next = h->conns;
     if (h->conns)
         h->conns->prev = c;
@@ -830,12 +337,22 @@ static void add_conn(sw_httpd *h, int fd, int li, const struct sockaddr_storage 
     h->nconns++;
     atomic_fetch_add(&l->open, 1);
     atomic_fetch_add_explicit(&h->accepted, 1, memory_order_relaxed);
-    arm(h, c, EPOLLIN);
-    if (c->broken)
-        close_conn(h, c);
+    if (c->ssl) {
+        SSL_set_fd(c->ssl, fd);
+        SSL_set_accept_state(c->ssl);
+        c->state = SW_CONN_HANDSHAKE;
+        c->deadline_ms = now + h->o.header_timeout_ms;
+        sw_httpd_arm(h, c, EPOLLIN);
+        if (c->broken)
+            sw_httpd_close(h, c);
+    } else {
+        /* Bytes may be there already: the flow reads or arms. */
+        sw_flow_enter_idle(h, c);
+        sw_flow_process(h, c);
+    }
 }
 
-static void pause_listener(sw_httpd *h, listener *l, int64_t until)
+static void pause_listener(sw_httpd *h, sw_listener *l, int64_t until)
 {
     epoll_ctl(h->ep, EPOLL_CTL_DEL, l->fd, NULL);
     l->paused_until = until;
@@ -843,7 +360,7 @@ static void pause_listener(sw_httpd *h, listener *l, int64_t until)
 
 static void accept_some(sw_httpd *h, int li)
 {
-    listener *l = &h->l[li];
+    sw_listener *l = &h->l[li];
     for (int k = 0; k < 64; k++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
@@ -867,15 +384,15 @@ static void accept_some(sw_httpd *h, int li)
 static void on_return(sw_httpd *h, sw_conn *c)
 {
     if (c->ret < 0) {
-        close_conn(h, c);
+        sw_httpd_close(h, c);
     } else if (c->ret == 0) {
         c->state = SW_CONN_WRITE;
         c->deadline_ms = sw_clock_mono_ms() + h->o.request_timeout_ms;
-        arm(h, c, c->tls_want_read ? EPOLLIN : EPOLLOUT);
+        sw_httpd_arm(h, c, c->tls_want_read ? EPOLLIN : EPOLLOUT);
         if (c->broken)
-            close_conn(h, c);
-    } else {
-        after_response(h, c);
+            sw_httpd_close(h, c);
+    } else if (sw_flow_after_response(h, c)) {
+        sw_flow_process(h, c);
     }
 }
 
@@ -914,11 +431,34 @@ static void wake(sw_httpd *h)
     (void)!write(h->wake, &one, sizeof one);
 }
 
+/* Connections that had their turn's worth of pipelined requests answered
+ * go on now. */
+static void run_later(sw_httpd *h)
+{
+    sw_conn *list = h->later;
+    h->later = NULL;
+    while (list) {
+        sw_conn *c = list;
+        list = c->later_next;
+        c->in_later = 0;
+        if (c->state == SW_CONN_IDLE)
+            sw_flow_process(h, c);
+    }
+}
+
 /* Deadlines and housekeeping, every TICK_MS. */
 static void sweep(sw_httpd *h, int64_t now)
 {
+    /* One line for many slow clients: a flood of them must not flood the
+     * log too. */
+    if (h->slow_unlogged && now - h->slow_logged_ms >= 10000) {
+        sw_log_warn("requests too slow; connections closed with 408", "count=%llu "
+                    "last_peer=%s", (unsigned long long)h->slow_unlogged, h->slow_peer);
+        h->slow_unlogged = 0;
+        h->slow_logged_ms = now;
+    }
     for (int i = 0; i < h->nl; i++) {
-        listener *l = &h->l[i];
+        sw_listener *l = &h->l[i];
         if (l->paused_until && now >= l->paused_until && !h->stopping) {
             struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
             if (epoll_ctl(h->ep, EPOLL_CTL_ADD, l->fd, &ev) == 0)
@@ -930,13 +470,9 @@ static void sweep(sw_httpd *h, int64_t now)
         next = c->next;
         if (c->state == SW_CONN_LENT)
             continue;
-        if (c->state == SW_CONN_IDLE && c->in.len == 0 &&
-            now - c->idle_since_ms >= IDLE_RELEASE_MS && (c->in.cap || c->out.cap || c->x)) {
-            free_input(h, c);
-            sw_buf_free(&c->out);
-            free(c->x);
-            c->x = NULL;
-        }
+        if (c->state == SW_CONN_IDLE && c->in.len == 0 && !c->in_later &&
+            now - c->idle_since_ms >= IDLE_RELEASE_MS && (c->in.cap || c->out.cap || c->x))
+            sw_flow_release(h, c);
         if (now < c->deadline_ms)
             continue;
         if (c->state == SW_CONN_HEAD || c->state == SW_CONN_BODY) {
@@ -945,14 +481,14 @@ static void sweep(sw_httpd *h, int64_t now)
                      "([server] %s); nothing was queued",
                      c->state == SW_CONN_HEAD ? h->o.header_timeout_ms : h->o.request_timeout_ms,
                      c->state == SW_CONN_HEAD ? "header_timeout_ms" : "request_timeout_ms");
-            sw_log_warn("request too slow; connection closed", "peer=%s state=%s", c->peer,
-                        c->state == SW_CONN_HEAD ? "head" : "body");
+            h->slow_unlogged++;
+            snprintf(h->slow_peer, sizeof h->slow_peer, "%s", c->peer);
             /* It may be armed for reading: its reply is written now. */
-            refuse(h, c, 408, detail);
-        } else {
+            sw_flow_refuse(h, c, 408, detail);
+        } else if (!c->in_later) {
             if (c->state == SW_CONN_HANDSHAKE || (c->state == SW_CONN_IDLE && c->requests == 0))
                 atomic_fetch_add_explicit(&h->timeouts, 1, memory_order_relaxed);
-            close_conn(h, c);
+            sw_httpd_close(h, c);
         }
     }
 }
@@ -972,7 +508,7 @@ static void begin_stop(sw_httpd *h)
     for (sw_conn *c = h->conns; c; c = next) {
         next = c->next;
         if (c->state != SW_CONN_LENT && c->state != SW_CONN_WRITE)
-            close_conn(h, c);
+            sw_httpd_close(h, c);
     }
 }
 
@@ -997,7 +533,7 @@ static void *loop(void *arg)
         if (h->stopping && h->nconns == 0)
             break;
         int64_t now = sw_clock_mono_ms();
-        int wait = next_tick > now ? (int)(next_tick - now) : 0;
+        int wait = h->later ? 0 : next_tick > now ? (int)(next_tick - now) : 0;
         int n = epoll_wait(h->ep, ev, 128, wait);
         for (int i = 0; i < n; i++) {
             void *p = ev[i].data.ptr;
@@ -1005,20 +541,23 @@ static void *loop(void *arg)
                 drain_wake(h);
             } else if (p >= (void *)&h->l[0] && p < (void *)&h->l[h->nl]) {
                 if (!h->stopping)
-                    accept_some(h, (int)((listener *)p - h->l));
+                    accept_some(h, (int)((sw_listener *)p - h->l));
             } else {
                 on_event(h, p);
             }
         }
+        run_later(h);
         now = sw_clock_mono_ms();
         if (now >= next_tick) {
             sweep(h, now);
             next_tick = now + TICK_MS;
             if (h->stopping && now >= h->stop_deadline) {
-                /* Workers still hold some: give up on their replies. */
-                for (sw_conn *c = h->conns; c; c = c->next) {
+                /* Replies nobody reads: give up on them. */
+                sw_conn *next;
+                for (sw_conn *c = h->conns; c; c = next) {
+                    next = c->next;
                     if (c->state == SW_CONN_WRITE)
-                        close_conn(h, c);
+                        sw_httpd_close(h, c);
                 }
             }
         }
@@ -1032,14 +571,14 @@ static void *loop(void *arg)
 
 static void *pool_start(void *ctx)
 {
-    pool_ctx *pc = ctx;
+    sw_pool_ctx *pc = ctx;
     sw_httpd *h = pc->h;
     return h->app.worker_start ? h->app.worker_start(h->app.user, pc->pool) : NULL;
 }
 
 static void pool_stop(void *ctx, void *state)
 {
-    pool_ctx *pc = ctx;
+    sw_pool_ctx *pc = ctx;
     sw_httpd *h = pc->h;
     if (h->app.worker_stop)
         h->app.worker_stop(h->app.user, pc->pool, state);
@@ -1048,10 +587,10 @@ static void pool_stop(void *ctx, void *state)
 static void pool_run(void *ctx, void *state, sw_pool_item *it)
 {
     sw_conn *c = (sw_conn *)(void *)it;
-    sw_httpd *h = ((pool_ctx *)ctx)->h;
+    sw_httpd *h = ((sw_pool_ctx *)ctx)->h;
     sw_http_exchange *x = c->x;
     h->app.serve(h->app.user, state, x);
-    if (x->status == 0) {
+    if (x->status == 0 && !x->abort) {
         sw_problem p = {0};
         sw_problem_set(&p, 500, "internal", "Internal error", "the request was not answered");
         x->close = 1;
@@ -1078,7 +617,7 @@ static void pool_run(void *ctx, void *state, sw_pool_item *it)
 
 /* --- setup ------------------------------------------------------------- */
 
-static int listen_on(listener *l, const char *addr, char *errstr, size_t len)
+static int listen_on(sw_listener *l, const char *addr, char *errstr, size_t len)
 {
     char host[128];
     const char *colon = strrchr(addr, ':');
@@ -1158,9 +697,9 @@ static int parse_trusted(sw_httpd *h, const char *list, char *errstr, size_t len
         size_t n = strcspn(p, ", ");
         if (n == 0)
             break;
-        if (h->ntrusted == MAX_TRUSTED || parse_addr(p, n, &h->trusted[h->ntrusted]) != 0) {
+        if (h->ntrusted == SW_MAX_TRUSTED || parse_addr(p, n, &h->trusted[h->ntrusted]) != 0) {
             snprintf(errstr, len, "[server] trusted_proxies: \"%.*s\" is not an IP address "
-                     "(at most %d)", (int)(n > 64 ? 64 : n), p, MAX_TRUSTED);
+                     "(at most %d)", (int)(n > 64 ? 64 : n), p, SW_MAX_TRUSTED);
             return -1;
         }
         h->ntrusted++;
@@ -1188,7 +727,7 @@ sw_httpd *sw_httpd_start(const sw_httpd_opts *o, const sw_httpd_app *app, char *
     if (parse_trusted(h, o->trusted_proxies, errstr, len) != 0)
         goto fail;
     for (int i = 0; i < h->nl; i++) {
-        listener *l = &h->l[i];
+        sw_listener *l = &h->l[i];
         snprintf(l->addr, sizeof l->addr, "%s", o->listen[i].addr);
         l->tls = o->listen[i].tls;
         l->max_connections = o->listen[i].max_connections;
@@ -1196,7 +735,7 @@ sw_httpd *sw_httpd_start(const sw_httpd_opts *o, const sw_httpd_app *app, char *
     }
     fit_descriptors(h);
     for (int i = 0; i < h->nl; i++) {
-        listener *l = &h->l[i];
+        sw_listener *l = &h->l[i];
         if (sw_peers_init(&l->peers, (size_t)l->max_connections) != 0) {
             snprintf(errstr, len, "out of memory");
             goto fail;
@@ -1217,7 +756,7 @@ sw_httpd *sw_httpd_start(const sw_httpd_opts *o, const sw_httpd_app *app, char *
         epoll_ctl(h->ep, EPOLL_CTL_ADD, h->l[i].fd, &lev);
     }
     for (int i = 0; i < o->npools; i++) {
-        h->pctx[i] = (pool_ctx){h, i};
+        h->pctx[i] = (sw_pool_ctx){h, i};
         sw_pool_fns fns = {&h->pctx[i], pool_start, pool_run, pool_stop};
         h->pools[i] = sw_pool_start(o->pools[i].name, o->pools[i].threads, o->pools[i].nice,
                                     &fns);

@@ -43,6 +43,7 @@ long sw_peers_add(sw_peers *p, const sw_peer_addr *a, uint32_t limit)
         if (2 * (p->used + 1) > p->mask + 1)
             return -1;
         s->addr = *a;
+        s->bytes = 0;
         p->used++;
     } else if (limit != 0 && s->count >= limit) {
         return -1;
@@ -72,6 +73,17 @@ void sw_peers_remove(sw_peers *p, const sw_peer_addr *a)
         }
     }
     p->slots[hole].count = 0;
+}
+
+int sw_peers_charge(sw_peers *p, const sw_peer_addr *a, int64_t delta, uint64_t limit)
+{
+    struct sw_peer_slot *s = &p->slots[find(p, a)];
+    if (s->count == 0)
+        return delta > 0 ? -1 : 0;
+    if (delta > 0 && limit != 0 && s->bytes + (uint64_t)delta > limit)
+        return -1;
+    s->bytes = delta < 0 && (uint64_t)-delta > s->bytes ? 0 : s->bytes + (uint64_t)delta;
+    return 0;
 }
 
 uint32_t sw_peers_count(const sw_peers *p, const sw_peer_addr *a)

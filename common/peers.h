@@ -17,6 +17,7 @@ typedef struct sw_peers {
     struct sw_peer_slot {
         sw_peer_addr addr;
         uint32_t count;          /* 0: empty */
+        uint64_t bytes;          /* held for this address (sw_peers_charge) */
     } *slots;
     size_t mask;
     size_t used;
@@ -33,6 +34,11 @@ long sw_peers_add(sw_peers *p, const sw_peer_addr *a, uint32_t limit);
 
 /* One connection from `a` ended. */
 void sw_peers_remove(sw_peers *p, const sw_peer_addr *a);
+
+/* Add `delta` (negative to give back) to the bytes `a`'s connections
+ * hold. A positive delta that would pass `limit` (0: none) changes
+ * nothing and returns -1; else 0. `a` must have a connection counted. */
+int sw_peers_charge(sw_peers *p, const sw_peer_addr *a, int64_t delta, uint64_t limit);
 
 /* Connections from `a` now. */
 uint32_t sw_peers_count(const sw_peers *p, const sw_peer_addr *a);

@@ -41,11 +41,18 @@ SSL_CTX *sw_tls_server_ctx(const char *cert, const char *key, const char *cipher
         return fail(ctx, "cannot make a TLS context", "", errstr, len);
     if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
         return fail(ctx, "cannot require", "TLS 1.2", errstr, len);
+    /* A peer that closes without close_notify has still sent its request:
+     * read that as the end of input, as with plain TCP. */
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-                                 SSL_OP_NO_COMPRESSION);
+                                 SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
     /* The core writes from whichever buffer position it is at, and takes
      * partial writes. */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* Key exchange on the groups that cost little: an 8192-bit finite
+     * field share (which OpenSSL offers too) costs the one I/O thread
+     * about 90 ms per ClientHello, and a client need not finish it. */
+    if (SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384") != 1)
+        return fail(ctx, "cannot set", "the key exchange groups", errstr, len);
     if (ciphers == NULL || ciphers[0] == '\0')
         ciphers = SW_TLS_DEFAULT_CIPHERS;
     if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1)

@@ -210,12 +210,12 @@ static int route(void *user, sw_http_exchange *x)
             return SW_HTTPD_ANSWERED;
         }
         status = 405;
-        detail = "this resource accepts only GET";
+        detail = "this resource accepts only GET and HEAD";
     }
     sw_problem p = {0};
     sw_problem_set(&p, status, status == 404 ? "not-found" : "method-not-allowed",
                    status == 404 ? "Not found" : "Method not allowed", "%s", detail);
-    if (sw_http_reply_problem(x, &p, status == 405 ? "Allow: GET\r\n" : NULL) != 0)
+    if (sw_http_reply_problem(x, &p, status == 405 ? "Allow: GET, HEAD\r\n" : NULL) != 0)
         x->status = 500;
     return SW_HTTPD_ANSWERED;
 }

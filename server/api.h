@@ -26,8 +26,18 @@ enum sw_route { R_RECORDS, R_JOB, R_QUEUE, R_STATS, R_UI, R_HEALTHZ, R_READYZ, R
 enum sw_reject { REJ_VALIDATION, REJ_TOO_LARGE, REJ_BACKPRESSURE, REJ_REDIS_DOWN,
                  REJ_CONFLICT, REJ_UNAUTHORIZED, REJ_FORBIDDEN, REJ_TIMEOUT, REJ_COUNT };
 
-/* The listeners and pools of the core. */
-enum { L_API, L_ADMIN };
+/* The HTTP cores the server runs: the API's, and with [server]
+ * admin_listen a second one of its own for probes, metrics and the
+ * dashboard, so that nothing on the API port (a flood of TLS handshakes,
+ * say) can delay them. Without admin_listen the API core serves those on
+ * a pool of their own. */
+typedef struct sw_front {
+    struct sw_http *h;
+    sw_httpd *core;
+    int admin;                  /* the admin listener's core */
+} sw_front;
+
+/* The API core's pools; the admin core has only the admin pool, at 0. */
 enum { POOL_API, POOL_ADMIN };
 
 /* The status codes counted one by one in spillway_http_requests_total;
@@ -38,7 +48,7 @@ int sw_api_code_index(int status);
 
 struct sw_http {
     const sw_config *cfg;
-    sw_httpd *httpd;
+    sw_front front[2];          /* the API's, and the admin listener's */
     struct ssl_ctx_st *tls;
     int has_admin;
     /* The tokens; NULL without tokens_file. Swapped whole by a reload;

@@ -21,25 +21,27 @@ static const double latency_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02
 
 /* --- replies ----------------------------------------------------------- */
 
+/* When a reply cannot be made (out of memory), the request stays
+ * unanswered and the core answers 500 and closes. */
 int sw_api_text(sw_http_exchange *x, int status, const char *ctype, const char *body,
                 size_t len)
 {
     if (sw_http_reply(x, status, ctype, NULL, body, len) != 0)
-        x->status = 500;
+        sw_log_error("out of memory for a reply", "status=%d", status);
     return SW_HTTPD_ANSWERED;
 }
 
 int sw_api_json(sw_http_exchange *x, int status, const char *extra, const sw_buf *b)
 {
     if (sw_http_reply(x, status, "application/json", extra, b->data, b->len) != 0)
-        x->status = 500;
+        sw_log_error("out of memory for a reply", "status=%d", status);
     return SW_HTTPD_ANSWERED;
 }
 
 int sw_api_send_problem(sw_http_exchange *x, const sw_problem *p, const char *extra)
 {
     if (sw_http_reply_problem(x, p, extra) != 0)
-        x->status = 500;
+        sw_log_error("out of memory for a reply", "status=%d", p->status);
     return SW_HTTPD_ANSWERED;
 }
 
@@ -126,47 +128,50 @@ static int forbidden(sw_http *h, sw_http_exchange *x, const char *detail)
 /* GET (or HEAD) to `pool`, else 405. */
 static int get_only(sw_http_exchange *x, int get, int pool)
 {
-    return get ? pool : sw_api_method_not_allowed(x, "GET");
+    return get ? pool : sw_api_method_not_allowed(x, "GET, HEAD");
 }
 
 /* Routes for operators: metrics, probes and the dashboard, served without
  * a token: on the admin listener when there is one, else beside the API.
  * Liveness and the page are answered here; readiness and metrics ask
  * Redis, on the admin pool. -2 when `uri` is none of them. */
-static int admin_route(sw_http_exchange *x, const char *uri, int get)
+static int admin_route(sw_http_exchange *x, const char *uri, int get, int pool)
 {
     if (strcmp(uri, "/ui") == 0 || strcmp(uri, "/ui/") == 0) {
         x->route = R_UI;
         return get ? sw_api_text(x, 200, "text/html; charset=utf-8", (const char *)sw_ui_html,
                                  sw_ui_html_len)
-                   : sw_api_method_not_allowed(x, "GET");
+                   : sw_api_method_not_allowed(x, "GET, HEAD");
     }
     if (strcmp(uri, "/healthz") == 0) {
         x->route = R_HEALTHZ;
         return get ? sw_api_text(x, 200, "application/json", "{\"status\":\"ok\"}", 15)
-                   : sw_api_method_not_allowed(x, "GET");
+                   : sw_api_method_not_allowed(x, "GET, HEAD");
     }
     if (strcmp(uri, "/readyz") == 0) {
         x->route = R_READYZ;
-        return get_only(x, get, POOL_ADMIN);
+        return get_only(x, get, pool);
     }
     if (strcmp(uri, "/metrics") == 0) {
         x->route = R_METRICS;
-        return get_only(x, get, POOL_ADMIN);
+        return get_only(x, get, pool);
     }
     return -2;
 }
 
 static int route(void *user, sw_http_exchange *x)
 {
-    sw_http *h = user;
+    const sw_front *f = user;
+    sw_http *h = f->h;
     const char *uri = x->path;
-    int admin = x->listener == L_ADMIN;
+    int admin = f->admin;
     int get = is_method(x, "GET") || is_method(x, "HEAD");
+    /* The admin pool: the admin core's only one, or the API core's second. */
+    int admin_pool = admin ? 0 : POOL_ADMIN;
     int rc;
 
     x->route = R_OTHER;
-    if ((admin || !h->has_admin) && (rc = admin_route(x, uri, get)) != -2)
+    if ((admin || !h->has_admin) && (rc = admin_route(x, uri, get, admin_pool)) != -2)
         return rc;
     /* The admin listener also answers what the dashboard reads, with no
      * token, and nothing else. */
@@ -182,7 +187,7 @@ static int route(void *user, sw_http_exchange *x)
                                   "this is the admin listener: /metrics, /healthz, /readyz, "
                                   "/ui and GET /v1/stats, /v1/queue, /v1/jobs/{id}; the API is "
                                   "on [server] listen", NULL);
-        return get_only(x, get, POOL_ADMIN);
+        return get_only(x, get, admin_pool);
     }
 
     /* Everything else is the API: with a tokens_file, a token first. */
@@ -233,7 +238,7 @@ static int route(void *user, sw_http_exchange *x)
     if (strcmp(uri, "/v1/stats") == 0) {
         x->route = R_STATS;
         if (!get)
-            return sw_api_method_not_allowed(x, "GET");
+            return sw_api_method_not_allowed(x, "GET, HEAD");
         /* Recent failures of every sink are in it. */
         if (grant && !grant->all_sinks)
             return forbidden(h, x, "/v1/stats shows jobs of every sink, so it needs a token "
@@ -248,7 +253,7 @@ static int route(void *user, sw_http_exchange *x)
 
 static void serve(void *user, void *state, sw_http_exchange *x)
 {
-    sw_http *h = user;
+    sw_http *h = ((const sw_front *)user)->h;
     sw_worker *w = state;
     if (w == NULL || w->redis == NULL) {
         sw_api_problem(x, 500, "internal", "Internal error",
@@ -270,12 +275,14 @@ static void serve(void *user, void *state, sw_http_exchange *x)
 
 static void done(void *user, const sw_http_exchange *x)
 {
-    sw_http *h = user;
+    sw_http *h = ((const sw_front *)user)->h;
     int r = x->route >= 0 && x->route < R_COUNT ? x->route : R_OTHER;
     sw_metrics_add(&h->requests[r][sw_api_code_index(x->status)], 1);
-    if (x->by_core && x->status == 408)
+    /* The rejected counters are about writes: the core's 408 and 413 on
+     * POST .../records (a head that never came is not one). */
+    if (x->by_core && r == R_RECORDS && x->status == 408)
         sw_metrics_add(&h->rejected[REJ_TIMEOUT], 1);
-    else if (x->by_core && x->status == 413)
+    else if (x->by_core && r == R_RECORDS && x->status == 413)
         sw_metrics_add(&h->rejected[REJ_TOO_LARGE], 1);
     if (x->started_us)
         sw_histogram_observe(&h->latency, (double)(sw_clock_now_us() - x->started_us) / 1e6);
@@ -289,7 +296,7 @@ static void done(void *user, const sw_http_exchange *x)
 
 static void *worker_start(void *user, int pool)
 {
-    sw_http *h = user;
+    sw_http *h = ((const sw_front *)user)->h;
     (void)pool;
     sw_worker *w = calloc(1, sizeof *w);
     if (w == NULL)
@@ -368,17 +375,18 @@ sw_http *sw_http_start(const sw_config *cfg)
         goto fail;
     }
     h->has_admin = cfg->admin_listen[0] != '\0';
-    /* Request bytes held at once: room for many full bodies and every
-     * connection's head. */
-    size_t buffered = (size_t)cfg->max_body_bytes * 64;
-    if (buffered < (size_t)256 << 20)
-        buffered = (size_t)256 << 20;
+    /* Request bodies held at once: room for many full ones by default. */
+    size_t buffered = (size_t)cfg->max_body_buffer_bytes;
+    if (buffered == 0) {
+        buffered = (size_t)cfg->max_body_bytes * 64;
+        if (buffered < (size_t)256 << 20)
+            buffered = (size_t)256 << 20;
+    }
     sw_httpd_opts o = {
-        .listen = {{cfg->listen, h->tls, cfg->max_connections, cfg->max_per_address},
-                   {cfg->admin_listen, NULL, 256, 0}},
-        .nlisten = h->has_admin ? 2 : 1,
+        .listen = {{cfg->listen, h->tls, cfg->max_connections, cfg->max_per_address}},
+        .nlisten = 1,
         .pools = {{"api", cfg->threads, cfg->worker_nice}, {"admin", ADMIN_THREADS, 0}},
-        .npools = 2,
+        .npools = h->has_admin ? 1 : 2,
         .header_timeout_ms = cfg->header_timeout_ms,
         .request_timeout_ms = cfg->request_timeout_ms,
         .idle_timeout_ms = cfg->idle_timeout_ms,
@@ -386,12 +394,23 @@ sw_http *sw_http_start(const sw_config *cfg)
         .max_buffered_bytes = buffered,
         .trusted_proxies = cfg->trusted_proxies,
     };
-    sw_httpd_app app = {h, route, serve, done, worker_start, worker_stop};
-    h->httpd = sw_httpd_start(&o, &app, why, sizeof why);
-    if (h->httpd == NULL) {
-        sw_log_error("cannot listen", "reason=\"%s\" hint=\"is the port in use or the address "
-                     "wrong? see [server] listen, admin_listen\"", why);
-        goto fail;
+    for (int i = 0; i < 1 + h->has_admin; i++) {
+        sw_front *f = &h->front[i];
+        *f = (sw_front){h, NULL, i == 1};
+        if (f->admin) {
+            /* Operators' reads only: small, plain, and no body. */
+            o.listen[0] = (sw_httpd_listen){cfg->admin_listen, NULL, 256, 0};
+            o.pools[0] = (sw_httpd_pool_opts){"admin", ADMIN_THREADS, 0};
+            o.npools = 1;
+            o.max_buffered_bytes = (size_t)16 << 20;
+        }
+        sw_httpd_app app = {f, route, serve, done, worker_start, worker_stop};
+        f->core = sw_httpd_start(&o, &app, why, sizeof why);
+        if (f->core == NULL) {
+            sw_log_error("cannot listen", "reason=\"%s\" hint=\"is the port in use or the "
+                         "address wrong? see [server] listen, admin_listen\"", why);
+            goto fail;
+        }
     }
     return h;
 fail:
@@ -437,7 +456,8 @@ void sw_http_stop(sw_http *h)
     if (h == NULL)
         return;
     /* After this no worker can enqueue any more. */
-    sw_httpd_stop(h->httpd);
+    sw_httpd_stop(h->front[0].core);
+    sw_httpd_stop(h->front[1].core);
     sw_pipeline_free(h->pipeline);
     sw_tls_ctx_free(h->tls);
     auth_free(atomic_load(&h->auth));

@@ -167,7 +167,21 @@ void sw_api_metrics(sw_http *h, sw_worker *w, sw_http_exchange *x)
     rc |= sw_metrics_sample(o, "spillway_redis_reconnects_total", "",
                             (double)atomic_load(&h->redis_reconnects));
     rc |= requests(h, o);
-    sw_httpd_stats_get(h->httpd, &hs);
+    sw_httpd_stats_get(h->front[0].core, &hs);
+    if (h->front[1].core) {
+        /* The admin core's listener and pool beside the API's. */
+        sw_httpd_stats as;
+        sw_httpd_stats_get(h->front[1].core, &as);
+        hs.listen[hs.nlisten++] = as.listen[0];
+        hs.pool_name[hs.npools] = as.pool_name[0];
+        hs.pool[hs.npools++] = as.pool[0];
+        hs.accepted += as.accepted;
+        hs.refused_per_address += as.refused_per_address;
+        hs.refused_full += as.refused_full;
+        hs.closed_idle += as.closed_idle;
+        hs.timeouts += as.timeouts;
+        hs.malformed += as.malformed;
+    }
     rc |= sw_http_metrics(&hs, listeners, o);
     rc |= accepted(h, o);
     rc |= redis(h, w, o);

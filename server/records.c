@@ -9,6 +9,7 @@
 #include "ingest.h"
 #include "jobid.h"
 #include "keys.h"
+#include "log.h"
 #include "queue.h"
 #include "status.h"
 
@@ -173,12 +174,16 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
         sw_metrics_add(&h->jobs_by_sink[k], 1);
         sw_metrics_add(&h->records_by_sink[k], (uint64_t)n);
     }
+    /* The job is queued: from here no failure may say otherwise. The
+     * answer fits in w->out, which held the longer status JSON; if it
+     * cannot be sent either, the connection drops without one ("may have
+     * been queued": the client retries with its Idempotency-Key). */
     sw_buf_reset(&w->out);
     snprintf(extra, sizeof extra, "Location: /v1/jobs/%s\r\n", job_id);
     if (sw_buf_printf(&w->out, "{\"job_id\":\"%s\",\"status\":\"queued\",\"records\":%ld}",
-                      job_id, n) != 0) {
-        sw_api_problem(x, 500, "internal", "Internal error", "out of memory", NULL);
-        return;
+                      job_id, n) != 0 ||
+        sw_http_reply(x, status, "application/json", extra, w->out.data, w->out.len) != 0) {
+        sw_log_error("out of memory for the answer to a queued job", "job_id=%s", job_id);
+        sw_http_abort(x);
     }
-    sw_api_json(x, status, extra, &w->out);
 }

@@ -153,6 +153,104 @@ class StarvationTest(unittest.TestCase):
                  .startswith(b"HTTP/1.1 200"), 5, "the address to be served again")
 
 
+class BodyBudgetTest(unittest.TestCase):
+    """Bodies being received count against the server's budget (here 8 MiB)
+    and one address may hold an eighth of it: an address that sends half
+    of many large bodies and stops gets 503 for the rest, and everyone else
+    is served, probes included."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.svc = harness.Service("budget", SINKS, TABLES, {
+            "server": {"threads": "2", "max_body_bytes": "262144",
+                       "max_body_buffer_bytes": str(8 << 20), "request_timeout_ms": "5000"}},
+            flusher=False)
+        cls.addClassCleanup(cls.svc.close)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.svc.finish()
+
+    def test_one_address_holds_its_share(self):
+        held, refused = [], 0
+        try:
+            for _ in range(8):
+                s = socket.create_connection(("127.0.0.1", self.svc.port), timeout=10,
+                                             source_address=("127.0.0.70", 0))
+                s.sendall(b"POST /v1/sinks/events/records HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                          b"application/json\r\nContent-Length: 262144\r\n\r\n[" +
+                          b" " * 140000)
+                held.append(s)
+            time.sleep(0.5)
+            for s in held:
+                s.settimeout(0.2)
+                try:
+                    data = s.recv(65536)
+                except socket.timeout:
+                    continue
+                self.assertTrue(data.startswith(b"HTTP/1.1 503"), data[:100])
+                self.assertIn(b"server-busy", data)
+                refused += 1
+            # Each half body holds a 256 KiB buffer: 4 fit in 1 MiB.
+            self.assertEqual(refused, 4)
+            # Another address: probes and writes as usual.
+            t, line = timed_request(self.svc.port, GET_HEALTHZ, "127.0.0.71")
+            self.assertTrue(line.startswith(b"HTTP/1.1 200"), line)
+            t, line = timed_request(self.svc.port, post(40001), "127.0.0.71")
+            self.assertTrue(line.startswith(b"HTTP/1.1 202"), line)
+        finally:
+            for s in held:
+                s.close()
+
+
+class PipelineTest(unittest.TestCase):
+    """Tens of thousands of pipelined requests on one connection, with a
+    1 MiB head buffer: answered in order, without the I/O thread going
+    deeper per request (it once recursed and overflowed its stack), and
+    without holding up other clients meanwhile."""
+
+    N = 30000
+
+    @classmethod
+    def setUpClass(cls):
+        cls.svc = harness.Service("pipeline", SINKS, TABLES, {
+            "server": {"threads": "2", "max_header_bytes": "1048576"}}, flusher=False)
+        cls.addClassCleanup(cls.svc.close)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.svc.finish()
+
+    def test_deep_pipeline(self):
+        first = b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Pad: " + b"a" * 900000 + b"\r\n\r\n"
+        tiny = b"GET /healthz HTTP/1.1\r\nHost:\r\n\r\n"
+        data = first + tiny * self.N
+        got = bytearray()
+        s = socket.create_connection(("127.0.0.1", self.svc.port), timeout=30)
+        done = threading.Event()
+
+        def reader():
+            while got.count(b"HTTP/1.1 200") < self.N + 1:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                got.extend(chunk)
+            done.set()
+        t = threading.Thread(target=reader)
+        t.start()
+        try:
+            s.sendall(data)
+            # Meanwhile another client is answered at once.
+            slowest = max(timed_request(self.svc.port, GET_HEALTHZ)[0] for _ in range(10))
+            self.assertTrue(done.wait(120), "only %d answers" % got.count(b"HTTP/1.1 200"))
+        finally:
+            s.close()
+            t.join(10)
+        self.assertEqual(got.count(b"HTTP/1.1 200 OK\r\n"), self.N + 1)
+        self.assertLess(slowest, 0.100)
+        self.assertTrue(self.svc.server.alive())
+
+
 class FullServerTest(unittest.TestCase):
     """A small server: 64 connections, 1 API worker."""
 

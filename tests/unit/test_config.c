@@ -110,6 +110,14 @@ static void test_errors(void **state)
                  "table = t\n", "bad.ini:3: section name longer than 49 characters");
     expect_error("[server]\na_key_whose_name_is_longer_than_inih_keeps_it_xyzzy = 1\n",
                  "bad.ini:2: key name longer than 49 characters");
+    /* CRLF line ends, blank CRLF lines and long comments are fine. */
+    sw_config crlf;
+    assert_int_equal(sw_config_load_string(&crlf, "crlf.ini",
+                     "[server]\r\nthreads = 3\r\n\r\n; a comment that is longer than forty-nine "
+                     "characters, with an = sign\r\n[redis]\r\nport = 7000\r\n"), 0);
+    assert_int_equal(crlf.threads, 3);
+    assert_int_equal(crlf.redis_port, 7000);
+    sw_config_free(&crlf);
     /* 49 characters is fine (and an unknown key is still named). */
     expect_error("[server]\na_key_whose_name_is_as_long_as_inih_keeps_it_xy12 = 1\n",
                  "unknown key \"a_key_whose_name_is_as_long_as_inih_keeps_it_xy12\"");

@@ -189,6 +189,10 @@ static void test_expect_and_limits(void **state)
                    "\r\n\r\n") > 0);
     assert_int_equal(h.expect_continue, 1);
     refused("POST / HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\n\r\n", 417, NULL);
+    /* HTTP/1.0 has no expectations: ignored, whatever they say. */
+    assert_true(rd("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n") > 0);
+    assert_int_equal(h.expect_continue, 0);
+    assert_true(rd("POST / HTTP/1.0\r\nExpect: 200-ok\r\n\r\n") > 0);
 
     char big[9000];
     snprintf(big, sizeof big, "GET / HTTP/1.1\r\nHost: a\r\nX: %08300d\r\n\r\n", 1);
