@@ -267,7 +267,6 @@ static int dump_value(sw_json_reader *r, sw_json_token t, sw_record_work *w, int
     unsigned char more[SW_JSON_MAX_DEPTH + 1];
     sink_out o = {&w->json, 0, max_len, 0};
     int depth = 0, after_key = 0, rc = DUMP_OK;
-    char num[32];
     sw_buf_reset(&w->json);
     w->nkeys = 0;
     for (;;) {
@@ -319,12 +318,10 @@ static int dump_value(sw_json_reader *r, sw_json_token t, sw_record_work *w, int
                 emit_str(&o, t.str, t.len);
             break;
         case SW_JSON_INTEGER:
-            snprintf(num, sizeof num, "%" PRId64, t.integer);
-            emit(&o, num, strlen(num));
-            break;
         case SW_JSON_REAL:
-            sw_record_format_double(t.real, num);
-            emit(&o, num, strlen(num));
+            /* As written: PostgreSQL keeps json numbers as text and jsonb
+             * numbers as numeric, exactly; a double would round them. */
+            emit(&o, t.str, t.len);
             break;
         case SW_JSON_TRUE: emit(&o, "true", 4); break;
         case SW_JSON_FALSE: emit(&o, "false", 5); break;
@@ -345,6 +342,16 @@ static int dump_value(sw_json_reader *r, sw_json_token t, sw_record_work *w, int
 }
 
 /* --- one value, one record ---------------------------------------------- */
+
+/* Does the mantissa of number text s[0..n) have a digit other than 0? */
+static int nonzero_digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n && s[i] != 'e' && s[i] != 'E'; i++) {
+        if (s[i] >= '1' && s[i] <= '9')
+            return 1;
+    }
+    return 0;
+}
 
 static int pack_str(msgpack_packer *pk, const char *s, size_t n)
 {
@@ -388,24 +395,25 @@ static int pack_value(const sw_column *col, sw_json_reader *r, const sw_json_tok
             return UNFIT(p, "record %zu, field \"%s\": expected a number, got %s", index,
                          col->name, kind);
         double d = t->type == SW_JSON_REAL ? t->real : (double)t->integer;
-        /* PostgreSQL refuses a real that overflows, or that is not zero
-         * but rounds to zero in single precision. */
-        if (col->type == SW_COL_REAL && (fabs(d) > FLT_MAX || (d != 0 && (float)d == 0)))
-            return UNFIT(p, "record %zu, field \"%s\": %g is out of range for real", index,
-                         col->name, d);
+        /* PostgreSQL refuses a number that overflows, or that is not zero
+         * but rounds to zero (in single precision for real); 1e-400 reads
+         * as 0 here, and must not land as one. */
+        if ((col->type == SW_COL_REAL && (fabs(d) > FLT_MAX || (d != 0 && (float)d == 0))) ||
+            (d == 0 && nonzero_digits(t->str, t->len)))
+            return UNFIT(p, "record %zu, field \"%s\": %.*s is out of range for %s", index,
+                         col->name, (int)(t->len > 40 ? 40 : t->len), t->str,
+                         col->type == SW_COL_REAL ? "real" : "double precision");
         return msgpack_pack_double(pk, d);
     }
     case SW_COL_NUMERIC:
-        if (t->type == SW_JSON_INTEGER) {
-            int len = snprintf(buf, sizeof buf, "%" PRId64, t->integer);
-            return pack_str(pk, buf, (size_t)len);
-        }
-        if (t->type == SW_JSON_REAL) {
-            if (sw_record_format_double(t->real, buf) > 15)
-                return UNFIT(p, "record %zu, field \"%s\": a numeric with more than 15 "
-                             "significant digits cannot be carried exactly as a JSON number; "
-                             "send it as a string, e.g. \"%s\"", index, col->name, buf);
-            return pack_str(pk, buf, strlen(buf));
+        /* A JSON number goes as written: numeric is exact, and so is the
+         * text (a double would round 1.0000000000000001 to 1). */
+        if (t->type == SW_JSON_INTEGER || t->type == SW_JSON_REAL) {
+            if (check_decimal(t->str, t->len) != 0)
+                return UNFIT(p, "record %zu, field \"%s\": a number of more than 1000 "
+                             "characters, or with an exponent of more than 4 digits, is "
+                             "not taken for numeric", index, col->name);
+            return pack_str(pk, t->str, t->len);
         }
         if (s && check_decimal(s, n) == 0)
             return pack_str(pk, s, n);

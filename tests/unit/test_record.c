@@ -123,7 +123,19 @@ static void test_floats_and_numeric(void **state)
     STR_IS(v, "-42");
     ACCEPT("\"n\":\"-1.5e3\"", "n", v);
     STR_IS(v, "-1.5e3");
-    REJECT("\"n\":0.12345678901234567", "n", "send it as a string");
+    /* JSON numbers reach numeric as written, digit for digit. */
+    ACCEPT("\"n\":0.12345678901234567", "n", v);
+    STR_IS(v, "0.12345678901234567");
+    ACCEPT("\"n\":1.0000000000000001", "n", v);
+    STR_IS(v, "1.0000000000000001");
+    ACCEPT("\"n\":1e-400", "n", v);
+    STR_IS(v, "1e-400");
+    ACCEPT("\"n\":1.50", "n", v);
+    STR_IS(v, "1.50");
+    /* A double that underflows to 0 is refused, as PostgreSQL would. */
+    REJECT("\"d\":1e-400", "d", "1e-400 is out of range for double precision");
+    ACCEPT("\"d\":0.0e-400", "d", v);
+    assert_true(v.f == 0.0);
     REJECT("\"n\":\"12,5\"", "n", "expected a number or a decimal string");
     REJECT("\"n\":\"NaN\"", "n", "decimal string");
     REJECT("\"n\":\"\"", "n", "decimal string");
@@ -181,6 +193,9 @@ static void test_json_and_null(void **state)
     sw_problem p;
     ACCEPT("\"jb\":{\"a\":[1,2.5,0.1,null,true,\"x\\\"y\"]}", "jb", v);
     STR_IS(v, "{\"a\":[1,2.5,0.1,null,true,\"x\\\"y\"]}");
+    /* Numbers in json values go as written: jsonb keeps them exactly. */
+    ACCEPT("\"jb\":[0.1000000000000000000001,12345678901234567.89,-0,1E+2,1e-400]", "jb", v);
+    STR_IS(v, "[0.1000000000000000000001,12345678901234567.89,-0,1E+2,1e-400]");
     ACCEPT("\"j\":7", "j", v);
     STR_IS(v, "7");
     ACCEPT("\"jb\":null", "jb", v);   /* JSON null in a nullable column is SQL NULL */
