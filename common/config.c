@@ -329,6 +329,11 @@ static int finish(parse_state *st)
                  "[server] tls_cert and tls_key go together: set both, or neither");
         return -1;
     }
+    if (cfg->max_body_buffer_bytes != 0 && cfg->max_body_buffer_bytes < 2 * cfg->max_body_bytes) {
+        snprintf(st->reason, sizeof st->reason, "[server] max_body_buffer_bytes must hold at "
+                 "least two bodies of max_body_bytes (%ld), or be 0", cfg->max_body_bytes);
+        return -1;
+    }
     if (cfg->redis_user[0] != '\0' && cfg->redis_password[0] == '\0') {
         snprintf(st->reason, sizeof st->reason,
                  "[redis] user needs a password (SPILLWAY_REDIS_PASSWORD)");

@@ -35,7 +35,8 @@ typedef struct sw_conn {
     int listener;
     enum sw_conn_state state;       /* written by the I/O thread only */
     int registered;                 /* added to epoll */
-    sw_peer_addr addr;
+    sw_peer_addr addr;              /* the peer's address */
+    sw_peer_addr key;               /* its key in the per-address counts */
     char peer[48];
     int64_t deadline_ms;            /* of the current state (monotonic) */
     int64_t request_deadline_ms;    /* of the request in progress */

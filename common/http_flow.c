@@ -298,13 +298,18 @@ static void set_client(sw_httpd *h, sw_conn *c)
  * coding of at most one read step (or what came with the head). */
 static size_t chunked_most(const sw_httpd *h, const sw_http_exchange *x)
 {
-    return x->body_max + SW_BODY_STEP + h->lim.max_head_bytes;
+    return x->body_max + SW_STEP + h->lim.max_head_bytes;
 }
 
 static void too_large(sw_httpd *h, sw_conn *c, uint64_t announced)
 {
     char detail[200];
     const sw_http_exchange *x = c->x;
+    if (x->body_max == 0) {
+        sw_flow_refuse(h, c, 400, "this resource takes no request body; send the request "
+                                  "without one");
+        return;
+    }
     char of[40] = "";
     if (announced != 0 && announced != UINT64_MAX)
         snprintf(of, sizeof of, "of %llu bytes ", (unsigned long long)announced);
@@ -369,11 +374,7 @@ static int on_head(sw_httpd *h, sw_conn *c)
         sw_httpd_lend(h, c);
         return 0;
     }
-    if (x->body_max == 0 && (hd->framing == SW_HTTP_CHUNKED || hd->content_length > 0)) {
-        sw_flow_refuse(h, c, 400, "this resource takes no request body; send the request "
-                                  "without one");
-        return 0;
-    }
+    /* (A chunked body with no data passes where none is taken.) */
     if (hd->framing == SW_HTTP_LENGTH && hd->content_length > x->body_max) {
         too_large(h, c, hd->content_length);
         return 0;
@@ -535,7 +536,9 @@ void sw_flow_process(sw_httpd *h, sw_conn *c)
                                           "nothing was queued");
                 return;
             }
-            cap = b->len + SW_BODY_STEP;
+            /* Small steps: what is read past the last chunk is the next
+             * request's and moves to `in`, which is not budgeted. */
+            cap = b->len + SW_STEP;
             most = chunked_most(h, x);
             break;
         }
@@ -551,7 +554,8 @@ void sw_flow_process(sw_httpd *h, sw_conn *c)
                 sw_httpd_close(h, c);
                 return;
             }
-            cap = most = SW_BODY_STEP;
+            /* Dropped bytes pass through `in` a step at a time. */
+            cap = most = SW_STEP;
             break;
         }
         default:

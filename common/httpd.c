@@ -33,11 +33,12 @@
 
 /* --- addresses ----------------------------------------------------------- */
 
-/* A peer as the key of its per-address counts: IPv4 mapped into IPv6, and
- * an IPv6 address by its /64, the block one client usually holds (a
- * client with a /64 would otherwise have 2^64 addresses' worth of caps). */
-static void to_peer_addr(const struct sockaddr_storage *ss, sw_peer_addr *a, char *text,
-                         size_t len)
+/* A peer's address (IPv4 mapped into IPv6), its text, and its key in the
+ * per-address counts: the address itself for IPv4, the /64 for IPv6, the
+ * block one client usually holds (else a client with a /64 would have
+ * 2^64 addresses' worth of caps). */
+static void to_peer_addr(const struct sockaddr_storage *ss, sw_peer_addr *a, sw_peer_addr *key,
+                         char *text, size_t len)
 {
     memset(a, 0, sizeof *a);
     text[0] = '\0';
@@ -50,11 +51,13 @@ static void to_peer_addr(const struct sockaddr_storage *ss, sw_peer_addr *a, cha
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)ss;
         inet_ntop(AF_INET6, &in6->sin6_addr, text, (socklen_t)len);
         memcpy(a->b, &in6->sin6_addr, 16);
-        if (!IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-            memset(a->b + 8, 0, 8);
     } else {
         snprintf(text, len, "local");
     }
+    *key = *a;
+    if (ss->ss_family == AF_INET6 && !(a->b[10] == 0xff && a->b[11] == 0xff &&
+                                       memcmp(a->b, "\0\0\0\0\0\0\0\0\0\0", 10) == 0))
+        memset(key->b + 8, 0, 8);
 }
 
 /* Text to an address: "1.2.3.4" or "::1". 0, or -1. */
@@ -127,8 +130,14 @@ int sw_httpd_charge(sw_httpd *h, sw_conn *c, int64_t delta)
     sw_listener *l = &h->l[c->listener];
     if (delta > 0 && h->buffered + (size_t)delta > h->o.max_buffered_bytes)
         return -1;
-    uint64_t share = l->max_per_address ? h->o.max_buffered_bytes / SW_ADDRESS_SHARE : 0;
-    if (sw_peers_charge(&l->peers, &c->addr, delta, share) != 0)
+    uint64_t share = 0;
+    if (l->max_per_address) {
+        /* An eighth, but room for one whole body at least. */
+        share = h->o.max_buffered_bytes / SW_ADDRESS_SHARE;
+        if (share < h->o.largest_body)
+            share = h->o.largest_body;
+    }
+    if (sw_peers_charge(&l->peers, &c->key, delta, share) != 0)
         return -1;
     h->buffered = (size_t)((int64_t)h->buffered + delta);
     c->counted = (size_t)((int64_t)c->counted + delta);
@@ -143,7 +152,7 @@ void sw_httpd_close(sw_httpd *h, sw_conn *c)
     if (c->counted)
         (void)sw_httpd_charge(h, c, -(int64_t)c->counted);
     sw_listener *l = &h->l[c->listener];
-    sw_peers_remove(&l->peers, &c->addr);
+    sw_peers_remove(&l->peers, &c->key);
     atomic_fetch_sub(&l->open, 1);
     h->nconns--;
     if (c->prev)
@@ -241,14 +250,18 @@ static void on_event(sw_httpd *h, sw_conn *c)
     }
 }
 
-/* Bytes waiting, in our buffer or the socket: a connection with some is
- * not idle, it just has not had its turn yet. */
+/* Bytes waiting, in our buffer, OpenSSL's (decrypted) or the socket: a
+ * connection with some is not idle, it just has not had its turn yet. (A
+ * few bytes of an unfinished TLS record do not count: a client could
+ * keep a connection from eviction with them.) */
 static int pending(const sw_conn *c)
 {
     int n = 0;
     if (c->in.len > c->in_off || c->in_later)
         return 1;
-    return c->ssl ? SSL_has_pending(c->ssl) : ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
+    if (c->ssl)
+        return SSL_pending(c->ssl) > 0;
+    return ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
 }
 
 /* Close an idle connection of listener `li` to make room: the oldest that
@@ -293,10 +306,10 @@ static void turn_away(int fd, int tls, int status, const char *type, const char 
 static void add_conn(sw_httpd *h, int fd, int li, const struct sockaddr_storage *ss)
 {
     sw_listener *l = &h->l[li];
-    sw_peer_addr a;
+    sw_peer_addr a, key;
     char text[48];
     int64_t now = sw_clock_mono_ms();
-    to_peer_addr(ss, &a, text, sizeof text);
+    to_peer_addr(ss, &a, &key, text, sizeof text);
     if (atomic_load(&l->open) >= l->max_connections && !evict_idle(h, li)) {
         atomic_fetch_add_explicit(&h->refused_full, 1, memory_order_relaxed);
         if (now - h->full_logged_ms >= 10000) {
@@ -309,7 +322,7 @@ static void add_conn(sw_httpd *h, int fd, int li, const struct sockaddr_storage 
                   "with a request; retry shortly");
         return;
     }
-    if (sw_peers_add(&l->peers, &a, (uint32_t)l->max_per_address) < 0) {
+    if (sw_peers_add(&l->peers, &key, (uint32_t)l->max_per_address) < 0) {
         atomic_fetch_add_explicit(&h->refused_addr, 1, memory_order_relaxed);
         turn_away(fd, l->tls != NULL, 429, "too-many-connections", "this address has as "
                   "many connections open as it may ([server] max_connections_per_address); "
@@ -318,7 +331,7 @@ static void add_conn(sw_httpd *h, int fd, int li, const struct sockaddr_storage 
     }
     sw_conn *c = calloc(1, sizeof *c);
     if (c == NULL || (l->tls && (c->ssl = SSL_new(l->tls)) == NULL)) {
-        sw_peers_remove(&l->peers, &a);
+        sw_peers_remove(&l->peers, &key);
         free(c);
         close(fd);
         return;
@@ -329,6 +342,7 @@ static void add_conn(sw_httpd *h, int fd, int li, const struct sockaddr_storage 
     c->fd = fd;
     c->listener = li;
     c->addr = a;
+    c->key = key;
     snprintf(c->peer, sizeof c->peer, "%s", text);
     c->next = h->conns;
     if (h->conns)
@@ -342,14 +356,14 @@ static void add_conn(sw_httpd *h, int fd, int li, const struct sockaddr_storage 
         SSL_set_accept_state(c->ssl);
         c->state = SW_CONN_HANDSHAKE;
         c->deadline_ms = now + h->o.header_timeout_ms;
-        sw_httpd_arm(h, c, EPOLLIN);
-        if (c->broken)
-            sw_httpd_close(h, c);
     } else {
-        /* Bytes may be there already: the flow reads or arms. */
+        /* No buffer until its first byte: a silent socket costs none. */
         sw_flow_enter_idle(h, c);
-        sw_flow_process(h, c);
+        c->read_cap = h->lim.max_head_bytes;
     }
+    sw_httpd_arm(h, c, EPOLLIN);
+    if (c->broken)
+        sw_httpd_close(h, c);
 }
 
 static void pause_listener(sw_httpd *h, sw_listener *l, int64_t until)
@@ -597,7 +611,8 @@ static void pool_run(void *ctx, void *state, sw_pool_item *it)
         if (sw_http_reply_problem(x, &p, NULL) != 0)
             x->status = 0;
     }
-    if (h->app.done && x->status != 0)
+    /* Counted also when aborted (status 0: "other"). */
+    if (h->app.done && (x->status != 0 || x->abort))
         h->app.done(h->app.user, x);
     c->out_sent = 0;
     c->ret = x->status != 0 && c->out.len > 0 ? sw_conn_write(c) : -1;
@@ -672,7 +687,7 @@ static void fit_descriptors(sw_httpd *h)
         (void)setrlimit(RLIMIT_NOFILE, &rl);
         (void)getrlimit(RLIMIT_NOFILE, &rl);
     }
-    long spare = 64;
+    long spare = 64 + h->o.reserve_fds;
     for (int i = 0; i < h->o.npools; i++)
         spare += 2L * h->o.pools[i].threads;
     long room = (long)rl.rlim_cur - spare;
@@ -821,13 +836,20 @@ void sw_httpd_stats_get(sw_httpd *h, sw_httpd_stats *s)
     s->malformed = atomic_load(&h->malformed);
 }
 
+void sw_httpd_shutdown(sw_httpd *h)
+{
+    if (h == NULL || !h->started)
+        return;
+    atomic_store(&h->stop, 1);
+    wake(h);
+}
+
 void sw_httpd_stop(sw_httpd *h)
 {
     if (h == NULL)
         return;
     if (h->started) {
-        atomic_store(&h->stop, 1);
-        wake(h);
+        sw_httpd_shutdown(h);
         pthread_join(h->thread, NULL);
     }
     for (int i = 0; i < SW_HTTPD_MAX_POOLS; i++)

@@ -83,8 +83,15 @@ typedef struct sw_httpd_opts {
     int idle_timeout_ms;
     size_t max_head_bytes;
     size_t max_buffered_bytes;
+    /* The largest body any route accepts: one client address may always
+     * hold one, whatever its share of max_buffered_bytes. */
+    size_t largest_body;
     /* Peers whose X-Forwarded-For names the client: "addr,addr"; "" none. */
     const char *trusted_proxies;
+    /* File descriptors the process needs besides this core's (another
+     * core, say): max_connections is fitted to the open-files limit
+     * without them. */
+    int reserve_fds;
 } sw_httpd_opts;
 
 typedef struct sw_httpd_stats {
@@ -120,7 +127,13 @@ void sw_httpd_stats_get(sw_httpd *h, sw_httpd_stats *s);
 
 /* Stop accepting, close connections that are not mid-request, let
  * requests in workers finish and their replies go out (bounded by
- * request_timeout_ms), stop the pools and free. Accepts NULL. */
+ * request_timeout_ms), stop the pools and free. Accepts NULL. To stop
+ * several cores together, sw_httpd_shutdown() each first: they then close
+ * their listeners at once and drain side by side. */
 void sw_httpd_stop(sw_httpd *h);
+
+/* Begin stopping without waiting: the listeners close, and draining
+ * starts. Thread-safe; accepts NULL. */
+void sw_httpd_shutdown(sw_httpd *h);
 
 #endif

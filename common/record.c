@@ -11,16 +11,6 @@
 
 #define UNFIT(p, ...) sw_problem_set(p, 422, "validation", "Record does not fit the sink", __VA_ARGS__)
 
-int sw_record_format_double(double v, char out[32])
-{
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(out, 32, "%.*g", prec, v);
-        if (strtod(out, NULL) == v)
-            return prec;
-    }
-    return 17;
-}
-
 static int is_digit(char c)
 {
     return c >= '0' && c <= '9';
@@ -254,8 +244,8 @@ static int push_key(sw_record_work *w, size_t off, size_t len)
 
 enum { DUMP_OK, DUMP_DEEP, DUMP_LONG, DUMP_REPEAT, DUMP_SYNTAX, DUMP_OOM };
 
-/* Serialise the value that starts with `t` compactly into w->json (reals
- * in their shortest exact form), reading the rest of it from `r`. Object
+/* Serialise the value that starts with `t` compactly into w->json
+ * (numbers as written), reading the rest of it from `r`. Object
  * keys must not repeat; at most `max_depth` containers may nest; past
  * `max_len` bytes it only counts (*total). */
 static int dump_value(sw_json_reader *r, sw_json_token t, sw_record_work *w, int max_depth,

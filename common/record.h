@@ -53,8 +53,4 @@ void sw_record_work_trim(sw_record_work *w, size_t keep);
 /* Release the working memory. Accepts NULL. */
 void sw_record_work_free(sw_record_work *w);
 
-/* Write `v` as the shortest decimal that reads back as the same double.
- * Returns the number of significant digits used. `out` needs 32 bytes. */
-int sw_record_format_double(double v, char out[32]);
-
 #endif

@@ -44,7 +44,10 @@ SSL_CTX *sw_tls_server_ctx(const char *cert, const char *key, const char *cipher
     /* A peer that closes without close_notify has still sent its request:
      * read that as the end of input, as with plain TCP. */
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-                                 SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+                                 SSL_OP_NO_COMPRESSION);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF     /* OpenSSL 3 */
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
     /* The core writes from whichever buffer position it is at, and takes
      * partial writes. */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);

@@ -205,8 +205,8 @@ static int route(void *user, sw_http_exchange *x)
         if (get && strcmp(x->path, "/metrics") == 0)
             return 0;
         if (get) {
-            if (sw_http_reply(x, 200, "application/json", NULL, "{\"status\":\"ok\"}", 15) != 0)
-                x->status = 500;
+            /* On failure it stays unanswered, and the core says 500. */
+            (void)!sw_http_reply(x, 200, "application/json", NULL, "{\"status\":\"ok\"}", 15);
             return SW_HTTPD_ANSWERED;
         }
         status = 405;
@@ -215,8 +215,7 @@ static int route(void *user, sw_http_exchange *x)
     sw_problem p = {0};
     sw_problem_set(&p, status, status == 404 ? "not-found" : "method-not-allowed",
                    status == 404 ? "Not found" : "Method not allowed", "%s", detail);
-    if (sw_http_reply_problem(x, &p, status == 405 ? "Allow: GET, HEAD\r\n" : NULL) != 0)
-        x->status = 500;
+    (void)!sw_http_reply_problem(x, &p, status == 405 ? "Allow: GET, HEAD\r\n" : NULL);
     return SW_HTTPD_ANSWERED;
 }
 

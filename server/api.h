@@ -33,7 +33,8 @@ enum sw_reject { REJ_VALIDATION, REJ_TOO_LARGE, REJ_BACKPRESSURE, REJ_REDIS_DOWN
  * a pool of their own. */
 typedef struct sw_front {
     struct sw_http *h;
-    sw_httpd *core;
+    _Atomic(sw_httpd *) core;   /* set once started (the other core's
+                                   /metrics may read it meanwhile) */
     int admin;                  /* the admin listener's core */
 } sw_front;
 

@@ -392,21 +392,31 @@ sw_http *sw_http_start(const sw_config *cfg)
         .idle_timeout_ms = cfg->idle_timeout_ms,
         .max_head_bytes = (size_t)cfg->max_header_bytes,
         .max_buffered_bytes = buffered,
+        .largest_body = (size_t)cfg->max_body_bytes,
         .trusted_proxies = cfg->trusted_proxies,
+        /* The admin core's connections, workers and their Redis sockets. */
+        .reserve_fds = h->has_admin ? 256 + 4 * ADMIN_THREADS + 16 : 0,
     };
+    for (int i = 0; i < 2; i++) {
+        h->front[i].h = h;
+        h->front[i].admin = i == 1;
+        atomic_init(&h->front[i].core, NULL);
+    }
     for (int i = 0; i < 1 + h->has_admin; i++) {
         sw_front *f = &h->front[i];
-        *f = (sw_front){h, NULL, i == 1};
         if (f->admin) {
             /* Operators' reads only: small, plain, and no body. */
             o.listen[0] = (sw_httpd_listen){cfg->admin_listen, NULL, 256, 0};
             o.pools[0] = (sw_httpd_pool_opts){"admin", ADMIN_THREADS, 0};
             o.npools = 1;
             o.max_buffered_bytes = (size_t)16 << 20;
+            o.largest_body = 0;
+            o.reserve_fds = 0;
         }
         sw_httpd_app app = {f, route, serve, done, worker_start, worker_stop};
-        f->core = sw_httpd_start(&o, &app, why, sizeof why);
-        if (f->core == NULL) {
+        sw_httpd *core = sw_httpd_start(&o, &app, why, sizeof why);
+        atomic_store_explicit(&f->core, core, memory_order_release);
+        if (core == NULL) {
             sw_log_error("cannot listen", "reason=\"%s\" hint=\"is the port in use or the "
                          "address wrong? see [server] listen, admin_listen\"", why);
             goto fail;
@@ -455,9 +465,16 @@ void sw_http_stop(sw_http *h)
 {
     if (h == NULL)
         return;
-    /* After this no worker can enqueue any more. */
-    sw_httpd_stop(h->front[0].core);
-    sw_httpd_stop(h->front[1].core);
+    /* Both listeners close at once; the admin core (whose /metrics reads
+     * the API core) is gone before the API core is freed. After this no
+     * worker can enqueue any more. */
+    sw_httpd *api = atomic_load(&h->front[0].core), *admin = atomic_load(&h->front[1].core);
+    sw_httpd_shutdown(api);
+    sw_httpd_shutdown(admin);
+    atomic_store(&h->front[1].core, NULL);
+    sw_httpd_stop(admin);
+    atomic_store(&h->front[0].core, NULL);
+    sw_httpd_stop(api);
     sw_pipeline_free(h->pipeline);
     sw_tls_ctx_free(h->tls);
     auth_free(atomic_load(&h->auth));

@@ -167,11 +167,15 @@ void sw_api_metrics(sw_http *h, sw_worker *w, sw_http_exchange *x)
     rc |= sw_metrics_sample(o, "spillway_redis_reconnects_total", "",
                             (double)atomic_load(&h->redis_reconnects));
     rc |= requests(h, o);
-    sw_httpd_stats_get(h->front[0].core, &hs);
-    if (h->front[1].core) {
+    sw_httpd *api = atomic_load_explicit(&h->front[0].core, memory_order_acquire);
+    sw_httpd *admin = atomic_load_explicit(&h->front[1].core, memory_order_acquire);
+    memset(&hs, 0, sizeof hs);
+    if (api)
+        sw_httpd_stats_get(api, &hs);
+    if (admin) {
         /* The admin core's listener and pool beside the API's. */
         sw_httpd_stats as;
-        sw_httpd_stats_get(h->front[1].core, &as);
+        sw_httpd_stats_get(admin, &as);
         hs.listen[hs.nlisten++] = as.listen[0];
         hs.pool_name[hs.npools] = as.pool_name[0];
         hs.pool[hs.npools++] = as.pool[0];

@@ -132,5 +132,47 @@ class ProxyTest(unittest.TestCase):
         self.assertIn('client=127.0.0.9 method=GET path="/v1/nosuch-9"', self.svc.server.output())
 
 
+class Ipv6ProxyTest(unittest.TestCase):
+    """A proxy on IPv6: trusted by its full address (the per-address caps
+    key IPv6 by its /64, trust does not)."""
+
+    def test_trusted_ipv6_proxy(self):
+        try:
+            socket.socket(socket.AF_INET6).bind(("::1", 0))
+        except OSError:
+            self.skipTest("no IPv6 loopback")
+        svc = harness.Service("proxy6", SINKS, TABLES, {"log": {"level": "debug"}},
+                              flusher=False)
+        try:
+            port = harness.free_port()
+            server = harness.Daemon(
+                "server6", [os.path.join(harness.BIN, "spillway-server"), "--config", svc.config],
+                dict(svc.env, SPILLWAY_SERVER_LISTEN="[::1]:%d" % port,
+                     SPILLWAY_SERVER_TRUSTED_PROXIES="::1"),
+                os.path.join(svc.tmp, "server6.log"))
+
+            def ask(path, xff):
+                s = socket.create_connection(("::1", port), timeout=5)
+                try:
+                    s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: %s\r\n"
+                              b"Connection: close\r\n\r\n" % (path, xff))
+                    return attacks.read_until_close(s, 5)[0]
+                finally:
+                    s.close()
+
+            def up():
+                try:
+                    return ask(b"/healthz", b"10.0.0.1").startswith(b"HTTP/1.1 200")
+                except OSError:
+                    return False
+            wait_for(up, 15, "the IPv6 server")
+            self.assertTrue(ask(b"/v1/nosuch-6", b"10.1.2.3, 10.4.5.6").startswith(b"HTTP/1.1 404"))
+            wait_for(lambda: 'client=10.4.5.6 method=GET path="/v1/nosuch-6"' in server.output(),
+                     5, "the proxy's client named in the log")
+            self.assertEqual(server.terminate(), 0)
+        finally:
+            svc.finish()
+
+
 if __name__ == "__main__":
     harness.main()

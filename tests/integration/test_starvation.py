@@ -266,6 +266,13 @@ class FullServerTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.svc.finish()
 
+    def metric(self, name):
+        text = self.svc.request("GET", "/metrics")[2].decode()
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
     def test_idle_connections_make_room(self):
         held = []
         try:
@@ -286,11 +293,32 @@ class FullServerTest(unittest.TestCase):
             for s in held:
                 s.close()
             held = []
-            for _ in range(64):
+            # Until the server has closed them all (its side lingers a moment).
+            wait_for(lambda: self.metric('spillway_http_connections{listener="api"}') == 1, 10,
+                     "the old connections to be closed")
+            def open_partial():
                 s = socket.create_connection(("127.0.0.1", self.svc.port), timeout=10)
                 s.sendall(b"GET /healthz HTTP/1.1\r\n")
-                held.append(s)
-            time.sleep(0.2)
+                return s
+            held = [open_partial() for _ in range(64)]
+            # Each must hold its slot: one that came while another was
+            # still closing was turned away (503); it tries again.
+            for _ in range(20):
+                time.sleep(0.1)
+                turned_away = []
+                for i, s in enumerate(held):
+                    s.setblocking(False)
+                    try:
+                        if s.recv(100).startswith(b"HTTP/1.1 503"):
+                            turned_away.append(i)
+                    except BlockingIOError:
+                        pass
+                    s.setblocking(True)
+                for i in turned_away:
+                    held[i].close()
+                    held[i] = open_partial()
+                if not turned_away:
+                    break
             t, line = timed_request(self.svc.port, GET_HEALTHZ)
             self.assertTrue(line.startswith(b"HTTP/1.1 503"), line)
             self.assertLess(t, 0.100)
