@@ -22,7 +22,6 @@ typedef struct sw_http_exchange {
     size_t body_len;
     char client[48];            /* the client's address (X-Forwarded-For from a
                                    trusted proxy, else the peer's) */
-    int listener;               /* which listener it came in on */
     int head_only;              /* HEAD: the reply goes without its body */
     int64_t started_us;         /* when the head was framed (wall clock) */
 

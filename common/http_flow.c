@@ -331,7 +331,6 @@ static int on_head(sw_httpd *h, sw_conn *c)
         return 0;
     }
     set_client(h, c);
-    x->listener = c->listener;
     x->head_only = strcmp(x->method, "HEAD") == 0;
     x->started_us = sw_clock_now_us();
     x->out = &c->out;
@@ -468,11 +467,7 @@ void sw_flow_process(sw_httpd *h, sw_conn *c)
             }
             long r = sw_http_head_read(&c->x->head, req(c), req_len(c), &c->scanned, &h->lim);
             if (r < 0) {
-                char detail[200];
-                snprintf(detail, sizeof detail, "%s%s", c->x->head.detail,
-                         c->x->head.status == 431 && !strstr(c->x->head.detail, "fields")
-                             ? " ([server] max_header_bytes)" : "");
-                sw_flow_refuse(h, c, c->x->head.status, detail);
+                sw_flow_refuse(h, c, c->x->head.status, c->x->head.detail);
                 return;
             }
             if (r == 0) {

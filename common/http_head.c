@@ -231,6 +231,13 @@ static long parse_fields(sw_http_head *h, const char *p, const char *end)
     return 0;
 }
 
+static long too_big(sw_http_head *h, const sw_http_limits *lim)
+{
+    return refuse(h, 431, "the request line and headers are over %zu bytes%s%s%s",
+                  lim->max_head_bytes, lim->setting ? " (" : "",
+                  lim->setting ? lim->setting : "", lim->setting ? ")" : "");
+}
+
 long sw_http_head_read(sw_http_head *h, const char *buf, size_t len, size_t *scanned,
                        const sw_http_limits *lim)
 {
@@ -259,13 +266,11 @@ long sw_http_head_read(sw_http_head *h, const char *buf, size_t len, size_t *sca
         /* A CR at the very end is checked again with the byte after it. */
         *scanned = len > 0 && buf[len - 1] == '\r' ? len - 1 : len;
         if (len >= lim->max_head_bytes)
-            return refuse(h, 431, "the request line and headers are over %zu bytes",
-                          lim->max_head_bytes);
+            return too_big(h, lim);
         return 0;
     }
     if (end > lim->max_head_bytes)
-        return refuse(h, 431, "the request line and headers are over %zu bytes",
-                      lim->max_head_bytes);
+        return too_big(h, lim);
     *scanned = end;
     h->len = end;
     h->nfields = 0;

@@ -62,6 +62,7 @@ typedef struct sw_http_head {
 
 typedef struct sw_http_limits {
     size_t max_head_bytes;          /* request line and fields, CRLFs included */
+    const char *setting;            /* names max_head_bytes in a 431 (or NULL) */
 } sw_http_limits;
 
 /* Frame the head at the start of buf[0..len). `*scanned` carries how far

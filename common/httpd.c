@@ -734,6 +734,7 @@ sw_httpd *sw_httpd_start(const sw_httpd_opts *o, const sw_httpd_app *app, char *
     h->o = *o;
     h->app = *app;
     h->lim.max_head_bytes = o->max_head_bytes;
+    h->lim.setting = o->head_limit;
     h->ep = h->wake = -1;
     pthread_mutex_init(&h->ret_lock, NULL);
     for (int i = 0; i < SW_HTTPD_MAX_LISTENERS; i++)

@@ -82,6 +82,7 @@ typedef struct sw_httpd_opts {
     int request_timeout_ms;
     int idle_timeout_ms;
     size_t max_head_bytes;
+    const char *head_limit;         /* the setting behind it, named in a 431 */
     size_t max_buffered_bytes;
     /* The largest body any route accepts: one client address may always
      * hold one, whatever its share of max_buffered_bytes. */

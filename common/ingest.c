@@ -136,10 +136,9 @@ static long read_ndjson(const sw_sink *sink, const char *body, size_t len, int m
             int rc = -1;
             if (n == lim->max_records)
                 return too_many(p, lim->max_records);
-            if (sw_json_reader_init(&r, line, l, max_depth, lim->record.max_string_bytes,
-                                    &w->strings) != 0) {
-                sw_problem_set(p, 500, "internal", "Internal error", "out of memory");
-            } else if (sw_json_next(&r, &t) == SW_JSON_ERROR) {
+            sw_json_reader_init(&r, line, l, max_depth, lim->record.max_string_bytes,
+                                &w->strings);
+            if (sw_json_next(&r, &t) == SW_JSON_ERROR) {
                 sw_record_malformed(&r, lineno, p);
             } else if (sw_record_read(sink, &r, &t, (size_t)n, &lim->record, pk, w, p) == 0) {
                 if (sw_json_next(&r, &t) != SW_JSON_EOF)
@@ -151,7 +150,6 @@ static long read_ndjson(const sw_sink *sink, const char *body, size_t len, int m
                 memset(p, 0, sizeof *p);
                 sw_record_malformed(&r, lineno, p);
             }
-            sw_json_reader_free(&r);
             if (rc != 0)
                 return -1;
             n++;
@@ -199,12 +197,8 @@ long sw_ingest_build(const sw_sink *sink, const char *content_type, const char *
     }
     if (kind == BODY_JSON) {
         sw_json_reader r;
-        if (sw_json_reader_init(&r, body, len, max_depth, lim->record.max_string_bytes,
-                                &w->strings) != 0)
-            sw_problem_set(p, 500, "internal", "Internal error", "out of memory");
-        else
-            n = read_json(sink, &r, lim, &pk, w, p);
-        sw_json_reader_free(&r);
+        sw_json_reader_init(&r, body, len, max_depth, lim->record.max_string_bytes, &w->strings);
+        n = read_json(sink, &r, lim, &pk, w, p);
     } else {
         n = read_ndjson(sink, body, len, max_depth, lim, &pk, w, p);
     }

@@ -33,24 +33,20 @@ static enum sw_json_type fail(sw_json_reader *r, sw_json_token *t, const char *a
     return SW_JSON_ERROR;
 }
 
-int sw_json_reader_init(sw_json_reader *r, const char *buf, size_t len, int max_depth,
-                        size_t max_string, sw_buf *str)
+void sw_json_reader_init(sw_json_reader *r, const char *buf, size_t len, int max_depth,
+                         size_t max_string, sw_buf *str)
 {
-    memset(r, 0, sizeof *r);
+    /* kinds[] is written before it is read: no need to clear it. */
     r->start = r->p = buf;
     r->end = buf + len;
+    r->depth = 0;
     r->max_depth = max_depth > SW_JSON_MAX_DEPTH ? SW_JSON_MAX_DEPTH : max_depth;
     r->max_string = max_string;
     r->str = str;
     r->expect = E_VALUE;
-    r->kinds = malloc((size_t)r->max_depth + 1);
-    return r->kinds ? 0 : -1;
-}
-
-void sw_json_reader_free(sw_json_reader *r)
-{
-    free(r->kinds);
-    r->kinds = NULL;
+    r->nesting = 0;
+    r->error[0] = '\0';
+    r->error_at = 0;
 }
 
 const char *sw_json_kind(enum sw_json_type t)

@@ -33,6 +33,8 @@ enum sw_json_type {
     SW_JSON_ERROR,          /* see reader.error; reader.nesting for depth */
 };
 
+#define SW_JSON_MAX_DEPTH 1024
+
 typedef struct sw_json_token {
     enum sw_json_type type;
     const char *str;        /* KEY, STRING: decoded, NUL-terminated; valid
@@ -48,7 +50,7 @@ typedef struct sw_json_token {
 typedef struct sw_json_reader {
     const char *start, *p, *end;
     int depth, max_depth;
-    unsigned char *kinds;   /* private: '{' or '[' per open level */
+    unsigned char kinds[SW_JSON_MAX_DEPTH];  /* private: '{' or '[' per open level */
     int expect;             /* private */
     sw_buf *str;            /* decoded strings go here (the caller's) */
     size_t max_string;
@@ -59,15 +61,10 @@ typedef struct sw_json_reader {
 
 /* Read buf[0..len). Values may nest `max_depth` levels (at most
  * SW_JSON_MAX_DEPTH); strings keep at most `max_string` bytes (their full
- * length is still reported). `str` is the caller's scratch buffer. 0, or
- * -1 when out of memory. */
-#define SW_JSON_MAX_DEPTH 1024
-__attribute__((warn_unused_result))
-int sw_json_reader_init(sw_json_reader *r, const char *buf, size_t len, int max_depth,
-                        size_t max_string, sw_buf *str);
-
-/* Release what init allocated. Accepts a reader that failed to init. */
-void sw_json_reader_free(sw_json_reader *r);
+ * length is still reported). `str` is the caller's scratch buffer. The
+ * reader allocates nothing itself. */
+void sw_json_reader_init(sw_json_reader *r, const char *buf, size_t len, int max_depth,
+                         size_t max_string, sw_buf *str);
 
 /* The next token; its type is also returned. After SW_JSON_EOF or
  * SW_JSON_ERROR it keeps returning the same. */

@@ -86,11 +86,6 @@ int sw_peers_charge(sw_peers *p, const sw_peer_addr *a, int64_t delta, uint64_t 
     return 0;
 }
 
-uint32_t sw_peers_count(const sw_peers *p, const sw_peer_addr *a)
-{
-    return p->slots[find(p, a)].count;
-}
-
 void sw_peers_free(sw_peers *p)
 {
     if (p == NULL)

@@ -40,9 +40,6 @@ void sw_peers_remove(sw_peers *p, const sw_peer_addr *a);
  * nothing and returns -1; else 0. `a` must have a connection counted. */
 int sw_peers_charge(sw_peers *p, const sw_peer_addr *a, int64_t delta, uint64_t limit);
 
-/* Connections from `a` now. */
-uint32_t sw_peers_count(const sw_peers *p, const sw_peer_addr *a);
-
 void sw_peers_free(sw_peers *p);   /* accepts NULL */
 
 #endif

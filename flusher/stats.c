@@ -281,6 +281,7 @@ int sw_stats_start(const sw_config *cfg)
         .request_timeout_ms = cfg->request_timeout_ms,
         .idle_timeout_ms = cfg->idle_timeout_ms,
         .max_head_bytes = (size_t)cfg->max_header_bytes,
+        .head_limit = "[server] max_header_bytes",
         .max_buffered_bytes = (size_t)16 << 20,
         .trusted_proxies = "",
     };

@@ -391,6 +391,7 @@ sw_http *sw_http_start(const sw_config *cfg)
         .request_timeout_ms = cfg->request_timeout_ms,
         .idle_timeout_ms = cfg->idle_timeout_ms,
         .max_head_bytes = (size_t)cfg->max_header_bytes,
+        .head_limit = "[server] max_header_bytes",
         .max_buffered_bytes = buffered,
         .largest_body = (size_t)cfg->max_body_bytes,
         .trusted_proxies = cfg->trusted_proxies,

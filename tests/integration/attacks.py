@@ -13,7 +13,6 @@ so no smuggled id may ever land in the table. The first request's own record
 plain socket, TLS, or a proxy in front) and returns what each one got.
 """
 
-import json
 import re
 import socket
 import time
@@ -274,12 +273,3 @@ def landed(sql):
     rows = sql("SELECT id FROM %s WHERE id >= %d AND id < %d ORDER BY id"
                % (SINK, FIRST_ID, FIRST_ID + 2000))
     return [int(r[0]) for r in rows]
-
-
-def problem_json(got):
-    """The JSON body of the first response in `got`, or None."""
-    head, _, rest = got.partition(b"\r\n\r\n")
-    try:
-        return json.loads(rest)
-    except ValueError:
-        return None

@@ -9,7 +9,7 @@
 
 #include "http_head.h"
 
-static const sw_http_limits lim = {8192};
+static const sw_http_limits lim = {8192, "[server] max_header_bytes"};
 static sw_http_head h;
 
 /* Read `s` whole; the result of sw_http_head_read. */
@@ -201,6 +201,7 @@ static void test_expect_and_limits(void **state)
     big[8200] = '\0';
     assert_int_equal(rd(big), -1);
     assert_int_equal(h.status, 431);
+    assert_non_null(strstr(h.detail, "over 8192 bytes ([server] max_header_bytes)"));
 
     char many[4096];
     size_t n = (size_t)snprintf(many, sizeof many, "GET / HTTP/1.1\r\nHost: a\r\n");

@@ -2,8 +2,9 @@
  * peak of bytes allocated during sw_ingest_build, counted through the
  * sanitizer's allocation hooks (the suite's Debug build). The bound: the
  * envelope (about the body's size) plus one string's worth, never a
- * document. Release 0.1 built the whole document with jansson: 40-80
- * times the body for the shapes below. */
+ * document. The previous release built the whole document with jansson:
+ * the same hooks measured 71x and 40x the body for the two refused shapes
+ * below and 12-13x for accepted bodies. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
