@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "http_conn.h"
 #include "httpd.h"
@@ -11,8 +12,10 @@
 
 /* The HTTP core's insides, shared by its two halves and nothing else:
  *
- *   httpd.c      the I/O thread: listeners, accepting, per-address caps,
- *                events, deadlines, hand-off to and from the workers;
+ *   httpd.c      the I/O thread: events, deadlines, hand-off to and from
+ *                the workers, start and stop;
+ *   http_accept.c  who gets a connection: listeners, the open-files
+ *                budget, per-address caps, eviction of idle connections;
  *   http_flow.c  one connection's requests: read, frame, route, read the
  *                body, answer or lend, then the next request or a close.
  *
@@ -37,6 +40,8 @@
  * (when max_per_address caps it at all). */
 #define SW_ADDRESS_SHARE 8
 #define SW_MAX_TRUSTED 16
+/* The I/O thread's housekeeping period (deadlines, paused listeners). */
+#define SW_TICK_MS 100
 
 typedef struct sw_listener {
     int fd;
@@ -101,6 +106,22 @@ void sw_httpd_lend(sw_httpd *h, sw_conn *c);
  * against max_buffered_bytes and the client address's share. 0, or -1
  * when a positive delta would pass either (nothing is counted then). */
 int sw_httpd_charge(sw_httpd *h, sw_conn *c, int64_t delta);
+
+/* http_accept.c */
+/* Open l's listening socket on `addr` (host:port, [v6]:port). 0, or -1
+ * with errstr. */
+int sw_accept_listen(sw_listener *l, const char *addr, char *errstr, size_t len);
+/* Raise the open-files limit as far as allowed; lower listeners'
+ * max_connections where they would not fit. */
+void sw_accept_fit(sw_httpd *h);
+/* Parse [server] trusted_proxies (addresses, comma or space apart) into
+ * h->trusted. 0, or -1 with errstr. */
+int sw_accept_trusted(sw_httpd *h, const char *list, char *errstr, size_t len);
+/* Accept what listener `li` has waiting (a bounded number per call). */
+void sw_accept_some(sw_httpd *h, int li);
+/* Take in an accepted (or adopted) socket: within the caps it becomes a
+ * connection; otherwise it is answered 503/429 and closed. */
+void sw_accept_conn(sw_httpd *h, int fd, int li, const struct sockaddr_storage *ss);
 
 /* http_flow.c */
 /* Run the state machine on what is buffered: read more, lend, answer, or
