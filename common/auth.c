@@ -10,6 +10,7 @@
 #include <sys/random.h>
 
 #include "buf.h"
+#include "hex.h"
 
 static void sha256(const char *s, size_t n, unsigned char out[32])
 {
@@ -54,17 +55,6 @@ int sw_auth_token_new(char out[SW_AUTH_TOKEN_MAX])
     return 0;
 }
 
-static int unhex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Parse "hash sinks" into `e`. 0, or -1 with a reason. */
 static int parse_line(const char *line, size_t len, const sw_config *cfg, sw_auth_entry *e,
                       char *why, size_t whylen)
@@ -72,7 +62,7 @@ static int parse_line(const char *line, size_t len, const sw_config *cfg, sw_aut
     size_t i = 0;
     memset(e, 0, sizeof *e);
     for (; i < 64; i++) {
-        int hi = i < len ? unhex(line[i]) : -1;
+        int hi = i < len ? sw_hex_digit((unsigned char)line[i]) : -1;
         if (hi < 0) {
             snprintf(why, whylen, "expected the token's SHA-256 as 64 hex digits, then its sinks "
                                   "(spillwayctl token new prints the line)");

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hex.h"
 #include "http_head.h"
 
 enum {
@@ -30,17 +31,6 @@ static int fail(sw_chunked *c, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(c->detail, sizeof c->detail, fmt, ap);
     va_end(ap);
-    return -1;
-}
-
-static int hexval(unsigned char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
     return -1;
 }
 
@@ -87,7 +77,7 @@ int sw_chunked_decode(sw_chunked *c, char *buf, size_t len, size_t *rpos, size_t
         switch (c->state) {
         case C_SIZE:
         case C_SIZE_MORE: {
-            int v = hexval(ch);
+            int v = sw_hex_digit(ch);
             if (v >= 0) {
                 if (c->line > 15) {
                     rc = fail(c, 400, "a chunk size has more than 15 hex digits");

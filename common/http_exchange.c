@@ -4,14 +4,7 @@
 #include <string.h>
 #include <time.h>
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
-        return (c | 0x20) - 'a' + 10;
-    return -1;
-}
+#include "hex.h"
 
 static int bad(sw_http_exchange *x, const char *detail)
 {
@@ -42,7 +35,7 @@ int sw_http_exchange_prepare(sw_http_exchange *x, char *buf)
             *w++ = *r;
             continue;
         }
-        int hi = hexval((unsigned char)r[1]), lo = hi < 0 ? -1 : hexval((unsigned char)r[2]);
+        int hi = sw_hex_digit((unsigned char)r[1]), lo = hi < 0 ? -1 : sw_hex_digit((unsigned char)r[2]);
         if (lo < 0)
             return bad(x, "the path holds a % that is not followed by two hex digits");
         if (hi == 0 && lo == 0)

@@ -4,6 +4,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "hex.h"
+
 /* Per-thread generator: xoshiro-style state seeded once from the kernel, so
  * the hot path makes no syscall per id. */
 static _Thread_local uint64_t rng_s[2];
@@ -79,14 +81,6 @@ void sw_jobid_new(char out[SW_JOBID_LEN + 1])
     sw_jobid_make(out, ms, last_seq, rng_next());
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 int sw_jobid_valid(const char *s, unsigned long n)
 {
     if (n != SW_JOBID_LEN)
@@ -95,7 +89,7 @@ int sw_jobid_valid(const char *s, unsigned long n)
         if (i == 8 || i == 13 || i == 18 || i == 23) {
             if (s[i] != '-')
                 return 0;
-        } else if (hexval(s[i]) < 0) {
+        } else if (sw_hex_digit((unsigned char)s[i]) < 0) {
             return 0;
         }
     }
@@ -108,7 +102,7 @@ uint64_t sw_jobid_time_ms(const char *id)
     for (int i = 0; i < 13; i++) {
         if (i == 8)
             continue;
-        ms = (ms << 4) | (uint64_t)hexval(id[i]);
+        ms = (ms << 4) | (uint64_t)sw_hex_digit((unsigned char)id[i]);
     }
     return ms;
 }
