@@ -113,21 +113,29 @@ int sw_dead_get(sw_redis *r, const char *job_id, sw_dead_job *out)
     return 1;
 }
 
-int sw_dead_requeue(sw_redis *r, const char *job_id, const char *status, int ttl_s)
+int sw_dead_requeue(sw_redis *r, const char *job_id, const char *status, const char *compact,
+                    int ttl_s)
 {
-    char skey[SW_KEY_MAX], legacy[SW_KEY_MAX];
+    char skey[SW_KEY_MAX], legacy[SW_KEY_MAX], bucket[SW_KEY_MAX];
+    unsigned char field[16];
     sw_redis_args a;
     sw_keys_job(&r->keys, job_id, skey);
     sw_keys_dead_legacy(&r->keys, job_id, legacy);
+    if (sw_keys_status(&r->keys, job_id, bucket, field) == 0) {
+        snprintf(bucket, sizeof bucket, "%s:st:none", r->keys.prefix);
+        memset(field, 0, sizeof field);
+    }
     sw_redis_args_init(&a);
     const char *keys[] = {r->keys.queue, r->keys.stats, r->keys.dead, r->keys.deadenv,
-                          r->keys.deadinfo, r->keys.deliveries, skey, legacy};
-    for (int i = 0; i < 8; i++)
+                          r->keys.deadinfo, r->keys.deliveries, skey, legacy, bucket};
+    for (int i = 0; i < 9; i++)
         sw_redis_args_str(&a, keys[i]);
     sw_redis_args_end_keys(&a);
     sw_redis_args_str(&a, job_id);
     sw_redis_args_str(&a, status);
     sw_redis_args_int(&a, ttl_s);
+    sw_redis_args_bin(&a, (const char *)field, sizeof field);
+    sw_redis_args_str(&a, compact);
     void *rep = sw_redis_eval(r, SW_SCRIPT_REQUEUE, "requeue", SW_REPLY_INTEGER, &a);
     sw_redis_args_free(&a);
     if (rep == NULL)

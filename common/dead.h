@@ -29,10 +29,13 @@ __attribute__((warn_unused_result))
 int sw_dead_get(sw_redis *r, const char *job_id, sw_dead_job *out);
 void sw_dead_job_free(sw_dead_job *d);   /* accepts NULL */
 
-/* Put a dead job back on the queue with `status` (its "queued" JSON) and a
- * fresh delivery count, atomically. 1 done, 0 no such dead job, -1. */
+/* Put a dead job back on the queue with a "queued" status and a fresh
+ * delivery count, atomically: `compact` (status.h) in its bucket while
+ * that lives, else the whole JSON `status`. 1 done, 0 no such dead job,
+ * -1. */
 __attribute__((warn_unused_result))
-int sw_dead_requeue(sw_redis *r, const char *job_id, const char *status, int ttl_s);
+int sw_dead_requeue(sw_redis *r, const char *job_id, const char *status, const char *compact,
+                    int ttl_s);
 
 /* Forget a dead job (its status stays "failed"). 1 done, 0 none, -1. */
 __attribute__((warn_unused_result)) int sw_dead_drop(sw_redis *r, const char *job_id);

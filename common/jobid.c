@@ -106,3 +106,14 @@ uint64_t sw_jobid_time_ms(const char *id)
     }
     return ms;
 }
+
+void sw_jobid_set_shift(char id[SW_JOBID_LEN + 1], int shift)
+{
+    id[SW_JOBID_SHIFT_AT] = "0123456789abcdef"[shift & 15];
+}
+
+int sw_jobid_shift(const char *id)
+{
+    int v = sw_hex_digit((unsigned char)id[SW_JOBID_SHIFT_AT]);
+    return v < 0 ? 0 : v;
+}

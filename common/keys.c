@@ -1,6 +1,10 @@
 #include "keys.h"
 
 #include <stdio.h>
+#include <string.h>
+
+#include "hex.h"
+#include "jobid.h"
 
 void sw_keys_init(sw_keys *k, const char *prefix)
 {
@@ -44,4 +48,23 @@ size_t sw_keys_idem(const sw_keys *k, const char *sink, const char *scope, const
     if (scope[0] == '\0')
         return put(outlen, snprintf(out, outlen, "%s:idem:%s:%s", k->prefix, sink, key));
     return put(outlen, snprintf(out, outlen, "%s:idem:%s@%s:%s", k->prefix, sink, scope, key));
+}
+
+size_t sw_keys_status(const sw_keys *k, const char *job_id, char *key, unsigned char field[16])
+{
+    if (!sw_jobid_valid(job_id, strlen(job_id)))
+        return 0;
+    for (int i = 0, o = 0; i < SW_JOBID_LEN; i++) {
+        if (job_id[i] == '-')
+            continue;
+        int v = sw_hex_digit((unsigned char)job_id[i]);
+        if (o & 1)
+            field[o / 2] = (unsigned char)(field[o / 2] | v);
+        else
+            field[o / 2] = (unsigned char)(v << 4);
+        o++;
+    }
+    int shift = sw_jobid_shift(job_id);
+    unsigned long long bucket = (unsigned long long)(sw_jobid_time_ms(job_id) >> shift);
+    return put(SW_KEY_MAX, snprintf(key, SW_KEY_MAX, "%s:st:%x:%llu", k->prefix, shift, bucket));
 }

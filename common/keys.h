@@ -11,8 +11,15 @@
  *   <p>:stats              hash: queued_records, inflight_records,
  *                          accepted_records, committed_records, dead_bytes,
  *                          dead_dropped (totals)
- *   <p>:job:<id>           the job's status, as the JSON GET /v1/jobs/{id}
- *                          answers; expires after status_ttl_s
+ *   <p>:st:<s>:<b>         hash: the compact statuses (status.h) of the
+ *                          jobs whose id carries shift <s> (hex) and whose
+ *                          Unix ms >> s is <b>; field: the id's 16 bytes.
+ *                          Expires status_ttl_s after its last job's
+ *                          enqueue, and again after its last finish
+ *   <p>:job:<id>           the whole status JSON: of a failed job (its
+ *                          compact entry is "f"), and of jobs queued by
+ *                          releases before buckets; expires after
+ *                          status_ttl_s
  *   <p>:idem:<sink>:<key>  an Idempotency-Key without tokens, and
  *   <p>:idem:<sink>@<scope>:<key>  with one (scope: from the caller's token)
  *   <p>:shapes             hash: sink shape fingerprint -> its column list
@@ -55,6 +62,11 @@ void sw_keys_flusher(const sw_keys *k, const char *fid, sw_fkeys *out);
  * (SW_KEY_MAX bytes). Return the length. */
 size_t sw_keys_job(const sw_keys *k, const char *job_id, char *out);
 size_t sw_keys_dead_legacy(const sw_keys *k, const char *job_id, char *out);
+
+/* The bucket key of job `job_id`'s compact status into `key` (SW_KEY_MAX
+ * bytes) and its field, the id's 16 bytes, into `field`. Returns the key's
+ * length (0: not a job id). */
+size_t sw_keys_status(const sw_keys *k, const char *job_id, char *key, unsigned char field[16]);
 
 /* The key of an Idempotency-Key `key` on `sink`; `scope` is "" without
  * tokens. Returns the length, or 0 when it does not fit `outlen`. */

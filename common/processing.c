@@ -119,11 +119,13 @@ int sw_proc_finish(sw_redis *r, const char *fid, int njobs, const sw_proc_done *
     sw_fkeys fk;
     sw_redis_args a;
     char now[32];
-    char (*keys)[SW_KEY_MAX] = malloc((size_t)(njobs ? njobs : 1) * sizeof *keys);
+    /* Per job its bucket and its <p>:job:<id>; the args point into them. */
+    char (*keys)[SW_KEY_MAX] = malloc((size_t)(njobs ? njobs : 1) * 2 * sizeof *keys);
+    unsigned char (*fields)[16] = malloc((size_t)(njobs ? njobs : 1) * sizeof *fields);
     int rc = -1;
     *dropped = 0;
     sw_redis_args_init(&a);
-    if (keys == NULL) {
+    if (keys == NULL || fields == NULL) {
         oom(r, "finish");
         goto out;
     }
@@ -134,8 +136,16 @@ int sw_proc_finish(sw_redis *r, const char *fid, int njobs, const sw_proc_done *
     for (int i = 0; i < 7; i++)
         sw_redis_args_str(&a, fixed[i]);
     for (int j = 0; j < njobs; j++) {
-        sw_keys_job(&r->keys, jobs[j].job_id, keys[j]);
-        sw_redis_args_str(&a, keys[j]);
+        /* An id that is none (a corrupt envelope's stand-in is one) has
+         * no bucket: a key of its own that nothing holds. */
+        char *bucket = keys[2 * j], *job = keys[2 * j + 1];
+        if (sw_keys_status(&r->keys, jobs[j].job_id, bucket, fields[j]) == 0) {
+            snprintf(bucket, SW_KEY_MAX, "%s:st:none", r->keys.prefix);
+            memset(fields[j], 0, sizeof fields[j]);
+        }
+        sw_redis_args_str(&a, bucket);
+        sw_keys_job(&r->keys, jobs[j].job_id, job);
+        sw_redis_args_str(&a, job);
     }
     sw_redis_args_end_keys(&a);
     sw_redis_args_str(&a, now);
@@ -146,8 +156,10 @@ int sw_proc_finish(sw_redis *r, const char *fid, int njobs, const sw_proc_done *
         sw_redis_args_bin(&a, jobs[j].list_id, jobs[j].list_id_len);
         sw_redis_args_int(&a, (long long)jobs[j].env_len);
         sw_redis_args_str(&a, jobs[j].job_id);
+        sw_redis_args_bin(&a, (const char *)fields[j], sizeof fields[j]);
         sw_redis_args_bin(&a, jobs[j].status, jobs[j].status_len);
         sw_redis_args_str(&a, jobs[j].error ? jobs[j].error : "");
+        sw_redis_args_bin(&a, jobs[j].json ? jobs[j].json : "", jobs[j].json ? jobs[j].json_len : 0);
     }
     void *rep = sw_redis_eval(r, SW_SCRIPT_FINISH, "finish", SW_REPLY_ARRAY, &a);
     if (rep == NULL)
@@ -170,6 +182,7 @@ int sw_proc_finish(sw_redis *r, const char *fid, int njobs, const sw_proc_done *
 out:
     sw_redis_args_free(&a);
     free(keys);
+    free(fields);
     return rc;
 }
 

@@ -46,16 +46,20 @@ const char *sw_proc_item(const void *reply, size_t i, size_t *len);
 size_t sw_proc_count(const void *reply);
 
 /* One job of a finished batch. `list_id` is what the scripts read as its
- * id (sw_envelope_list_id); `job_id` names its status and dead-letter entry; for a
- * failed job also why. `status` "" leaves its status alone. */
+ * id (sw_envelope_list_id); `job_id` names its status and dead-letter
+ * entry. `status` is its compact status (status.h): "c..." committed, "f"
+ * failed, "" leaves its status alone; a failed job also has its whole
+ * status JSON in `json`, and why in `error`. */
 typedef struct sw_proc_done {
     const char *list_id;
     size_t list_id_len;         /* 36, or 0 for an envelope without one */
     size_t env_len;
-    const char *job_id;         /* its status key and dead-letter entry */
+    const char *job_id;         /* its status and dead-letter entry */
     const char *status;
     size_t status_len;
-    const char *error;       /* NULL when committed */
+    const char *json;           /* failed: the status JSON; else NULL */
+    size_t json_len;
+    const char *error;          /* NULL when committed */
 } sw_proc_done;
 
 /* Bounds of the dead-letter store. */

@@ -4,16 +4,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "status.h"
+
 int sw_queue_enqueue(sw_redis *r, int njobs, sw_queue_job *jobs, int ttl_s, int idem_ttl_s,
                      long max_queued)
 {
     sw_redis_args a;
     char (*keys)[SW_KEY_MAX] = malloc((size_t)(njobs ? njobs : 1) * sizeof *keys);
+    unsigned char (*fields)[16] = malloc((size_t)(njobs ? njobs : 1) * sizeof *fields);
     int *idem_at = malloc((size_t)(njobs ? njobs : 1) * 2 * sizeof *idem_at);
     void *rep = NULL;
     int rc = -1;
     sw_redis_args_init(&a);
-    if (keys == NULL || idem_at == NULL) {
+    if (keys == NULL || idem_at == NULL || fields == NULL) {
         r->err = SW_REDIS_ENOMEM;
         snprintf(r->errstr, sizeof r->errstr, "enqueue: out of memory");
         goto out;
@@ -21,7 +24,11 @@ int sw_queue_enqueue(sw_redis *r, int njobs, sw_queue_job *jobs, int ttl_s, int 
     sw_redis_args_str(&a, r->keys.queue);
     sw_redis_args_str(&a, r->keys.stats);
     for (int j = 0; j < njobs; j++) {
-        sw_keys_job(&r->keys, jobs[j].job_id, keys[j]);
+        if (sw_keys_status(&r->keys, jobs[j].job_id, keys[j], fields[j]) == 0) {
+            r->err = SW_REDIS_EREFUSED;
+            snprintf(r->errstr, sizeof r->errstr, "enqueue: not a job id: %.40s", jobs[j].job_id);
+            goto out;
+        }
         sw_redis_args_str(&a, keys[j]);
         jobs[j].prev[0] = '\0';
     }
@@ -38,12 +45,14 @@ int sw_queue_enqueue(sw_redis *r, int njobs, sw_queue_job *jobs, int ttl_s, int 
         }
     }
     sw_redis_args_end_keys(&a);
-    sw_redis_args_int(&a, ttl_s);
+    /* A bucket spans up to 2^15 ms: its last job's status gets ttl_s too. */
+    sw_redis_args_int(&a, (long long)ttl_s + 33);
     sw_redis_args_int(&a, idem_ttl_s);
     sw_redis_args_int(&a, max_queued);
     sw_redis_args_int(&a, njobs);
     for (int j = 0; j < njobs; j++) {
         sw_redis_args_bin(&a, jobs[j].env, jobs[j].env_len);
+        sw_redis_args_bin(&a, (const char *)fields[j], 16);
         sw_redis_args_bin(&a, jobs[j].status, jobs[j].status_len);
         sw_redis_args_int(&a, jobs[j].nrecords);
         sw_redis_args_int(&a, idem_at[2 * j]);
@@ -74,6 +83,7 @@ out:
     sw_redis_reply_free(rep);
     sw_redis_args_free(&a);
     free(keys);
+    free(fields);
     free(idem_at);
     return rc;
 }
@@ -99,10 +109,41 @@ static int string_into(sw_redis *r, void *rep, sw_buf *out, const char *what)
 
 int sw_queue_status(sw_redis *r, const char *job_id, sw_buf *out)
 {
-    char key[SW_KEY_MAX];
+    char bucket[SW_KEY_MAX], key[SW_KEY_MAX];
+    unsigned char field[16];
+    if (sw_keys_status(&r->keys, job_id, bucket, field) == 0)
+        return 0;
     sw_keys_job(&r->keys, job_id, key);
-    return string_into(r, sw_redis_callf(r, "job", SW_REPLY_STRING_OR_NIL, 1, "GET %s", key),
-                       out, "job");
+    sw_redis_args a;
+    sw_redis_args_init(&a);
+    sw_redis_args_str(&a, bucket);
+    sw_redis_args_str(&a, key);
+    sw_redis_args_end_keys(&a);
+    sw_redis_args_bin(&a, (const char *)field, sizeof field);
+    void *rep = sw_redis_eval(r, SW_SCRIPT_STATUS, "job", SW_REPLY_ARRAY, &a);
+    sw_redis_args_free(&a);
+    if (rep == NULL)
+        return -1;
+    int found = -1;
+    if (sw_redis_reply_len(rep) != 2 ||
+        sw_redis_check_elements(r, rep, SW_REPLY_STRING, "job") != 0) {
+        if (r->err != SW_REDIS_EPROTO)
+            sw_redis_fail_proto(r, "job", "not {compact, json}");
+        goto out;
+    }
+    size_t cn, jn;
+    const char *compact = sw_redis_reply_item(rep, 0, &cn);
+    const char *json = sw_redis_reply_item(rep, 1, &jn);
+    sw_buf_reset(out);
+    found = jn > 0 ? (sw_buf_append(out, json, jn) == 0 ? 1 : -1)
+                   : sw_status_expand(out, job_id, compact, cn);
+    if (found < 0) {
+        r->err = SW_REDIS_ENOMEM;
+        snprintf(r->errstr, sizeof r->errstr, "job: out of memory");
+    }
+out:
+    sw_redis_reply_free(rep);
+    return found;
 }
 
 int sw_queue_stats_get(sw_redis *r, sw_queue_stats *out)

@@ -12,8 +12,8 @@
  * so counters and lists move together and a crash cannot leave them
  * apart. The flusher's side is processing.h, the dead letters dead.h. */
 
-/* One job to enqueue: its envelope and its status JSON (with
- * "status":"queued"), and optionally a client's idempotency key (the full
+/* One job to enqueue: its envelope and its compact "queued" status
+ * (status.h), and optionally a client's idempotency key (the full
  * Redis key, see sw_keys_idem) with the value to store under it. The
  * caller owns the memory. */
 typedef struct sw_queue_job {
@@ -21,7 +21,7 @@ typedef struct sw_queue_job {
     long nrecords;
     const char *env;
     size_t env_len;
-    const char *status;
+    const char *status;       /* compact */
     size_t status_len;
     const char *idem_key;     /* NULL = none */
     const char *idem_value;
@@ -29,7 +29,8 @@ typedef struct sw_queue_job {
     char prev[160];           /* out: the value already under idem_key, or "" */
 } sw_queue_job;
 
-/* Append `njobs` envelopes to the queue in order and store their statuses,
+/* Append `njobs` envelopes to the queue in order and store their statuses
+ * in their buckets, kept `ttl_s` plus the widest bucket's span,
  * atomically, in one round trip. A job whose idempotency key is already
  * taken is not enqueued: its `prev` receives the stored value. Returns 0,
  * or -1 with r->err: EFULL when the queue holds `max_queued` records or
@@ -39,8 +40,10 @@ __attribute__((warn_unused_result))
 int sw_queue_enqueue(sw_redis *r, int njobs, sw_queue_job *jobs, int ttl_s, int idem_ttl_s,
                      long max_queued);
 
-/* Fetch a job's status JSON into `out` (replacing its contents).
- * 1 found, 0 unknown or expired, -1 error. */
+/* Fetch a job's status JSON into `out` (replacing its contents): from its
+ * bucket, or the whole JSON at <p>:job:<id> (failed jobs, and jobs of
+ * releases before buckets), in one round trip. 1 found, 0 unknown or
+ * expired, -1 error. */
 __attribute__((warn_unused_result)) int sw_queue_status(sw_redis *r, const char *job_id, sw_buf *out);
 
 typedef struct sw_queue_stats {

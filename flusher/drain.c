@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "commit.h"
 #include "dead.h"
+#include "jobid.h"
 #include "ledger.h"
 #include "liveness.h"
 #include "log.h"
@@ -340,7 +341,8 @@ static int grow_done(drain *d, int n)
     return 0;
 }
 
-/* The final status JSON of jobs[0..n), end to end in d->statuses. */
+/* The final statuses of jobs[0..n), end to end in d->statuses: compact
+ * for committed jobs, "f" plus the whole JSON for failed ones. */
 static int build_done(drain *d, int n)
 {
     sw_batch *b = d->batch;
@@ -353,17 +355,37 @@ static int build_done(drain *d, int n)
         int bad = j->state == SW_JOB_FAILED;
         const char *error = bad ? (j->error ? j->error : "failed (no memory for the reason)")
                                 : NULL;
-        sw_status st = {j->env.job_id, bad ? "failed" : "committed", j->env.sink,
-                        j->env.nrecords, j->env.enqueued_us, now, error};
+        size_t json_len = 0;
+        int rc;
+        if (bad) {
+            /* The id's time is what GET answers as enqueued_at. */
+            int64_t enq = (int64_t)sw_jobid_time_ms(j->env.job_id) * 1000;
+            sw_status st = {j->env.job_id, "failed", j->env.sink, j->env.nrecords, enq, now,
+                            error};
+            rc = sw_status_json(&d->scratch, &st);
+            json_len = d->scratch.len;
+            rc |= sw_buf_puts(&d->scratch, "f");
+        } else {
+            int64_t delta = now / 1000 - (int64_t)sw_jobid_time_ms(j->env.job_id);
+            rc = sw_status_compact(&d->scratch, 'c', j->env.nrecords, j->env.sink,
+                                   delta > 0 ? delta : 0);
+        }
         d->offs[i] = d->statuses.len;
-        if (sw_status_json(&d->scratch, &st) != 0 ||
-            sw_buf_append(&d->statuses, d->scratch.data, d->scratch.len) != 0)
+        if (rc != 0 || sw_buf_append(&d->statuses, d->scratch.data, d->scratch.len) != 0)
             return -1;
+        /* Offsets for now: the buffer may still move. */
         d->done[i] = (sw_proc_done){j->list_id, j->list_id_len, j->len, j->env.job_id, NULL,
-                                    d->scratch.len, error};
+                                    d->scratch.len - json_len, NULL, json_len, error};
     }
-    for (int i = 0; i < n; i++)
-        d->done[i].status = d->statuses.data + d->offs[i];
+    for (int i = 0; i < n; i++) {
+        const char *at = d->statuses.data + d->offs[i];
+        if (d->done[i].json_len > 0) {
+            d->done[i].json = at;
+            d->done[i].status = at + d->done[i].json_len;
+        } else {
+            d->done[i].status = at;
+        }
+    }
     return 0;
 }
 

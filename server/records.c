@@ -81,8 +81,9 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
         return;
     }
     const char *ct = sw_http_header(x, "Content-Type");
-    sw_jobid_new(job_id);
     int64_t now = sw_clock_now_us();
+    sw_jobid_new(job_id);
+    sw_jobid_set_shift(job_id, sw_status_shift(now / 1000));
     msgpack_sbuffer_clear(&w->sb);
     sw_ingest_limits lim = {cfg->max_records, {(size_t)cfg->max_string_bytes,
                                                cfg->max_json_depth}};
@@ -93,10 +94,8 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
         sw_api_send_problem(x, &p, NULL);
         return;
     }
-    /* The status is the JSON GET /v1/jobs/{id} answers; the flusher
-     * rewrites "queued" in it and appends committed_at or error. */
-    sw_status st = {job_id, "queued", sink->name, n, now, 0, NULL};
-    if (sw_status_json(&w->out, &st) != 0) {
+    /* The compact "queued" status (status.h); the flusher rewrites it. */
+    if (sw_status_compact(&w->out, 'q', n, sink->name, 0) != 0) {
         sw_api_problem(x, 500, "internal", "Internal error", "out of memory", NULL);
         return;
     }

@@ -15,6 +15,7 @@
 #include "redis.h"
 #include "schema.h"
 #include "envelope.h"
+#include "jobid.h"
 #include "status.h"
 
 static void usage(FILE *f)
@@ -160,8 +161,16 @@ static int dead_show(sw_redis *r, const char *id, sw_buf *status)
     printf("%s  %.*s  sink=%s records=%u  error=%.*s\n", id, (int)d.failed_at_len, d.failed_at,
            e.sink, e.nrecords, (int)d.error_len, d.error);
     if (status) {
-        sw_status st = {id, "queued", e.sink, e.nrecords, e.enqueued_us, 0, NULL};
-        rc = sw_status_json(status, &st) == 0 ? 1 : -1;
+        /* The JSON, then NUL, then the compact form (status.h). */
+        sw_buf compact = SW_BUF_INIT;
+        sw_status st = {id, "queued", e.sink, e.nrecords,
+                        (int64_t)sw_jobid_time_ms(id) * 1000, 0, NULL};
+        rc = sw_status_json(status, &st) == 0 &&
+                     sw_status_compact(&compact, 'q', e.nrecords, e.sink, 0) == 0 &&
+                     sw_buf_append(status, "", 1) == 0 &&
+                     sw_buf_append(status, compact.data, compact.len + 1) == 0
+                 ? 1 : -1;
+        sw_buf_free(&compact);
     }
 out:
     sw_dead_job_free(&d);
@@ -175,7 +184,8 @@ static int dead_one(const sw_config *cfg, sw_redis *r, const char *what, const c
         int found = dead_show(r, id, status);
         if (found <= 0)
             return found;
-        return sw_dead_requeue(r, id, status->data, cfg->status_ttl_s);
+        return sw_dead_requeue(r, id, status->data, status->data + strlen(status->data) + 1,
+                               cfg->status_ttl_s);
     }
     return sw_dead_drop(r, id);
 }

@@ -1,12 +1,14 @@
 #!lua
 -- enqueue: append jobs to the queue, in arrival order, with their statuses.
--- KEYS: queue, stats, then one status key per job, then for each job
---       that carries an Idempotency-Key its key, and with a token the key
---       release 0.1 would have used (read only, never written)
--- ARGV: status_ttl_s, idempotency_ttl_s, max_queued_records (0 = none),
---       njobs, then per job: envelope, status JSON, records, idempotency
---       key index into KEYS (0 = none), idempotency value, the 0.1 key's
---       index into KEYS (0 = none)
+-- KEYS: queue, stats, then per job its status bucket (keys.h: <p>:st:*),
+--       then for each job that carries an Idempotency-Key its key, and
+--       with a token the key release 0.1 would have used (read only,
+--       never written)
+-- ARGV: status_ttl_s (the buckets' TTL), idempotency_ttl_s,
+--       max_queued_records (0 = none), njobs, then per job: envelope,
+--       status field (its id's 16 bytes), compact status, records,
+--       idempotency key index into KEYS (0 = none), idempotency value, the
+--       0.1 key's index into KEYS (0 = none)
 -- Returns -1 when the queue is over its high-water mark (nothing written),
 -- else per job '' (queued) or the value already stored under its
 -- idempotency key (nothing written for that job).
@@ -22,8 +24,8 @@ if max_queued > 0 and tonumber(redis.call('HGET', stats, 'queued_records') or '0
 end
 local res = {}
 for j = 1, njobs do
-  local a = 4 + (j - 1) * 6
-  local ik, lk = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 6])
+  local a = 4 + (j - 1) * 7
+  local ik, lk = tonumber(ARGV[a + 5]), tonumber(ARGV[a + 7])
   res[j] = ''
   if ik > 0 then
     res[j] = redis.call('GET', KEYS[ik]) or ''
@@ -32,22 +34,24 @@ for j = 1, njobs do
 end
 -- A key may come twice in one call (racing repeats grouped together):
 -- the first job takes it, the later ones answer as repeats of it.
-local envs, total, taken = {}, 0, {}
+local envs, total, taken, buckets = {}, 0, {}, {}
 for j = 1, njobs do
-  local a = 4 + (j - 1) * 6
-  local ik = tonumber(ARGV[a + 4])
+  local a = 4 + (j - 1) * 7
+  local ik = tonumber(ARGV[a + 5])
   if res[j] == '' and ik > 0 and taken[KEYS[ik]] then
     res[j] = taken[KEYS[ik]]
   elseif res[j] == '' then
     if ik > 0 then
-      redis.call('SET', KEYS[ik], ARGV[a + 5], 'EX', idem_ttl)
-      taken[KEYS[ik]] = ARGV[a + 5]
+      redis.call('SET', KEYS[ik], ARGV[a + 6], 'EX', idem_ttl)
+      taken[KEYS[ik]] = ARGV[a + 6]
     end
-    redis.call('SET', KEYS[2 + j], ARGV[a + 2], 'EX', status_ttl)
+    redis.call('HSET', KEYS[2 + j], ARGV[a + 2], ARGV[a + 3])
+    buckets[KEYS[2 + j]] = true
     envs[#envs + 1] = ARGV[a + 1]
-    total = total + tonumber(ARGV[a + 3])
+    total = total + tonumber(ARGV[a + 4])
   end
 end
+for b in pairs(buckets) do redis.call('EXPIRE', b, status_ttl) end
 if #envs > 0 then
   push_all('LPUSH', queue, envs)
   redis.call('HINCRBY', stats, 'queued_records', total)

@@ -2,16 +2,19 @@
 -- finish: close the oldest jobs of a flusher's processing list, whose
 -- fate PostgreSQL has decided.
 -- KEYS: stats, dead, deadenv, deadinfo, deliveries, processing, inflight,
---       then one status key per job
+--       then per job its status bucket and its <p>:job:<id> (keys.h)
 -- ARGV: now (RFC 3339), status_ttl_s, dead_max_jobs, dead_max_bytes,
---       then per job, oldest first: list id (what env_id
---       reads from its envelope), envelope length, dead-letter id, status
---       JSON, error ('' = committed)
+--       then per job, oldest first: list id (what env_id reads from its
+--       envelope), envelope length, dead-letter id, status field (the id's
+--       16 bytes), compact status ('c...', 'f' failed, '' = leave it),
+--       error ('' = committed), the whole status JSON of a failed job
 -- The jobs must be exactly the tail of the processing list, in order:
 -- otherwise nothing is written and {0, position} is returned (the list is
 -- not what the flusher believes: it re-reads it). A repeat after a lost
--- reply finds them gone and so counts nothing twice. Then: statuses
--- (SET XX: an expired one is not brought back), dead letters, the list's
+-- reply finds them gone and so counts nothing twice. Then: statuses,
+-- where they still are (an expired one is not brought back): in the
+-- job's bucket, a failed job's JSON beside it; a job queued by a release
+-- before buckets has its JSON rewritten in place. Then dead letters, the list's
 -- tail trimmed, in-flight counts lowered by exactly these jobs' records,
 -- the committed total raised by the records of the committed ones (each
 -- job is finished once, so each counts once, even when its rows were
@@ -22,22 +25,44 @@ local stats, dead, deadenv, deadinfo = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local deliveries, processing, inflight = KEYS[5], KEYS[6], KEYS[7]
 local now, ttl = ARGV[1], ARGV[2]
 local max_dead, max_dead_bytes = tonumber(ARGV[3]), tonumber(ARGV[4])
-local n = #KEYS - 7
+local n = (#KEYS - 7) / 2
+local W = 7
 
 local items = redis.call('LRANGE', processing, -n, -1)
 if #items ~= n then return {0, #items} end
 for k = 1, n do
-  local v, a = items[n - k + 1], 4 + (k - 1) * 5
+  local v, a = items[n - k + 1], 4 + (k - 1) * W
   if env_id(v) ~= ARGV[a + 1] or #v ~= tonumber(ARGV[a + 2]) then return {0, k} end
 end
 
-local records, committed, ids = 0, 0, {}
+-- A status in the layout of a release before buckets: rewritten in place.
+local function old_status(key)
+  local old = redis.call('GET', key)
+  if not old then return end
+  local ok, t = pcall(cjson.decode, old)
+  if not ok or type(t) ~= 'table' then return end
+  t.status, t.committed_at = 'committed', now
+  redis.call('SET', key, cjson.encode(t), 'XX', 'EX', ttl)
+end
+
+local records, committed, ids, live = 0, 0, {}, {}
 for k = 1, n do
-  local v, a = items[n - k + 1], 4 + (k - 1) * 5
-  local dead_id, status, err = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+  local v, a = items[n - k + 1], 4 + (k - 1) * W
+  local dead_id, field, status, err = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
+  local bucket, job = KEYS[6 + 2 * k], KEYS[7 + 2 * k]
   local count = env_count(v)
   records = records + count
-  if status ~= '' then redis.call('SET', KEYS[7 + k], status, 'XX', 'EX', ttl) end
+  if status ~= '' then
+    if live[bucket] == nil then live[bucket] = redis.call('EXISTS', bucket) == 1 end
+    if live[bucket] then
+      redis.call('HSET', bucket, field, status)
+      if err ~= '' then redis.call('SET', job, ARGV[a + 7], 'EX', ttl) end
+    elseif err ~= '' then
+      redis.call('SET', job, ARGV[a + 7], 'XX', 'EX', ttl)
+    else
+      old_status(job)
+    end
+  end
   if err == '' then committed = committed + count end
   if err ~= '' then
     redis.call('HSET', deadenv, dead_id, v)
@@ -48,7 +73,11 @@ for k = 1, n do
   end
   if ARGV[a + 1] ~= '' then ids[#ids + 1] = ARGV[a + 1] end
 end
-if #ids > 0 then push_all('HDEL', deliveries, ids) end
+for b, on in pairs(live) do
+  if on then redis.call('EXPIRE', b, ttl, 'GT') end
+end
+-- Deliveries are counted only for jobs taken up again: mostly none.
+if #ids > 0 and redis.call('EXISTS', deliveries) == 1 then push_all('HDEL', deliveries, ids) end
 redis.call('LTRIM', processing, 0, -(n + 1))
 if records > 0 then
   if redis.call('DECRBY', inflight, records) <= 0 then redis.call('DEL', inflight) end

@@ -1,6 +1,6 @@
 -- wrk script: POST one order record per request, ids unique per thread.
 local counter = 0
-local thread_id = 0
+thread_id = 0  -- a global: setup() sets it per thread
 local threads = 0
 
 function setup(thread)

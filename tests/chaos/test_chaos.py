@@ -82,7 +82,7 @@ class ChaosTest(unittest.TestCase):
         lost = [i for i in acked if i not in present]
         duplicated = len(rows) - len(present)
         unacked_landed = len(present - set(acked))
-        statuses = svc.redis.mget(["%s:job:%s" % (svc.prefix, j) for j in stream.accepted_jobs])
+        statuses = svc.statuses(stream.accepted_jobs)
         not_committed = [j for j, st in zip(stream.accepted_jobs, statuses)
                          if st is None or '"status":"committed"' not in st]
         print("\nchaos: %s" % "; ".join(events))

@@ -181,7 +181,7 @@ class FaultsTest(unittest.TestCase):
                          "redis-unavailable", "queue-full"):
                 if word in text:
                     seen.add(word)
-        statuses = svc.redis.mget(["%s:job:%s" % (svc.prefix, j) for j in stream.accepted_jobs])
+        statuses = svc.statuses(stream.accepted_jobs)
         result = {
             "phase": name, "faults": faults, "seconds": round(elapsed, 1),
             "acknowledged": len(acked), "landed": len(rows),

@@ -463,6 +463,29 @@ class Service:
             return not pending
         wait_for(done, timeout, "%d job(s) to be %s" % (len(pending), want), step=0.1)
 
+    def statuses(self, ids):
+        """GET /v1/jobs/{id} of each id over one keep-alive connection:
+        the status JSON as text, or None where the answer is not 200."""
+        out = []
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            for i in ids:
+                conn.request("GET", "/v1/jobs/" + i)
+                resp = conn.getresponse()
+                body = resp.read()
+                out.append(body.decode() if resp.status == 200 else None)
+        finally:
+            conn.close()
+        return out
+
+    def status_entries(self):
+        """Statuses Redis holds: fields of the bucket hashes plus whole
+        JSON keys (keys.h)."""
+        n = len(self.redis.raw("--scan", "--pattern", self.prefix + ":job:*").split())
+        for key in self.redis.raw("--scan", "--pattern", self.prefix + ":st:*").split():
+            n += int(self.redis.cli("HLEN", key))
+        return n
+
     def queue(self):
         status, _, body = self.request("GET", "/v1/queue")
         assert status == 200, body

@@ -33,10 +33,9 @@ class ApiTest(harness.ServiceTest):
     FLUSHER = False   # keep the queue still, so "nothing enqueued" is observable
 
     def queued(self):
-        """(jobs in the queue list, job status keys) straight from Redis."""
+        """(jobs in the queue list, job statuses) straight from Redis."""
         jobs = int(self.svc.redis.cli("LLEN", self.svc.prefix + ":queue"))
-        keys = self.svc.redis.raw("--scan", "--pattern", self.svc.prefix + ":job:*").split()
-        return jobs, len(keys)
+        return jobs, self.svc.status_entries()
 
     def assertProblem(self, resp, status, needle):
         code, headers, body = resp

@@ -54,8 +54,7 @@ class OutageTest(harness.ServiceTest):
         self.assertGreater(accepted, 10000)
         self.assertEqual((landed, distinct), (accepted, accepted))
         self.assertEqual(q["dead_jobs"], 0)
-        statuses = self.svc.redis.mget(["%s:job:%s" % (self.svc.prefix, j)
-                                        for j in stream.accepted_jobs])
+        statuses = self.svc.statuses(stream.accepted_jobs)
         self.assertEqual([s for s in statuses if '"status":"committed"' not in (s or "")], [])
         log = self.svc.flushers["f1"].output()
         # One line per state change, not one per retry (three lives share

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -70,6 +71,18 @@ static void test_keys(void **state)
     assert_string_equal(f.heartbeat, "{sw}:heartbeat:h-1");
     assert_int_equal(sw_keys_job(&k, "abc", out), strlen("{sw}:job:abc"));
     assert_string_equal(out, "{sw}:job:abc");
+    /* A status bucket: the id's shift (hex digit 20) and its ms >> shift;
+     * the field is the id's 16 bytes. */
+    unsigned char field[16];
+    const char *id = "0190a0e4-7b8c-7abc-8523-456789abcdef";
+    char want[64];
+    snprintf(want, sizeof want, "{sw}:st:5:%llu", (unsigned long long)(0x0190a0e47b8cULL >> 5));
+    assert_int_equal(sw_keys_status(&k, id, out, field), strlen(want));
+    assert_string_equal(out, want);
+    assert_int_equal(field[0], 0x01);
+    assert_int_equal(field[8], 0x85);
+    assert_int_equal(field[15], 0xef);
+    assert_int_equal(sw_keys_status(&k, "not-an-id", out, field), 0);
     sw_keys_dead_legacy(&k, "abc", out);
     assert_string_equal(out, "{sw}:dead:abc");
     /* Without tokens the 0.1 name; with one, a scope that no sink name or

@@ -56,9 +56,62 @@ static void test_sink_of(void **state)
     sw_buf_free(&b);
 }
 
+/* The compact form round-trips to the same JSON the full form gives. */
+static void test_compact(void **state)
+{
+    (void)state;
+    sw_buf c = SW_BUF_INIT, j = SW_BUF_INIT;
+    /* The id's time: 0x0190a0e47b8c ms = 2024-07-01T..., its own enqueued_at. */
+    int64_t enq = (int64_t)0x0190a0e47b8cLL * 1000;
+    assert_int_equal(sw_status_compact(&c, 'q', 2, "orders", 0), 0);
+    assert_string_equal(c.data, "q2 orders");
+    assert_int_equal(sw_status_expand(&j, ID, c.data, c.len), 1);
+    sw_buf want = SW_BUF_INIT;
+    sw_status q = {ID, "queued", "orders", 2, enq, 0, NULL};
+    assert_int_equal(sw_status_json(&want, &q), 0);
+    assert_string_equal(j.data, want.data);
+    assert_int_equal(sw_status_compact(&c, 'c', 7, "orders", 1500), 0);
+    assert_string_equal(c.data, "c7 orders 1500");
+    assert_int_equal(sw_status_expand(&j, ID, c.data, c.len), 1);
+    sw_status k = {ID, "committed", "orders", 7, enq, enq + 1500000, NULL};
+    assert_int_equal(sw_status_json(&want, &k), 0);
+    assert_string_equal(j.data, want.data);
+    /* "f" and anything malformed: not expanded. */
+    const char *bad[] = {"f", "", "q", "q2", "q2 ", "qx orders", "c2 orders", "c2 orders x",
+                         "q2 orders 5", "c2 orders 5 6", "x2 orders",
+                         "q1234567890123456789 orders"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(sw_status_expand(&j, ID, bad[i], strlen(bad[i])), 0);
+    sw_buf_free(&c);
+    sw_buf_free(&j);
+    sw_buf_free(&want);
+}
+
+/* The shift follows the rate: widest when idle, narrower as jobs come
+ * faster, so a bucket holds about SW_STATUS_BUCKET_JOBS. */
+static void test_shift(void **state)
+{
+    (void)state;
+    int64_t t = 1769860800000LL;
+    assert_int_equal(sw_status_shift(t), 15);
+    /* 1,000 jobs in a second: 1 per ms, 32 per bucket of 2^5 ms. */
+    for (int i = 0; i < 999; i++)
+        (void)sw_status_shift(t + i);
+    assert_int_equal(sw_status_shift(t + 1000), 5);
+    /* 64,000 in the next: 64 per ms, one ms is enough. */
+    for (int i = 0; i < 63999; i++)
+        (void)sw_status_shift(t + 1000 + i / 64);
+    assert_int_equal(sw_status_shift(t + 2000), 0);
+    /* Two jobs in ten seconds: as wide as it goes. */
+    (void)sw_status_shift(t + 5000);
+    assert_int_equal(sw_status_shift(t + 12000), 15);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_states),
-                                       cmocka_unit_test(test_sink_of)};
+                                       cmocka_unit_test(test_sink_of),
+                                       cmocka_unit_test(test_compact),
+                                       cmocka_unit_test(test_shift)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
