@@ -9,7 +9,7 @@
 #include "copyrow.h"
 #include "ledger.h"
 
-enum { TXN_OK = 0, TXN_FAIL = -1, TXN_ALIKE = -2 };
+enum { TXN_OK = 0, TXN_FAIL = -1, TXN_ALIKE = -2, TXN_AGAIN = -3 };
 
 /* The ladder a batch climbs while it keeps failing at the statement level
  * (PostgreSQL up, the work refused): a data error isolates at once;
@@ -45,6 +45,7 @@ struct sw_commit {
     stage *st;
     int strikes;               /* the batch's statement-level failures so far */
     int isolating;             /* the batch goes straight to isolation */
+    int seen_in_ledger;        /* a job of the batch was in the ledger */
     long long rows;
     int isolated;
     sw_buf copy, scratch;
@@ -246,6 +247,7 @@ void sw_commit_new_batch(sw_commit *c)
 {
     c->strikes = 0;
     c->isolating = 0;
+    c->seen_in_ledger = 0;
 }
 
 /* The insert-mode pre-check: which staged jobs hold a key that a row of
@@ -431,14 +433,28 @@ static int failed_ids(sw_commit *c, sw_batch *b, int n)
     return m;
 }
 
+/* BEGIN, and claim the jobs in the ledger: by COPY while no job of the
+ * batch has been found there (c->seen_in_ledger), else one by one with
+ * ON CONFLICT. TXN_AGAIN: the COPY met an id already there; the caller
+ * rolls back and tries again, which then claims the careful way. */
 static int begin_and_claim(sw_commit *c, sw_batch *b, int n, sw_pg *pg, int immediate)
 {
     if (sw_pg_exec(pg, immediate ? "BEGIN; SET CONSTRAINTS ALL IMMEDIATE" : "BEGIN") != 0)
         return TXN_FAIL;
     for (int p = 0; p < n; p++)
         c->ids[p] = b->jobs[c->pend[p]].env.job_id;
-    if (sw_ledger_claim(pg, c->flusher_id, n, c->ids, c->fresh, &c->scratch) != 0)
+    if (!c->seen_in_ledger) {
+        if (sw_ledger_copy(pg, c->flusher_id, n, c->ids, &c->scratch) != 0) {
+            if (strcmp(pg->sqlstate, "23505") != 0)
+                return TXN_FAIL;
+            c->seen_in_ledger = 1;
+            return TXN_AGAIN;
+        }
+        for (int p = 0; p < n; p++)
+            c->fresh[p] = 1;
+    } else if (sw_ledger_claim(pg, c->flusher_id, n, c->ids, c->fresh, &c->scratch) != 0) {
         return TXN_FAIL;
+    }
     for (int p = 0; p < n; p++) {
         sw_batch_job *j = &b->jobs[c->pend[p]];
         j->fresh = c->fresh[p];
@@ -476,7 +492,12 @@ static long long count_rows(sw_commit *c, sw_batch *b, int n)
 
 static int fast(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
 {
-    if (begin_and_claim(c, b, n, pg, 0) != TXN_OK)
+    int claimed = begin_and_claim(c, b, n, pg, 0);
+    if (claimed == TXN_AGAIN) {
+        rollback(pg);
+        claimed = begin_and_claim(c, b, n, pg, 0);
+    }
+    if (claimed != TXN_OK)
         goto fail;
     for (int k = 0; k < c->cfg->nsinks; k++) {
         stage *st = &c->st[k];
@@ -602,7 +623,12 @@ static int isolate(sw_commit *c, sw_batch *b, int n, sw_pg *pg, int accept_alike
                 j->error = NULL;
             }
         }
-        if (begin_and_claim(c, b, n, pg, 1) != TXN_OK)
+        int claimed = begin_and_claim(c, b, n, pg, 1);
+        if (claimed == TXN_AGAIN) {
+            rollback(pg);
+            claimed = begin_and_claim(c, b, n, pg, 1);
+        }
+        if (claimed != TXN_OK)
             goto fail;
         int restaged = 0;
         for (int k = 0; k < c->cfg->nsinks && !restaged; k++) {

@@ -70,6 +70,31 @@ out:
     return rc;
 }
 
+int sw_ledger_copy(sw_pg *pg, const char *flusher_id, int n, const char *const *ids,
+                   sw_buf *scratch)
+{
+    int rc = 0;
+    sw_buf_reset(scratch);
+    /* Ids are UUID text (checked at decode); a flusher id is escaped for
+     * COPY's text format all the same. */
+    for (int i = 0; i < n && rc == 0; i++) {
+        rc |= sw_buf_puts(scratch, ids[i]);
+        rc |= sw_buf_puts(scratch, "\t");
+        for (const char *f = flusher_id; *f && rc == 0; f++) {
+            char e = *f == '\t' ? 't' : *f == '\n' ? 'n' : *f == '\r' ? 'r' : *f == '\\' ? '\\' : 0;
+            rc |= e ? sw_buf_printf(scratch, "\\%c", e) : sw_buf_append(scratch, f, 1);
+        }
+        rc |= sw_buf_puts(scratch, "\n");
+    }
+    if (rc != 0) {
+        snprintf(pg->errstr, sizeof pg->errstr, "out of memory");
+        pg->sqlstate[0] = '\0';
+        return -1;
+    }
+    return sw_pg_copy(pg, "COPY spillway.ledger (job_id, flusher) FROM STDIN", scratch->data,
+                      scratch->len);
+}
+
 int sw_ledger_forget(sw_pg *pg, int n, const char *const *ids, sw_buf *scratch)
 {
     if (n == 0)

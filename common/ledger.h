@@ -16,6 +16,16 @@ __attribute__((warn_unused_result))
 int sw_ledger_claim(sw_pg *pg, const char *flusher_id, int n, const char *const *ids, int *fresh,
                     sw_buf *scratch);
 
+/* The cheap way, inside the batch's transaction: COPY the `n` ids in,
+ * betting that none is there yet (true unless a batch is re-run), so that
+ * PostgreSQL does one plain index insertion per job instead of a
+ * speculative one. 0 (every id is fresh); -1 (pg->errstr): 23505 means
+ * some id was there, and the transaction must be rolled back and the
+ * batch claimed with sw_ledger_claim. */
+__attribute__((warn_unused_result))
+int sw_ledger_copy(sw_pg *pg, const char *flusher_id, int n, const char *const *ids,
+                   sw_buf *scratch);
+
 /* Inside the same transaction: take the ids of jobs that failed back out,
  * so a requeued job is applied when it comes again. 0, or -1. */
 __attribute__((warn_unused_result))
