@@ -10,6 +10,7 @@
 #include "batch.h"
 #include "clock.h"
 #include "commit.h"
+#include "committer.h"
 #include "dead.h"
 #include "jobid.h"
 #include "ledger.h"
@@ -39,22 +40,37 @@
  * clean-up script's arguments. */
 #define MAX_BATCH_JOBS 20000
 
+/* A batch and the Redis replies that own its envelope bytes. */
+typedef struct slot {
+    sw_batch *batch;
+    void **replies;
+    int nreplies, cap;
+    int full;                /* the next job in the queue does not fit it */
+} slot;
+
+/* Two slots: `head` holds the oldest jobs, `fill` takes claims. With
+ * head != fill, every job of head is older than every job of fill (the
+ * processing list's tail is head, then fill). The committer
+ * (committer.h) works on the head only, and once handed, the head's
+ * batch is the committer's until its result is taken. */
 typedef struct drain {
     const sw_config *cfg;
     volatile sig_atomic_t *stop;
     const char *id;
     const char *heartbeat;
     sw_redis *redis;
-    sw_pg *pg;
-    sw_batch *batch;
-    sw_commit *commit;
+    sw_pg *pg;               /* the committer's while it runs */
+    sw_commit *commit;       /* the committer's while it runs */
+    sw_committer *committer;
+    slot slots[2];
+    int head, fill;
+    int handed_n;            /* jobs of the head handed; 0: none */
+    int64_t handed_ms;       /* when (monotonic) */
+    int retrying;            /* the head's last commit failed */
     sw_liveness *live;
-    void **replies;          /* the Redis replies that own the batch's bytes */
-    int nreplies, cap;
     int pg_ready, pg_connected_once;
     int redis_down, pg_down; /* for one log line per state change */
-    int refused;             /* the batch in hand was refused (logged) */
-    int full;                /* the next job in the queue does not fit it */
+    int refused;             /* the head was refused (logged) */
     int64_t backoff_ms, next_takeover_ms, next_prune_ms;
     sw_buf statuses, scratch;
     sw_proc_done *done;
@@ -64,16 +80,35 @@ typedef struct drain {
 
 enum { FLUSH_OK, FLUSH_RETRY, FLUSH_DOUBT };
 
-static void drop_batch(drain *d)
+static void drop_slot(drain *d, slot *sl)
 {
-    sw_batch_reset(d->batch);
+    sw_batch_reset(sl->batch);
+    sl->full = 0;
+    for (int i = 0; i < sl->nreplies; i++)
+        sw_redis_reply_free(sl->replies[i]);
+    sl->nreplies = 0;
+    (void)d;
+}
+
+/* Forget both batches (the committer must be idle). */
+static void drop_all(drain *d)
+{
+    drop_slot(d, &d->slots[0]);
+    drop_slot(d, &d->slots[1]);
+    d->head = d->fill = 0;
+    d->handed_n = 0;
+    d->retrying = 0;
     d->refused = 0;
-    d->full = 0;
-    if (d->commit)
-        sw_commit_new_batch(d->commit);
-    for (int i = 0; i < d->nreplies; i++)
-        sw_redis_reply_free(d->replies[i]);
-    d->nreplies = 0;
+}
+
+static sw_batch *head_batch(const drain *d)
+{
+    return d->slots[d->head].batch;
+}
+
+static int held_jobs(const drain *d)
+{
+    return d->slots[0].batch->njobs + d->slots[1].batch->njobs;
 }
 
 static void redis_failed(drain *d, const char *what)
@@ -114,26 +149,26 @@ static int shape_lookup(void *ctx, uint64_t fp, sw_buf *out)
     return sw_queue_shape(d->redis, fp, out);
 }
 
-static int keep_reply(drain *d, void *reply)
+static int keep_reply(slot *sl, void *reply)
 {
-    if (d->nreplies == d->cap) {
-        int cap = d->cap ? d->cap * 2 : 16;
-        void **r = realloc(d->replies, (size_t)cap * sizeof *r);
+    if (sl->nreplies == sl->cap) {
+        int cap = sl->cap ? sl->cap * 2 : 16;
+        void **r = realloc(sl->replies, (size_t)cap * sizeof *r);
         if (r == NULL)
             return -1;
-        d->replies = r;
-        d->cap = cap;
+        sl->replies = r;
+        sl->cap = cap;
     }
-    d->replies[d->nreplies++] = reply;
+    sl->replies[sl->nreplies++] = reply;
     return 0;
 }
 
-/* Add a claim's or resume's envelopes to the batch (and keep the reply
- * that owns them). 0, or -1 (out of memory, or a shape that cannot be
- * looked up now: either way the batch is read again later). */
-static int take(drain *d, void *reply, const long *deliveries)
+/* Add a claim's or resume's envelopes to a slot's batch (and keep the
+ * reply that owns them). 0, or -1 (out of memory, or a shape that cannot
+ * be looked up now: either way the batch is read again later). */
+static int take(slot *sl, void *reply, const long *deliveries)
 {
-    if (keep_reply(d, reply) != 0) {
+    if (keep_reply(sl, reply) != 0) {
         sw_redis_reply_free(reply);
         return -1;
     }
@@ -141,39 +176,43 @@ static int take(drain *d, void *reply, const long *deliveries)
     for (size_t i = 0; i < sw_proc_count(reply); i++) {
         size_t len;
         const char *data = sw_proc_item(reply, i, &len);
-        if (sw_batch_add(d->batch, data, len, deliveries ? deliveries[i] : 0, now) != 0)
+        if (sw_batch_add(sl->batch, data, len, deliveries ? deliveries[i] : 0, now) != 0)
             return -1;
     }
     return 0;
 }
 
-/* Rebuild the batch from our processing list: after a reply in doubt
- * (`take` 0: only read), or at start-up and after a takeover (`take` 1:
- * another delivery). 0; -1 the list could not be read; -2 it was read
- * (deliveries counted) but not taken in: read it again, without counting. */
+/* Rebuild the batches from our processing list, once the committer is
+ * done with any: after a reply in doubt (`take` 0: only read), or at
+ * start-up and after a takeover (`take` 1: another delivery). The whole
+ * list lands in one slot. 0; -1 the list could not be read; -2 it was
+ * read (deliveries counted) but not taken in: read it again, without
+ * counting. */
 static int reload(drain *d, int take_up)
 {
     void *reply = NULL;
     long *deliveries = NULL;
-    drop_batch(d);
+    sw_committer_drain(d->committer);
+    drop_all(d);
     if (sw_proc_resume(d->redis, d->id, take_up, &reply, &deliveries) != 0) {
         redis_failed(d, take_up ? "resume" : "reload");
         return -1;
     }
     redis_ok(d);
-    int rc = take(d, reply, deliveries);
+    int rc = take(&d->slots[0], reply, deliveries);
     free(deliveries);
     if (rc != 0) {
-        drop_batch(d);
+        drop_all(d);
         sw_log_warn("cannot take up the processing list", "error=\"out of memory, or a sink "
                     "shape not readable from Redis: %s\" action=\"retrying\"", d->redis->errstr);
         return -2;
     }
-    if (d->batch->njobs > 0)
+    sw_batch *b = head_batch(d);
+    if (b->njobs > 0)
         sw_log_info(take_up ? "resuming batch from processing list"
                             : "batch read again from processing list",
-                    "jobs=%d records=%lld oldest_deliveries=%ld", d->batch->njobs,
-                    d->batch->nrecords, d->batch->jobs[0].deliveries);
+                    "jobs=%d records=%lld oldest_deliveries=%ld", b->njobs, b->nrecords,
+                    b->jobs[0].deliveries);
     return 0;
 }
 
@@ -271,7 +310,7 @@ static int pg_ensure(drain *d)
     if (d->pg_ready && sw_pg_connect(d->pg) == 0)
         return 0;
     d->pg_ready = 0;
-    sw_liveness_busy(d->live, BUSY_MS(d));
+    sw_liveness_pg(d->live, BUSY_MS(d));
     if (sw_pg_connect(d->pg) != 0 || sw_commit_prepare(d->commit, d->pg) != 0)
         return -1;
     if (d->pg_connected_once)
@@ -318,11 +357,12 @@ static int64_t pg_busy_ms(const drain *d)
     return st + BUSY_MS(d);
 }
 
-/* Before each PostgreSQL statement: it may take up to pg_busy_ms. */
+/* Before each PostgreSQL statement, in whichever thread holds the
+ * connection: it may take up to pg_busy_ms. */
 static void pg_statement(void *ctx)
 {
     drain *d = ctx;
-    sw_liveness_busy(d->live, pg_busy_ms(d));
+    sw_liveness_pg(d->live, pg_busy_ms(d));
 }
 
 static int grow_done(drain *d, int n)
@@ -345,7 +385,7 @@ static int grow_done(drain *d, int n)
  * for committed jobs, "f" plus the whole JSON for failed ones. */
 static int build_done(drain *d, int n)
 {
-    sw_batch *b = d->batch;
+    sw_batch *b = head_batch(d);
     int64_t now = sw_clock_now_us();
     if (grow_done(d, n) != 0)
         return -1;
@@ -389,29 +429,77 @@ static int build_done(drain *d, int n)
     return 0;
 }
 
-/* Commit the oldest n jobs and close them in Redis. */
-static int flush(drain *d, int n)
+/* In the committer's thread: commit the oldest n jobs of `b`. */
+static int commit_batch(void *ctx, sw_batch *b, int n, int fresh)
 {
-    sw_batch *b = d->batch;
-    int64_t t0 = sw_clock_mono_ms();
-    const sw_batch_job *oldest = &b->jobs[0];
-    if (pg_ensure(d) != 0) {
-        pg_failed(d);
-        return FLUSH_RETRY;
+    drain *d = ctx;
+    int rc = -1;
+    if (fresh)
+        sw_commit_new_batch(d->commit);
+    if (pg_ensure(d) == 0) {
+        const sw_batch_job *oldest = &b->jobs[0];
+        if (oldest->deliveries >= d->cfg->max_deliveries && !oldest->prefailed &&
+            !oldest->doomed) {
+            b->jobs[0].doomed = 1;
+            sw_log_error("job to be dead-lettered for stopping flushers", "job_id=%s "
+                         "deliveries=%ld note=\"unless the ledger shows it committed\"",
+                         oldest->env.job_id, oldest->deliveries);
+        }
+        rc = sw_commit_run(d->commit, b, n, d->pg);
     }
-    if (oldest->deliveries >= d->cfg->max_deliveries && !oldest->prefailed && !oldest->doomed) {
-        b->jobs[0].doomed = 1;
-        sw_log_error("job to be dead-lettered for stopping flushers", "job_id=%s deliveries=%ld "
-                     "note=\"unless the ledger shows it committed\"", oldest->env.job_id,
-                     oldest->deliveries);
-    }
-    sw_liveness_busy(d->live, pg_busy_ms(d));
-    int rc = sw_commit_run(d->commit, b, n, d->pg);
-    sw_liveness_busy(d->live, BUSY_MS(d));
+    sw_liveness_pg(d->live, -1);
+    return rc;
+}
+
+/* The oldest job was in hand through two or more stops: commit alone. */
+static int solo(const sw_batch *b)
+{
+    return b->njobs > 0 && b->jobs[0].deliveries >= 2;
+}
+
+/* Is a slot's batch ready to commit: full, old enough, suspect, or
+ * stopping? */
+static int due(const drain *d, const slot *sl)
+{
+    const sw_batch *b = sl->batch;
+    if (b->njobs == 0)
+        return 0;
+    if (*d->stop || solo(b) || sl->full || b->nrecords >= d->cfg->batch_max_records ||
+        b->nbytes >= (size_t)d->cfg->batch_max_bytes || b->njobs >= MAX_BATCH_JOBS)
+        return 1;
+    return sw_clock_mono_ms() - b->first_claim_ms >= d->cfg->flush_interval_ms;
+}
+
+/* Hand the head's oldest jobs to the committer: one alone when suspect,
+ * else as many as a batch may hold. A head that also takes claims stops
+ * taking them. */
+static void hand_head(drain *d)
+{
+    sw_batch *b = head_batch(d);
+    int n = solo(b) ? 1 : b->njobs < MAX_BATCH_JOBS ? b->njobs : MAX_BATCH_JOBS;
+    if (d->fill == d->head)
+        d->fill = 1 - d->head;
+    d->handed_n = n;
+    d->handed_ms = sw_clock_mono_ms();
+    sw_committer_hand(d->committer, b, n, !d->retrying);
+}
+
+/* The head's commit is over (rc from commit_batch). On success, first
+ * hand the next batch (the fill slot) if the whole head was committed and
+ * the next is due, so PostgreSQL works while Redis hears of this one;
+ * then close the committed jobs in Redis. */
+static int after_commit(drain *d, int rc)
+{
+    sw_batch *b = head_batch(d);
+    int n = d->handed_n;
+    int64_t t0 = sw_clock_mono_ms(), committed_in = t0 - d->handed_ms;
+    d->handed_n = 0;
     if (rc != 0) {
+        d->retrying = 1;
         pg_failed(d);
         return FLUSH_RETRY;
     }
+    d->retrying = 0;
     if (d->pg_down)
         sw_log_info("postgres available again", NULL);
     d->pg_down = 0;
@@ -419,6 +507,7 @@ static int flush(drain *d, int n)
     d->backoff_ms = 0;
     if (sw_commit_isolated(d->commit))
         sw_stats_isolation();
+    long long rows = sw_commit_rows(d->commit);
     if (build_done(d, n) != 0) {
         sw_log_error("out of memory", "action=\"reading the batch again\"");
         return FLUSH_DOUBT;
@@ -433,6 +522,16 @@ static int flush(drain *d, int n)
                         j->env.sink, e);
             failed++;
         }
+    }
+    /* The next batch goes to PostgreSQL before Redis hears of this one. */
+    int pipelined = 0;
+    slot *next = &d->slots[d->fill];
+    if (n == b->njobs && d->fill != d->head && due(d, next) && !solo(next->batch) && !*d->stop) {
+        int m = next->batch->njobs < MAX_BATCH_JOBS ? next->batch->njobs : MAX_BATCH_JOBS;
+        d->handed_n = m;
+        d->handed_ms = sw_clock_mono_ms();
+        sw_committer_hand(d->committer, next->batch, m, 1);
+        pipelined = 1;
     }
     /* PostgreSQL has decided; until Redis hears of it only this step is
      * retried. A refusal did nothing and is retried as is; a reply in
@@ -461,38 +560,27 @@ static int flush(drain *d, int n)
         sw_log_warn("dead letters dropped", "count=%ld reason=\"over [flusher] dead_max_jobs or "
                     "dead_max_bytes; the oldest go first, their statuses stay failed\"", dropped);
     }
-    sw_log_debug("batch committed", "jobs=%d rows=%lld failed=%d duration_ms=%lld", n,
-                 sw_commit_rows(d->commit), failed, (long long)(sw_clock_mono_ms() - t0));
-    sw_stats_batch(b, n, (double)(sw_clock_mono_ms() - t0) / 1000.0, sw_clock_now_us());
+    sw_log_debug("batch committed", "jobs=%d rows=%lld failed=%d finish_ms=%lld", n, rows,
+                 failed, (long long)(sw_clock_mono_ms() - t0));
+    sw_stats_batch(b, n, (double)committed_in / 1000.0, sw_clock_now_us());
     char status[160], when[32];
     sw_clock_format(sw_clock_now_us(), when);
     snprintf(status, sizeof status, "flusher %s; last batch %d jobs at %s", d->id, n, when);
     sw_notify_status(status);
-    if (n >= b->njobs)
-        drop_batch(d);
-    else {
+    slot *h = &d->slots[d->head];
+    if (n >= b->njobs) {
+        drop_slot(d, h);
+        if (pipelined) {
+            /* The handed slot is the oldest now; the emptied one fills. */
+            d->fill = d->head;
+            d->head = 1 - d->head;
+        } else if (d->fill != d->head) {
+            d->head = d->fill;
+        }
+    } else {
         sw_batch_drop_front(b, n);
-        sw_commit_new_batch(d->commit);
     }
     return FLUSH_OK;
-}
-
-/* The oldest job was in hand through two or more stops: commit alone. */
-static int solo(const drain *d)
-{
-    return d->batch->njobs > 0 && d->batch->jobs[0].deliveries >= 2;
-}
-
-/* Is the batch ready to flush: full, old enough, suspect, or stopping? */
-static int due(const drain *d)
-{
-    const sw_batch *b = d->batch;
-    if (b->njobs == 0)
-        return 0;
-    if (*d->stop || solo(d) || d->full || b->nrecords >= d->cfg->batch_max_records ||
-        b->nbytes >= (size_t)d->cfg->batch_max_bytes || b->njobs >= MAX_BATCH_JOBS)
-        return 1;
-    return sw_clock_mono_ms() - b->first_claim_ms >= d->cfg->flush_interval_ms;
 }
 
 static int check_sinks(drain *d)
@@ -550,25 +638,86 @@ static void upgrade_redis(drain *d)
  * processing list for our next start or a takeover. */
 static void stop_with_batch(drain *d)
 {
-    int first = d->batch->njobs < MAX_BATCH_JOBS ? d->batch->njobs : MAX_BATCH_JOBS;
-    if (d->batch->njobs > 0 && flush(d, solo(d) ? 1 : first) == FLUSH_OK &&
-        d->batch->njobs == 0)
+    int rc;
+    if (sw_committer_result(d->committer, INT32_MAX, &rc) && after_commit(d, rc) != FLUSH_OK) {
+        sw_committer_drain(d->committer);
+        goto give_back;
+    }
+    while (held_jobs(d) > 0) {
+        hand_head(d);
+        (void)sw_committer_result(d->committer, INT32_MAX, &rc);
+        if (after_commit(d, rc) != FLUSH_OK)
+            break;
+    }
+    if (held_jobs(d) == 0)
         return;
+give_back:;
     long n = sw_proc_release(d->redis, d->id);
     if (n >= 0) {
         if (n > 0)
             sw_log_info("stopped with jobs in hand; gave them back to the queue", "jobs=%ld", n);
-        drop_batch(d);
+        drop_all(d);
         return;
     }
     sw_log_warn("stopped with jobs in hand", "jobs=%d error=\"%s\" note=\"they stay in this "
                 "flusher's processing list; a restart, or another flusher once the heartbeat "
-                "expires, commits them\"", d->batch->njobs, d->redis->errstr);
+                "expires, commits them\"", held_jobs(d), d->redis->errstr);
+}
+
+/* Claim into the fill slot. 0 claimed or nothing there; 1 the slot is
+ * full; -1 Redis failed (read the list again). */
+static int claim(drain *d)
+{
+    const sw_config *cfg = d->cfg;
+    slot *sl = &d->slots[d->fill];
+    sw_batch *b = sl->batch;
+    long room = cfg->batch_max_records - (long)b->nrecords;
+    long broom = cfg->batch_max_bytes - (long)b->nbytes;
+    long jroom = MAX_BATCH_JOBS - b->njobs;
+    void *reply = NULL;
+    int rc = sw_proc_claim(d->redis, d->id, room > 0 ? room : 1,
+                           jroom < MAX_JOBS_PER_CLAIM ? jroom : MAX_JOBS_PER_CLAIM,
+                           broom > 0 ? broom : 1, b->njobs == 0, &reply);
+    if (rc < 0) {
+        redis_failed(d, "claim");
+        return -1;
+    }
+    redis_ok(d);
+    if (rc == 1) {
+        sl->full = 1;
+        return 1;
+    }
+    size_t got = sw_proc_count(reply);
+    if (take(sl, reply, NULL) != 0) {
+        sw_log_warn("cannot add claimed jobs", "error=\"%s\" action=\"reading the batch "
+                    "again\"", d->redis->errstr);
+        return -1;
+    }
+    return got == 0 ? 2 : 0;
+}
+
+/* Ledger pruning, from the main loop while nothing is held (the
+ * committer is idle, so the connection is ours for now). */
+static void prune(drain *d)
+{
+    if (sw_clock_mono_ms() < d->next_prune_ms || pg_ensure(d) != 0) {
+        sw_liveness_pg(d->live, -1);
+        return;
+    }
+    int more = 0;
+    long n = sw_ledger_prune(d->pg, d->cfg->ledger_retention_s, PRUNE_CHUNK, PRUNE_CHUNKS,
+                             &more);
+    sw_liveness_pg(d->live, -1);
+    if (n < 0)
+        sw_log_warn("ledger prune failed", "error=\"%s\" action=\"retrying in an hour\"",
+                    d->pg->errstr);
+    else if (n > 0)
+        sw_log_info("ledger pruned", "rows=%ld retention_s=%d", n, d->cfg->ledger_retention_s);
+    d->next_prune_ms = sw_clock_mono_ms() + (more ? 1000 : PRUNE_EVERY_MS);
 }
 
 static void loop(drain *d)
 {
-    const sw_config *cfg = d->cfg;
     /* 2 = resume our processing list (a delivery), 1 = read it again. */
     int need_reload = 2;
     while (!*d->stop) {
@@ -586,64 +735,55 @@ static void loop(drain *d)
             }
             need_reload = 0;
         }
-        if (d->batch->njobs == 0) {
-            int64_t now = sw_clock_mono_ms();
-            if (now >= d->next_prune_ms && pg_ensure(d) == 0) {
-                int more = 0;
-                sw_liveness_busy(d->live, pg_busy_ms(d));
-                long n = sw_ledger_prune(d->pg, cfg->ledger_retention_s, PRUNE_CHUNK,
-                                         PRUNE_CHUNKS, &more);
-                if (n < 0)
-                    sw_log_warn("ledger prune failed", "error=\"%s\" action=\"retrying in an "
-                                "hour\"", d->pg->errstr);
-                else if (n > 0)
-                    sw_log_info("ledger pruned", "rows=%ld retention_s=%d", n,
-                                cfg->ledger_retention_s);
-                d->next_prune_ms = sw_clock_mono_ms() + (more ? 1000 : PRUNE_EVERY_MS);
+        int rc;
+        if (sw_committer_result(d->committer, 0, &rc)) {
+            if (after_commit(d, rc) == FLUSH_DOUBT) {
+                need_reload = 1;
+                nap(d, 100);
             }
+            continue;
+        }
+        int busy = sw_committer_busy(d->committer);
+        if (!busy && held_jobs(d) == 0) {
+            prune(d);
             int taken = take_over_orphans(d);
             if (taken) {
                 need_reload = taken == 1 ? 2 : 1;
                 continue;
             }
         }
-        if (due(d)) {
-            int n = d->batch->njobs < MAX_BATCH_JOBS ? d->batch->njobs : MAX_BATCH_JOBS;
-            int rc = flush(d, solo(d) ? 1 : n);
-            if (rc == FLUSH_DOUBT) {
+        slot *h = &d->slots[d->head];
+        if (!busy && h->batch->njobs > 0 && (d->fill != d->head || due(d, h))) {
+            hand_head(d);
+            continue;
+        }
+        /* Jobs in hand through crashes go first, alone; nothing joins
+         * them. A full fill slot waits for the committer. */
+        slot *f = &d->slots[d->fill];
+        if (busy && due(d, f)) {
+            if (sw_committer_result(d->committer, POLL_MS, &rc) && after_commit(d, rc) ==
+                FLUSH_DOUBT) {
                 need_reload = 1;
                 nap(d, 100);
             }
             continue;
         }
-        /* Jobs in hand through crashes go first, alone; nothing joins them. */
-        long room = cfg->batch_max_records - (long)d->batch->nrecords;
-        long broom = cfg->batch_max_bytes - (long)d->batch->nbytes;
-        void *reply = NULL;
-        long jroom = MAX_BATCH_JOBS - d->batch->njobs;
-        int rc = sw_proc_claim(d->redis, d->id, room > 0 ? room : 1,
-                               jroom < MAX_JOBS_PER_CLAIM ? jroom : MAX_JOBS_PER_CLAIM,
-                               broom > 0 ? broom : 1, d->batch->njobs == 0, &reply);
-        if (rc < 0) {
-            redis_failed(d, "claim");
+        int c = claim(d);
+        if (c < 0) {
             need_reload = 1;
             nap(d, 200);
-            continue;
+        } else if (c == 2) {
+            /* Nothing to claim: wait for the committer, or a little. */
+            if (busy) {
+                if (sw_committer_result(d->committer, POLL_MS, &rc) && after_commit(d, rc) ==
+                    FLUSH_DOUBT) {
+                    need_reload = 1;
+                    nap(d, 100);
+                }
+            } else {
+                sw_clock_sleep_ms(POLL_MS);
+            }
         }
-        redis_ok(d);
-        if (rc == 1) {
-            d->full = 1;
-            continue;
-        }
-        size_t got = sw_proc_count(reply);
-        if (take(d, reply, NULL) != 0) {
-            sw_log_warn("cannot add claimed jobs", "error=\"%s\" action=\"reading the batch "
-                        "again\"", d->redis->errstr);
-            need_reload = 1;
-            continue;
-        }
-        if (got == 0)
-            sw_clock_sleep_ms(POLL_MS);
     }
 }
 
@@ -659,13 +799,15 @@ int sw_drain_run(const sw_config *cfg, const char *heartbeat, volatile sig_atomi
     sw_redis_opts ro = sw_config_redis(cfg);
     d.redis = sw_redis_new(&ro);
     d.pg = sw_pg_new(cfg->conninfo, cfg->pg_password, cfg->statement_timeout_ms);
-    d.batch = sw_batch_new(cfg, shape_lookup, &d);
+    for (int i = 0; i < 2; i++)
+        d.slots[i].batch = sw_batch_new(cfg, shape_lookup, &d);
     d.commit = sw_commit_new(cfg, cfg->flusher_id);
     if (d.pg) {
         d.pg->on_statement = pg_statement;
         d.pg->on_statement_ctx = &d;
     }
-    if (d.redis == NULL || d.pg == NULL || d.batch == NULL || d.commit == NULL) {
+    if (d.redis == NULL || d.pg == NULL || d.slots[0].batch == NULL || d.slots[1].batch == NULL ||
+        d.commit == NULL) {
         sw_log_error("out of memory", NULL);
         goto out;
     }
@@ -704,6 +846,11 @@ int sw_drain_run(const sw_config *cfg, const char *heartbeat, volatile sig_atomi
         sw_log_error("cannot start the heartbeat thread", NULL);
         goto out;
     }
+    d.committer = sw_committer_start(commit_batch, &d);
+    if (d.committer == NULL) {
+        sw_log_error("cannot start the postgres thread", NULL);
+        goto out;
+    }
     upgrade_redis(&d);
     sw_log_info("flusher started", "id=%s batch_max_records=%d flush_interval_ms=%d version=%s",
                 cfg->flusher_id, cfg->batch_max_records, cfg->flush_interval_ms, SW_VERSION);
@@ -716,18 +863,22 @@ int sw_drain_run(const sw_config *cfg, const char *heartbeat, volatile sig_atomi
 clean:
     status = 0;
 out:
-    sw_liveness_stop(d.live, status == 0 && d.batch && d.batch->njobs == 0);
+    sw_committer_stop(d.committer);
+    sw_liveness_stop(d.live, status == 0 && d.slots[0].batch && d.slots[1].batch &&
+                                 held_jobs(&d) == 0);
     if (status == 0)
         sw_log_info("flusher stopped", NULL);
-    if (d.batch)
-        drop_batch(&d);
-    free(d.replies);
+    for (int i = 0; i < 2; i++) {
+        if (d.slots[i].batch)
+            drop_slot(&d, &d.slots[i]);
+        free(d.slots[i].replies);
+        sw_batch_free(d.slots[i].batch);
+    }
     free(d.done);
     free(d.offs);
     sw_buf_free(&d.statuses);
     sw_buf_free(&d.scratch);
     sw_commit_free(d.commit);
-    sw_batch_free(d.batch);
     sw_pg_free(d.pg);
     sw_redis_free(d.redis);
     return status;

@@ -18,6 +18,7 @@ struct sw_liveness {
     char fid[64], value[160];
     sw_redis *redis;
     _Atomic int64_t deadline_ms;     /* the main loop's promise */
+    _Atomic int64_t pg_deadline_ms;  /* the PostgreSQL thread's; INT64_MAX idle */
     _Atomic int64_t quiet_until_ms;  /* no takeovers before */
     pthread_t thread;
     pthread_mutex_t lock;
@@ -33,7 +34,7 @@ static void *run(void *arg)
     while (!l->stop) {
         pthread_mutex_unlock(&l->lock);
         int64_t now = sw_clock_mono_ms();
-        if (now > atomic_load(&l->deadline_ms)) {
+        if (now > atomic_load(&l->deadline_ms) || now > atomic_load(&l->pg_deadline_ms)) {
             /* The main loop is past what it announced: stop vouching for
              * it, so its batch is taken over and systemd restarts it. */
             if (!stalled)
@@ -87,6 +88,7 @@ sw_liveness *sw_liveness_start(const sw_config *cfg, const char *fid, const char
     sw_redis_opts ro = sw_config_redis(cfg);
     l->redis = sw_redis_new(&ro);
     atomic_init(&l->deadline_ms, sw_clock_mono_ms() + 30000);
+    atomic_init(&l->pg_deadline_ms, INT64_MAX);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -112,6 +114,12 @@ void sw_liveness_busy(sw_liveness *l, int64_t ms)
 {
     if (l)
         atomic_store(&l->deadline_ms, sw_clock_mono_ms() + ms);
+}
+
+void sw_liveness_pg(sw_liveness *l, int64_t ms)
+{
+    if (l)
+        atomic_store(&l->pg_deadline_ms, ms < 0 ? INT64_MAX : sw_clock_mono_ms() + ms);
 }
 
 void sw_liveness_stop(sw_liveness *l, int lapse)

@@ -23,6 +23,11 @@ sw_liveness *sw_liveness_start(const sw_config *cfg, const char *fid, const char
  * NULL (before the thread runs). */
 void sw_liveness_busy(sw_liveness *l, int64_t ms);
 
+/* From the PostgreSQL thread (committer.h): its call may take up to `ms`;
+ * a negative `ms` says it waits for work, which takes no time limit. The
+ * flusher looks stalled when either thread is past what it announced. */
+void sw_liveness_pg(sw_liveness *l, int64_t ms);
+
 /* Monotonic ms before which this flusher should not judge others dead:
  * after its own heartbeat failed (Redis was away or restarting, so theirs
  * may have lapsed too), every flusher gets a full TTL to renew first. */
