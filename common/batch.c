@@ -169,15 +169,13 @@ int sw_batch_add(sw_batch *b, const char *data, size_t len, long deliveries, int
     }
     sw_batch_job *j = &b->jobs[b->njobs];
     char why[256];
-    int64_t when = 0;
     memset(j, 0, sizeof *j);
     j->data = data;
     j->len = len;
     j->sink_idx = -1;
     j->deliveries = deliveries;
     j->list_id_len = sw_envelope_list_id(data, len, j->list_id);
-    if (sw_envelope_peek(data, len, &j->counted, &when) != 0)
-        j->counted = 0;
+    j->counted = sw_envelope_script_count(data, len);
     int decoded = sw_envelope_decode(data, len, &j->env, why, sizeof why) == 0;
     if (decoded) {
         for (int k = 0; k < b->cfg->nsinks; k++) {

@@ -87,6 +87,12 @@ int sw_envelope_next(const sw_envelope *env, const unsigned char **cursor, sw_va
 __attribute__((warn_unused_result))
 int sw_envelope_peek(const void *data, size_t len, uint32_t *nrecords, int64_t *enqueued_us);
 
+/* The record count as the Redis scripts read it (lua/prelude.lua
+ * env_count): the four bytes after SW_ENVELOPE_COUNT_OFFSET, whatever
+ * the version byte says, or 0 when `len` is too short. The flusher's
+ * counts must equal the scripts' to keep the in-flight totals exact. */
+uint32_t sw_envelope_script_count(const void *data, size_t len);
+
 /* The job id as the Redis scripts read it (lua/prelude.lua env_id): the
  * 36 bytes at SW_ENVELOPE_ID_OFFSET when the str8 header is there, else
  * none. Works on any bytes (even a NUL among them), so a corrupt envelope

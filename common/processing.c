@@ -160,6 +160,7 @@ int sw_proc_finish(sw_redis *r, const char *fid, int njobs, const sw_proc_done *
         sw_redis_args_bin(&a, jobs[j].status, jobs[j].status_len);
         sw_redis_args_str(&a, jobs[j].error ? jobs[j].error : "");
         sw_redis_args_bin(&a, jobs[j].json ? jobs[j].json : "", jobs[j].json ? jobs[j].json_len : 0);
+        sw_redis_args_int(&a, jobs[j].records);
     }
     void *rep = sw_redis_eval(r, SW_SCRIPT_FINISH, "finish", SW_REPLY_ARRAY, &a);
     if (rep == NULL)

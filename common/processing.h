@@ -60,6 +60,7 @@ typedef struct sw_proc_done {
     const char *json;           /* failed: the status JSON; else NULL */
     size_t json_len;
     const char *error;          /* NULL when committed */
+    uint32_t records;           /* as the scripts count them (env_count) */
 } sw_proc_done;
 
 /* Bounds of the dead-letter store. */

@@ -415,7 +415,8 @@ static int build_done(drain *d, int n)
             return -1;
         /* Offsets for now: the buffer may still move. */
         d->done[i] = (sw_proc_done){j->list_id, j->list_id_len, j->len, j->env.job_id, NULL,
-                                    d->scratch.len - json_len, NULL, json_len, error};
+                                    d->scratch.len - json_len, NULL, json_len, error,
+                                    j->counted};
     }
     for (int i = 0; i < n; i++) {
         const char *at = d->statuses.data + d->offs[i];

@@ -7,7 +7,8 @@
 --       then per job, oldest first: list id (what env_id reads from its
 --       envelope), envelope length, dead-letter id, status field (the id's
 --       16 bytes), compact status ('c...', 'f' failed, '' = leave it),
---       error ('' = committed), the whole status JSON of a failed job
+--       error ('' = committed), the whole status JSON of a failed job,
+--       its records as env_count reads them
 -- The jobs must be exactly the tail of the processing list, in order:
 -- otherwise nothing is written and {0, position} is returned (the list is
 -- not what the flusher believes: it re-reads it). A repeat after a lost
@@ -26,14 +27,20 @@ local deliveries, processing, inflight = KEYS[5], KEYS[6], KEYS[7]
 local now, ttl = ARGV[1], ARGV[2]
 local max_dead, max_dead_bytes = tonumber(ARGV[3]), tonumber(ARGV[4])
 local n = (#KEYS - 7) / 2
-local W = 7
+local W = 8
 
-local items = redis.call('LRANGE', processing, -n, -1)
-if #items ~= n then return {0, #items} end
-for k = 1, n do
-  local v, a = items[n - k + 1], 4 + (k - 1) * W
-  if env_id(v) ~= ARGV[a + 1] or #v ~= tonumber(ARGV[a + 2]) then return {0, k} end
+-- The list grows only at its head (claim) and shrinks only at its tail
+-- (here), and no one else writes it (a takeover renames a list onto a
+-- flusher that has none): so when its oldest job and its n-th oldest are
+-- the first and last given, the n jobs between are the batch, in order.
+local len = redis.call('LLEN', processing)
+if len < n then return {0, len} end
+local function same(k, v)
+  local a = 4 + (k - 1) * W
+  return v and env_id(v) == ARGV[a + 1] and #v == tonumber(ARGV[a + 2])
 end
+if not same(1, redis.call('LINDEX', processing, -1)) then return {0, 1} end
+if not same(n, redis.call('LINDEX', processing, -n)) then return {0, n} end
 
 -- A status in the layout of a release before buckets: rewritten in place.
 local function old_status(key)
@@ -47,10 +54,10 @@ end
 
 local records, committed, ids, live = 0, 0, {}, {}
 for k = 1, n do
-  local v, a = items[n - k + 1], 4 + (k - 1) * W
+  local a = 4 + (k - 1) * W
   local dead_id, field, status, err = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
   local bucket, job = KEYS[6 + 2 * k], KEYS[7 + 2 * k]
-  local count = env_count(v)
+  local count = tonumber(ARGV[a + 8])
   records = records + count
   if status ~= '' then
     if live[bucket] == nil then live[bucket] = redis.call('EXISTS', bucket) == 1 end
@@ -65,6 +72,8 @@ for k = 1, n do
   end
   if err == '' then committed = committed + count end
   if err ~= '' then
+    -- Only a failed job's envelope is read: it goes to the dead letters.
+    local v = redis.call('LINDEX', processing, -k)
     redis.call('HSET', deadenv, dead_id, v)
     redis.call('HSET', deadinfo, dead_id,
                cjson.encode({error = err, failed_at = now, records = count}))
