@@ -31,7 +31,7 @@ enum { TXN_OK = 0, TXN_FAIL = -1, TXN_ALIKE = -2, TXN_AGAIN = -3 };
 /* Per sink: its statements, and what this session knows of its table. */
 typedef struct stage {
     char *create, *copy, *insert;              /* typed staging: the fast path */
-    char *insert_sp;                           /* the INSERT behind a savepoint */
+    char *direct;              /* insert mode: COPY into the table itself */
     char *iso_create, *iso_copy, *iso_insert;  /* text staging: isolation */
     char *precheck;            /* NULL: no unique index we can check */
     char unique[MAX_UNIQUE][64];
@@ -158,12 +158,20 @@ static char *build_create(const char *name, const sw_sink *s, int text)
     return b.data;
 }
 
+/* COPY into a staging table `name`, or with NULL into the sink's table. */
 static char *build_copy(const char *name, const sw_sink *s)
 {
     sw_buf b = SW_BUF_INIT;
-    int rc = sw_buf_printf(&b, "COPY %s (sw_seq, sw_job", name);
+    char table[200];
+    int rc;
+    if (name) {
+        rc = sw_buf_printf(&b, "COPY %s (sw_seq, sw_job", name);
+    } else {
+        sw_pg_quote_ident(s->table, table, sizeof table);
+        rc = sw_buf_printf(&b, "COPY %s (", table);
+    }
     for (int c = 0; c < s->ncolumns && rc == 0; c++)
-        rc = sw_buf_printf(&b, ", \"%s\"", s->columns[c].name);
+        rc = sw_buf_printf(&b, "%s\"%s\"", name || c ? ", " : "", s->columns[c].name);
     if (rc == 0)
         rc = sw_buf_puts(&b, ") FROM STDIN");
     if (rc != 0)
@@ -190,14 +198,12 @@ sw_commit *sw_commit_new(const sw_config *cfg, const char *flusher_id)
         snprintf(text, sizeof text, "sw_iso_%d", k);
         st->create = build_create(typed, s, 0);
         st->copy = build_copy(typed, s);
+        st->direct = s->mode == SW_MODE_INSERT ? build_copy(NULL, s) : strdup("");
         st->insert = build_insert(typed, s, 0);
-        st->insert_sp = st->insert ? malloc(strlen(st->insert) + 32) : NULL;
-        if (st->insert_sp)
-            sprintf(st->insert_sp, "SAVEPOINT sw_insert; %s", st->insert);
         st->iso_create = build_create(text, s, 1);
         st->iso_copy = build_copy(text, s);
         st->iso_insert = build_insert(text, s, 1);
-        if (!st->create || !st->copy || !st->insert || !st->insert_sp || !st->iso_create ||
+        if (!st->create || !st->copy || !st->direct || !st->insert || !st->iso_create ||
             !st->iso_copy ||
             !st->iso_insert)
             goto fail;
@@ -216,8 +222,8 @@ void sw_commit_free(sw_commit *c)
         stage *st = &c->st[k];
         free(st->create);
         free(st->copy);
+        free(st->direct);
         free(st->insert);
-        free(st->insert_sp);
         free(st->iso_create);
         free(st->iso_copy);
         free(st->iso_insert);
@@ -347,9 +353,10 @@ static void oom(sw_pg *pg, const char *what)
     pg->sqlstate[0] = '\0';
 }
 
-/* COPY rows of sink k's fresh jobs among pend[0..n) into c->copy;
- * returns the number of rows, or -1. */
-static long stage_rows(sw_commit *c, sw_batch *b, int k, int n, sw_pg *pg)
+/* COPY rows of sink k's fresh jobs among pend[0..n) into c->copy, for
+ * staging, or with `direct` for the sink's own table; returns the number
+ * of rows, or -1. */
+static long stage_rows(sw_commit *c, sw_batch *b, int k, int n, sw_pg *pg, int direct)
 {
     const sw_sink *s = &c->cfg->sinks[k];
     long seq = 0;
@@ -361,10 +368,11 @@ static long stage_rows(sw_commit *c, sw_batch *b, int k, int n, sw_pg *pg)
         const unsigned char *cur = NULL;
         int got;
         while ((got = sw_batch_next_record(b, i, &cur, c->vals)) == 1) {
-            if (sw_copyrow_append(&c->copy, seq++, i, s, c->vals) != 0) {
+            if (sw_copyrow_append(&c->copy, direct ? -1 : seq, i, s, c->vals) != 0) {
                 oom(pg, "building COPY rows");
                 return -1;
             }
+            seq++;
         }
         if (got < 0) {
             snprintf(pg->errstr, sizeof pg->errstr, "a decoded envelope would not decode again");
@@ -490,42 +498,42 @@ static long long count_rows(sw_commit *c, sw_batch *b, int n)
     return rows;
 }
 
-static int fast(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
+/* One attempt of the fast path. TXN_AGAIN (rolled back): try once more,
+ * the careful way this time, because a job was in the ledger already, or
+ * because a row COPYed into an insert-mode table met a key it holds. */
+static int fast_once(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
 {
     int claimed = begin_and_claim(c, b, n, pg, 0);
-    if (claimed == TXN_AGAIN) {
-        rollback(pg);
-        claimed = begin_and_claim(c, b, n, pg, 0);
-    }
     if (claimed != TXN_OK)
         goto fail;
     for (int k = 0; k < c->cfg->nsinks; k++) {
         stage *st = &c->st[k];
-        long rows = stage_rows(c, b, k, n, pg);
+        /* Insert mode with no recent duplicate key: straight into the
+         * table, in queue order, as fast as PostgreSQL's own COPY. */
+        int direct = st->direct[0] && st->conflicts == 0;
+        long rows = stage_rows(c, b, k, n, pg, direct);
         if (rows < 0)
             goto fail;
         if (rows == 0)
             continue;
+        if (direct) {
+            if (sw_pg_copy(pg, st->direct, c->copy.data, c->copy.len) == 0)
+                continue;
+            if (strcmp(pg->sqlstate, "23505") != 0 || st->precheck == NULL)
+                goto fail;
+            st->conflicts = CONFLICT_MEMORY;
+            claimed = TXN_AGAIN;
+            goto fail;
+        }
         if (sw_pg_copy(pg, st->copy, c->copy.data, c->copy.len) != 0)
             goto fail;
         if (st->precheck && st->conflicts > 0) {
+            /* A table that met duplicate keys lately: find every job
+             * holding one at once, and insert the rest. */
             int found = precheck(c, b, k, pg);
             if (found < 0)
                 goto fail;
             st->conflicts = found ? CONFLICT_MEMORY : st->conflicts - 1;
-        } else if (st->precheck) {
-            /* Try the INSERT first, behind a savepoint sent with it (one
-             * round trip; COMMIT releases it); on a duplicate key, go back
-             * to before it, find every such job at once, and insert the
-             * rest. */
-            if (sw_pg_exec(pg, st->insert_sp) == 0)
-                continue;
-            if (strcmp(pg->sqlstate, "23505") != 0 || sw_pg_exec(pg, "ROLLBACK TO SAVEPOINT "
-                                                                     "sw_insert") != 0)
-                goto fail;
-            st->conflicts = CONFLICT_MEMORY;
-            if (precheck(c, b, k, pg) < 0)
-                goto fail;
         }
         if (sw_pg_exec(pg, st->insert) != 0)
             goto fail;
@@ -535,7 +543,15 @@ static int fast(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
     return TXN_OK;
 fail:
     rollback(pg);
-    return TXN_FAIL;
+    return claimed == TXN_AGAIN ? TXN_AGAIN : TXN_FAIL;
+}
+
+static int fast(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
+{
+    int rc = TXN_AGAIN;
+    for (int attempt = 0; attempt < 3 && rc == TXN_AGAIN; attempt++)
+        rc = fast_once(c, b, n, pg);
+    return rc == TXN_OK ? TXN_OK : TXN_FAIL;
 }
 
 /* A failed row of spillway.apply_each: fail the job, unless the error is
@@ -633,7 +649,7 @@ static int isolate(sw_commit *c, sw_batch *b, int n, sw_pg *pg, int accept_alike
         int restaged = 0;
         for (int k = 0; k < c->cfg->nsinks && !restaged; k++) {
             stage *st = &c->st[k];
-            long rows = stage_rows(c, b, k, n, pg);
+            long rows = stage_rows(c, b, k, n, pg, 0);
             if (rows < 0)
                 goto fail;
             if (rows == 0)

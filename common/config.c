@@ -31,6 +31,7 @@ static const struct key {
     I("server", "max_records_per_request", max_records, 1, 1000000),
     I("server", "worker_nice", worker_nice, 0, 19),
     L("server", "max_queue_records", max_queue_records, 0, 1L << 40),
+    I("server", "max_redis_memory_percent", max_redis_memory_percent, 0, 100),
     I("server", "idempotency_ttl_s", idempotency_ttl_s, 1, 30 * 86400),
     S("server", "tokens_file", tokens_file),
     S("server", "admin_listen", admin_listen),
@@ -249,6 +250,7 @@ static void defaults(sw_config *cfg)
     cfg->max_records = 10000;
     cfg->worker_nice = 10;
     cfg->max_queue_records = 5000000;
+    cfg->max_redis_memory_percent = 90;
     cfg->idempotency_ttl_s = 86400;
     cfg->max_header_bytes = 16384;
     cfg->max_string_bytes = 65536;

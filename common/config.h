@@ -20,6 +20,8 @@ typedef struct sw_config {
     int max_records;      /* records per request */
     int worker_nice;      /* HTTP workers' nice, relative to the Redis lane */
     long max_queue_records;   /* high-water mark: 429 above it (0 = none) */
+    int max_redis_memory_percent;  /* 429 while Redis uses more of its
+                                      maxmemory than this (0 = never) */
     int idempotency_ttl_s;
     char tokens_file[256];    /* "" = no authentication */
     char admin_listen[128];   /* "" = admin routes on `listen` */

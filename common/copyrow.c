@@ -29,11 +29,11 @@ int sw_copyrow_append(sw_buf *out, int64_t seq, int job, const sw_sink *sink,
                       const sw_value *vals)
 {
     char num[40];
-    if (sw_buf_printf(out, "%lld\t%d", (long long)seq, job) != 0)
+    if (seq >= 0 && sw_buf_printf(out, "%lld\t%d", (long long)seq, job) != 0)
         return -1;
     for (int c = 0; c < sink->ncolumns; c++) {
         const sw_value *v = &vals[c];
-        if (sw_buf_append(out, "\t", 1) != 0)
+        if ((seq >= 0 || c > 0) && sw_buf_append(out, "\t", 1) != 0)
             return -1;
         int rc;
         switch (v->kind) {

@@ -50,6 +50,13 @@ size_t sw_keys_idem(const sw_keys *k, const char *sink, const char *scope, const
     return put(outlen, snprintf(out, outlen, "%s:idem:%s@%s:%s", k->prefix, sink, scope, key));
 }
 
+size_t sw_keys_bucket(const sw_keys *k, int shift, uint64_t ms, char *key)
+{
+    shift &= 15;
+    return put(SW_KEY_MAX, snprintf(key, SW_KEY_MAX, "%s:st:%x:%llu", k->prefix, shift,
+                                    (unsigned long long)(ms >> shift)));
+}
+
 size_t sw_keys_status(const sw_keys *k, const char *job_id, char *key, unsigned char field[16])
 {
     if (!sw_jobid_valid(job_id, strlen(job_id)))
@@ -64,7 +71,5 @@ size_t sw_keys_status(const sw_keys *k, const char *job_id, char *key, unsigned 
             field[o / 2] = (unsigned char)(v << 4);
         o++;
     }
-    int shift = sw_jobid_shift(job_id);
-    unsigned long long bucket = (unsigned long long)(sw_jobid_time_ms(job_id) >> shift);
-    return put(SW_KEY_MAX, snprintf(key, SW_KEY_MAX, "%s:st:%x:%llu", k->prefix, shift, bucket));
+    return sw_keys_bucket(k, sw_jobid_shift(job_id), sw_jobid_time_ms(job_id), key);
 }

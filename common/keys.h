@@ -2,6 +2,7 @@
 #define SW_KEYS_H_
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Spillway's key layout in Redis, defined here once. Every name starts
  * with the configured prefix <p>; give it a hash tag ({spillway}) and all
@@ -62,6 +63,10 @@ void sw_keys_flusher(const sw_keys *k, const char *fid, sw_fkeys *out);
  * (SW_KEY_MAX bytes). Return the length. */
 size_t sw_keys_job(const sw_keys *k, const char *job_id, char *out);
 size_t sw_keys_dead_legacy(const sw_keys *k, const char *job_id, char *out);
+
+/* The status bucket of jobs with `shift` made at Unix ms `ms` into
+ * `key` (SW_KEY_MAX bytes). Returns its length. */
+size_t sw_keys_bucket(const sw_keys *k, int shift, uint64_t ms, char *key);
 
 /* The bucket key of job `job_id`'s compact status into `key` (SW_KEY_MAX
  * bytes) and its field, the id's 16 bytes, into `field`. Returns the key's

@@ -146,6 +146,33 @@ out:
     return found;
 }
 
+int sw_queue_status_bytes(sw_redis *r, int64_t ms, int shift, double *per_job)
+{
+    char key[SW_KEY_MAX];
+    sw_keys_bucket(&r->keys, shift, (uint64_t)ms, key);
+    void *n = sw_redis_callf(r, "status bytes", SW_REPLY_INTEGER, 1, "HLEN %s", key);
+    if (n == NULL)
+        return -1;
+    long long entries = sw_redis_reply_int(n);
+    sw_redis_reply_free(n);
+    if (entries <= 0)
+        return 0;
+    void *u = sw_redis_callf(r, "status bytes", SW_REPLY_ANY, 1, "MEMORY USAGE %s SAMPLES 0",
+                             key);
+    if (u == NULL)
+        return -1;
+    int found = sw_redis_reply_type(u) == SW_REPLY_INTEGER;
+    if (found)
+        *per_job = (double)sw_redis_reply_int(u) / (double)entries;
+    else if (sw_redis_reply_type(u) != SW_REPLY_NIL) {
+        sw_redis_reply_free(u);
+        sw_redis_fail_proto(r, "status bytes", "MEMORY USAGE answered neither a number nor nil");
+        return -1;
+    }
+    sw_redis_reply_free(u);
+    return found;
+}
+
 int sw_queue_stats_get(sw_redis *r, sw_queue_stats *out)
 {
     sw_redis_args a;

@@ -46,6 +46,12 @@ int sw_queue_enqueue(sw_redis *r, int njobs, sw_queue_job *jobs, int ttl_s, int 
  * expired, -1 error. */
 __attribute__((warn_unused_result)) int sw_queue_status(sw_redis *r, const char *job_id, sw_buf *out);
 
+/* What one job's status costs in Redis, sampled from the bucket that
+ * jobs with `shift` made at Unix ms `ms` went to: MEMORY USAGE of the
+ * bucket over its entries. 1 measured (*per_job), 0 no such bucket, -1. */
+__attribute__((warn_unused_result))
+int sw_queue_status_bytes(sw_redis *r, int64_t ms, int shift, double *per_job);
+
 typedef struct sw_queue_stats {
     long long queued_records;
     long long inflight_records;

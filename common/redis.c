@@ -499,6 +499,37 @@ int sw_redis_read_persistence(sw_redis *r, sw_redis_persistence *d)
     return 0;
 }
 
+/* The value of "name:" in INFO text, or -1. */
+static long long info_field(const char *text, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+    const char *p = text, *end = text + len;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (eol == NULL)
+            eol = end;
+        if ((size_t)(eol - p) > n && memcmp(p, name, n) == 0 && p[n] == ':')
+            return strtoll(p + n + 1, NULL, 10);
+        p = eol + 1;
+    }
+    return -1;
+}
+
+int sw_redis_read_memory(sw_redis *r, sw_redis_memory *m)
+{
+    redisReply *rep = sw_redis_callf(r, "info", SW_REPLY_STRING, 1, "INFO memory");
+    if (rep == NULL)
+        return -1;
+    m->used = info_field(rep->str, rep->len, "used_memory");
+    m->max = info_field(rep->str, rep->len, "maxmemory");
+    freeReplyObject(rep);
+    if (m->used < 0 || m->max < 0) {
+        sw_redis_fail_proto(r, "info", "no used_memory or maxmemory in INFO memory");
+        return -1;
+    }
+    return 0;
+}
+
 const char *sw_redis_persistence_text(const sw_redis_persistence *d)
 {
     if (strcmp(d->appendonly, "yes") != 0)

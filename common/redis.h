@@ -171,6 +171,16 @@ const char *sw_redis_persistence_text(const sw_redis_persistence *d);
  * statuses and idempotency keys, never the queue. */
 int sw_redis_persistence_evicts(const sw_redis_persistence *d);
 
+/* Redis' memory, from INFO memory: what it uses (everything Spillway and
+ * anyone else keeps there) and its maxmemory (0: none set). */
+typedef struct sw_redis_memory {
+    long long used;
+    long long max;
+} sw_redis_memory;
+
+/* 0, or -1. */
+__attribute__((warn_unused_result)) int sw_redis_read_memory(sw_redis *r, sw_redis_memory *m);
+
 /* PING. 0, or -1. */
 __attribute__((warn_unused_result)) int sw_redis_ping(sw_redis *r);
 

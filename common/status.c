@@ -102,6 +102,11 @@ static _Atomic int64_t window_ms;
 static _Atomic int64_t window_jobs;
 static _Atomic int current_shift = 15;
 
+int sw_status_current_shift(void)
+{
+    return atomic_load_explicit(&current_shift, memory_order_relaxed);
+}
+
 int sw_status_shift(int64_t now_ms)
 {
     int64_t start = atomic_load_explicit(&window_ms, memory_order_relaxed);

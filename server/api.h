@@ -70,6 +70,11 @@ struct sw_http {
     sw_redis_persistence persist;
     int persist_known;
     atomic_int evicting;
+    /* Redis memory, from the main thread's INFO every second: POST reads
+     * `memory_high` alone (429 while set). */
+    atomic_int memory_high;
+    _Atomic long long redis_used, redis_max;
+    _Atomic double status_bytes;   /* per job, sampled; 0 unknown */
     _Atomic uint64_t redis_reconnects;
 };
 

@@ -337,6 +337,25 @@ void sw_http_set_persistence(sw_http *h, const sw_redis_persistence *p)
     atomic_store(&h->evicting, p && sw_redis_persistence_evicts(p) && !h->cfg->allow_eviction);
 }
 
+void sw_http_set_memory(sw_http *h, const sw_redis_memory *m, double status_bytes)
+{
+    int pct = h->cfg->max_redis_memory_percent;
+    int high = pct > 0 && m->max > 0 && m->used >= m->max / 100 * pct;
+    atomic_store(&h->redis_used, m->used);
+    atomic_store(&h->redis_max, m->max);
+    if (status_bytes > 0)
+        atomic_store(&h->status_bytes, status_bytes);
+    if (atomic_exchange(&h->memory_high, high) != high) {
+        if (high)
+            sw_log_warn("redis memory high: refusing writes", "used=%lld maxmemory=%lld "
+                        "limit_percent=%d action=\"429 until flushers drain and statuses "
+                        "expire; see docs/OPERATIONS.md for sizing\"", m->used, m->max, pct);
+        else
+            sw_log_info("redis memory below the limit again", "used=%lld maxmemory=%lld",
+                        m->used, m->max);
+    }
+}
+
 sw_http *sw_http_start(const sw_config *cfg)
 {
     sw_http *h = calloc(1, sizeof *h);

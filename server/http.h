@@ -18,6 +18,11 @@ sw_http *sw_http_start(const sw_config *cfg);
  * it, POST answers 503 and /readyz is not ready. Thread-safe. */
 void sw_http_set_persistence(sw_http *h, const sw_redis_persistence *p);
 
+/* Tell the server how much memory Redis uses, of its maxmemory: above
+ * [server] max_redis_memory_percent of it, POST answers 429 (logged once
+ * per change). `status_bytes`: a job status' sampled cost, 0 unknown. */
+void sw_http_set_memory(sw_http *h, const sw_redis_memory *m, double status_bytes);
+
 /* Read [server] tokens_file again and use it for the requests that start
  * from now on (a no-op without tokens_file). On an error the current
  * tokens stay and it is logged. Call from one thread (the main loop).

@@ -12,6 +12,7 @@
 #include "notify.h"
 #include "queue.h"
 #include "redis.h"
+#include "status.h"
 
 static volatile sig_atomic_t stop, reload;
 
@@ -106,7 +107,7 @@ int main(int argc, char **argv)
                 cfg.admin_listen[0] ? cfg.admin_listen : "(api)",
                 cfg.tokens_file[0] ? "bearer" : "off", cfg.nsinks, cfg.threads, SW_VERSION);
     memset(&last, 0, sizeof last);
-    int64_t next_check = 0;
+    int64_t next_check = 0, next_memory = 0;
     int reported_unknown = 0, ready = 0;
     while (!stop) {
         sw_notify_watchdog();
@@ -118,6 +119,18 @@ int main(int argc, char **argv)
              * the server serves on either way. */
             sw_notify_ready(rc == 0 ? "tokens reloaded" : "tokens_file bad; previous tokens kept");
             next_check = 0;
+        }
+        if (sw_clock_mono_ms() >= next_memory) {
+            /* Every second: the 429 must come before Redis is full. */
+            next_memory = sw_clock_mono_ms() + 1000;
+            sw_redis_memory mem;
+            double per_job = 0;
+            int64_t ago = sw_clock_now_us() / 1000 - 2000;
+            if (sw_redis_read_memory(probe, &mem) == 0) {
+                if (sw_queue_status_bytes(probe, ago, sw_status_current_shift(), &per_job) < 0)
+                    per_job = 0;
+                sw_http_set_memory(h, &mem, per_job);
+            }
         }
         if (sw_clock_mono_ms() >= next_check) {
             next_check = sw_clock_mono_ms() + 5000;

@@ -125,6 +125,29 @@ static int redis(sw_http *h, sw_worker *w, sw_buf *o)
         rc |= sw_metrics_sample(o, "spillway_redis_persistence_info", labels, 1);
     }
     pthread_mutex_unlock(&h->persist_lock);
+    long long used = atomic_load(&h->redis_used), max = atomic_load(&h->redis_max);
+    if (used > 0) {
+        rc |= sw_metrics_header(o, "spillway_redis_used_memory_bytes", "gauge",
+                                "Memory Redis uses (INFO used_memory), read every second.");
+        rc |= sw_metrics_sample(o, "spillway_redis_used_memory_bytes", "", (double)used);
+        rc |= sw_metrics_header(o, "spillway_redis_maxmemory_bytes", "gauge",
+                                "Redis' maxmemory (0: none set, so no memory backpressure).");
+        rc |= sw_metrics_sample(o, "spillway_redis_maxmemory_bytes", "", (double)max);
+    }
+    if (used > 0 && max > 0 && h->cfg->max_redis_memory_percent > 0) {
+        rc |= sw_metrics_header(o, "spillway_redis_memory_headroom_bytes", "gauge",
+                                "Bytes Redis may still grow before POST answers 429 "
+                                "([server] max_redis_memory_percent of maxmemory).");
+        rc |= sw_metrics_sample(o, "spillway_redis_memory_headroom_bytes", "",
+                                (double)(max / 100 * h->cfg->max_redis_memory_percent - used));
+    }
+    double per_job = atomic_load(&h->status_bytes);
+    if (per_job > 0) {
+        rc |= sw_metrics_header(o, "spillway_redis_status_bytes_per_job", "gauge",
+                                "Redis memory one retained job status costs, sampled from a "
+                                "recent status bucket (MEMORY USAGE over its entries).");
+        rc |= sw_metrics_sample(o, "spillway_redis_status_bytes_per_job", "", per_job);
+    }
     sw_queue_stats st;
     int up = sw_queue_stats_get(w->redis, &st) == 0;
     rc |= sw_metrics_header(o, "spillway_redis_up", "gauge",

@@ -72,6 +72,17 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
                        "Retry-After: 5\r\n");
         return;
     }
+    if (atomic_load_explicit(&h->memory_high, memory_order_relaxed)) {
+        char detail[256];
+        sw_metrics_add(&h->rejected[REJ_BACKPRESSURE], 1);
+        snprintf(detail, sizeof detail, "Redis uses %lld of its %lld bytes of maxmemory, more "
+                 "than [server] max_redis_memory_percent (%d%%); nothing was queued",
+                 (long long)atomic_load(&h->redis_used), (long long)atomic_load(&h->redis_max),
+                 cfg->max_redis_memory_percent);
+        sw_api_problem(x, 429, "redis-memory-high", "Queue storage nearly full", detail,
+                       "Retry-After: 5\r\n");
+        return;
+    }
     const char *idem = sw_http_header(x, "Idempotency-Key");
     if (idem && !idempotency_key_ok(idem)) {
         sw_metrics_add(&h->rejected[REJ_VALIDATION], 1);

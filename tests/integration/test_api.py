@@ -402,5 +402,48 @@ class BackpressureTest(harness.ServiceTest):
         self.svc.post_ok("orders", {"id": 100, "customer": "x"})
 
 
+class MemoryBackpressureTest(harness.ServiceTest):
+    """429 before Redis reaches its maxmemory, counting all it holds."""
+    SINKS = SINKS
+    TABLES = TABLES
+    EXTRA = {"server": {"max_redis_memory_percent": "90"}}
+
+    def metric(self, name):
+        text = self.svc.request("GET", "/metrics")[2].decode()
+        m = re.search(r"(?m)^%s (\S+)$" % name, text)
+        return float(m.group(1)) if m else None
+
+    def test_429_before_maxmemory(self):
+        for i in range(50):
+            self.svc.post_ok("orders", {"id": i, "customer": "x"})
+        harness.wait_drained(self.svc, timeout=30)
+        # Statuses are what remains: a gauge prices one.
+        harness.wait_for(lambda: self.metric("spillway_redis_status_bytes_per_job"), 10,
+                         "the status cost gauge")
+        per_job = self.metric("spillway_redis_status_bytes_per_job")
+        self.assertGreater(per_job, 10)
+        self.assertLess(per_job, 100)
+        used = int(re.search(r"used_memory:(\d+)", self.svc.redis.raw("INFO", "memory")).group(1))
+        # maxmemory just above what Redis holds: more than 90% in use.
+        self.svc.redis.cli("CONFIG", "SET", "maxmemory", str(used + used // 20))
+        harness.wait_for(lambda: self.svc.post("orders", {"id": 1000, "customer": "x"})[0] == 429,
+                         5, "429 for Redis memory")   # (earlier tries may be 202s)
+        code, headers, body = self.svc.post("orders", {"id": 1001, "customer": "x"})
+        self.assertEqual(code, 429, body)
+        self.assertEqual(headers["retry-after"], "5")
+        p = json.loads(body)
+        self.assertEqual(p["type"], "urn:spillway:problem:redis-memory-high")
+        self.assertIn("max_redis_memory_percent", p["detail"])
+        self.assertLess(self.metric("spillway_redis_memory_headroom_bytes"), 0)
+        harness.wait_drained(self.svc, timeout=30)
+        self.assertEqual(self.svc.sql("SELECT count(*) FROM orders WHERE id = 1001"), [["0"]])
+        self.assertIn("redis memory high", self.svc.server.output())
+        # Room again: writes are accepted.
+        self.svc.redis.cli("CONFIG", "SET", "maxmemory", "0")
+        harness.wait_for(lambda: self.svc.post("orders", {"id": 1002, "customer": "x"})[0] == 202,
+                         5, "202 again")
+        self.assertIn("redis memory below the limit again", self.svc.server.output())
+
+
 if __name__ == "__main__":
     harness.main()

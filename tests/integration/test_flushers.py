@@ -117,10 +117,11 @@ class FlushersTest(harness.ServiceTest):
                     harness.wait_for(lambda: d.output().count("resuming batch") == attempt, 15,
                                      "resume %d" % attempt)
                 if attempt == 2:
-                    # Alone now, and stuck in its INSERT on the lock.
+                    # Alone now, and stuck writing its rows (COPY into the
+                    # table: insert mode) on the lock.
                     harness.wait_for(lambda: self.svc.sql(
                         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                        "AND query LIKE 'INSERT INTO%'")[0][0] == "1", 15, "the stuck INSERT")
+                        "AND query LIKE 'COPY %events%'")[0][0] == "1", 15, "the stuck COPY")
                 if attempt < 3:
                     os.kill(d.proc.pid, signal.SIGKILL)
                     d.proc.wait(timeout=10)
