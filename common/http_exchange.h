@@ -36,7 +36,9 @@ typedef struct sw_http_exchange {
     int close;                  /* close the connection after the reply */
     int by_core;                /* the core refused it (framing, limits, time) */
     int abort;                  /* close without an answer (sw_http_abort) */
+    int *deferred;              /* the core's: set by sw_httpd_defer() */
     sw_buf *out;                /* status line, fields and body */
+    void *core;                 /* the core's own (its connection) */
 } sw_http_exchange;
 
 /* Make the framed head's parts C strings in place and decode the path

@@ -334,6 +334,7 @@ static int on_head(sw_httpd *h, sw_conn *c)
     x->head_only = strcmp(x->method, "HEAD") == 0;
     x->started_us = sw_clock_now_us();
     x->out = &c->out;
+    x->core = c;
     size_t avail = req_len(c) - hd->len;
     /* If route() answers without the body, can the connection stay? Only
      * when the rest of the body is small enough to drop, and the client

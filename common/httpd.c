@@ -398,12 +398,11 @@ static void pool_stop(void *ctx, void *state)
         h->app.worker_stop(h->app.user, pc->pool, state);
 }
 
-static void pool_run(void *ctx, void *state, sw_pool_item *it)
+/* The end of a request a worker (or a deferred answer) served: count
+ * it, send what fits, and hand the connection back to the I/O thread. */
+static void complete(sw_httpd *h, sw_conn *c)
 {
-    sw_conn *c = (sw_conn *)(void *)it;
-    sw_httpd *h = ((sw_pool_ctx *)ctx)->h;
     sw_http_exchange *x = c->x;
-    h->app.serve(h->app.user, state, x);
     if (x->status == 0 && !x->abort) {
         sw_problem p = {0};
         sw_problem_set(&p, 500, "internal", "Internal error", "the request was not answered");
@@ -428,6 +427,31 @@ static void pool_run(void *ctx, void *state, sw_pool_item *it)
     pthread_mutex_unlock(&h->ret_lock);
     if (signal)
         wake(h);
+}
+
+static void pool_run(void *ctx, void *state, sw_pool_item *it)
+{
+    sw_conn *c = (sw_conn *)(void *)it;
+    sw_httpd *h = ((sw_pool_ctx *)ctx)->h;
+    /* A deferred exchange may be finished, and its connection freed, by
+     * the time serve() returns: the flag lives here, not in it. */
+    int deferred = 0;
+    c->x->deferred = &deferred;
+    h->app.serve(h->app.user, state, c->x);
+    if (!deferred)
+        complete(h, c);
+}
+
+void sw_httpd_defer(sw_http_exchange *x)
+{
+    *x->deferred = 1;
+    x->deferred = NULL;
+}
+
+void sw_httpd_finish(sw_http_exchange *x)
+{
+    sw_conn *c = x->core;
+    complete(c->h, c);
 }
 
 /* --- setup ------------------------------------------------------------- */

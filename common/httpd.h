@@ -126,6 +126,18 @@ __attribute__((warn_unused_result)) int sw_httpd_adopt(sw_httpd *h, int fd, int 
 /* A snapshot of connection and pool counts. Thread-safe. */
 void sw_httpd_stats_get(sw_httpd *h, sw_httpd_stats *s);
 
+/* From serve(), before the exchange goes anywhere else: it will be
+ * answered later, by whatever thread calls sw_httpd_finish() on it (a
+ * Redis lane, say), so the worker is free at once. From then on serve()
+ * must not touch it; the exchange and its connection are that thread's
+ * alone; the core waits for it, also when stopping. */
+void sw_httpd_defer(sw_http_exchange *x);
+
+/* A deferred exchange is answered (sw_http_reply*, or sw_http_abort):
+ * send the reply and give the connection back to the core. Any thread;
+ * once per deferred exchange; x is not the caller's any more after. */
+void sw_httpd_finish(sw_http_exchange *x);
+
 /* Stop accepting, close connections that are not mid-request, let
  * requests in workers finish and their replies go out (bounded by
  * request_timeout_ms), stop the pools and free. Accepts NULL. To stop

@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,8 +13,6 @@
  * several calls, and a job larger than the byte bound goes alone. */
 #define MAX_GROUP 256
 #define MAX_GROUP_BYTES (4u << 20)
-
-enum { REQ_WAITING, REQ_TAKEN, REQ_ABANDONED };
 
 struct sw_pipeline {
     _Atomic(sw_pipeline_req *) head;   /* newest first (a Treiber stack) */
@@ -29,22 +29,11 @@ struct sw_pipeline {
     sw_queue_job jobs[MAX_GROUP];
 };
 
-sw_pipeline_req *sw_pipeline_req_new(void)
+static int64_t mono_ms(void)
 {
-    sw_pipeline_req *r = calloc(1, sizeof *r);
-    if (r && sem_init(&r->done, 0, 0) != 0) {
-        free(r);
-        return NULL;
-    }
-    return r;
-}
-
-void sw_pipeline_req_free(sw_pipeline_req *r)
-{
-    if (r == NULL)
-        return;
-    sem_destroy(&r->done);
-    free(r);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void answer(sw_pipeline *p, sw_pipeline_req **group, int n, int rc)
@@ -57,7 +46,7 @@ static void answer(sw_pipeline *p, sw_pipeline_req **group, int n, int rc)
             memcpy(r->code, p->redis->code, sizeof r->code);
             memcpy(r->errstr, p->redis->errstr, sizeof r->errstr);
         }
-        sem_post(&r->done);
+        r->on_done(r);
     }
 }
 
@@ -101,14 +90,19 @@ static void *lane(void *arg)
         while (fifo) {
             int n = 0;
             size_t bytes = 0;
+            int64_t now = mono_ms();
             while (fifo && n < MAX_GROUP && (n == 0 || bytes + fifo->job.env_len <= MAX_GROUP_BYTES)) {
                 sw_pipeline_req *r = fifo;
                 fifo = fifo->next;
-                int waiting = REQ_WAITING;
-                if (!atomic_compare_exchange_strong(&r->state, &waiting, REQ_TAKEN)) {
-                    /* Its worker gave up before we got here and left it
-                     * to us; nothing of it is read. */
-                    sw_pipeline_req_free(r);
+                if (now > r->deadline_ms) {
+                    /* Waited past its bound (the lane was stuck on Redis):
+                     * answered without being sent. */
+                    r->err = SW_REDIS_ECONNECT;
+                    r->code[0] = '\0';
+                    r->job.prev[0] = '\0';
+                    snprintf(r->errstr, sizeof r->errstr, "enqueue: the Redis lane did not "
+                             "take the job in time ([redis] timeout_ms)");
+                    r->on_done(r);
                     continue;
                 }
                 group[n] = r;
@@ -166,63 +160,25 @@ void sw_pipeline_free(sw_pipeline *p)
     if (p == NULL)
         return;
     if (p->started) {
+        /* The lane answers what is on the list before it sees the stop. */
         atomic_store(&p->stop, 1);
         sem_post(&p->wake);
         pthread_join(p->thread, NULL);
-    }
-    /* Withdrawn requests still on the list belong to us. */
-    sw_pipeline_req *list = atomic_exchange(&p->head, NULL);
-    while (list) {
-        sw_pipeline_req *next = list->next;
-        if (atomic_load(&list->state) == REQ_ABANDONED)
-            sw_pipeline_req_free(list);
-        list = next;
     }
     sem_destroy(&p->wake);
     sw_redis_free(p->redis);
     free(p);
 }
 
-int sw_pipeline_enqueue(sw_pipeline *p, sw_pipeline_req **reqp, int wait_ms)
+void sw_pipeline_submit(sw_pipeline *p, sw_pipeline_req *req, int wait_ms)
 {
-    sw_pipeline_req *req = *reqp;
-    atomic_store(&req->state, REQ_WAITING);
     req->err = SW_REDIS_OK;
     req->code[0] = '\0';
+    req->deadline_ms = mono_ms() + wait_ms;
     sw_pipeline_req *old = atomic_load(&p->head);
     do {
         req->next = old;
     } while (!atomic_compare_exchange_weak(&p->head, &old, req));
     if (old == NULL)
         sem_post(&p->wake);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += wait_ms / 1000;
-    ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    int rc;
-    while ((rc = sem_timedwait(&req->done, &ts)) != 0 && errno == EINTR) {
-    }
-    if (rc != 0) {
-        int waiting = REQ_WAITING;
-        if (atomic_compare_exchange_strong(&req->state, &waiting, REQ_ABANDONED)) {
-            /* Not taken: it will never be sent. The lane frees it. */
-            *reqp = sw_pipeline_req_new();
-            if (*reqp) {
-                (*reqp)->err = SW_REDIS_ECONNECT;
-                snprintf((*reqp)->errstr, sizeof (*reqp)->errstr,
-                         "enqueue: the Redis lane did not take the job within %d ms "
-                         "([redis] timeout_ms)", wait_ms);
-            }
-            return -1;
-        }
-        /* Taken: the answer is on its way, bounded by the lane's Redis
-         * timeout. */
-        while (sem_wait(&req->done) != 0 && errno == EINTR) {
-        }
-    }
-    return req->err == SW_REDIS_OK ? 0 : -1;
 }

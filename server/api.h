@@ -82,7 +82,6 @@ struct sw_http {
  * nothing and take no lock. */
 typedef struct sw_worker {
     sw_redis *redis;
-    sw_pipeline_req *req;     /* reused; replaced when the lane keeps it */
     sw_buf out;
     sw_record_work work;      /* the body's reader */
     msgpack_sbuffer sb;       /* the envelope */

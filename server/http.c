@@ -304,7 +304,6 @@ static void *worker_start(void *user, int pool)
     msgpack_sbuffer_init(&w->sb);
     sw_redis_opts ro = sw_config_redis(h->cfg);
     w->redis = sw_redis_new(&ro);
-    w->req = sw_pipeline_req_new();
     if (w->redis)
         w->redis->reconnects = &h->redis_reconnects;
     return w;
@@ -318,7 +317,6 @@ static void worker_stop(void *user, int pool, void *state)
     if (w == NULL)
         return;
     sw_redis_free(w->redis);
-    sw_pipeline_req_free(w->req);
     sw_buf_free(&w->out);
     sw_record_work_free(&w->work);
     msgpack_sbuffer_destroy(&w->sb);

@@ -1,11 +1,13 @@
 /* POST /v1/sinks/{sink}/records: validate the body into one envelope and
  * queue it through the Redis lane, once per Idempotency-Key. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
 #include "clock.h"
 #include "hash.h"
+#include "httpd.h"
 #include "ingest.h"
 #include "jobid.h"
 #include "keys.h"
@@ -44,6 +46,23 @@ static size_t media_type(const char *ct, char *out, size_t len)
 
 static void post(sw_http *h, sw_worker *w, sw_http_exchange *x);
 
+/* A POST on its way through the Redis lane: what its answer needs, and
+ * the envelope, in one allocation, until the lane calls back. */
+typedef struct post_job {
+    sw_pipeline_req req;        /* first: the callback gets it back as this */
+    sw_http *h;
+    sw_http_exchange *x;
+    int sink;
+    long n;
+    char job_id[SW_JOBID_LEN + 1];
+    char fp[65];
+    char idem_key[SW_KEY_MAX + 256], idem_old[SW_KEY_MAX + 256], idem_value[160];
+    char status[96];
+    char env[];
+} post_job;
+
+static void post_done(sw_pipeline_req *r);
+
 void sw_api_post_records(sw_http *h, sw_worker *w, sw_http_exchange *x)
 {
     post(h, w, x);
@@ -63,7 +82,7 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
     const sw_sink *sink = x->note;
     const sw_auth_entry *grant = x->note2;
     sw_problem p = {0};
-    char job_id[SW_JOBID_LEN + 1], extra[96];
+    char job_id[SW_JOBID_LEN + 1];
     if (atomic_load_explicit(&h->evicting, memory_order_relaxed)) {
         sw_metrics_add(&h->rejected[REJ_REDIS_DOWN], 1);
         sw_api_problem(x, 503, "redis-may-evict", "Queue storage may drop jobs",
@@ -105,15 +124,25 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
         sw_api_send_problem(x, &p, NULL);
         return;
     }
-    /* The compact "queued" status (status.h); the flusher rewrites it. */
-    if (sw_status_compact(&w->out, 'q', n, sink->name, 0) != 0) {
+    post_job *pj = malloc(sizeof *pj + w->sb.size);
+    if (pj == NULL || sw_status_compact(&w->out, 'q', n, sink->name, 0) != 0 ||
+        w->out.len >= sizeof pj->status) {
+        free(pj);
         sw_api_problem(x, 500, "internal", "Internal error", "out of memory", NULL);
         return;
     }
+    memset(pj, 0, sizeof *pj);
+    pj->h = h;
+    pj->x = x;
+    pj->sink = (int)(sink - cfg->sinks);
+    pj->n = n;
+    memcpy(pj->job_id, job_id, sizeof job_id);
+    /* The compact "queued" status (status.h); the flusher rewrites it. */
+    memcpy(pj->status, w->out.data, w->out.len + 1);
+    memcpy(pj->env, w->sb.data, w->sb.size);
     /* The same key with the same request answers the first job again; the
      * fingerprint is SHA-256 over the media type and the body bytes, and
      * the key is the caller's own: scoped to its token and the sink. */
-    char idem_key[SW_KEY_MAX + 256], idem_old[SW_KEY_MAX + 256], idem_value[160], fp[65] = "";
     char media[128];
     size_t mediun = media_type(ct, media, sizeof media);
     if (idem) {
@@ -121,37 +150,50 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
         size_t lens[] = {mediun, 1, x->body_len};
         /* Keys stored before tokens scoped them (release 0.1) are read
          * too, until they expire. */
-        if (sw_sha256_hex(3, parts, lens, fp) != 0 ||
-            sw_keys_idem(&w->redis->keys, sink->name, grant ? grant->scope : "", idem, idem_key,
-                         sizeof idem_key) == 0 ||
-            sw_keys_idem(&w->redis->keys, sink->name, "", idem, idem_old, sizeof idem_old) == 0) {
+        if (sw_sha256_hex(3, parts, lens, pj->fp) != 0 ||
+            sw_keys_idem(&w->redis->keys, sink->name, grant ? grant->scope : "", idem,
+                         pj->idem_key, sizeof pj->idem_key) == 0 ||
+            sw_keys_idem(&w->redis->keys, sink->name, "", idem, pj->idem_old,
+                         sizeof pj->idem_old) == 0) {
+            free(pj);
             sw_api_problem(x, 500, "internal", "Internal error",
                            "cannot fingerprint the request", NULL);
             return;
         }
-        snprintf(idem_value, sizeof idem_value, "%s|%s|%ld", fp, job_id, n);
+        snprintf(pj->idem_value, sizeof pj->idem_value, "%s|%s|%ld", pj->fp, job_id, n);
     }
-    if (w->req == NULL && (w->req = sw_pipeline_req_new()) == NULL) {
-        sw_api_problem(x, 500, "internal", "Internal error", "out of memory", NULL);
-        return;
-    }
-    w->req->job = (sw_queue_job){job_id, n, w->sb.data, w->sb.size, w->out.data, w->out.len,
-                                 idem ? idem_key : NULL, idem ? idem_value : NULL,
-                                 idem && grant ? idem_old : NULL, ""};
-    if (sw_pipeline_enqueue(h->pipeline, &w->req, cfg->redis_timeout_ms) != 0) {
-        const sw_pipeline_req *r = w->req;
-        sw_metrics_add(&h->rejected[r && r->err == SW_REDIS_EFULL ? REJ_BACKPRESSURE
-                                                                  : REJ_REDIS_DOWN], 1);
-        if (r == NULL)
-            sw_api_problem(x, 500, "internal", "Internal error", "out of memory", NULL);
-        else
-            sw_api_unavailable(x, r->err, r->code, r->errstr);
-        return;
+    pj->req.job = (sw_queue_job){pj->job_id, n, pj->env, w->sb.size, pj->status,
+                                 strlen(pj->status), idem ? pj->idem_key : NULL,
+                                 idem ? pj->idem_value : NULL,
+                                 idem && grant ? pj->idem_old : NULL, ""};
+    pj->req.on_done = post_done;
+    /* The worker is free now: the lane answers, on its own thread. */
+    sw_httpd_defer(x);
+    sw_pipeline_submit(h->pipeline, &pj->req, cfg->redis_timeout_ms);
+}
+
+/* On the lane thread, with Redis' answer: reply, and give the connection
+ * back. */
+static void post_done(sw_pipeline_req *r)
+{
+    post_job *pj = (post_job *)(void *)r;
+    sw_http *h = pj->h;
+    sw_http_exchange *x = pj->x;
+    char extra[96], body[160];
+    const char *job_id = pj->job_id;
+    long n = pj->n;
+    if (r->err != SW_REDIS_OK) {
+        sw_metrics_add(&h->rejected[r->err == SW_REDIS_EFULL ? REJ_BACKPRESSURE
+                                                             : REJ_REDIS_DOWN], 1);
+        sw_api_unavailable(x, r->err, r->code, r->errstr);
+        goto out;
     }
     int status = 202;
-    const char *prev = w->req->job.prev;
+    const char *prev = r->job.prev;
+    char prev_job[SW_JOBID_LEN + 1] = "";
     if (prev[0]) {
-        char prev_fp[65], prev_job[SW_JOBID_LEN + 1];
+        const char *ct = sw_http_header(x, "Content-Type");
+        char prev_fp[65];
         int same = sscanf(prev, "%64[0-9a-f]|%36[0-9a-f-]|%ld", prev_fp, prev_job, &n) == 3;
         if (same && strlen(prev_fp) == 16) {
             /* Stored by release 0.1, with its 64-bit fingerprint over the
@@ -160,7 +202,7 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
             size_t ctn = ct ? strcspn(ct, ";") : 0;
             sw_hash64_hex(sw_hash64(x->body, x->body_len) ^ sw_hash64(ct ? ct : "", ctn), old);
             same = strcmp(prev_fp, old) == 0;
-        } else if (same && strcmp(prev_fp, fp) != 0) {
+        } else if (same && strcmp(prev_fp, pj->fp) != 0) {
             /* Stored before the media type was compared in any case:
              * the fingerprint over the type as sent. */
             char raw[65];
@@ -174,26 +216,26 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
             sw_api_problem(x, 409, "idempotency-conflict", "Idempotency-Key reused",
                            "this Idempotency-Key was already used for a different request to "
                            "this sink; use a new key for a new request", NULL);
-            return;
+            goto out;
         }
-        memcpy(job_id, prev_job, sizeof job_id);
+        job_id = prev_job;
         status = 200;
     }
-    int k = (int)(sink - cfg->sinks);
     if (status == 202) {
-        sw_metrics_add(&h->jobs_by_sink[k], 1);
-        sw_metrics_add(&h->records_by_sink[k], (uint64_t)n);
+        sw_metrics_add(&h->jobs_by_sink[pj->sink], 1);
+        sw_metrics_add(&h->records_by_sink[pj->sink], (uint64_t)n);
     }
-    /* The job is queued: from here no failure may say otherwise. The
-     * answer fits in w->out, which held the longer status JSON; if it
-     * cannot be sent either, the connection drops without one ("may have
+    /* The job is queued: from here no failure may say otherwise. If the
+     * answer cannot be made, the connection drops without one ("may have
      * been queued": the client retries with its Idempotency-Key). */
-    sw_buf_reset(&w->out);
     snprintf(extra, sizeof extra, "Location: /v1/jobs/%s\r\n", job_id);
-    if (sw_buf_printf(&w->out, "{\"job_id\":\"%s\",\"status\":\"queued\",\"records\":%ld}",
-                      job_id, n) != 0 ||
-        sw_http_reply(x, status, "application/json", extra, w->out.data, w->out.len) != 0) {
+    int len = snprintf(body, sizeof body, "{\"job_id\":\"%s\",\"status\":\"queued\","
+                       "\"records\":%ld}", job_id, n);
+    if (sw_http_reply(x, status, "application/json", extra, body, (size_t)len) != 0) {
         sw_log_error("out of memory for the answer to a queued job", "job_id=%s", job_id);
         sw_http_abort(x);
     }
+out:
+    free(pj);
+    sw_httpd_finish(x);
 }

@@ -328,28 +328,36 @@ class FullServerTest(unittest.TestCase):
                 s.close()
 
     def test_stuck_workers_leave_probes_alone(self):
-        """Redis stops answering (SIGSTOP): the one API worker waits on it,
-        later writes queue for it; /healthz still answers at once, the
-        wait is logged and counted, and the writes get their 503."""
+        """Redis stops answering (SIGSTOP): writes do not hold the one API
+        worker (the Redis lane answers them, 503 after its timeout), reads
+        of Redis do: later ones queue for it. /healthz still answers at
+        once, the wait is logged and counted, and every request gets its
+        503."""
         import signal
         results = []
+        get_queue = b"GET /v1/queue HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 
         def write(n):
             results.append(timed_request(self.svc.port, post(30000 + n)))
+
+        def read(n):
+            results.append(timed_request(self.svc.port, get_queue))
         self.svc.redis.proc.send_signal(signal.SIGSTOP)
         try:
-            writers = [threading.Thread(target=write, args=(i,)) for i in range(4)]
-            for w in writers:
+            clients = ([threading.Thread(target=write, args=(i,)) for i in range(4)] +
+                       [threading.Thread(target=read, args=(i,)) for i in range(4)])
+            for w in clients:
                 w.start()
             time.sleep(0.3)
             for _ in range(5):
                 t, line = timed_request(self.svc.port, GET_HEALTHZ)
                 self.assertTrue(line.startswith(b"HTTP/1.1 200"), line)
                 self.assertLess(t, 0.100)
-            for w in writers:
+            for w in clients:
                 w.join(30)
         finally:
             self.svc.redis.proc.send_signal(signal.SIGCONT)
+        self.assertEqual(len(results), 8)
         for t, line in results:
             self.assertTrue(line.startswith(b"HTTP/1.1 503"), line)
         wait_for(lambda: "requests waited for a worker" in self.svc.server.output(), 5,
