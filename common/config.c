@@ -263,7 +263,7 @@ static void defaults(sw_config *cfg)
     strcpy(cfg->redis_host, "127.0.0.1");
     cfg->redis_port = 6379;
     strcpy(cfg->prefix, "spillway");
-    cfg->status_ttl_s = 86400;
+    cfg->status_ttl_s = 43200;
     cfg->redis_timeout_ms = 1000;
     strcpy(cfg->conninfo, "host=127.0.0.1 dbname=spillway");
     cfg->statement_timeout_ms = 60000;

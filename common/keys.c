@@ -59,17 +59,29 @@ size_t sw_keys_bucket(const sw_keys *k, int shift, uint64_t ms, char *key)
 
 size_t sw_keys_status(const sw_keys *k, const char *job_id, char *key, unsigned char field[16])
 {
-    if (!sw_jobid_valid(job_id, strlen(job_id)))
-        return 0;
-    for (int i = 0, o = 0; i < SW_JOBID_LEN; i++) {
-        if (job_id[i] == '-')
+    /* One pass: check the UUID's form and take its bytes. */
+    int o = 0;
+    for (int i = 0; i < SW_JOBID_LEN; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (job_id[i] != '-')
+                return 0;
             continue;
+        }
         int v = sw_hex_digit((unsigned char)job_id[i]);
+        if (v < 0)
+            return 0;
         if (o & 1)
             field[o / 2] = (unsigned char)(field[o / 2] | v);
         else
             field[o / 2] = (unsigned char)(v << 4);
         o++;
     }
-    return sw_keys_bucket(k, sw_jobid_shift(job_id), sw_jobid_time_ms(job_id), key);
+    if (job_id[SW_JOBID_LEN] != '\0')
+        return 0;
+    uint64_t ms = 0;
+    for (int i = 0; i < 6; i++)
+        ms = ms << 8 | field[i];
+    /* The shift is the id's hex digit SW_JOBID_SHIFT_AT: byte 8's low half. */
+    _Static_assert(SW_JOBID_SHIFT_AT == 20, "the shift is byte 8's low half");
+    return sw_keys_bucket(k, field[8] & 15, ms, key);
 }

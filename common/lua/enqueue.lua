@@ -45,13 +45,22 @@ for j = 1, njobs do
       redis.call('SET', KEYS[ik], ARGV[a + 6], 'EX', idem_ttl)
       taken[KEYS[ik]] = ARGV[a + 6]
     end
-    redis.call('HSET', KEYS[2 + j], ARGV[a + 2], ARGV[a + 3])
-    buckets[KEYS[2 + j]] = true
+    local b = buckets[KEYS[2 + j]]
+    if not b then
+      b = {}
+      buckets[KEYS[2 + j]] = b
+    end
+    b[#b + 1] = ARGV[a + 2]
+    b[#b + 1] = ARGV[a + 3]
     envs[#envs + 1] = ARGV[a + 1]
     total = total + tonumber(ARGV[a + 4])
   end
 end
-for b in pairs(buckets) do redis.call('EXPIRE', b, status_ttl) end
+-- One HSET per bucket, not per job.
+for b, fields in pairs(buckets) do
+  push_all('HSET', b, fields)
+  redis.call('EXPIRE', b, status_ttl)
+end
 if #envs > 0 then
   push_all('LPUSH', queue, envs)
   redis.call('HINCRBY', stats, 'queued_records', total)

@@ -60,9 +60,11 @@ for k = 1, n do
   local count = tonumber(ARGV[a + 8])
   records = records + count
   if status ~= '' then
-    if live[bucket] == nil then live[bucket] = redis.call('EXISTS', bucket) == 1 end
+    if live[bucket] == nil then live[bucket] = redis.call('EXISTS', bucket) == 1 and {} end
     if live[bucket] then
-      redis.call('HSET', bucket, field, status)
+      local fields = live[bucket]
+      fields[#fields + 1] = field
+      fields[#fields + 1] = status
       if err ~= '' then redis.call('SET', job, ARGV[a + 7], 'EX', ttl) end
     elseif err ~= '' then
       redis.call('SET', job, ARGV[a + 7], 'XX', 'EX', ttl)
@@ -82,8 +84,12 @@ for k = 1, n do
   end
   if ARGV[a + 1] ~= '' then ids[#ids + 1] = ARGV[a + 1] end
 end
-for b, on in pairs(live) do
-  if on then redis.call('EXPIRE', b, ttl, 'GT') end
+-- One HSET per bucket, not per job.
+for b, fields in pairs(live) do
+  if fields and #fields > 0 then
+    push_all('HSET', b, fields)
+    redis.call('EXPIRE', b, ttl, 'GT')
+  end
 end
 -- Deliveries are counted only for jobs taken up again: mostly none.
 if #ids > 0 and redis.call('EXISTS', deliveries) == 1 then push_all('HDEL', deliveries, ids) end

@@ -165,7 +165,7 @@ def drained(svc):
 def ingest(svc, bare_port):
     rounds = []
     meter = CpuMeter({"server": svc.server.proc.pid, "redis": svc.redis.proc.pid})
-    cpu, queued = {"server": 0.0, "redis": 0.0}, 0
+    cpu, queued, held = {"server": 0.0, "redis": 0.0}, 0, []
     for _ in range(ROUNDS):
         ceiling = wrk(bare_port)
         meter.start()
@@ -175,9 +175,13 @@ def ingest(svc, bare_port):
         queued += ours["queued"]
         for k in cpu:
             cpu[k] += used[k]
+        full = redis_used(svc)
         svc.redis.cli("FLUSHALL")
+        held.append((full - redis_used(svc)) / max(ours["queued"], 1))
         rounds.append((ceiling, ours))
-    return rounds, {k: 1e5 * v / max(queued, 1) for k, v in cpu.items()}
+    out = {k: 1e5 * v / max(queued, 1) for k, v in cpu.items()}
+    out["queued_bytes"] = sorted(held)[len(held) // 2]
+    return rounds, out
 
 
 def fill(svc, sink, per_job, records):
@@ -348,7 +352,7 @@ def service(name):
 def baseline_sustained():
     saved = harness.BIN
     harness.BIN = BASELINE_BIN
-    svc = service("bench-base")
+    svc = service("benchbase")
     try:
         return sustained(svc, "bench-base")
     finally:
@@ -411,8 +415,9 @@ def report(r, base):
     print("ingest: %s of the bare handler per round, median %.2fx; errors: %d"
           % (", ".join("%.2fx" % x for x in ratios), med,
              sum(o["errors"] for _, o in r["ingest"])))
-    print("ingest CPU per 100k records: server %.2f s, redis-server %.2f s"
-          % (r["ingest_cpu"]["server"], r["ingest_cpu"]["redis"]))
+    print("ingest CPU per 100k records: server %.2f s, redis-server %.2f s; Redis bytes per "
+          "queued one-record job (envelope and status): %.0f"
+          % (r["ingest_cpu"]["server"], r["ingest_cpu"]["redis"], r["ingest_cpu"]["queued_bytes"]))
     print()
     print("%-36s %9s %8s %10s %5s %6s %9s %9s %9s" % (
         "drain", "records", "seconds", "records/s", "dead", "errors", "ratio", "cpu:flsh",
