@@ -32,6 +32,7 @@ enum { TXN_OK = 0, TXN_FAIL = -1, TXN_ALIKE = -2, TXN_AGAIN = -3 };
 typedef struct stage {
     char *create, *copy, *insert;              /* typed staging: the fast path */
     char *direct;              /* insert mode: COPY into the table itself */
+    int direct_ok;             /* ...when it is a plain table (this session) */
     char *iso_create, *iso_copy, *iso_insert;  /* text staging: isolation */
     char *precheck;            /* NULL: no unique index we can check */
     char unique[MAX_UNIQUE][64];
@@ -46,6 +47,7 @@ struct sw_commit {
     int strikes;               /* the batch's statement-level failures so far */
     int isolating;             /* the batch goes straight to isolation */
     int seen_in_ledger;        /* a job of the batch was in the ledger */
+    int no_direct;             /* the batch met an error in a direct COPY */
     long long rows;
     int isolated;
     sw_buf copy, scratch;
@@ -254,6 +256,7 @@ void sw_commit_new_batch(sw_commit *c)
     c->strikes = 0;
     c->isolating = 0;
     c->seen_in_ledger = 0;
+    c->no_direct = 0;
 }
 
 /* The insert-mode pre-check: which staged jobs hold a key that a row of
@@ -322,12 +325,33 @@ static int find_unique(stage *st, const sw_sink *s, int k, sw_pg *pg)
     return 0;
 }
 
+/* May rows go into the sink's table by COPY as they would by INSERT?
+ * Only into a plain table: COPY cannot write a view, is refused under
+ * row-level security and ignores rules. 1 yes, 0 no, -1 error. */
+static int direct_ok(const sw_sink *s, sw_pg *pg)
+{
+    char table[200];
+    sw_pg_quote_ident(s->table, table, sizeof table);
+    const char *params[] = {table};
+    if (s->mode != SW_MODE_INSERT)
+        return 0;
+    PGresult *res = sw_pg_query(pg, "SELECT c.relkind IN ('r', 'p') AND NOT c.relrowsecurity "
+                                    "AND NOT c.relhasrules FROM pg_class c "
+                                    "WHERE c.oid = to_regclass($1)", 1, params);
+    if (res == NULL)
+        return -1;
+    int ok = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return ok;
+}
+
 int sw_commit_prepare(sw_commit *c, sw_pg *pg)
 {
     for (int k = 0; k < c->cfg->nsinks; k++) {
         stage *st = &c->st[k];
         if (sw_pg_exec(pg, st->create) != 0 || sw_pg_exec(pg, st->iso_create) != 0 ||
-            find_unique(st, &c->cfg->sinks[k], k, pg) != 0)
+            find_unique(st, &c->cfg->sinks[k], k, pg) != 0 ||
+            (st->direct_ok = direct_ok(&c->cfg->sinks[k], pg)) < 0)
             return -1;
     }
     return 0;
@@ -510,7 +534,7 @@ static int fast_once(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
         stage *st = &c->st[k];
         /* Insert mode with no recent duplicate key: straight into the
          * table, in queue order, as fast as PostgreSQL's own COPY. */
-        int direct = st->direct[0] && st->conflicts == 0;
+        int direct = st->direct_ok && !c->no_direct && st->conflicts == 0;
         long rows = stage_rows(c, b, k, n, pg, direct);
         if (rows < 0)
             goto fail;
@@ -519,10 +543,15 @@ static int fast_once(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
         if (direct) {
             if (sw_pg_copy(pg, st->direct, c->copy.data, c->copy.len) == 0)
                 continue;
-            if (strcmp(pg->sqlstate, "23505") != 0 || st->precheck == NULL)
-                goto fail;
-            st->conflicts = CONFLICT_MEMORY;
-            claimed = TXN_AGAIN;
+            /* A key the table holds: again, with the pre-check. Any other
+             * error: the batch's next attempts stage their rows, so
+             * isolation, if it comes to that, sees the same statements. */
+            if (strcmp(pg->sqlstate, "23505") == 0 && st->precheck != NULL) {
+                st->conflicts = CONFLICT_MEMORY;
+                claimed = TXN_AGAIN;
+            } else if (sw_pg_statement_error(pg)) {
+                c->no_direct = 1;
+            }
             goto fail;
         }
         if (sw_pg_copy(pg, st->copy, c->copy.data, c->copy.len) != 0)
@@ -549,7 +578,8 @@ fail:
 static int fast(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
 {
     int rc = TXN_AGAIN;
-    for (int attempt = 0; attempt < 3 && rc == TXN_AGAIN; attempt++)
+    /* Each TXN_AGAIN settles one cause: the ledger, or one sink's keys. */
+    for (int attempt = 0; attempt < 2 + c->cfg->nsinks && rc == TXN_AGAIN; attempt++)
         rc = fast_once(c, b, n, pg);
     return rc == TXN_OK ? TXN_OK : TXN_FAIL;
 }

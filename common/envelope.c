@@ -61,9 +61,9 @@ int sw_envelope_peek(const void *data, size_t len, uint32_t *nrecords, int64_t *
 
 uint32_t sw_envelope_script_count(const void *data, size_t len)
 {
-    const unsigned char *p = (const unsigned char *)data + SW_ENVELOPE_COUNT_OFFSET + 1;
     if (len < SW_ENVELOPE_HEAD_LEN)
         return 0;
+    const unsigned char *p = (const unsigned char *)data + SW_ENVELOPE_COUNT_OFFSET + 1;
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 

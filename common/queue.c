@@ -157,7 +157,7 @@ int sw_queue_status_bytes(sw_redis *r, int64_t ms, int shift, double *per_job)
     sw_redis_reply_free(n);
     if (entries <= 0)
         return 0;
-    void *u = sw_redis_callf(r, "status bytes", SW_REPLY_ANY, 1, "MEMORY USAGE %s SAMPLES 0",
+    void *u = sw_redis_callf(r, "status bytes", SW_REPLY_ANY, 1, "MEMORY USAGE %s",
                              key);
     if (u == NULL)
         return -1;

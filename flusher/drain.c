@@ -71,6 +71,8 @@ typedef struct drain {
     int pg_ready, pg_connected_once;
     int redis_down, pg_down; /* for one log line per state change */
     int refused;             /* the head was refused (logged) */
+    int orphan_seen;         /* a dead flusher's list waits: claim no more,
+                                commit what is held, then take it over */
     int64_t backoff_ms, next_takeover_ms, next_prune_ms;
     sw_buf statuses, scratch;
     sw_proc_done *done;
@@ -79,6 +81,8 @@ typedef struct drain {
 } drain;
 
 enum { FLUSH_OK, FLUSH_RETRY, FLUSH_DOUBT };
+
+static int64_t pg_busy_ms(const drain *d);
 
 static void drop_slot(drain *d, slot *sl)
 {
@@ -192,6 +196,8 @@ static int reload(drain *d, int take_up)
 {
     void *reply = NULL;
     long *deliveries = NULL;
+    /* A commit in progress may take its statement_timeout. */
+    sw_liveness_busy(d->live, pg_busy_ms(d));
     sw_committer_drain(d->committer);
     drop_all(d);
     if (sw_proc_resume(d->redis, d->id, take_up, &reply, &deliveries) != 0) {
@@ -274,9 +280,12 @@ static int claim_id(drain *d)
  * the other flusher was only stalled and commits later: whichever commits
  * second finds every job in the ledger and writes nothing, and its finish
  * finds the list is no longer its own. Returns 1 when a list became ours
- * (the caller then takes it up: a delivery), 2 when we hold a list our
- * empty batch does not know (the caller reads it again), else 0. */
-static int take_over_orphans(drain *d)
+ * (the caller then takes it up: a delivery), 2 when we hold a list (with
+ * `holding`: jobs in hand, so an orphan waits for us to be empty;
+ * without: a list our empty batches do not know, to be read again), else
+ * 0. Holding jobs, nothing is ever taken: takeover.lua refuses while our
+ * list exists. */
+static int take_over_orphans(drain *d, int holding)
 {
     char ids[64][64];
     int64_t now = sw_clock_mono_ms();
@@ -299,7 +308,7 @@ static int take_over_orphans(drain *d)
             /* A lost reply may have made the list ours: take it up (if it
              * is not, there is nothing to take). */
             redis_failed(d, "takeover");
-            return sw_redis_maybe_done(d->redis->err) ? 1 : 0;
+            return !holding && sw_redis_maybe_done(d->redis->err) ? 1 : 0;
         }
     }
     return 0;
@@ -430,6 +439,27 @@ static int build_done(drain *d, int n)
     return 0;
 }
 
+/* Ledger pruning, hourly: from the committer's thread after a commit,
+ * or from the main loop while the committer is idle (the connection is
+ * then the main loop's for now). */
+static void prune(drain *d)
+{
+    if (sw_clock_mono_ms() < d->next_prune_ms || pg_ensure(d) != 0) {
+        sw_liveness_pg(d->live, -1);
+        return;
+    }
+    int more = 0;
+    long n = sw_ledger_prune(d->pg, d->cfg->ledger_retention_s, PRUNE_CHUNK, PRUNE_CHUNKS,
+                             &more);
+    sw_liveness_pg(d->live, -1);
+    if (n < 0)
+        sw_log_warn("ledger prune failed", "error=\"%s\" action=\"retrying in an hour\"",
+                    d->pg->errstr);
+    else if (n > 0)
+        sw_log_info("ledger pruned", "rows=%ld retention_s=%d", n, d->cfg->ledger_retention_s);
+    d->next_prune_ms = sw_clock_mono_ms() + (more ? 1000 : PRUNE_EVERY_MS);
+}
+
 /* In the committer's thread: commit the oldest n jobs of `b`. */
 static int commit_batch(void *ctx, sw_batch *b, int n, int fresh)
 {
@@ -448,6 +478,10 @@ static int commit_batch(void *ctx, sw_batch *b, int n, int fresh)
         }
         rc = sw_commit_run(d->commit, b, n, d->pg);
     }
+    /* Pruning, on this thread, so a flusher that never runs out of work
+     * prunes too. */
+    if (rc == 0)
+        prune(d);
     sw_liveness_pg(d->live, -1);
     return rc;
 }
@@ -465,7 +499,8 @@ static int due(const drain *d, const slot *sl)
     const sw_batch *b = sl->batch;
     if (b->njobs == 0)
         return 0;
-    if (*d->stop || solo(b) || sl->full || b->nrecords >= d->cfg->batch_max_records ||
+    if (*d->stop || d->orphan_seen || solo(b) || sl->full ||
+        b->nrecords >= d->cfg->batch_max_records ||
         b->nbytes >= (size_t)d->cfg->batch_max_bytes || b->njobs >= MAX_BATCH_JOBS)
         return 1;
     return sw_clock_mono_ms() - b->first_claim_ms >= d->cfg->flush_interval_ms;
@@ -477,7 +512,18 @@ static int due(const drain *d, const slot *sl)
 static void hand_head(drain *d)
 {
     sw_batch *b = head_batch(d);
-    int n = solo(b) ? 1 : b->njobs < MAX_BATCH_JOBS ? b->njobs : MAX_BATCH_JOBS;
+    /* A head read back from the list may hold two batches' worth: hand
+     * at most one batch's limits of it, and at least one job. */
+    int n = 1;
+    long long records = b->jobs[0].counted;
+    size_t bytes = b->jobs[0].len;
+    while (!solo(b) && n < b->njobs && n < MAX_BATCH_JOBS &&
+           records + b->jobs[n].counted <= d->cfg->batch_max_records &&
+           bytes + b->jobs[n].len <= (size_t)d->cfg->batch_max_bytes) {
+        records += b->jobs[n].counted;
+        bytes += b->jobs[n].len;
+        n++;
+    }
     if (d->fill == d->head)
         d->fill = 1 - d->head;
     d->handed_n = n;
@@ -545,14 +591,21 @@ static int after_commit(drain *d, int rc)
                                   &dropped);
         if (done == 1)
             break;
-        if (done == 0) {
+        if (done == 0)
             sw_log_warn("processing list is not this flusher's batch", "detail=\"%s\" "
                         "action=\"reading it again\"", d->redis->errstr);
+        else
+            redis_failed(d, "finish");
+        if (done == 0 || sw_redis_maybe_done(d->redis->err) || *d->stop) {
+            /* The list is read again next: a batch handed meanwhile is
+             * let go first (what it committed, the ledger knows). */
+            if (pipelined) {
+                sw_liveness_busy(d->live, pg_busy_ms(d));
+                sw_committer_drain(d->committer);
+                d->handed_n = 0;
+            }
             return FLUSH_DOUBT;
         }
-        redis_failed(d, "finish");
-        if (sw_redis_maybe_done(d->redis->err) || *d->stop)
-            return FLUSH_DOUBT;
         nap(d, 200);
     }
     redis_ok(d);
@@ -640,12 +693,14 @@ static void upgrade_redis(drain *d)
 static void stop_with_batch(drain *d)
 {
     int rc;
+    sw_liveness_busy(d->live, pg_busy_ms(d));
     if (sw_committer_result(d->committer, INT32_MAX, &rc) && after_commit(d, rc) != FLUSH_OK) {
         sw_committer_drain(d->committer);
         goto give_back;
     }
     while (held_jobs(d) > 0) {
         hand_head(d);
+        sw_liveness_busy(d->live, pg_busy_ms(d));
         (void)sw_committer_result(d->committer, INT32_MAX, &rc);
         if (after_commit(d, rc) != FLUSH_OK)
             break;
@@ -697,26 +752,6 @@ static int claim(drain *d)
     return got == 0 ? 2 : 0;
 }
 
-/* Ledger pruning, from the main loop while nothing is held (the
- * committer is idle, so the connection is ours for now). */
-static void prune(drain *d)
-{
-    if (sw_clock_mono_ms() < d->next_prune_ms || pg_ensure(d) != 0) {
-        sw_liveness_pg(d->live, -1);
-        return;
-    }
-    int more = 0;
-    long n = sw_ledger_prune(d->pg, d->cfg->ledger_retention_s, PRUNE_CHUNK, PRUNE_CHUNKS,
-                             &more);
-    sw_liveness_pg(d->live, -1);
-    if (n < 0)
-        sw_log_warn("ledger prune failed", "error=\"%s\" action=\"retrying in an hour\"",
-                    d->pg->errstr);
-    else if (n > 0)
-        sw_log_info("ledger pruned", "rows=%ld retention_s=%d", n, d->cfg->ledger_retention_s);
-    d->next_prune_ms = sw_clock_mono_ms() + (more ? 1000 : PRUNE_EVERY_MS);
-}
-
 static void loop(drain *d)
 {
     /* 2 = resume our processing list (a delivery), 1 = read it again. */
@@ -747,11 +782,20 @@ static void loop(drain *d)
         int busy = sw_committer_busy(d->committer);
         if (!busy && held_jobs(d) == 0) {
             prune(d);
-            int taken = take_over_orphans(d);
+            if (d->orphan_seen)
+                d->next_takeover_ms = 0;
+            d->orphan_seen = 0;
+            int taken = take_over_orphans(d, 0);
             if (taken) {
                 need_reload = taken == 1 ? 2 : 1;
                 continue;
             }
+        } else if (!d->orphan_seen && take_over_orphans(d, 1) == 2) {
+            /* Busy as we are, a dead flusher's jobs must not wait for a
+             * quiet moment: finish what we hold, then take them. */
+            sw_log_info("a flusher's heartbeat expired with jobs in hand", "action=\"committing "
+                        "the batches held, then taking its list over\"");
+            d->orphan_seen = 1;
         }
         slot *h = &d->slots[d->head];
         if (!busy && h->batch->njobs > 0 && (d->fill != d->head || due(d, h))) {
@@ -759,9 +803,10 @@ static void loop(drain *d)
             continue;
         }
         /* Jobs in hand through crashes go first, alone; nothing joins
-         * them. A full fill slot waits for the committer. */
+         * them. A full fill slot waits for the committer, and so does
+         * everything while an orphaned list waits for us. */
         slot *f = &d->slots[d->fill];
-        if (busy && due(d, f)) {
+        if (busy && (due(d, f) || d->orphan_seen)) {
             if (sw_committer_result(d->committer, POLL_MS, &rc) && after_commit(d, rc) ==
                 FLUSH_DOUBT) {
                 need_reload = 1;
