@@ -149,6 +149,47 @@ class FlushersTest(harness.ServiceTest):
         self.assertTrue(first.alive())
         self.stop_all()
 
+    def test_5_orphan_taken_over_while_busy(self):
+        """A flusher that never runs out of work still takes over a dead
+        flusher's batch within a few heartbeat TTLs, not once it is idle."""
+        self.stop_all()
+        p = self.svc.prefix
+        victim = self.svc.start_flusher("victim5", **HOLD)
+        orphans = list(range(900_000_000, 900_000_005))
+        for i in orphans:
+            self.svc.post_ok("events", [{"id": i, "payload": "orphan"}])
+        harness.wait_for(lambda: self.svc.redis.cli("LLEN", p + ":processing:victim5") == "5",
+                         15, "the victim's claim")
+        os.kill(victim.proc.pid, signal.SIGKILL)
+        victim.proc.wait(timeout=10)
+        # Every commit takes 50 ms and holds 20 records, so the stream
+        # outruns the flusher: its queue never empties, it always holds
+        # jobs, and never has a quiet moment to take the list over in.
+        self.svc.sql("CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS "
+                     "$$ BEGIN PERFORM pg_sleep(0.05); RETURN NULL; END $$; "
+                     "CREATE TRIGGER slow AFTER INSERT ON events "
+                     "FOR EACH STATEMENT EXECUTE FUNCTION slow()")
+        self.svc.start_flusher("busy5", SPILLWAY_FLUSHER_BATCH_MAX_RECORDS="20")
+        stream = harness.Stream(self.svc, "events", threads=4, duration=7, id_base=800_000_000)
+        taken_at = None
+        t0 = time.monotonic()
+        while time.monotonic() < t0 + 6.5:
+            if self.svc.redis.cli("EXISTS", p + ":processing:victim5") == "0":
+                taken_at = time.monotonic() - t0
+                break
+            time.sleep(0.05)
+        busy_then = self.svc.queue()["depth"]
+        stream.join()
+        self.svc.sql("DROP TRIGGER slow ON events; DROP FUNCTION slow()")
+        self.assertIsNotNone(taken_at, "the orphaned batch waited for the stream to end")
+        self.assertGreater(busy_then, 0, "the flusher was not kept busy")
+        self.assertIn("took over the batch", self.svc.flushers["busy5"].output())
+        harness.wait_drained(self.svc, timeout=120)
+        rows = self.svc.sql("SELECT count(*), count(DISTINCT id) FROM events WHERE id >= 800000000")
+        self.assertEqual(rows, [[str(len(stream.accepted_ids) + 5)] * 2])
+        self.assertEqual(self.svc.sql("SELECT count(*) FROM events WHERE payload = 'orphan'"),
+                         [["5"]])
+        self.stop_all()
 
 if __name__ == "__main__":
     harness.main()
