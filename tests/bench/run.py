@@ -51,6 +51,7 @@ CONNECTIONS = 64
 THREADS = "64"
 OUR_THREADS = os.environ.get("BENCH_SERVER_THREADS", "16")
 FLUSH_INTERVAL_MS = 200
+BATCH_MAX_RECORDS = os.environ.get("BENCH_BATCH_MAX_RECORDS", "5000")
 TICK = os.sysconf("SC_CLK_TCK")
 
 SINKS = """
@@ -348,7 +349,7 @@ def answers(svc, port):
 def service(name):
     svc = harness.Service(name, SINKS, TABLES, flusher=False,
                           extra={"server": {"threads": OUR_THREADS, "worker_nice": "10"},
-                                 "flusher": {"batch_max_records": "5000",
+                                 "flusher": {"batch_max_records": BATCH_MAX_RECORDS,
                                              "flush_interval_ms": str(FLUSH_INTERVAL_MS)}})
     svc.redis.cli("CONFIG", "SET", "appendonly", "yes")
     svc.redis.cli("CONFIG", "SET", "appendfsync", "everysec")
@@ -404,8 +405,8 @@ def main():
 def report(r, base):
     print()
     print("machine: %d cores; one record per POST; wrk -t2 -c%d; Release build; "
-          "flush_interval_ms %d, batch_max_records 5000" % (os.cpu_count(), CONNECTIONS,
-                                                            FLUSH_INTERVAL_MS))
+          "flush_interval_ms %d, batch_max_records %s; server threads %s" % (
+              os.cpu_count(), CONNECTIONS, FLUSH_INTERVAL_MS, BATCH_MAX_RECORDS, OUR_THREADS))
     print()
     print("%-36s %10s %9s %9s %10s" % ("ingest (flusher stopped)", "req/s", "p50 ms", "p99 ms",
                                        "non-2xx+err"))
