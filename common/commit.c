@@ -551,6 +551,10 @@ static int fast_once(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
                 claimed = TXN_AGAIN;
             } else if (sw_pg_statement_error(pg)) {
                 c->no_direct = 1;
+                /* Not a plain table any more (a rule, row security, a
+                 * view): not for the rest of this session either. */
+                if (strcmp(pg->sqlstate, "42809") == 0 || strcmp(pg->sqlstate, "0A000") == 0)
+                    st->direct_ok = 0;
             }
             goto fail;
         }

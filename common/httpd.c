@@ -197,6 +197,10 @@ static void on_event(sw_httpd *h, sw_conn *c)
 /* Back from a worker: 1 reply sent, 0 still to send, -1 peer gone. */
 static void on_return(sw_httpd *h, sw_conn *c)
 {
+    /* Not sent yet (a deferred answer), or stopped by a full socket:
+     * send what fits now. */
+    if (c->ret == 0)
+        c->ret = sw_conn_write(c);
     if (c->ret < 0) {
         sw_httpd_close(h, c);
     } else if (c->ret == 0) {
@@ -399,8 +403,10 @@ static void pool_stop(void *ctx, void *state)
 }
 
 /* The end of a request a worker (or a deferred answer) served: count
- * it, send what fits, and hand the connection back to the I/O thread. */
-static void complete(sw_httpd *h, sw_conn *c)
+ * it, send what fits (a worker; a deferred answer leaves the sending to
+ * the I/O thread, so the thread that answers many at once only formats),
+ * and hand the connection back to the I/O thread. */
+static void complete(sw_httpd *h, sw_conn *c, int deferred)
 {
     sw_http_exchange *x = c->x;
     if (x->status == 0 && !x->abort) {
@@ -414,7 +420,10 @@ static void complete(sw_httpd *h, sw_conn *c)
     if (h->app.done && (x->status != 0 || x->abort))
         h->app.done(h->app.user, x);
     c->out_sent = 0;
-    c->ret = x->status != 0 && c->out.len > 0 ? sw_conn_write(c) : -1;
+    c->ret = x->status == 0 || c->out.len == 0 ? -1 : deferred ? 0 : sw_conn_write(c);
+    /* The wake-up is written under the lock: once the lock is let go the
+     * core may finish and be freed (sw_httpd_stop takes the lock once
+     * more before it frees anything). */
     pthread_mutex_lock(&h->ret_lock);
     c->ret_next = NULL;
     if (h->ret_tail)
@@ -422,11 +431,10 @@ static void complete(sw_httpd *h, sw_conn *c)
     else
         h->ret_head = c;
     h->ret_tail = c;
-    int signal = !h->wake_pending;
+    if (!h->wake_pending)
+        wake(h);
     h->wake_pending = 1;
     pthread_mutex_unlock(&h->ret_lock);
-    if (signal)
-        wake(h);
 }
 
 static void pool_run(void *ctx, void *state, sw_pool_item *it)
@@ -436,14 +444,19 @@ static void pool_run(void *ctx, void *state, sw_pool_item *it)
     /* A deferred exchange may be finished, and its connection freed, by
      * the time serve() returns: the flag lives here, not in it. */
     int deferred = 0;
-    c->x->deferred = &deferred;
-    h->app.serve(h->app.user, state, c->x);
-    if (!deferred)
-        complete(h, c);
+    sw_http_exchange *x = c->x;
+    x->deferred = &deferred;
+    h->app.serve(h->app.user, state, x);
+    if (!deferred) {
+        x->deferred = NULL;
+        complete(h, c, 0);
+    }
 }
 
 void sw_httpd_defer(sw_http_exchange *x)
 {
+    /* Only from serve(), on a worker. */
+    assert(x->deferred != NULL);
     *x->deferred = 1;
     x->deferred = NULL;
 }
@@ -451,7 +464,7 @@ void sw_httpd_defer(sw_http_exchange *x)
 void sw_httpd_finish(sw_http_exchange *x)
 {
     sw_conn *c = x->core;
-    complete(c->h, c);
+    complete(c->h, c, 1);
 }
 
 /* --- setup ------------------------------------------------------------- */
@@ -598,6 +611,10 @@ void sw_httpd_stop(sw_httpd *h)
         close(h->adopt_fd[i]);
     if (h->ep >= 0)
         close(h->ep);
+    /* A deferred answer's thread may still be inside complete(): it lets
+     * the lock go last. */
+    pthread_mutex_lock(&h->ret_lock);
+    pthread_mutex_unlock(&h->ret_lock);
     if (h->wake >= 0)
         close(h->wake);
     pthread_mutex_destroy(&h->ret_lock);

@@ -97,6 +97,7 @@ int sw_pg_connect(sw_pg *pg)
         sw_pg_disconnect(pg);
         return -1;
     }
+    pg->sessions++;
     pg->err = 0;
     return 0;
 }

@@ -1,6 +1,8 @@
 #ifndef SW_PGCONN_H_
 #define SW_PGCONN_H_
 
+#include <stdint.h>
+
 #include <stddef.h>
 
 /* A thin libpq adapter that keeps the last error's SQLSTATE and message,
@@ -16,6 +18,8 @@ typedef struct sw_pg {
     char conninfo[1024];
     char password[256];    /* "" = libpq's own (PGPASSWORD, PGPASSFILE) */
     int statement_timeout_ms;
+    uint64_t sessions;     /* connections made so far: a new value is a new
+                              session, whose temporary tables are gone */
     /* Optional: called before each statement is sent, so a caller can
      * say how long it may now wait (a heartbeat's deadline). */
     void (*on_statement)(void *ctx);

@@ -48,7 +48,8 @@ __attribute__((warn_unused_result)) int sw_queue_status(sw_redis *r, const char 
 
 /* What one job's status costs in Redis, sampled from the bucket that
  * jobs with `shift` made at Unix ms `ms` went to: MEMORY USAGE of the
- * bucket over its entries. 1 measured (*per_job), 0 no such bucket, -1. */
+ * bucket over its entries. 1 measured (*per_job), 0 no such bucket or
+ * too few entries (under 16) to tell, -1. */
 __attribute__((warn_unused_result))
 int sw_queue_status_bytes(sw_redis *r, int64_t ms, int shift, double *per_job);
 

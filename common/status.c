@@ -102,9 +102,12 @@ static _Atomic int64_t window_ms;
 static _Atomic int64_t window_jobs;
 static _Atomic int current_shift = 15;
 
-int sw_status_current_shift(void)
+static _Atomic int64_t last_ms;
+
+void sw_status_last(int64_t *ms, int *shift)
 {
-    return atomic_load_explicit(&current_shift, memory_order_relaxed);
+    *ms = atomic_load_explicit(&last_ms, memory_order_relaxed);
+    *shift = atomic_load_explicit(&current_shift, memory_order_relaxed);
 }
 
 int sw_status_shift(int64_t now_ms)
@@ -122,5 +125,6 @@ int sw_status_shift(int64_t now_ms)
             s++;
         atomic_store_explicit(&current_shift, s, memory_order_relaxed);
     }
+    atomic_store_explicit(&last_ms, now_ms, memory_order_relaxed);
     return atomic_load_explicit(&current_shift, memory_order_relaxed);
 }

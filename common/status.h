@@ -55,7 +55,8 @@ int sw_status_expand(sw_buf *out, const char *job_id, const char *v, size_t n);
 #define SW_STATUS_BUCKET_JOBS 32
 int sw_status_shift(int64_t now_ms);
 
-/* The shift sw_status_shift() last chose, counting no job. */
-int sw_status_current_shift(void);
+/* The Unix ms and shift of the last job sw_status_shift() counted (0 ms:
+ * none yet), for sampling its bucket. */
+void sw_status_last(int64_t *ms, int *shift);
 
 #endif

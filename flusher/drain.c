@@ -69,6 +69,7 @@ typedef struct drain {
     int retrying;            /* the head's last commit failed */
     sw_liveness *live;
     int pg_ready, pg_connected_once;
+    uint64_t prepared_session;   /* the pg session sw_commit_prepare ran on */
     int redis_down, pg_down; /* for one log line per state change */
     int refused;             /* the head was refused (logged) */
     int orphan_seen;         /* a dead flusher's list waits: claim no more,
@@ -314,9 +315,12 @@ static int take_over_orphans(drain *d, int holding)
     return 0;
 }
 
+/* A connection, prepared for batches: every new session (whoever
+ * reconnected it: a prune, a lost result) gets its staging tables and
+ * its look at the sinks' tables before any batch uses it. */
 static int pg_ensure(drain *d)
 {
-    if (d->pg_ready && sw_pg_connect(d->pg) == 0)
+    if (d->pg_ready && sw_pg_connect(d->pg) == 0 && d->pg->sessions == d->prepared_session)
         return 0;
     d->pg_ready = 0;
     sw_liveness_pg(d->live, BUSY_MS(d));
@@ -325,6 +329,7 @@ static int pg_ensure(drain *d)
     if (d->pg_connected_once)
         sw_stats_pg_reconnect();
     d->pg_connected_once = 1;
+    d->prepared_session = d->pg->sessions;
     d->pg_ready = 1;
     return 0;
 }
@@ -442,15 +447,18 @@ static int build_done(drain *d, int n)
 /* Ledger pruning, hourly: from the committer's thread after a commit,
  * or from the main loop while the committer is idle (the connection is
  * then the main loop's for now). */
-static void prune(drain *d)
+static void prune(drain *d, int chunks)
 {
-    if (sw_clock_mono_ms() < d->next_prune_ms || pg_ensure(d) != 0) {
+    if (sw_clock_mono_ms() < d->next_prune_ms)
+        return;
+    if (pg_ensure(d) != 0) {
+        /* PostgreSQL is away: not again at every turn of the loop. */
+        d->next_prune_ms = sw_clock_mono_ms() + 60000;
         sw_liveness_pg(d->live, -1);
         return;
     }
     int more = 0;
-    long n = sw_ledger_prune(d->pg, d->cfg->ledger_retention_s, PRUNE_CHUNK, PRUNE_CHUNKS,
-                             &more);
+    long n = sw_ledger_prune(d->pg, d->cfg->ledger_retention_s, PRUNE_CHUNK, chunks, &more);
     sw_liveness_pg(d->live, -1);
     if (n < 0)
         sw_log_warn("ledger prune failed", "error=\"%s\" action=\"retrying in an hour\"",
@@ -479,9 +487,9 @@ static int commit_batch(void *ctx, sw_batch *b, int n, int fresh)
         rc = sw_commit_run(d->commit, b, n, d->pg);
     }
     /* Pruning, on this thread, so a flusher that never runs out of work
-     * prunes too. */
+     * prunes too: one chunk per commit, so no commit waits long for it. */
     if (rc == 0)
-        prune(d);
+        prune(d, 1);
     sw_liveness_pg(d->live, -1);
     return rc;
 }
@@ -781,7 +789,7 @@ static void loop(drain *d)
         }
         int busy = sw_committer_busy(d->committer);
         if (!busy && held_jobs(d) == 0) {
-            prune(d);
+            prune(d, PRUNE_CHUNKS);
             if (d->orphan_seen)
                 d->next_takeover_ms = 0;
             d->orphan_seen = 0;

@@ -76,6 +76,10 @@ struct sw_http {
     _Atomic long long redis_used, redis_max;
     _Atomic double status_bytes;   /* per job, sampled; 0 unknown */
     _Atomic uint64_t redis_reconnects;
+    /* Writes handed to the Redis lane and not answered yet (their
+     * envelopes' bytes): bounded by lane_max_bytes, past it 503. */
+    _Atomic long long lane_bytes, lane_jobs;
+    long long lane_max_bytes;
 };
 
 /* Per worker thread: made by the pool at start, so requests share

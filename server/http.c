@@ -399,6 +399,9 @@ sw_http *sw_http_start(const sw_config *cfg)
         if (buffered < (size_t)256 << 20)
             buffered = (size_t)256 << 20;
     }
+    /* Writes waiting for the Redis lane hold their envelopes: as much
+     * again, at most. */
+    h->lane_max_bytes = (long long)buffered;
     sw_httpd_opts o = {
         .listen = {{cfg->listen, h->tls, cfg->max_connections, cfg->max_per_address}},
         .nlisten = 1,

@@ -108,6 +108,7 @@ int main(int argc, char **argv)
                 cfg.tokens_file[0] ? "bearer" : "off", cfg.nsinks, cfg.threads, SW_VERSION);
     memset(&last, 0, sizeof last);
     int64_t next_check = 0, next_memory = 0;
+    int memory_unknown = 0;
     int reported_unknown = 0, ready = 0;
     while (!stop) {
         sw_notify_watchdog();
@@ -125,11 +126,24 @@ int main(int argc, char **argv)
             next_memory = sw_clock_mono_ms() + 1000;
             sw_redis_memory mem;
             double per_job = 0;
-            int64_t ago = sw_clock_now_us() / 1000 - 2000;
+            int64_t last_job_ms;
+            int shift;
+            sw_status_last(&last_job_ms, &shift);
             if (sw_redis_read_memory(probe, &mem) == 0) {
-                if (sw_queue_status_bytes(probe, ago, sw_status_current_shift(), &per_job) < 0)
+                if (last_job_ms == 0 ||
+                    sw_queue_status_bytes(probe, last_job_ms, shift, &per_job) < 0)
                     per_job = 0;
                 sw_http_set_memory(h, &mem, per_job);
+                memory_unknown = 0;
+            } else if (++memory_unknown == 3) {
+                /* Not known: no memory 429 on stale figures (Redis down
+                 * answers 503 anyway). */
+                if (probe->err != SW_REDIS_ECONNECT && probe->err != SW_REDIS_EIO)
+                    sw_log_warn("cannot read redis memory", "error=\"%s\" note=\"no 429 for "
+                                "Redis memory until it can be read (INFO may be refused)\"",
+                                probe->errstr);
+                sw_redis_memory none = {0, 0};
+                sw_http_set_memory(h, &none, 0);
             }
         }
         if (sw_clock_mono_ms() >= next_check) {

@@ -148,6 +148,14 @@ static int redis(sw_http *h, sw_worker *w, sw_buf *o)
                                 "recent status bucket (MEMORY USAGE over its entries).");
         rc |= sw_metrics_sample(o, "spillway_redis_status_bytes_per_job", "", per_job);
     }
+    rc |= sw_metrics_header(o, "spillway_redis_lane_jobs", "gauge",
+                            "Writes handed to the Redis lane and not answered yet.");
+    rc |= sw_metrics_sample(o, "spillway_redis_lane_jobs", "", (double)atomic_load(&h->lane_jobs));
+    rc |= sw_metrics_header(o, "spillway_redis_lane_bytes", "gauge",
+                            "Bytes those writes hold (503 server-busy past the request body "
+                            "budget).");
+    rc |= sw_metrics_sample(o, "spillway_redis_lane_bytes", "",
+                            (double)atomic_load(&h->lane_bytes));
     sw_queue_stats st;
     int up = sw_queue_stats_get(w->redis, &st) == 0;
     rc |= sw_metrics_header(o, "spillway_redis_up", "gauge",

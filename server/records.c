@@ -51,6 +51,7 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x);
 typedef struct post_job {
     sw_pipeline_req req;        /* first: the callback gets it back as this */
     sw_http *h;
+    size_t cost;                /* its bytes, counted in h->lane_bytes */
     sw_http_exchange *x;
     int sink;
     long n;
@@ -66,7 +67,7 @@ static void post_done(sw_pipeline_req *r);
 void sw_api_post_records(sw_http *h, sw_worker *w, sw_http_exchange *x)
 {
     post(h, w, x);
-    /* The lane is done with the envelope once enqueue has returned. */
+    /* The lane has its own copy of the envelope. */
     sw_record_work_trim(&w->work, KEEP_BYTES);
     if (w->out.cap > KEEP_BYTES)
         sw_buf_free(&w->out);
@@ -124,15 +125,28 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
         sw_api_send_problem(x, &p, NULL);
         return;
     }
-    post_job *pj = malloc(sizeof *pj + w->sb.size);
+    /* Bounded: a Redis that stalls must not make writes pile up here. */
+    size_t cost = sizeof(post_job) + w->sb.size;
+    if (atomic_fetch_add(&h->lane_bytes, (long long)cost) + (long long)cost > h->lane_max_bytes) {
+        atomic_fetch_sub(&h->lane_bytes, (long long)cost);
+        sw_metrics_add(&h->rejected[REJ_REDIS_DOWN], 1);
+        sw_api_problem(x, 503, "server-busy", "Server busy",
+                       "too many writes are waiting for Redis to answer; nothing was queued",
+                       "Retry-After: 1\r\n");
+        return;
+    }
+    post_job *pj = malloc(cost);
     if (pj == NULL || sw_status_compact(&w->out, 'q', n, sink->name, 0) != 0 ||
         w->out.len >= sizeof pj->status) {
+        const char *why = pj ? "the job's status does not fit" : "out of memory";
         free(pj);
-        sw_api_problem(x, 500, "internal", "Internal error", "out of memory", NULL);
+        atomic_fetch_sub(&h->lane_bytes, (long long)cost);
+        sw_api_problem(x, 500, "internal", "Internal error", why, NULL);
         return;
     }
     memset(pj, 0, sizeof *pj);
     pj->h = h;
+    pj->cost = cost;
     pj->x = x;
     pj->sink = (int)(sink - cfg->sinks);
     pj->n = n;
@@ -156,6 +170,7 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
             sw_keys_idem(&w->redis->keys, sink->name, "", idem, pj->idem_old,
                          sizeof pj->idem_old) == 0) {
             free(pj);
+            atomic_fetch_sub(&h->lane_bytes, (long long)cost);
             sw_api_problem(x, 500, "internal", "Internal error",
                            "cannot fingerprint the request", NULL);
             return;
@@ -167,6 +182,7 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
                                  idem ? pj->idem_value : NULL,
                                  idem && grant ? pj->idem_old : NULL, ""};
     pj->req.on_done = post_done;
+    atomic_fetch_add(&h->lane_jobs, 1);
     /* The worker is free now: the lane answers, on its own thread. */
     sw_httpd_defer(x);
     sw_pipeline_submit(h->pipeline, &pj->req, cfg->redis_timeout_ms);
@@ -236,6 +252,8 @@ static void post_done(sw_pipeline_req *r)
         sw_http_abort(x);
     }
 out:
+    atomic_fetch_sub(&h->lane_bytes, (long long)pj->cost);
+    atomic_fetch_sub(&h->lane_jobs, 1);
     free(pj);
     sw_httpd_finish(x);
 }
