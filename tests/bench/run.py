@@ -17,8 +17,10 @@ comparison is a ratio of two figures measured in this one run.
    flusher running; rows / (load time + time until the last row is in
    PostgreSQL). CPU seconds per 100k records of each process (from /proc),
    the daemons' RSS, and Redis bytes per retained finished job.
-4. Latency: a fixed-rate load at half the sustained rate; enqueue -> commit
-   per job from its status (committed_at - enqueued_at), p50 and p99.
+4. Latency: a paced load at half the sustained rate (connections each
+   pausing 2 ms between requests, their number calibrated by a 2 s
+   probe); enqueue -> commit per job from its status (committed_at -
+   enqueued_at), p50 and p99.
 
 With BENCH_BASELINE_BIN (the bin/ of another build), phase 3 also runs on
 those binaries, in the same run, for a before/after ratio.
@@ -305,19 +307,18 @@ def latency(svc, rate):
     svc.redis.cli("FLUSHALL")
     d = svc.start_flusher("bench-latency")
     harness.wait_for(lambda: "flusher started" in d.output(), 30, "flusher start")
-    conns = 32
     ids = os.path.join(svc.tmp, "ids")
-    # Each connection sends, waits for the answer, then pauses: a short
-    # first run finds the answer's own time, so the pause can leave room
-    # for it and the whole load come close to `rate`.
-    pause = 1000.0 * conns / rate
+    # Each connection sends, waits for the answer, then pauses 2 ms (wrk
+    # pauses in whole milliseconds): the rate is set by the number of
+    # connections, which a short first run calibrates.
+    pause = 2
+    conns = max(2, int(round(rate * pause / 1000.0)))
     probe = wrk(svc.port, seconds=2, script="fill.lua", connections=conns,
-                env={"SW_BENCH_PAUSE_MS": "%.3f" % pause})
-    answer_ms = max(0.0, 1000.0 * conns / max(probe["rps"], 1.0) - pause)
-    pause = max(0.0, pause - answer_ms)
+                env={"SW_BENCH_PAUSE_MS": str(pause)})
+    conns = max(2, min(512, int(round(conns * rate / max(probe["rps"], 1.0)))))
     harness.wait_for(lambda: drained(svc), 300, "the probe load to drain", step=0.05)
     load = wrk(svc.port, seconds=LATENCY_SECONDS, script="fill.lua", connections=conns,
-               env={"SW_BENCH_PAUSE_MS": "%.3f" % pause, "SW_BENCH_IDS": ids})
+               env={"SW_BENCH_PAUSE_MS": str(pause), "SW_BENCH_IDS": ids})
     harness.wait_for(lambda: drained(svc), 300, "the paced load to drain", step=0.05)
     got = []
     for path in glob.glob(ids + ".*"):
@@ -337,7 +338,7 @@ def latency(svc, rate):
 
     def pct(p):
         return lat[min(len(lat) - 1, int(p * len(lat)))] if lat else float("nan")
-    return {"rate": load["rps"], "target": rate, "jobs": len(got), "sampled": len(sample),
+    return {"rate": load["rps"], "target": rate, "conns": conns, "jobs": len(got), "sampled": len(sample),
             "missing": missing, "errors": load["errors"], "p50": pct(0.50), "p99": pct(0.99)}
 
 
@@ -470,11 +471,11 @@ def report(r, base):
     print("  Redis bytes per retained finished job: %.0f" % s["redis_bytes_per_job"])
     lat = r["latency"]
     print()
-    print("latency at half the sustained rate (target %.0f jobs/s, sent %.0f req/s, %d jobs, "
-          "errors: %d): enqueue -> commit p50 %.0f ms, p99 %.0f ms over %d sampled jobs "
-          "(%d not committed); flush_interval_ms %d"
-          % (lat["target"], lat["rate"], lat["jobs"], lat["errors"], lat["p50"], lat["p99"],
-             lat["sampled"], lat["missing"], FLUSH_INTERVAL_MS))
+    print("latency at half the sustained rate (target %.0f jobs/s, sent %.0f req/s from %d "
+          "paced connections, %d jobs, errors: %d): enqueue -> commit p50 %.0f ms, p99 %.0f ms "
+          "over %d sampled jobs (%d not committed); flush_interval_ms %d"
+          % (lat["target"], lat["rate"], lat["conns"], lat["jobs"], lat["errors"], lat["p50"],
+             lat["p99"], lat["sampled"], lat["missing"], FLUSH_INTERVAL_MS))
     print()
     print("targets:")
     d1 = r["drain"][("orders", 1)]["rate"] / r["copy"]["rate"]
