@@ -121,12 +121,18 @@ void sw_httpd_later(sw_httpd *h, sw_conn *c)
     h->later = c;
 }
 
+static void serve_here(sw_httpd *h, sw_conn *c);
+
 void sw_httpd_lend(sw_httpd *h, sw_conn *c)
 {
     /* One owner at a time: only the I/O thread lends, and only what it
      * owns. */
     assert(c->state != SW_CONN_LENT && c->state != SW_CONN_CLOSED);
     c->state = SW_CONN_LENT;
+    if (h->app.inline_ok && h->app.inline_ok(h->app.user, c->x)) {
+        serve_here(h, c);
+        return;
+    }
     sw_pool_push(h->pools[c->pool], &c->item);
 }
 
@@ -453,6 +459,26 @@ static void pool_run(void *ctx, void *state, sw_pool_item *it)
     }
 }
 
+/* On the I/O thread: serve() as a worker would, with the I/O thread's
+ * own worker state for that pool. The answer comes back through the
+ * hand-back queue like a worker's. */
+static void serve_here(sw_httpd *h, sw_conn *c)
+{
+    int p = c->pool;
+    if (!h->inline_started[p]) {
+        h->inline_state[p] = h->app.worker_start ? h->app.worker_start(h->app.user, p) : NULL;
+        h->inline_started[p] = 1;
+    }
+    int deferred = 0;
+    sw_http_exchange *x = c->x;
+    x->deferred = &deferred;
+    h->app.serve(h->app.user, h->inline_state[p], x);
+    if (!deferred) {
+        x->deferred = NULL;
+        complete(h, c, 0);
+    }
+}
+
 void sw_httpd_defer(sw_http_exchange *x)
 {
     /* Only from serve(), on a worker. */
@@ -599,8 +625,11 @@ void sw_httpd_stop(sw_httpd *h)
         sw_httpd_shutdown(h);
         pthread_join(h->thread, NULL);
     }
-    for (int i = 0; i < SW_HTTPD_MAX_POOLS; i++)
+    for (int i = 0; i < SW_HTTPD_MAX_POOLS; i++) {
         sw_pool_stop(h->pools[i]);
+        if (h->inline_started[i] && h->app.worker_stop)
+            h->app.worker_stop(h->app.user, i, h->inline_state[i]);
+    }
     for (int i = 0; i < SW_HTTPD_MAX_LISTENERS; i++) {
         if (h->l[i].fd >= 0)
             close(h->l[i].fd);

@@ -58,6 +58,12 @@ typedef struct sw_httpd_app {
     /* Per worker thread of pool `pool`: its state, passed to serve(). */
     void *(*worker_start)(void *user, int pool);
     void (*worker_stop)(void *user, int pool, void *worker);
+    /* Optional: 1 when serve() may run this request on the I/O thread
+     * itself, which saves the hand-off to a worker: only for requests
+     * that answer quickly without blocking, or defer (sw_httpd_defer).
+     * The I/O thread then has worker state of its own (worker_start with
+     * the request's pool, once). */
+    int (*inline_ok)(void *user, const sw_http_exchange *x);
 } sw_httpd_app;
 
 typedef struct sw_httpd_listen {

@@ -66,6 +66,9 @@ struct sw_httpd {
     sw_listener l[SW_HTTPD_MAX_LISTENERS];
     int nl;
     sw_pool *pools[SW_HTTPD_MAX_POOLS];
+    /* The I/O thread's own worker state, per pool (app.inline_ok). */
+    void *inline_state[SW_HTTPD_MAX_POOLS];
+    int inline_started[SW_HTTPD_MAX_POOLS];
     sw_pool_ctx pctx[SW_HTTPD_MAX_POOLS];
     pthread_t thread;
     int started;

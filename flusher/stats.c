@@ -285,7 +285,7 @@ int sw_stats_start(const sw_config *cfg)
         .max_buffered_bytes = (size_t)16 << 20,
         .trusted_proxies = "",
     };
-    sw_httpd_app app = {NULL, route, serve, NULL, worker_start, worker_stop};
+    sw_httpd_app app = {NULL, route, serve, NULL, worker_start, worker_stop, NULL};
     char why[256];
     st.httpd = sw_httpd_start(&o, &app, why, sizeof why);
     if (st.httpd == NULL) {

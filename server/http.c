@@ -294,6 +294,18 @@ static void done(void *user, const sw_http_exchange *x)
                      x->path ? x->path : "-", x->status);
 }
 
+/* Writes with a small body are validated on the I/O thread itself: that
+ * takes a few microseconds, the Redis lane answers them, and the hand-off
+ * to a worker cost more than the work. Larger bodies, and reads that wait
+ * on Redis, go to the workers. */
+#define INLINE_BODY_MAX (16 * 1024)
+
+static int inline_ok(void *user, const sw_http_exchange *x)
+{
+    (void)user;
+    return x->route == R_RECORDS && x->body_len <= INLINE_BODY_MAX;
+}
+
 static void *worker_start(void *user, int pool)
 {
     sw_http *h = ((const sw_front *)user)->h;
@@ -434,7 +446,7 @@ sw_http *sw_http_start(const sw_config *cfg)
             o.largest_body = 0;
             o.reserve_fds = 0;
         }
-        sw_httpd_app app = {f, route, serve, done, worker_start, worker_stop};
+        sw_httpd_app app = {f, route, serve, done, worker_start, worker_stop, inline_ok};
         sw_httpd *core = sw_httpd_start(&o, &app, why, sizeof why);
         atomic_store_explicit(&f->core, core, memory_order_release);
         if (core == NULL) {
