@@ -74,7 +74,7 @@ static void start(void)
         .max_buffered_bytes = 1 << 20,
         .trusted_proxies = "",
     };
-    sw_httpd_app app = {NULL, route, serve, NULL, NULL, NULL};
+    sw_httpd_app app = {NULL, route, serve, NULL, NULL, NULL, NULL};
     server = sw_httpd_start(&o, &app, why, sizeof why);
     if (server == NULL) {
         fprintf(stderr, "fuzz_http: %s\n", why);
