@@ -5,7 +5,8 @@
 
 /* Job ids are UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then a
  * 12-bit counter that keeps ids from one thread strictly increasing within
- * a millisecond, then 62 random bits that keep servers and restarts apart.
+ * a millisecond, then 62 random bits that keep servers and restarts apart
+ * (58 once the server has set the shift below).
  * Their text form sorts in time order. The server sets 4 of the random
  * bits, the hex digit at SW_JOBID_SHIFT_AT, to the job's status bucket
  * shift (status.h, keys.h): its status lives in the bucket of 2^shift ms
