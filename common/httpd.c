@@ -443,10 +443,10 @@ static void complete(sw_httpd *h, sw_conn *c, int deferred)
     pthread_mutex_unlock(&h->ret_lock);
 }
 
-static void pool_run(void *ctx, void *state, sw_pool_item *it)
+/* serve() with `state`, on a worker or the I/O thread; then complete,
+ * unless the app deferred the answer. */
+static void serve(sw_httpd *h, sw_conn *c, void *state)
 {
-    sw_conn *c = (sw_conn *)(void *)it;
-    sw_httpd *h = ((sw_pool_ctx *)ctx)->h;
     /* A deferred exchange may be finished, and its connection freed, by
      * the time serve() returns: the flag lives here, not in it. */
     int deferred = 0;
@@ -459,6 +459,11 @@ static void pool_run(void *ctx, void *state, sw_pool_item *it)
     }
 }
 
+static void pool_run(void *ctx, void *state, sw_pool_item *it)
+{
+    serve(((sw_pool_ctx *)ctx)->h, (sw_conn *)(void *)it, state);
+}
+
 /* On the I/O thread: serve() as a worker would, with the I/O thread's
  * own worker state for that pool. The answer comes back through the
  * hand-back queue like a worker's. */
@@ -469,19 +474,12 @@ static void serve_here(sw_httpd *h, sw_conn *c)
         h->inline_state[p] = h->app.worker_start ? h->app.worker_start(h->app.user, p) : NULL;
         h->inline_started[p] = 1;
     }
-    int deferred = 0;
-    sw_http_exchange *x = c->x;
-    x->deferred = &deferred;
-    h->app.serve(h->app.user, h->inline_state[p], x);
-    if (!deferred) {
-        x->deferred = NULL;
-        complete(h, c, 0);
-    }
+    serve(h, c, h->inline_state[p]);
 }
 
 void sw_httpd_defer(sw_http_exchange *x)
 {
-    /* Only from serve(), on a worker. */
+    /* Only from the app's serve(). */
     assert(x->deferred != NULL);
     *x->deferred = 1;
     x->deferred = NULL;

@@ -7,7 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "clock.h"
 
 /* Jobs and envelope bytes per Redis call; a larger backlog goes out in
  * several calls, and a job larger than the byte bound goes alone. */
@@ -28,13 +29,6 @@ struct sw_pipeline {
     uint64_t shapes_on;                /* the connection they were recorded on */
     sw_queue_job jobs[MAX_GROUP];
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void answer(sw_pipeline *p, sw_pipeline_req **group, int n, int rc)
 {
@@ -90,7 +84,7 @@ static void *lane(void *arg)
         while (fifo) {
             int n = 0;
             size_t bytes = 0;
-            int64_t now = mono_ms();
+            int64_t now = sw_clock_mono_ms();
             while (fifo && n < MAX_GROUP && (n == 0 || bytes + fifo->job.env_len <= MAX_GROUP_BYTES)) {
                 sw_pipeline_req *r = fifo;
                 fifo = fifo->next;
@@ -174,7 +168,7 @@ void sw_pipeline_submit(sw_pipeline *p, sw_pipeline_req *req, int wait_ms)
 {
     req->err = SW_REDIS_OK;
     req->code[0] = '\0';
-    req->deadline_ms = mono_ms() + wait_ms;
+    req->deadline_ms = sw_clock_mono_ms() + wait_ms;
     sw_pipeline_req *old = atomic_load(&p->head);
     do {
         req->next = old;

@@ -85,21 +85,20 @@ enum { FLUSH_OK, FLUSH_RETRY, FLUSH_DOUBT };
 
 static int64_t pg_busy_ms(const drain *d);
 
-static void drop_slot(drain *d, slot *sl)
+static void drop_slot(slot *sl)
 {
     sw_batch_reset(sl->batch);
     sl->full = 0;
     for (int i = 0; i < sl->nreplies; i++)
         sw_redis_reply_free(sl->replies[i]);
     sl->nreplies = 0;
-    (void)d;
 }
 
 /* Forget both batches (the committer must be idle). */
 static void drop_all(drain *d)
 {
-    drop_slot(d, &d->slots[0]);
-    drop_slot(d, &d->slots[1]);
+    drop_slot(&d->slots[0]);
+    drop_slot(&d->slots[1]);
     d->head = d->fill = 0;
     d->handed_n = 0;
     d->retrying = 0;
@@ -631,7 +630,7 @@ static int after_commit(drain *d, int rc)
     sw_notify_status(status);
     slot *h = &d->slots[d->head];
     if (n >= b->njobs) {
-        drop_slot(d, h);
+        drop_slot(h);
         if (pipelined) {
             /* The handed slot is the oldest now; the emptied one fills. */
             d->fill = d->head;
@@ -924,7 +923,7 @@ out:
         sw_log_info("flusher stopped", NULL);
     for (int i = 0; i < 2; i++) {
         if (d.slots[i].batch)
-            drop_slot(&d, &d.slots[i]);
+            drop_slot(&d.slots[i]);
         free(d.slots[i].replies);
         sw_batch_free(d.slots[i].batch);
     }

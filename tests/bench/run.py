@@ -38,6 +38,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import harness  # noqa: E402
+import memory  # noqa: E402  (its rss_mb)
 
 DURATION = int(os.environ.get("BENCH_SECONDS", "5"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -82,14 +83,6 @@ def cpu_seconds(pid):
         return (int(fields[11]) + int(fields[12])) / TICK
     except (OSError, IndexError):
         return 0.0
-
-
-def rss_mib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return 0.0
 
 
 def postgres_pids():
@@ -291,7 +284,7 @@ def sustained(svc, fid):
     elapsed = time.monotonic() - t0
     cpu = meter.stop()
     rows = int(svc.sql("SELECT count(*) FROM orders")[0][0])
-    rss = {"server": rss_mib(svc.server.proc.pid), "flusher": rss_mib(d.proc.pid)}
+    rss = {"server": memory.rss_mb(svc.server.proc.pid), "flusher": memory.rss_mb(d.proc.pid)}
     time.sleep(0.5)
     per_job = (redis_used(svc) - base) / max(rows, 1)
     d.terminate()
