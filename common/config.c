@@ -56,6 +56,10 @@ static const struct key {
     B("redis", "allow_eviction", allow_eviction),
     S("redis", "user", redis_user),
     S("redis", "password", redis_password),
+    S("redis", "sentinels", sentinels),
+    S("redis", "master_name", master_name),
+    S("redis", "sentinel_password", sentinel_password),
+    I("redis", "min_replica_acks", min_replica_acks, 0, 16),
     S("postgres", "conninfo", conninfo),
     I("postgres", "statement_timeout_ms", statement_timeout_ms, 0, 3600000),
     S("postgres", "password", pg_password),
@@ -345,6 +349,22 @@ static int finish(parse_state *st)
         snprintf(st->reason, sizeof st->reason, "[redis] prefix must not be empty");
         return -1;
     }
+    if (cfg->sentinels[0] != '\0') {
+        sw_endpoint e[SW_ENDPOINTS_MAX];
+        if (sw_endpoints_parse(cfg->sentinels, e, SW_ENDPOINTS_MAX, why, sizeof why) < 0) {
+            snprintf(st->reason, sizeof st->reason, "[redis] sentinels: %s", why);
+            return -1;
+        }
+        if (cfg->master_name[0] == '\0') {
+            snprintf(st->reason, sizeof st->reason, "[redis] sentinels needs master_name: the "
+                     "name the Sentinels monitor the master by (sentinel monitor <name> ...)");
+            return -1;
+        }
+    } else if (cfg->master_name[0] != '\0') {
+        snprintf(st->reason, sizeof st->reason, "[redis] master_name needs sentinels "
+                 "(host:port,... of the Sentinels)");
+        return -1;
+    }
     for (int i = 0; i < cfg->nsinks; i++) {
         sw_sink *s = &cfg->sinks[i];
         if (s->table[0] == '\0') {
@@ -444,7 +464,8 @@ out:
 sw_redis_opts sw_config_redis(const sw_config *cfg)
 {
     sw_redis_opts o = {cfg->redis_host, cfg->redis_port, cfg->redis_timeout_ms, cfg->prefix,
-                       cfg->redis_user, cfg->redis_password};
+                       cfg->redis_user, cfg->redis_password, cfg->sentinels, cfg->master_name,
+                       cfg->sentinel_password, cfg->min_replica_acks};
     return o;
 }
 

@@ -47,6 +47,10 @@ typedef struct sw_config {
     int allow_eviction;       /* start even if Redis may evict queued jobs */
     char redis_user[128];     /* ACL user; "" = default */
     char redis_password[256]; /* "" = no AUTH */
+    char sentinels[256];      /* "host:port,..." of Redis Sentinels; "" = none */
+    char master_name[128];    /* the master's name in Sentinel */
+    char sentinel_password[256];  /* "" = no AUTH to the Sentinels */
+    int min_replica_acks;     /* replicas a job must reach before its 202 */
     /* [postgres] */
     char conninfo[1024];
     int statement_timeout_ms;

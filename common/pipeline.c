@@ -112,6 +112,10 @@ static void *lane(void *arg)
             if (rc == 0)
                 rc = sw_queue_enqueue(p->redis, n, p->jobs, p->ttl_s, p->idem_ttl_s,
                                       p->max_queued);
+            /* One WAIT covers the whole group: it counts every write made
+             * on the connection so far. */
+            if (rc == 0 && sw_redis_wait_replicas(p->redis) != 0)
+                rc = -1;
             answer(p, group, n, rc);
         }
     }

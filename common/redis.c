@@ -26,13 +26,14 @@ const char *sw_redis_strerror(enum sw_redis_err e)
     case SW_REDIS_EFULL: return "the queue is over its high-water mark";
     case SW_REDIS_EPROTO: return "Redis answered something unexpected";
     case SW_REDIS_ENOMEM: return "out of memory";
+    case SW_REDIS_ENOACK: return "too few Redis replicas confirmed the write";
     }
     return "?";
 }
 
 int sw_redis_maybe_done(enum sw_redis_err e)
 {
-    return e == SW_REDIS_EIO || e == SW_REDIS_EPROTO;
+    return e == SW_REDIS_EIO || e == SW_REDIS_EPROTO || e == SW_REDIS_ENOACK;
 }
 
 enum sw_redis_err sw_redis_classify(const char *msg, int in_script)
@@ -93,7 +94,19 @@ sw_redis *sw_redis_new(const sw_redis_opts *o)
     r->timeout_ms = o->timeout_ms;
     snprintf(r->user, sizeof r->user, "%s", o->user ? o->user : "");
     snprintf(r->password, sizeof r->password, "%s", o->password ? o->password : "");
+    r->min_replica_acks = o->min_replica_acks;
     sw_keys_init(&r->keys, o->prefix);
+    if (o->sentinels && o->sentinels[0] != '\0') {
+        r->sentinel = malloc(sizeof *r->sentinel);
+        if (r->sentinel == NULL ||
+            sw_sentinel_init(r->sentinel, o->sentinels, o->master_name ? o->master_name : "",
+                             o->timeout_ms, o->sentinel_password) != 0) {
+            sw_redis_free(r);
+            return NULL;
+        }
+        snprintf(r->host, sizeof r->host, "(not yet resolved)");
+        r->port = 0;
+    }
     return r;
 }
 
@@ -102,7 +115,26 @@ void sw_redis_free(sw_redis *r)
     if (r == NULL)
         return;
     sw_redis_disconnect(r);
+    free(r->sentinel);
     free(r);
+}
+
+/* A Sentinel may name a master that has just been demoted (its view lags
+ * a failover): only a server that says it is a master is used. */
+static int confirm_master(sw_redis *r, redisContext *c)
+{
+    redisReply *rep = redisCommand(c, "ROLE");
+    int is = sw_sentinel_role_is_master(rep);
+    if (is != 1)
+        set_err(r, SW_REDIS_ECONNECT, "sentinel", "%s:%d, named master '%s' by Sentinel, %s",
+                r->host, r->port, r->sentinel->master_name,
+                rep == NULL ? c->errstr
+                : rep->type == REDIS_REPLY_ERROR ? rep->str
+                : is == 0 ? "is not a master (a failover is under way)"
+                          : "answered ROLE with something unexpected");
+    if (rep)
+        freeReplyObject(rep);
+    return is == 1 ? 0 : -1;
 }
 
 int sw_redis_connect(sw_redis *r)
@@ -117,9 +149,21 @@ int sw_redis_connect(sw_redis *r)
         return -1;
     }
     struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout(r->host, r->port, tv);
+    redisContext *c = NULL;
+    if (r->sentinel) {
+        sw_endpoint m;
+        if (sw_sentinel_master(r->sentinel, &m) != 0) {
+            set_err(r, SW_REDIS_ECONNECT, "sentinel", "no Sentinel named master '%s' (%s)",
+                    r->sentinel->master_name, r->sentinel->errstr);
+            goto fail;
+        }
+        snprintf(r->host, sizeof r->host, "%s", m.host);
+        r->port = m.port;
+    }
+    c = redisConnectWithTimeout(r->host, r->port, tv);
     if (c == NULL || c->err) {
-        set_err(r, SW_REDIS_ECONNECT, "connect", "%s", c ? c->errstr : "out of memory");
+        set_err(r, SW_REDIS_ECONNECT, "connect", "%s:%d: %s", r->host, r->port,
+                c ? c->errstr : "out of memory");
         goto fail;
     }
     if (redisSetTimeout(c, tv) != REDIS_OK) {
@@ -142,6 +186,8 @@ int sw_redis_connect(sw_redis *r)
         }
         freeReplyObject(rep);
     }
+    if (r->sentinel && confirm_master(r, c) != 0)
+        goto fail;
     r->ctx = c;
     r->err = SW_REDIS_OK;
     if (r->connects > 0 && r->reconnects)
@@ -462,6 +508,60 @@ void sw_redis_args_int(sw_redis_args *a, long long v)
 void sw_redis_args_end_keys(sw_redis_args *a)
 {
     a->nkeys = a->n;
+}
+
+int sw_redis_wait_replicas(sw_redis *r)
+{
+    if (r->min_replica_acks <= 0)
+        return 0;
+    int wait_ms = r->timeout_ms / 2 > 0 ? r->timeout_ms / 2 : 1;
+    /* WAIT counts the writes of this connection: it goes on the one the
+     * writes went on, or not at all. */
+    redisReply *rep = NULL;
+    r->err = SW_REDIS_OK;
+    r->code[0] = '\0';
+    if (r->ctx != NULL)
+        rep = judge(r, redisCommand(r->ctx, "WAIT %d %d", r->min_replica_acks, wait_ms),
+                    SW_REPLY_INTEGER, "wait", 0);
+    if (rep == NULL) {
+        /* The writes went; whether they reached replicas is unknown. */
+        char was[sizeof r->errstr];
+        snprintf(was, sizeof was, "%s",
+                 r->err != SW_REDIS_OK ? r->errstr : "the connection was gone");
+        if (!sw_redis_maybe_done(r->err))
+            set_err(r, SW_REDIS_ENOACK, "wait", "%s", was);
+        return -1;
+    }
+    long long got = rep->integer;
+    freeReplyObject(rep);
+    if (got < r->min_replica_acks) {
+        set_err(r, SW_REDIS_ENOACK, "wait", "%lld of %d replicas ([redis] min_replica_acks) "
+                "confirmed the write within %d ms", got, r->min_replica_acks, wait_ms);
+        return -1;
+    }
+    return 0;
+}
+
+int sw_redis_writable(sw_redis *r)
+{
+    redisReply *rep = sw_redis_callf(r, "role", SW_REPLY_ARRAY, 1, "ROLE");
+    if (rep == NULL)
+        return r->err == SW_REDIS_EREFUSED && strcmp(r->code, "NOPERM") == 0 ? 0 : -1;
+    int is = sw_sentinel_role_is_master(rep);
+    freeReplyObject(rep);
+    if (is < 0) {
+        sw_redis_fail_proto(r, "role", "not a ROLE reply");
+        return -1;
+    }
+    if (is == 0) {
+        set_err(r, SW_REDIS_EREFUSED, "role", "%s:%d is a replica: writes would be refused",
+                r->host, r->port);
+        snprintf(r->code, sizeof r->code, "READONLY");
+        /* Another connection may reach the master (after a failover). */
+        sw_redis_disconnect(r);
+        return -1;
+    }
+    return 0;
 }
 
 int sw_redis_ping(sw_redis *r)

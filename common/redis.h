@@ -7,6 +7,7 @@
 
 #include "keys.h"
 #include "scripts.h"
+#include "sentinel.h"
 
 /* A thin hiredis adapter with an explicit protocol state, in the manner
  * of hiredis itself: one command, one reply, whose type is checked against
@@ -28,12 +29,16 @@ enum sw_redis_err {
     SW_REDIS_EFULL,     /* refused by the enqueue script: over max_queue_records */
     SW_REDIS_EPROTO,    /* a reply of the wrong type, or a script failed midway: effect unknown */
     SW_REDIS_ENOMEM,    /* out of memory here; nothing sent */
+    SW_REDIS_ENOACK,    /* written on the master, but fewer replicas than
+                           min_replica_acks confirmed it in time: it may
+                           be lost in a failover */
 };
 
 /* A few words on `e`, e.g. "Redis refused the command". */
 const char *sw_redis_strerror(enum sw_redis_err e);
 
-/* 1 when a command that failed with `e` may still have run (EIO, EPROTO). */
+/* 1 when a command that failed with `e` may still have run (EIO, EPROTO,
+ * ENOACK). */
 int sw_redis_maybe_done(enum sw_redis_err e);
 
 /* The class of an error reply `msg` (its first word is Redis' code):
@@ -49,6 +54,13 @@ typedef struct sw_redis_opts {
     const char *prefix;
     const char *user;        /* ACL user, or "" / NULL for the default */
     const char *password;    /* "" / NULL: no AUTH */
+    /* With Sentinel: "host:port,..." of the Sentinels, and the name they
+     * know the master by. host and port are then not used. */
+    const char *sentinels;   /* "" / NULL: connect to host:port */
+    const char *master_name;
+    const char *sentinel_password;  /* "" / NULL: no AUTH to the Sentinels */
+    int min_replica_acks;    /* sw_redis_wait_replicas(): replicas a write
+                                must reach (0: none) */
 } sw_redis_opts;
 
 typedef struct sw_redis {
@@ -56,8 +68,10 @@ typedef struct sw_redis {
     char code[24];             /* the first word of Redis' error reply, or "" */
     char errstr[256];          /* "<what>: <detail>" */
     void *ctx;                 /* redisContext, NULL while disconnected */
-    char host[256];
+    char host[256];            /* with Sentinel: the master last resolved */
     int port;
+    sw_sentinel *sentinel;     /* NULL: host:port is fixed */
+    int min_replica_acks;
     int timeout_ms;
     char user[128], password[256];
     sw_keys keys;
@@ -67,9 +81,13 @@ typedef struct sw_redis {
     _Atomic uint64_t *reconnects;  /* optional: counts connects after the first */
 } sw_redis;
 
-/* A new, not yet connected adapter; NULL when out of memory. Connects
- * (and authenticates, when o->password is set) lazily on first use and
- * again after a dropped connection. */
+/* A new, not yet connected adapter; NULL when out of memory or when
+ * o->sentinels does not parse (the config checks it first). Connects (and
+ * authenticates, when o->password is set) lazily on first use and again
+ * after a dropped connection; with Sentinels, each connection asks them
+ * for the master first and checks with ROLE that it is one, so a
+ * failover is followed on the next connection (errors that mean "not the
+ * master any more", READONLY among them, drop the connection). */
 sw_redis *sw_redis_new(const sw_redis_opts *o);
 void sw_redis_free(sw_redis *r);   /* accepts NULL */
 
@@ -180,6 +198,18 @@ typedef struct sw_redis_memory {
 
 /* 0, or -1. */
 __attribute__((warn_unused_result)) int sw_redis_read_memory(sw_redis *r, sw_redis_memory *m);
+
+/* After writes on this connection: wait (WAIT) until min_replica_acks
+ * replicas hold them, for at most half of timeout_ms (the socket timeout
+ * bounds the rest). 0, also when min_replica_acks is 0; -1 with ENOACK
+ * when fewer confirmed (the writes stand on the master, and may be lost
+ * in a failover), or another error. */
+__attribute__((warn_unused_result)) int sw_redis_wait_replicas(sw_redis *r);
+
+/* Would this server take writes? ROLE says master (a server that refuses
+ * ROLE to our ACL user is given the benefit of the doubt). 0, or -1 with
+ * err; a replica fails EREFUSED with code READONLY. */
+__attribute__((warn_unused_result)) int sw_redis_writable(sw_redis *r);
 
 /* PING. 0, or -1. */
 __attribute__((warn_unused_result)) int sw_redis_ping(sw_redis *r);

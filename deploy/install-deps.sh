@@ -26,9 +26,10 @@ if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null; then
 fi
 # promtool (checks metrics and alert rules in the tests) ships in the
 # prometheus package, and the proxy test runs nginx in front of the server
-# with deploy/nginx/spillway.conf; keep the packages' own servers from
-# being started where no init system guards them.
-for tool in promtool:prometheus nginx:nginx; do
+# with deploy/nginx/spillway.conf, and the failover tests run a real
+# redis-sentinel; keep the packages' own servers from being started where
+# no init system guards them.
+for tool in promtool:prometheus nginx:nginx redis-sentinel:redis-sentinel; do
     [ "${1:-}" = "--test" ] || break
     command -v "${tool%%:*}" >/dev/null || [ -x "/usr/sbin/${tool%%:*}" ] && continue
     echo "installing: ${tool#*:} (for the tests)"

@@ -77,6 +77,11 @@ int sw_api_unavailable(sw_http_exchange *x, enum sw_redis_err err, const char *c
         sw_problem_set(&p, 503, "redis-refused", "Queue storage refused the write",
                        "Redis answered %s (%s); nothing was queued. Retry later.",
                        code && code[0] ? code : "an error", errstr);
+    else if (err == SW_REDIS_ENOACK)
+        sw_problem_set(&p, 503, "redis-not-replicated", "Queue storage did not confirm the write",
+                       "the job reached the Redis master but not enough replicas in time (%s): "
+                       "it may have been queued, and a failover may lose it. Retry with the "
+                       "same Idempotency-Key to get it once.", errstr);
     else if (sw_redis_maybe_done(err))
         sw_problem_set(&p, 503, "redis-timeout", "Queue storage did not answer",
                        "Redis did not answer in time or the connection broke (%s): the job "

@@ -121,10 +121,11 @@ class Redis:
     """A redis-server of our own; with `aof`, every write is fsynced to an
     append-only file before Redis answers, and a restart reloads it."""
 
-    def __init__(self, workdir, aof=False):
+    def __init__(self, workdir, aof=False, args=()):
         self.port = free_port()
         self.dir = workdir
         self.aof = aof
+        self.args = list(args)
         self.proc = None
         self.start()
 
@@ -136,7 +137,7 @@ class Redis:
                        else ["--appendonly", "no"])
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--dir", self.dir, "--maxmemory-policy", "noeviction"] + persistence,
+             "--dir", self.dir, "--maxmemory-policy", "noeviction"] + persistence + self.args,
             stdout=self.log, stderr=subprocess.STDOUT)
         wait_for(lambda: self.ping(), 30, "redis-server to answer PING")
 
@@ -277,9 +278,10 @@ class Service:
     """Redis + a fresh database + config + server (+ flusher)."""
 
     def __init__(self, name, sinks, tables_sql, extra=None, flusher=True, redis_aof=False,
-                 proxies=False):
+                 proxies=False, redis=None):
         self.tmp = tempfile.mkdtemp(prefix="sw-%s-" % name)
-        self.redis = Redis(self.tmp, aof=redis_aof)
+        # `redis`: one the test made (a master with replicas, say).
+        self.redis = redis or Redis(self.tmp, aof=redis_aof)
         # With `proxies`, the daemons reach Redis and PostgreSQL through
         # fault proxies (faultproxy.py) the test can cut, stall or drain.
         self.redis_proxy = self.pg_proxy = None
@@ -533,6 +535,7 @@ class Stream:
         self.svc, self.sink = svc, sink
         self.id_base = id_base
         self.accepted_ids, self.accepted_jobs = [], []
+        self.unacked_ids = []         # ids of writes answered otherwise (maybe queued)
         self.failures = []            # anything but a 202: (status or "error", detail)
         self.refused = {}             # status / error class -> count
         self.hung = 0                 # requests that ran past their timeout
@@ -567,6 +570,7 @@ class Stream:
                         self.accepted_ids.extend(ids)
                         self.accepted_jobs.append(json.loads(data)["job_id"])
                     else:
+                        self.unacked_ids.extend(ids)
                         self.failures.append((resp.status, data[:200]))
                         self.refused[resp.status] = self.refused.get(resp.status, 0) + 1
                     if elapsed > self.timeout:
@@ -574,6 +578,7 @@ class Stream:
                         self.hung += 1
             except socket.timeout as e:
                 with self.lock:
+                    self.unacked_ids.extend(ids)
                     self.failures.append(("timeout", repr(e)))
                     self.hung += 1
                 if conn:
@@ -581,6 +586,7 @@ class Stream:
                 conn = None
             except (OSError, http.client.HTTPException) as e:
                 with self.lock:
+                    self.unacked_ids.extend(ids)
                     self.failures.append(("error", repr(e)))
                     self.refused["connection"] = self.refused.get("connection", 0) + 1
                 if conn:

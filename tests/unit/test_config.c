@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "endpoint.h"
 
 static const char good[] =
     "[server]\n"
@@ -118,6 +119,34 @@ static void test_errors(void **state)
     assert_int_equal(crlf.threads, 3);
     assert_int_equal(crlf.redis_port, 7000);
     sw_config_free(&crlf);
+    /* Sentinel: a list of host:port, and the master's name with it. */
+    expect_error("[redis]\nsentinels = 127.0.0.1:26379\n", "sentinels needs master_name");
+    expect_error("[redis]\nmaster_name = m\n", "master_name needs sentinels");
+    expect_error("[redis]\nsentinels = a:1,,b:2\nmaster_name = m\n", "an empty entry");
+    expect_error("[redis]\nsentinels = a\nmaster_name = m\n", "'a' is not host:port");
+    expect_error("[redis]\nsentinels = a:0\nmaster_name = m\n", "port must be 1..65535");
+    expect_error("[redis]\nsentinels = a:65536\nmaster_name = m\n", "port must be 1..65535");
+    expect_error("[redis]\nsentinels = ::1:5\nmaster_name = m\n", "is not host:port");
+    expect_error("[redis]\nmin_replica_acks = 17\n", "from 0 to 16");
+    sw_config sen;
+    assert_int_equal(sw_config_load_string(&sen, "s.ini", "[redis]\nsentinels = a:1, [::1]:2 "
+                                           ",b.example:26379\nmaster_name = m\n"
+                                           "min_replica_acks = 1\n"), 0);
+    sw_endpoint e[SW_ENDPOINTS_MAX];
+    char why[200];
+    assert_int_equal(sw_endpoints_parse(sen.sentinels, e, SW_ENDPOINTS_MAX, why, sizeof why), 3);
+    assert_string_equal(e[0].host, "a");
+    assert_int_equal(e[0].port, 1);
+    assert_string_equal(e[1].host, "::1");
+    assert_int_equal(e[1].port, 2);
+    assert_string_equal(e[2].host, "b.example");
+    assert_int_equal(e[2].port, 26379);
+    assert_int_equal(sw_endpoints_parse("a:1,b:2,c:3", e, 2, why, sizeof why), -1);
+    assert_non_null(strstr(why, "more than 2"));
+    sw_redis_opts ro = sw_config_redis(&sen);
+    assert_string_equal(ro.master_name, "m");
+    assert_int_equal(ro.min_replica_acks, 1);
+    sw_config_free(&sen);
     /* 49 characters is fine (and an unknown key is still named). */
     expect_error("[server]\na_key_whose_name_is_as_long_as_inih_keeps_it_xy12 = 1\n",
                  "unknown key \"a_key_whose_name_is_as_long_as_inih_keeps_it_xy12\"");
