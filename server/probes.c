@@ -28,13 +28,37 @@ int sw_api_code_index(int status)
     return i;
 }
 
-/* Ready: Redis answers and may not evict queued jobs. The body says what
- * a 202 is worth under Redis' persistence settings. */
+/* The one word a not-ready answer leads with: Redis' own error code
+ * (READONLY, CROSSSLOT, MOVED, NOSCRIPT, OOM, ...), or what befell the
+ * connection. */
+static const char *redis_cause(const sw_redis *r)
+{
+    if (r->code[0] != '\0')
+        return r->code;
+    switch (r->err) {
+    case SW_REDIS_ECONNECT: return "unreachable";
+    case SW_REDIS_EIO: return "timeout";
+    case SW_REDIS_EOOM: return "OOM";
+    case SW_REDIS_ENOMEM: return "out-of-memory-here";
+    default: return "protocol";
+    }
+}
+
+/* Ready: the queue's own read-only script runs on a master that takes
+ * writes, and Redis may not evict queued jobs. A PING would answer from
+ * a replica, a cluster node owning other slots, or a server without our
+ * scripts' commands. The body says what a 202 is worth under Redis'
+ * persistence settings, or why Spillway is not ready. */
 void sw_api_readyz(sw_http *h, sw_worker *w, sw_http_exchange *x)
 {
     sw_buf *o = &w->out;
-    if (sw_redis_ping(w->redis) != 0) {
-        sw_api_redis_unavailable(x, w->redis);
+    sw_queue_stats st;
+    if (sw_queue_stats_get(w->redis, &st) != 0 || sw_redis_writable(w->redis) != 0) {
+        sw_problem p = {0};
+        sw_problem_set(&p, 503, "not-ready", "Not ready",
+                       "Redis: %s (%s); writes would fail here until it is fixed",
+                       redis_cause(w->redis), w->redis->errstr);
+        sw_api_send_problem(x, &p, "Retry-After: 1\r\n");
         return;
     }
     int evicting = atomic_load(&h->evicting), rc = 0;

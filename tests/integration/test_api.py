@@ -378,6 +378,31 @@ class PersistenceTest(harness.ServiceTest):
         finally:
             self.svc.redis.cli("CONFIG", "SET", "maxmemory", "0")
 
+    def test_readiness_means_writable(self):
+        # A Redis that answers PING but refuses writes (a replica of a
+        # master that is not there) is not ready, and the answers say why.
+        depth = self.svc.queue()["depth"]
+        self.assertEqual(self.svc.redis.cli("REPLICAOF", "127.0.0.1", str(harness.free_port())),
+                         "OK")
+        try:
+            self.assertEqual(self.svc.redis.cli("PING"), "PONG")
+            p, headers = ApiTest.assertProblem(self, self.svc.request("GET", "/readyz"), 503, "READONLY")
+            self.assertEqual(p["type"], "urn:spillway:problem:not-ready")
+            self.assertEqual(headers["retry-after"], "1")
+            p, _ = ApiTest.assertProblem(self, self.svc.post("orders", {"id": 1, "customer": "x"}), 503,
+                                      "READONLY")
+            self.assertEqual(p["type"], "urn:spillway:problem:redis-refused")
+            self.assertIn("nothing was queued", p["detail"])
+        finally:
+            self.assertEqual(self.svc.redis.cli("REPLICAOF", "NO", "ONE"), "OK")
+        harness.wait_for(lambda: self.svc.request("GET", "/readyz")[0] == 200, 10, "ready again")
+        self.assertEqual(self.svc.queue()["depth"], depth)
+        # An unknown script command (the scripts flushed) is loaded again:
+        # still ready, and writes go on.
+        self.svc.redis.cli("SCRIPT", "FLUSH")
+        self.assertEqual(self.svc.request("GET", "/readyz")[0], 200)
+        self.assertEqual(self.svc.post("orders", {"id": 2, "customer": "x"})[0], 202)
+
 
 class BackpressureTest(harness.ServiceTest):
     SINKS = SINKS
