@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "cluster.h"
 #include "log.h"
 #include "shape.h"
 
@@ -60,6 +61,7 @@ static const struct key {
     S("redis", "master_name", master_name),
     S("redis", "sentinel_password", sentinel_password),
     I("redis", "min_replica_acks", min_replica_acks, 0, 16),
+    S("redis", "cluster_nodes", cluster_nodes),
     S("postgres", "conninfo", conninfo),
     I("postgres", "statement_timeout_ms", statement_timeout_ms, 0, 3600000),
     S("postgres", "password", pg_password),
@@ -360,10 +362,29 @@ static int finish(parse_state *st)
                      "name the Sentinels monitor the master by (sentinel monitor <name> ...)");
             return -1;
         }
-    } else if (cfg->master_name[0] != '\0') {
-        snprintf(st->reason, sizeof st->reason, "[redis] master_name needs sentinels "
-                 "(host:port,... of the Sentinels)");
+    } else if (cfg->master_name[0] != '\0' || cfg->sentinel_password[0] != '\0') {
+        snprintf(st->reason, sizeof st->reason, "[redis] %s needs sentinels "
+                 "(host:port,... of the Sentinels)",
+                 cfg->master_name[0] ? "master_name" : "sentinel_password");
         return -1;
+    }
+    if (cfg->cluster_nodes[0] != '\0') {
+        sw_endpoint e[SW_ENDPOINTS_MAX];
+        if (sw_endpoints_parse(cfg->cluster_nodes, e, SW_ENDPOINTS_MAX, why, sizeof why) < 0) {
+            snprintf(st->reason, sizeof st->reason, "[redis] cluster_nodes: %s", why);
+            return -1;
+        }
+        if (cfg->sentinels[0] != '\0') {
+            snprintf(st->reason, sizeof st->reason, "[redis] cluster_nodes and sentinels "
+                     "exclude each other: a cluster fails over by itself");
+            return -1;
+        }
+        if (!sw_cluster_has_tag(cfg->prefix)) {
+            snprintf(st->reason, sizeof st->reason, "[redis] prefix \"%s\" has no hash tag: "
+                     "with cluster_nodes every key must share one slot, so write it in braces, "
+                     "e.g. prefix = {%s}", cfg->prefix, cfg->prefix);
+            return -1;
+        }
     }
     for (int i = 0; i < cfg->nsinks; i++) {
         sw_sink *s = &cfg->sinks[i];
@@ -465,7 +486,7 @@ sw_redis_opts sw_config_redis(const sw_config *cfg)
 {
     sw_redis_opts o = {cfg->redis_host, cfg->redis_port, cfg->redis_timeout_ms, cfg->prefix,
                        cfg->redis_user, cfg->redis_password, cfg->sentinels, cfg->master_name,
-                       cfg->sentinel_password, cfg->min_replica_acks};
+                       cfg->sentinel_password, cfg->min_replica_acks, cfg->cluster_nodes};
     return o;
 }
 

@@ -51,6 +51,7 @@ typedef struct sw_config {
     char master_name[128];    /* the master's name in Sentinel */
     char sentinel_password[256];  /* "" = no AUTH to the Sentinels */
     int min_replica_acks;     /* replicas a job must reach before its 202 */
+    char cluster_nodes[256];  /* "host:port,..." of Redis Cluster nodes; "" = none */
     /* [postgres] */
     char conninfo[1024];
     int statement_timeout_ms;

@@ -9,6 +9,7 @@
 #include <sys/time.h>
 
 #include "clock.h"
+#include "cluster.h"
 
 _Static_assert(SW_REPLY_STRING == REDIS_REPLY_STRING && SW_REPLY_ARRAY == REDIS_REPLY_ARRAY &&
                    SW_REPLY_INTEGER == REDIS_REPLY_INTEGER && SW_REPLY_NIL == REDIS_REPLY_NIL &&
@@ -100,14 +101,28 @@ sw_redis *sw_redis_new(const sw_redis_opts *o)
         r->sentinel = malloc(sizeof *r->sentinel);
         if (r->sentinel == NULL ||
             sw_sentinel_init(r->sentinel, o->sentinels, o->master_name ? o->master_name : "",
-                             o->timeout_ms, o->sentinel_password) != 0) {
-            sw_redis_free(r);
-            return NULL;
-        }
+                             o->sentinel_password) != 0)
+            goto fail;
         snprintf(r->host, sizeof r->host, "(not yet resolved)");
         r->port = 0;
     }
+    if (o->cluster_nodes && o->cluster_nodes[0] != '\0') {
+        char why[200];
+        r->route = calloc(1, sizeof *r->route);
+        if (r->route == NULL)
+            goto fail;
+        r->route->nseeds = sw_endpoints_parse(o->cluster_nodes, r->route->seeds,
+                                              SW_ENDPOINTS_MAX, why, sizeof why);
+        if (r->route->nseeds < 0 || !sw_cluster_has_tag(o->prefix))
+            goto fail;
+        r->route->slot = sw_cluster_slot(o->prefix, strlen(o->prefix));
+        snprintf(r->host, sizeof r->host, "(not yet located)");
+        r->port = 0;
+    }
     return r;
+fail:
+    sw_redis_free(r);
+    return NULL;
 }
 
 void sw_redis_free(sw_redis *r)
@@ -116,6 +131,7 @@ void sw_redis_free(sw_redis *r)
         return;
     sw_redis_disconnect(r);
     free(r->sentinel);
+    free(r->route);
     free(r);
 }
 
@@ -125,6 +141,13 @@ static int confirm_master(sw_redis *r, redisContext *c)
 {
     redisReply *rep = redisCommand(c, "ROLE");
     int is = sw_sentinel_role_is_master(rep);
+    if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOPERM", 6) == 0) {
+        /* Our ACL user may not ask (docs/SECURITY.md grants +role): take
+         * Sentinel's word; a demoted master answers READONLY to our first
+         * write, which drops the connection, and the next asks again. */
+        freeReplyObject(rep);
+        return 0;
+    }
     if (is != 1)
         set_err(r, SW_REDIS_ECONNECT, "sentinel", "%s:%d, named master '%s' by Sentinel, %s",
                 r->host, r->port, r->sentinel->master_name,
@@ -137,32 +160,15 @@ static int confirm_master(sw_redis *r, redisContext *c)
     return is == 1 ? 0 : -1;
 }
 
-int sw_redis_connect(sw_redis *r)
+/* A connection to host:port (connecting for at most `connect_ms`) with
+ * our command timeout and credentials, or NULL with err = ECONNECT. */
+static redisContext *open_node(sw_redis *r, const char *host, int port, int connect_ms)
 {
-    if (r->ctx)
-        return 0;
-    /* While Redis is down, try at most every 100 ms, so a burst of
-     * requests answers 503 at once instead of each waiting to connect. */
-    int64_t now = sw_clock_mono_ms();
-    if (now < r->next_connect_ms) {
-        r->err = SW_REDIS_ECONNECT;
-        return -1;
-    }
+    struct timeval ctv = {connect_ms / 1000, (connect_ms % 1000) * 1000};
     struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
-    redisContext *c = NULL;
-    if (r->sentinel) {
-        sw_endpoint m;
-        if (sw_sentinel_master(r->sentinel, &m) != 0) {
-            set_err(r, SW_REDIS_ECONNECT, "sentinel", "no Sentinel named master '%s' (%s)",
-                    r->sentinel->master_name, r->sentinel->errstr);
-            goto fail;
-        }
-        snprintf(r->host, sizeof r->host, "%s", m.host);
-        r->port = m.port;
-    }
-    c = redisConnectWithTimeout(r->host, r->port, tv);
+    redisContext *c = redisConnectWithTimeout(host, port, ctv);
     if (c == NULL || c->err) {
-        set_err(r, SW_REDIS_ECONNECT, "connect", "%s:%d: %s", r->host, r->port,
+        set_err(r, SW_REDIS_ECONNECT, "connect", "%s:%d: %s", host, port,
                 c ? c->errstr : "out of memory");
         goto fail;
     }
@@ -177,7 +183,7 @@ int sw_redis_connect(sw_redis *r)
         redisReply *rep = r->user[0] ? redisCommand(c, "AUTH %s %s", r->user, r->password)
                                      : redisCommand(c, "AUTH %s", r->password);
         if (rep == NULL || rep->type != REDIS_REPLY_STATUS) {
-            set_err(r, SW_REDIS_ECONNECT, "auth", "%s",
+            set_err(r, SW_REDIS_ECONNECT, "auth", "%s:%d: %s", host, port,
                     rep && rep->type == REDIS_REPLY_ERROR ? rep->str
                     : rep ? "unexpected reply" : c->errstr);
             if (rep)
@@ -186,7 +192,147 @@ int sw_redis_connect(sw_redis *r)
         }
         freeReplyObject(rep);
     }
-    if (r->sentinel && confirm_master(r, c) != 0)
+    return c;
+fail:
+    if (c)
+        redisFree(c);
+    return NULL;
+}
+
+/* Append "; <why>" to a bounded account of what each node answered. */
+static void note(char *buf, size_t size, size_t *used, const char *why)
+{
+    if (*used >= size)
+        return;
+    int w = snprintf(buf + *used, size - *used, "%s%s", *used ? "; " : "", why);
+    *used += w > 0 ? (size_t)w : 0;
+}
+
+/* Time left before `deadline`, at most timeout_ms, or 0. */
+static int left_ms(const sw_redis *r, int64_t deadline)
+{
+    int64_t left = deadline - sw_clock_mono_ms();
+    return left <= 0 ? 0 : left < r->timeout_ms ? (int)left : r->timeout_ms;
+}
+
+/* Sentinel: ask the Sentinels in turn, from the one whose answer held
+ * last, and connect to the first address that ROLE confirms is a master:
+ * a Sentinel cut off from its peers may still name a demoted master, and
+ * the next one is asked then. All within `deadline`. The connection, or
+ * NULL with err = ECONNECT. */
+static redisContext *via_sentinel(sw_redis *r, int64_t deadline)
+{
+    sw_sentinel *s = r->sentinel;
+    char seen[200] = "";
+    size_t used = 0;
+    for (int i = 0; i < s->n; i++) {
+        /* Each Sentinel gets a fair share of the time left, so one that
+         * accepts and never answers does not starve the others. */
+        int k = (s->next + i) % s->n, ms = left_ms(r, deadline) / (s->n - i);
+        char why[200];
+        sw_endpoint m;
+        if (ms == 0) {
+            note(seen, sizeof seen, &used, "out of time ([redis] timeout_ms)");
+            break;
+        }
+        if (sw_sentinel_ask(s, k, ms, &m, why, sizeof why) != 0) {
+            char line[260];
+            snprintf(line, sizeof line, "sentinel %s:%d: %s", s->nodes[k].host,
+                     s->nodes[k].port, why);
+            note(seen, sizeof seen, &used, line);
+            continue;
+        }
+        snprintf(r->host, sizeof r->host, "%s", m.host);
+        r->port = m.port;
+        redisContext *c = open_node(r, m.host, m.port, ms);
+        if (c && confirm_master(r, c) == 0) {
+            s->next = k;
+            return c;
+        }
+        if (c)
+            redisFree(c);
+        note(seen, sizeof seen, &used, r->errstr);
+    }
+    set_err(r, SW_REDIS_ECONNECT, "sentinel", "no Sentinel named a reachable master '%s' (%s)",
+            s->master_name, seen);
+    return NULL;
+}
+
+/* Cluster: who owns our slot, asked of the node last known to own it,
+ * then of each seed in turn (CLUSTER SLOTS), within `deadline`. 0, or -1
+ * with err = ECONNECT. */
+static int locate(sw_redis *r, int64_t deadline)
+{
+    sw_cluster_route *rt = r->route;
+    char seen[200] = "";
+    size_t used = 0;
+    for (int i = -1; i < rt->nseeds; i++) {
+        const sw_endpoint *e = i < 0 ? &rt->owner : &rt->seeds[i];
+        int ms = left_ms(r, deadline);
+        if (e->port == 0)
+            continue;
+        if (ms == 0) {
+            note(seen, sizeof seen, &used, "out of time ([redis] timeout_ms)");
+            break;
+        }
+        char why[260];
+        redisContext *c = open_node(r, e->host, e->port, ms);
+        redisReply *rep = c ? redisCommand(c, "CLUSTER SLOTS") : NULL;
+        sw_endpoint owner;
+        int found = rep ? sw_cluster_owner(rep, rt->slot, e, &owner) : -1;
+        if (found == 0)
+            rt->owner = owner;
+        else
+            snprintf(why, sizeof why, "%s:%d: %s", e->host, e->port,
+                     c == NULL ? r->errstr
+                     : rep == NULL ? c->errstr
+                     : rep->type == REDIS_REPLY_ERROR ? rep->str
+                     : found == 1 ? "no node serves the slot"
+                                  : "not a CLUSTER SLOTS reply");
+        if (rep)
+            freeReplyObject(rep);
+        if (c)
+            redisFree(c);
+        if (found == 0)
+            return 0;
+        note(seen, sizeof seen, &used, why);
+    }
+    set_err(r, SW_REDIS_ECONNECT, "cluster", "no node named the owner of slot %d (%s)", rt->slot,
+            seen);
+    return -1;
+}
+
+int sw_redis_connect(sw_redis *r)
+{
+    if (r->ctx)
+        return 0;
+    /* While Redis is down, try at most every 100 ms, so a burst of
+     * requests answers 503 at once instead of each waiting to connect. */
+    int64_t now = sw_clock_mono_ms();
+    if (now < r->next_connect_ms) {
+        r->err = SW_REDIS_ECONNECT;
+        return -1;
+    }
+    /* Finding the master (asking Sentinels, or cluster nodes) and
+     * connecting to it take timeout_ms in all, however many are asked. */
+    int64_t deadline = now + r->timeout_ms;
+    redisContext *c = NULL;
+    if (r->sentinel) {
+        c = via_sentinel(r, deadline);
+    } else {
+        if (r->route) {
+            /* Every new connection learns the slot's owner afresh, unless
+             * a MOVED just named it. */
+            if (!r->route->moved && locate(r, deadline) != 0)
+                goto fail;
+            r->route->moved = 0;
+            snprintf(r->host, sizeof r->host, "%s", r->route->owner.host);
+            r->port = r->route->owner.port;
+        }
+        int ms = left_ms(r, deadline);
+        c = open_node(r, r->host, r->port, ms > 0 ? ms : 1);
+    }
+    if (c == NULL)
         goto fail;
     r->ctx = c;
     r->err = SW_REDIS_OK;
@@ -195,9 +341,8 @@ int sw_redis_connect(sw_redis *r)
     r->connects++;
     return 0;
 fail:
-    if (c)
-        redisFree(c);
-    r->next_connect_ms = now + 100;
+    /* From when the attempt ended: a slow walk is not repeated at once. */
+    r->next_connect_ms = sw_clock_mono_ms() + 100;
     return -1;
 }
 
@@ -218,9 +363,27 @@ static redisReply *judge(sw_redis *r, redisReply *rep, enum sw_reply_type want,
         enum sw_redis_err e = sw_redis_classify(rep->str, in_script);
         set_err(r, e, what, "%s", rep->str);
         snprintf(r->code, sizeof r->code, "%.*s", (int)strcspn(rep->str, " "), rep->str);
+        int moved = 0;
+        if (r->route) {
+            /* Nothing ran: the cluster sends us elsewhere. A MOVED names
+             * the slot's owner from now on; an ASK, where to send this
+             * one command. */
+            int slot;
+            sw_endpoint to;
+            enum sw_redirect k = sw_cluster_redirect(rep->str, &slot, &to);
+            r->route->asked = k == SW_REDIRECT_ASK && slot == r->route->slot;
+            if (r->route->asked)
+                r->route->ask_to = to;
+            if (k == SW_REDIRECT_MOVED && slot == r->route->slot) {
+                r->route->owner = to;
+                moved = 1;
+            }
+        }
         freeReplyObject(rep);
-        if (e == SW_REDIS_EPROTO || drop_after(r->code))
+        if (e == SW_REDIS_EPROTO || drop_after(r->code) || moved)
             sw_redis_disconnect(r);
+        if (moved)
+            r->route->moved = 1;
         return NULL;
     }
     int ok = want == SW_REPLY_ANY || (int)want == rep->type ||
@@ -242,10 +405,82 @@ void sw_redis_fail_proto(sw_redis *r, const char *what, const char *detail)
     sw_redis_disconnect(r);
 }
 
-/* Send argv and read its one reply. */
-static redisReply *send_argv(sw_redis *r, int argc, const char **argv, const size_t *lens)
+/* One command: a format line with its arguments, or an argument vector. */
+typedef struct call {
+    const char *fmt;
+    va_list *ap;
+    int argc;
+    const char **argv;
+    const size_t *lens;
+} call;
+
+/* Send `k` on `c` and read its one reply. */
+static redisReply *send_on(redisContext *c, const call *k)
 {
-    return redisCommandArgv(r->ctx, argc, argv, lens);
+    if (k->fmt == NULL)
+        return redisCommandArgv(c, k->argc, k->argv, k->lens);
+    va_list ap;
+    va_copy(ap, *k->ap);
+    redisReply *rep = redisvCommand(c, k->fmt, ap);
+    va_end(ap);
+    return rep;
+}
+
+/* Redirections one call follows at most (MOVED, ASK); TRYAGAIN is
+ * retried until the call's deadline instead. */
+#define MAX_HOPS 5
+
+/* After a failed call, in cluster mode: was it sent elsewhere or asked to
+ * wait (nothing ran), and may it try again? MOVED: the connection is
+ * already dropped and the next goes to the named owner. TRYAGAIN: a slot
+ * is half-migrated under this command's keys; a short pause. 1 = again. */
+static int follow(sw_redis *r, int *hops, int64_t deadline)
+{
+    if (r->route == NULL || r->err != SW_REDIS_EREFUSED)
+        return 0;
+    if (strcmp(r->code, "MOVED") == 0)
+        return r->route->moved && ++*hops <= MAX_HOPS;
+    if (strcmp(r->code, "TRYAGAIN") == 0) {
+        int64_t left = deadline - sw_clock_mono_ms();
+        if (left <= 0)
+            return 0;
+        sw_clock_sleep_ms(left < 20 ? left : 20);
+        return 1;
+    }
+    return 0;
+}
+
+/* ASK: the slot is moving, and this command's keys are at the importing
+ * node already. Send it there once, after ASKING, on a connection of its
+ * own: for every other command the slot is still the old owner's. */
+static redisReply *ask_once(sw_redis *r, const call *k, enum sw_reply_type want,
+                            const char *what, int in_script)
+{
+    sw_endpoint to = r->route->ask_to;
+    r->route->asked = 0;
+    redisContext *c = open_node(r, to.host, to.port, r->timeout_ms);
+    if (c == NULL)
+        return NULL;
+    redisReply *ok = redisCommand(c, "ASKING");
+    if (ok == NULL || ok->type != REDIS_REPLY_STATUS) {
+        set_err(r, SW_REDIS_ECONNECT, "asking", "%s:%d: %s", to.host, to.port,
+                ok && ok->type == REDIS_REPLY_ERROR ? ok->str : ok ? "unexpected reply"
+                                                                : c->errstr);
+        if (ok)
+            freeReplyObject(ok);
+        redisFree(c);
+        return NULL;
+    }
+    freeReplyObject(ok);
+    void *home = r->ctx;
+    r->ctx = c;
+    redisReply *rep = judge(r, send_on(c, k), want, what, in_script);
+    if (r->ctx)
+        redisFree(r->ctx);
+    r->ctx = home;
+    if (r->route->moved)
+        sw_redis_disconnect(r);
+    return rep;
 }
 
 /* Before a call: its error starts afresh, and before a write, an idle
@@ -274,19 +509,29 @@ int sw_redis_connect_for_write(sw_redis *r)
 void *sw_redis_callf(sw_redis *r, const char *what, enum sw_reply_type want, int reads,
                      const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
+    call k = {fmt, &ap, 0, NULL, NULL};
+    redisReply *rep = NULL;
+    int64_t deadline = sw_clock_mono_ms() + r->timeout_ms;
+    int hops = 0, io_retry = reads;
     begin(r, reads);
-    for (int attempt = 0; attempt < 2; attempt++) {
+    for (;;) {
         int fresh = r->ctx == NULL;
         if (sw_redis_connect(r) != 0)
-            return NULL;
-        va_list ap;
-        va_start(ap, fmt);
-        redisReply *rep = judge(r, redisvCommand(r->ctx, fmt, ap), want, what, 0);
-        va_end(ap);
-        if (rep || !reads || fresh || r->err != SW_REDIS_EIO)
-            return rep;
+            break;
+        rep = judge(r, send_on(r->ctx, &k), want, what, 0);
+        if (rep == NULL && r->route && r->route->asked && ++hops <= MAX_HOPS)
+            rep = ask_once(r, &k, want, what, 0);
+        if (rep != NULL)
+            break;
+        if (follow(r, &hops, deadline))
+            continue;
+        if (!reads || fresh || r->err != SW_REDIS_EIO || io_retry-- <= 0)
+            break;
     }
-    return NULL;
+    va_end(ap);
+    return rep;
 }
 
 static int load_script(sw_redis *r, enum sw_script s)
@@ -299,7 +544,8 @@ static int load_script(sw_redis *r, enum sw_script s)
     }
     const char *argv[] = {"SCRIPT", "LOAD", text};
     size_t lens[] = {6, 4, len};
-    redisReply *rep = judge(r, send_argv(r, 3, argv, lens), SW_REPLY_STRING, "script load", 0);
+    call k = {NULL, NULL, 3, argv, lens};
+    redisReply *rep = judge(r, send_on(r->ctx, &k), SW_REPLY_STRING, "script load", 0);
     if (rep == NULL)
         return -1;
     if (rep->len != 40) {
@@ -329,42 +575,63 @@ void *sw_redis_eval(sw_redis *r, enum sw_script s, const char *what, enum sw_rep
     const char **argv = a->v;
     size_t *lens = a->len;
     snprintf(nkeys, sizeof nkeys, "%d", a->nkeys);
-    argv[0] = "EVALSHA";
-    lens[0] = 7;
     argv[2] = nkeys;
     lens[2] = strlen(nkeys);
-    int io_retry = reads;
-    for (int attempt = 0; attempt < 4; attempt++) {
+    call k = {NULL, NULL, argc, argv, lens};
+    int64_t deadline = sw_clock_mono_ms() + r->timeout_ms;
+    int io_retry = reads, noscript = 0, hops = 0;
+    for (;;) {
         int fresh = r->ctx == NULL;
         if (sw_redis_connect(r) != 0)
             goto out;
         if (r->sha[s][0] == '\0' && load_script(r, s) != 0) {
             /* Loading writes nothing: after a broken old connection, once
-             * more on a new one. And the script itself was not sent, so a
-             * failure here is never "maybe done". */
+             * more on a new one; after a MOVED, at the new owner. And the
+             * script itself was not sent, so a failure here is never
+             * "maybe done". */
             if (r->err == SW_REDIS_EIO && !fresh && io_retry-- > 0)
+                continue;
+            if (follow(r, &hops, deadline))
                 continue;
             if (sw_redis_maybe_done(r->err))
                 r->err = SW_REDIS_ECONNECT;
             goto out;
         }
+        argv[0] = "EVALSHA";
+        lens[0] = 7;
         argv[1] = r->sha[s];
         lens[1] = 40;
-        rep = send_argv(r, argc, argv, lens);
+        rep = send_on(r->ctx, &k);
         if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
             /* Redis restarted or its scripts were flushed: the script did
              * not run. Load it again. */
             freeReplyObject(rep);
             rep = NULL;
             r->sha[s][0] = '\0';
-            continue;
+            if (++noscript < 4)
+                continue;
+            set_err(r, SW_REDIS_EREFUSED, what,
+                    "the script vanished from Redis four times (NOSCRIPT)");
+            snprintf(r->code, sizeof r->code, "NOSCRIPT");
+            goto out;
         }
         rep = judge(r, rep, want, what, 1);
-        if (rep || !reads || fresh || r->err != SW_REDIS_EIO || io_retry-- <= 0)
+        if (rep == NULL && r->route && r->route->asked && ++hops <= MAX_HOPS) {
+            /* The importing node may not know the script: send its text. */
+            size_t len;
+            argv[0] = "EVAL";
+            lens[0] = 4;
+            argv[1] = sw_script_text(s, &len);
+            lens[1] = len;
+            rep = ask_once(r, &k, want, what, 1);
+        }
+        if (rep != NULL)
+            goto out;
+        if (follow(r, &hops, deadline))
+            continue;
+        if (!reads || fresh || r->err != SW_REDIS_EIO || io_retry-- <= 0)
             goto out;
     }
-    if (rep == NULL && r->err == SW_REDIS_OK)
-        set_err(r, SW_REDIS_EREFUSED, what, "the script vanished from Redis four times (NOSCRIPT)");
 out:
     return rep;
 }
@@ -432,84 +699,6 @@ int sw_redis_check_elements(sw_redis *r, const void *reply, enum sw_reply_type w
     return 0;
 }
 
-/* Argument builder. Numbers live in blocks that never move. */
-#define NUMS_PER_BLOCK 64
-struct sw_redis_nums {
-    struct sw_redis_nums *next;
-    int used;
-    char v[NUMS_PER_BLOCK][24];
-};
-
-void sw_redis_args_init(sw_redis_args *a)
-{
-    memset(a, 0, sizeof *a);
-}
-
-void sw_redis_args_free(sw_redis_args *a)
-{
-    if (a == NULL)
-        return;
-    free(a->v);
-    free(a->len);
-    while (a->nums) {
-        struct sw_redis_nums *n = a->nums->next;
-        free(a->nums);
-        a->nums = n;
-    }
-    memset(a, 0, sizeof *a);
-}
-
-void sw_redis_args_bin(sw_redis_args *a, const void *p, size_t n)
-{
-    if (a->oom)
-        return;
-    if (a->n + SW_REDIS_ARGS_HEAD >= a->cap) {
-        int cap = a->cap ? a->cap * 2 : 32;
-        const char **v = realloc(a->v, (size_t)cap * sizeof *v);
-        if (v)
-            a->v = v;
-        size_t *len = v ? realloc(a->len, (size_t)cap * sizeof *len) : NULL;
-        if (len)
-            a->len = len;
-        if (v == NULL || len == NULL) {
-            a->oom = 1;
-            return;
-        }
-        a->cap = cap;
-    }
-    a->v[SW_REDIS_ARGS_HEAD + a->n] = p;
-    a->len[SW_REDIS_ARGS_HEAD + a->n++] = n;
-}
-
-void sw_redis_args_str(sw_redis_args *a, const char *s)
-{
-    sw_redis_args_bin(a, s, strlen(s));
-}
-
-void sw_redis_args_int(sw_redis_args *a, long long v)
-{
-    if (a->oom)
-        return;
-    if (a->nums == NULL || a->nums->used == NUMS_PER_BLOCK) {
-        struct sw_redis_nums *b = malloc(sizeof *b);
-        if (b == NULL) {
-            a->oom = 1;
-            return;
-        }
-        b->used = 0;
-        b->next = a->nums;
-        a->nums = b;
-    }
-    char *s = a->nums->v[a->nums->used++];
-    int n = snprintf(s, 24, "%lld", v);
-    sw_redis_args_bin(a, s, (size_t)n);
-}
-
-void sw_redis_args_end_keys(sw_redis_args *a)
-{
-    a->nkeys = a->n;
-}
-
 int sw_redis_wait_replicas(sw_redis *r)
 {
     if (r->min_replica_acks <= 0)
@@ -524,12 +713,13 @@ int sw_redis_wait_replicas(sw_redis *r)
         rep = judge(r, redisCommand(r->ctx, "WAIT %d %d", r->min_replica_acks, wait_ms),
                     SW_REPLY_INTEGER, "wait", 0);
     if (rep == NULL) {
-        /* The writes went; whether they reached replicas is unknown. */
-        char was[sizeof r->errstr];
-        snprintf(was, sizeof was, "%s",
-                 r->err != SW_REDIS_OK ? r->errstr : "the connection was gone");
-        if (!sw_redis_maybe_done(r->err))
-            set_err(r, SW_REDIS_ENOACK, "wait", "%s", was);
+        /* The writes went; whether they reached replicas is unknown. A
+         * refusal (NOPERM: the ACL lacks +wait) is as unknown as a lost
+         * reply; /readyz says so beforehand. */
+        if (r->ctx == NULL && r->err == SW_REDIS_OK)
+            set_err(r, SW_REDIS_ENOACK, "wait", "the connection was gone");
+        else if (!sw_redis_maybe_done(r->err))
+            r->err = SW_REDIS_ENOACK;
         return -1;
     }
     long long got = rep->integer;
@@ -545,103 +735,59 @@ int sw_redis_wait_replicas(sw_redis *r)
 int sw_redis_writable(sw_redis *r)
 {
     redisReply *rep = sw_redis_callf(r, "role", SW_REPLY_ARRAY, 1, "ROLE");
-    if (rep == NULL)
-        return r->err == SW_REDIS_EREFUSED && strcmp(r->code, "NOPERM") == 0 ? 0 : -1;
-    int is = sw_sentinel_role_is_master(rep);
-    freeReplyObject(rep);
-    if (is < 0) {
-        sw_redis_fail_proto(r, "role", "not a ROLE reply");
+    int replicas = -1;
+    if (rep == NULL && !(r->err == SW_REDIS_EREFUSED && strcmp(r->code, "NOPERM") == 0))
         return -1;
-    }
-    if (is == 0) {
-        set_err(r, SW_REDIS_EREFUSED, "role", "%s:%d is a replica: writes would be refused",
-                r->host, r->port);
-        snprintf(r->code, sizeof r->code, "READONLY");
-        /* Another connection may reach the master (after a failover). */
-        sw_redis_disconnect(r);
-        return -1;
-    }
-    return 0;
-}
-
-int sw_redis_ping(sw_redis *r)
-{
-    void *rep = sw_redis_callf(r, "ping", SW_REPLY_STATUS, 1, "PING");
-    if (rep == NULL)
-        return -1;
-    sw_redis_reply_free(rep);
-    return 0;
-}
-
-int sw_redis_read_persistence(sw_redis *r, sw_redis_persistence *d)
-{
-    memset(d, 0, sizeof *d);
-    redisReply *rep = sw_redis_callf(r, "config get", SW_REPLY_ARRAY, 1,
-                                     "CONFIG GET appendonly appendfsync maxmemory-policy");
-    if (rep == NULL)
-        return -1;
-    if (rep->elements != 6 || sw_redis_check_elements(r, rep, SW_REPLY_STRING, "config get")) {
-        if (r->err != SW_REDIS_EPROTO)
-            sw_redis_fail_proto(r, "config get", "not three settings");
+    if (rep) {
+        int is = sw_sentinel_role_is_master(rep);
+        /* A master's ROLE: "master", its offset, and its connected
+         * replicas. */
+        if (is == 1 && (rep->elements < 3 || rep->element[2]->type != REDIS_REPLY_ARRAY))
+            is = -1;
+        if (is == 1)
+            replicas = (int)rep->element[2]->elements;
         freeReplyObject(rep);
-        return -1;
+        if (is < 0) {
+            sw_redis_fail_proto(r, "role", "not a ROLE reply");
+            return -1;
+        }
+        if (is == 0) {
+            set_err(r, SW_REDIS_EREFUSED, "role", "%s:%d is a replica: writes would be refused",
+                    r->host, r->port);
+            snprintf(r->code, sizeof r->code, "READONLY");
+            /* Another connection may reach the master (after a failover). */
+            sw_redis_disconnect(r);
+            return -1;
+        }
     }
-    for (size_t i = 0; i + 1 < rep->elements; i += 2) {
-        const char *k = rep->element[i]->str, *v = rep->element[i + 1]->str;
-        if (strcmp(k, "appendonly") == 0)
-            snprintf(d->appendonly, sizeof d->appendonly, "%s", v);
-        else if (strcmp(k, "appendfsync") == 0)
-            snprintf(d->appendfsync, sizeof d->appendfsync, "%s", v);
-        else if (strcmp(k, "maxmemory-policy") == 0)
-            snprintf(d->policy, sizeof d->policy, "%s", v);
+    if (r->min_replica_acks > 0) {
+        /* Writes need WAIT, and enough replicas to answer it. WAIT 0 0
+         * returns at once: it only asks whether we may. */
+        rep = sw_redis_callf(r, "wait", SW_REPLY_INTEGER, 1, "WAIT 0 0");
+        if (rep == NULL)
+            return -1;
+        freeReplyObject(rep);
+        if (replicas >= 0 && replicas < r->min_replica_acks) {
+            set_err(r, SW_REDIS_EREFUSED, "role", "%d replica(s) connected to %s:%d, fewer than "
+                    "[redis] min_replica_acks = %d: writes would answer 503", replicas, r->host,
+                    r->port, r->min_replica_acks);
+            snprintf(r->code, sizeof r->code, "NOREPLICAS");
+            return -1;
+        }
     }
-    freeReplyObject(rep);
-    return 0;
-}
-
-/* The value of "name:" in INFO text, or -1. */
-static long long info_field(const char *text, size_t len, const char *name)
-{
-    size_t n = strlen(name);
-    const char *p = text, *end = text + len;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (eol == NULL)
-            eol = end;
-        if ((size_t)(eol - p) > n && memcmp(p, name, n) == 0 && p[n] == ':')
-            return strtoll(p + n + 1, NULL, 10);
-        p = eol + 1;
-    }
-    return -1;
-}
-
-int sw_redis_read_memory(sw_redis *r, sw_redis_memory *m)
-{
-    redisReply *rep = sw_redis_callf(r, "info", SW_REPLY_STRING, 1, "INFO memory");
+    if (r->route == NULL)
+        return 0;
+    rep = sw_redis_callf(r, "cluster info", SW_REPLY_STRING, 1, "CLUSTER INFO");
     if (rep == NULL)
         return -1;
-    m->used = info_field(rep->str, rep->len, "used_memory");
-    m->max = info_field(rep->str, rep->len, "maxmemory");
+    int ok = strstr(rep->str, "cluster_state:ok") != NULL;
     freeReplyObject(rep);
-    if (m->used < 0 || m->max < 0) {
-        sw_redis_fail_proto(r, "info", "no used_memory or maxmemory in INFO memory");
+    if (!ok) {
+        set_err(r, SW_REDIS_EREFUSED, "cluster info", "%s:%d says cluster_state is not ok",
+                r->host, r->port);
+        snprintf(r->code, sizeof r->code, "CLUSTERDOWN");
         return -1;
     }
     return 0;
 }
 
-const char *sw_redis_persistence_text(const sw_redis_persistence *d)
-{
-    if (strcmp(d->appendonly, "yes") != 0)
-        return "AOF is off: a Redis restart or crash loses every 202 since the last snapshot";
-    if (strcmp(d->appendfsync, "always") == 0)
-        return "AOF fsync always: an acknowledged job survives a Redis or host crash";
-    if (strcmp(d->appendfsync, "everysec") == 0)
-        return "AOF fsync everysec: a host crash can lose about the last second of 202s";
-    return "AOF without fsync: a host crash can lose the last ~30 s of 202s";
-}
-
-int sw_redis_persistence_evicts(const sw_redis_persistence *d)
-{
-    return strncmp(d->policy, "allkeys-", 8) == 0;
-}

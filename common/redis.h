@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "endpoint.h"
 #include "keys.h"
 #include "scripts.h"
 #include "sentinel.h"
@@ -61,7 +62,22 @@ typedef struct sw_redis_opts {
     const char *sentinel_password;  /* "" / NULL: no AUTH to the Sentinels */
     int min_replica_acks;    /* sw_redis_wait_replicas(): replicas a write
                                 must reach (0: none) */
+    /* With Redis Cluster: "host:port,..." of nodes to learn the slot map
+     * from. Every key shares the prefix's hash tag, so one slot: the
+     * adapter follows its owner (CLUSTER SLOTS, MOVED, ASK, TRYAGAIN). */
+    const char *cluster_nodes;   /* "" / NULL: not a cluster */
 } sw_redis_opts;
+
+/* Cluster mode: where the one slot of our keys lives. */
+typedef struct sw_cluster_route {
+    sw_endpoint seeds[SW_ENDPOINTS_MAX];
+    int nseeds;
+    int slot;                  /* of the prefix's hash tag */
+    sw_endpoint owner;         /* as last learned; port 0 = not known */
+    int moved;                 /* owner just named by a MOVED: no need to ask */
+    int asked;                 /* the last reply was an ASK to ask_to */
+    sw_endpoint ask_to;
+} sw_cluster_route;
 
 typedef struct sw_redis {
     enum sw_redis_err err;
@@ -71,6 +87,7 @@ typedef struct sw_redis {
     char host[256];            /* with Sentinel: the master last resolved */
     int port;
     sw_sentinel *sentinel;     /* NULL: host:port is fixed */
+    sw_cluster_route *route;   /* NULL: not a cluster */
     int min_replica_acks;
     int timeout_ms;
     char user[128], password[256];
@@ -207,8 +224,10 @@ __attribute__((warn_unused_result)) int sw_redis_read_memory(sw_redis *r, sw_red
 __attribute__((warn_unused_result)) int sw_redis_wait_replicas(sw_redis *r);
 
 /* Would this server take writes? ROLE says master (a server that refuses
- * ROLE to our ACL user is given the benefit of the doubt). 0, or -1 with
- * err; a replica fails EREFUSED with code READONLY. */
+ * ROLE to our ACL user is given the benefit of the doubt); with
+ * min_replica_acks, WAIT is allowed and enough replicas are connected;
+ * in a cluster, cluster_state is ok. 0, or -1 with err; a refusal is
+ * EREFUSED with code READONLY, NOREPLICAS, NOPERM or CLUSTERDOWN. */
 __attribute__((warn_unused_result)) int sw_redis_writable(sw_redis *r);
 
 /* PING. 0, or -1. */

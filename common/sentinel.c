@@ -6,14 +6,13 @@
 #include <string.h>
 #include <sys/time.h>
 
-int sw_sentinel_init(sw_sentinel *s, const char *list, const char *master_name, int timeout_ms,
+int sw_sentinel_init(sw_sentinel *s, const char *list, const char *master_name,
                      const char *password)
 {
     char why[200];
     memset(s, 0, sizeof *s);
     snprintf(s->master_name, sizeof s->master_name, "%s", master_name);
     snprintf(s->password, sizeof s->password, "%s", password ? password : "");
-    s->timeout_ms = timeout_ms;
     s->n = sw_endpoints_parse(list, s->nodes, SW_ENDPOINTS_MAX, why, sizeof why);
     if (s->n < 0) {
         s->n = 0;
@@ -23,11 +22,11 @@ int sw_sentinel_init(sw_sentinel *s, const char *list, const char *master_name, 
     return 0;
 }
 
-/* Ask Sentinel `e`. 0 with `master`, or -1 with a few words in `why`. */
-static int ask(const sw_sentinel *s, const sw_endpoint *e, sw_endpoint *master, char *why,
-               size_t len)
+int sw_sentinel_ask(const sw_sentinel *s, int k, int timeout_ms, sw_endpoint *master, char *why,
+                    size_t len)
 {
-    struct timeval tv = {s->timeout_ms / 1000, (s->timeout_ms % 1000) * 1000};
+    const sw_endpoint *e = &s->nodes[k];
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     redisReply *rep = NULL;
     int rc = -1;
     redisContext *c = redisConnectWithTimeout(e->host, e->port, tv);
@@ -84,26 +83,6 @@ out:
     if (c)
         redisFree(c);
     return rc;
-}
-
-int sw_sentinel_master(sw_sentinel *s, sw_endpoint *master)
-{
-    size_t used = 0;
-    s->errstr[0] = '\0';
-    for (int i = 0; i < s->n; i++) {
-        int k = (s->next + i) % s->n;
-        char why[128];
-        if (ask(s, &s->nodes[k], master, why, sizeof why) == 0) {
-            s->next = k;
-            return 0;
-        }
-        if (used < sizeof s->errstr) {
-            int w = snprintf(s->errstr + used, sizeof s->errstr - used, "%ssentinel %s:%d: %s",
-                             i ? "; " : "", s->nodes[k].host, s->nodes[k].port, why);
-            used += w > 0 ? (size_t)w : 0;
-        }
-    }
-    return -1;
 }
 
 int sw_sentinel_role_is_master(const void *reply)

@@ -17,20 +17,23 @@ typedef struct sw_sentinel {
     int n;
     int next;                 /* the one to ask first */
     char master_name[128];
-    int timeout_ms;           /* per Sentinel: connect, and the one command */
     char password[256];       /* "" = no AUTH to the Sentinels */
-    char errstr[256];
+    char errstr[256];         /* of sw_sentinel_init() */
 } sw_sentinel;
 
 /* Parse `list` ("host:port,...") into `s`. 0, or -1 with s->errstr. */
 __attribute__((warn_unused_result))
-int sw_sentinel_init(sw_sentinel *s, const char *list, const char *master_name, int timeout_ms,
+int sw_sentinel_init(sw_sentinel *s, const char *list, const char *master_name,
                      const char *password);
 
-/* The master's address, from the first Sentinel that knows it. 0, or -1
- * with s->errstr naming what each Sentinel answered. */
+/* Ask Sentinel `k` (0 .. n-1) for the master's address, spending at
+ * most `timeout_ms` on each step (connect, AUTH, the question). 0 with
+ * `master`, or -1 with a few words on its answer in `why`. The caller
+ * walks the Sentinels from `next`, confirms the address with ROLE, and
+ * sets `next` to the one whose answer held. */
 __attribute__((warn_unused_result))
-int sw_sentinel_master(sw_sentinel *s, sw_endpoint *master);
+int sw_sentinel_ask(const sw_sentinel *s, int k, int timeout_ms, sw_endpoint *master, char *why,
+                    size_t len);
 
 /* Given the reply to ROLE (a hiredis reply), 1 when it says master, 0
  * when it names another role, -1 when it is not a ROLE reply. Pure. */

@@ -111,8 +111,10 @@ static int cmd_queue(const sw_config *cfg)
     sw_queue_stats st;
     int rc = 1;
     if (r == NULL || sw_queue_stats_get(r, &st) != 0) {
+        /* (The adapter's host: the master Sentinel or the cluster named.) */
         fprintf(stderr, "spillwayctl: cannot read the queue from Redis %s:%d: %s\n",
-                cfg->redis_host, cfg->redis_port, r ? r->errstr : "out of memory");
+                r ? r->host : cfg->redis_host, r ? r->port : cfg->redis_port,
+                r ? r->errstr : "out of memory");
         goto out;
     }
     printf("depth %lld\nqueued_jobs %lld\nin_flight %lld\ndead_jobs %lld\n"
@@ -130,8 +132,9 @@ static sw_redis *connect_redis(const sw_config *cfg)
     sw_redis_opts ro = sw_config_redis(cfg);
     sw_redis *r = sw_redis_new(&ro);
     if (r == NULL || sw_redis_connect(r) != 0) {
-        fprintf(stderr, "spillwayctl: cannot reach Redis %s:%d: %s\n", cfg->redis_host,
-                cfg->redis_port, r ? r->errstr : "out of memory");
+        fprintf(stderr, "spillwayctl: cannot reach Redis %s:%d: %s\n",
+                r ? r->host : cfg->redis_host, r ? r->port : cfg->redis_port,
+                r ? r->errstr : "out of memory");
         sw_redis_free(r);
         return NULL;
     }

@@ -363,7 +363,8 @@ class CredentialsTest(unittest.TestCase):
         r = svc.redis
         # The least the daemons need, as docs/SECURITY.md gives it.
         r.cli("ACL", "SETUSER", "spillway", "on", ">" + cls.REDIS_PW, "~%s:*" % svc.prefix,
-              "+@read", "+@write", "+@scripting", "+ping", "+info", "+config|get", "+time")
+              "+@read", "+@write", "+@scripting", "+ping", "+info", "+config|get", "+time",
+              "+role", "+wait")
         r.cli("CONFIG", "SET", "requirepass", "admin-only-pw")
         cls.role = "sw_pw_%d" % os.getpid()
         psql("DROP ROLE IF EXISTS %s" % cls.role)

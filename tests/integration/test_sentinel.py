@@ -39,6 +39,12 @@ class Sentinel:
         self.log = open(os.path.join(workdir, "sentinel.log"), "ab")
         self.proc = subprocess.Popen(["redis-sentinel", self.conf], stdout=self.log,
                                      stderr=subprocess.STDOUT)
+        try:
+            harness.wait_for(lambda: self.master_port() is not None or self.proc.poll(), 30,
+                             "redis-sentinel to answer")
+        except BaseException:
+            self.stop()
+            raise
         harness.wait_for(lambda: self.master_port() == master_port, 30,
                          "redis-sentinel to know the master")
 
@@ -57,6 +63,54 @@ class Sentinel:
             self.proc.wait(timeout=10)
 
 
+class FakeSentinel:
+    """A Sentinel that is wrong: it names `port` (a replica) as the
+    master to every question. With `silent`, a listener that accepts
+    connections and never answers (a blackholed host). Loopback only."""
+
+    def __init__(self, port=None, silent=False):
+        import socket
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.answer = (b"*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%d\r\n" % (len(str(port)), port)
+                       if port else None)
+        self.closed = False
+        if not silent:
+            threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        import threading
+        while not self.closed:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
+
+    def _talk(self, conn):
+        f = conn.makefile("rb")
+        try:
+            while True:
+                head = f.readline()
+                if not head.startswith(b"*"):
+                    return
+                for _ in range(int(head[1:])):
+                    n = int(f.readline()[1:])
+                    f.read(n + 2)
+                conn.sendall(self.answer)
+        except (OSError, ValueError):
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+
+
 def replicas_online(redis, n):
     info = redis.raw("INFO", "replication")
     return info.count("state=online") >= n and "role:master" in info
@@ -71,11 +125,12 @@ class SentinelTest(unittest.TestCase):
         for d in dirs:
             os.makedirs(d)
         cls.a = harness.Redis(dirs[0], aof=True)
+        cls.addClassCleanup(cls.a.stop)
         cls.b = harness.Redis(dirs[1], aof=True,
                               args=["--replicaof", "127.0.0.1", str(cls.a.port)])
+        cls.addClassCleanup(cls.b.stop)
         harness.wait_for(lambda: replicas_online(cls.a, 1), 30, "the replica to sync")
         cls.sentinel = Sentinel(dirs[2], cls.a.port)
-        cls.addClassCleanup(cls.b.stop)
         cls.addClassCleanup(cls.sentinel.stop)
         cls.svc = harness.Service("sentinel", SINKS, TABLES, {
             "redis": {"host": "127.0.0.1", "port": "1",   # unused: Sentinel names the master
@@ -199,11 +254,49 @@ class SentinelTest(unittest.TestCase):
             self.assertTrue(p["type"].endswith(":redis-not-replicated"), p)
             self.assertIn("0 of 1 replicas", p["detail"])
             self.assertIn("may have been queued", p["detail"])
+            # And /readyz said so beforehand.
+            harness.wait_for(lambda: b"NOREPLICAS" in self.svc.request("GET", "/readyz")[2], 10,
+                             "/readyz to name NOREPLICAS")
+            self.assertEqual(self.svc.request("GET", "/readyz")[0], 503)
         finally:
             replica.start()
         harness.wait_for(lambda: replicas_online(master, 1), 40, "the replica to rejoin")
         harness.wait_for(lambda: self.svc.post("events", [{"id": 99_000_002, "payload": "y"}])[0]
                          == 202, 20, "a 202 once the replica is back")
+
+    def test_4b_wrong_and_silent_sentinels_are_passed_over(self):
+        # A blackholed Sentinel and one that names the replica come first:
+        # each connection still reaches the master, within timeout_ms.
+        master = self.sentinel.master_port()
+        replica = self.b.port if master == self.a.port else self.a.port
+        silent, wrong = FakeSentinel(silent=True), FakeSentinel(port=replica)
+        try:
+            fakes = "127.0.0.1:%d,127.0.0.1:%d" % (silent.port, wrong.port)
+            self.svc.server.terminate()
+            self.svc.start_server(SPILLWAY_REDIS_SENTINELS=fakes)
+            t0 = time.monotonic()
+            p = json.loads(self.svc.post("events", [{"id": 99_000_003, "payload": "z"}])[2])
+            self.assertLess(time.monotonic() - t0, 2.5)
+            self.assertEqual(p["status"], 503)
+            self.assertIn("is not a master", p["detail"])
+            self.assertIn("127.0.0.1:%d" % replica, p["detail"])
+            code, _, body = self.svc.request("GET", "/readyz")
+            self.assertEqual(code, 503, body)
+            self.svc.server.terminate()
+            self.svc.start_server(SPILLWAY_REDIS_SENTINELS=fakes + ",127.0.0.1:%d" %
+                                  self.sentinel.port)
+            for i in range(5):
+                t0 = time.monotonic()
+                code, _, body = self.svc.post("events", [{"id": 99_000_010 + i, "payload": "z"}])
+                self.assertEqual(code, 202, body)
+                self.assertLess(time.monotonic() - t0, 2.5)
+            self.acked.update(99_000_010 + i for i in range(5))
+            self.assertEqual(self.svc.request("GET", "/readyz")[0], 200)
+        finally:
+            silent.close()
+            wrong.close()
+            self.svc.server.terminate()
+            self.svc.start_server()
 
     def test_5_without_acks_a_failover_loses_202s(self):
         # Why min_replica_acks exists: with 0, the same failover loses

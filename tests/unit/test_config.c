@@ -128,6 +128,17 @@ static void test_errors(void **state)
     expect_error("[redis]\nsentinels = a:65536\nmaster_name = m\n", "port must be 1..65535");
     expect_error("[redis]\nsentinels = ::1:5\nmaster_name = m\n", "is not host:port");
     expect_error("[redis]\nmin_replica_acks = 17\n", "from 0 to 16");
+    expect_error("[redis]\nsentinel_password = x\n", "sentinel_password needs sentinels");
+    /* Cluster: one slot, so the prefix needs a hash tag. */
+    expect_error("[redis]\ncluster_nodes = a:7000\n", "prefix \"spillway\" has no hash tag");
+    expect_error("[redis]\ncluster_nodes = a:7000\nprefix = sp{}\n", "has no hash tag");
+    expect_error("[redis]\ncluster_nodes = a:7000,\nprefix = {sp}\n", "cluster_nodes: an empty");
+    expect_error("[redis]\ncluster_nodes = a:1\nprefix = {sp}\nsentinels = b:2\nmaster_name = m\n",
+                 "exclude each other");
+    sw_config cl;
+    assert_int_equal(sw_config_load_string(&cl, "c.ini", "[redis]\ncluster_nodes = a:1, b:2\n"
+                                           "prefix = {sp}\n"), 0);
+    sw_config_free(&cl);
     sw_config sen;
     assert_int_equal(sw_config_load_string(&sen, "s.ini", "[redis]\nsentinels = a:1, [::1]:2 "
                                            ",b.example:26379\nmaster_name = m\n"

@@ -1,0 +1,274 @@
+"""Redis Cluster: a 6-node cluster (3 masters, 3 replicas) on loopback
+ports of its own, started here and stopped by pid. With a hash-tagged
+prefix every Spillway key is in one slot, and the daemons follow that
+slot: jobs (with and without Idempotency-Keys) land exactly once; the slot
+migrated to another master under a write stream (SETSLOT MIGRATING /
+IMPORTING, MIGRATE, SETSLOT NODE: MOVED, ASK and TRYAGAIN on the way)
+loses nothing; the slot's master SIGKILLed under a write stream with
+min_replica_acks = 1 loses no acknowledged record, and the daemons recover
+without a restart."""
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+
+SINKS, TABLES = harness.EVENTS_SINK, harness.EVENTS_TABLE
+
+
+def cluster_port():
+    """A free loopback port whose cluster bus port (port + 10000) is free
+    too."""
+    import random
+    import socket
+    for _ in range(200):
+        port = random.randint(20000, 45000)
+        try:
+            for p in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+            return port
+        except OSError:
+            continue
+    raise AssertionError("no free port pair for a cluster node")
+
+
+class Cluster:
+    """`masters` masters with one replica each, created with
+    redis-cli --cluster create; every node appends (AOF) and judges a
+    silent peer failed after 1 s."""
+
+    def __init__(self, workdir, masters=3):
+        self.nodes = []
+        try:
+            for i in range(masters * 2):
+                d = os.path.join(workdir, "n%d" % i)
+                os.makedirs(d)
+                node = harness.Redis.__new__(harness.Redis)
+                node.port, node.dir, node.aof, node.proc = cluster_port(), d, True, None
+                node.args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                             "--cluster-node-timeout", "1000"]
+                self.nodes.append(node)
+                node.start()
+            out = subprocess.run(["redis-cli", "--cluster", "create"] +
+                                 ["127.0.0.1:%d" % n.port for n in self.nodes] +
+                                 ["--cluster-replicas", "1", "--cluster-yes"],
+                                 capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, out.stdout + out.stderr
+            harness.wait_for(self.ok, 30, "cluster_state:ok on every node")
+        except BaseException:
+            self.stop()
+            raise
+
+    def ok(self):
+        """Every running node sees the cluster ok, and every master has its
+        replica attached."""
+        for n in self.nodes:
+            if n.proc is None:
+                continue
+            if "cluster_state:ok" not in n.raw("CLUSTER", "INFO"):
+                return False
+            info = n.raw("INFO", "replication")
+            if "role:master" in info and "state=online" not in info:
+                return False
+        return True
+
+    def seeds(self):
+        return ",".join("127.0.0.1:%d" % n.port for n in self.nodes)
+
+    def by_port(self, port):
+        return next(n for n in self.nodes if n.port == port)
+
+    def live(self):
+        return next(n for n in self.nodes if n.proc is not None and n.ping())
+
+    def table(self):
+        """CLUSTER NODES as seen by a live node: id -> (port, flags, slots)."""
+        out = {}
+        for line in self.live().raw("CLUSTER", "NODES").splitlines():
+            f = line.split()
+            port = int(f[1].split("@")[0].rsplit(":", 1)[1])
+            out[f[0]] = (port, f[2], f[8:])
+        return out
+
+    def owner(self, slot):
+        """The live master serving `slot`, by its own node's view."""
+        for nid, (port, flags, slots) in self.table().items():
+            if "master" not in flags or "fail" in flags:
+                continue
+            for s in slots:
+                if s.startswith("["):
+                    continue
+                lo, _, hi = s.partition("-")
+                if int(lo) <= slot <= int(hi or lo):
+                    return self.by_port(port), nid
+        return None, None
+
+    def stop(self):
+        for n in self.nodes:
+            n.stop()
+
+
+def keyslot(node, key):
+    return int(node.cli("CLUSTER", "KEYSLOT", key))
+
+
+class ClusterTest(unittest.TestCase):
+    PREFIX = "{swc%d}" % os.getpid()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="sw-cluster-")
+        cls.cluster = Cluster(cls.tmp)
+        cls.addClassCleanup(cls.cluster.stop)
+        cls.slot = keyslot(cls.cluster.nodes[0], cls.PREFIX + ":queue")
+        owner, _ = cls.cluster.owner(cls.slot)
+        cls.svc = harness.Service("cluster", SINKS, TABLES, {
+            "redis": {"host": "127.0.0.1", "port": "1",   # unused: the cluster map decides
+                      "prefix": cls.PREFIX, "cluster_nodes": cls.cluster.seeds(),
+                      "min_replica_acks": "1", "timeout_ms": "1000"},
+            "flusher": {"batch_max_records": "300", "flush_interval_ms": "20"},
+        }, redis=owner)
+        cls.addClassCleanup(cls.svc.close)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.svc.finish()
+
+    acked, maybe = set(), set()
+
+    def check_exactly_once(self, what, stream=None):
+        harness.wait_drained(self.svc, timeout=90)
+        if stream:
+            self.acked.update(stream.accepted_ids)
+            self.maybe.update(stream.unacked_ids)
+        rows = [int(r[0]) for r in self.svc.sql("SELECT id FROM events")]
+        landed = set(rows)
+        lost = self.acked - landed
+        self.assertEqual(len(rows), len(landed), "%s: some record was applied twice" % what)
+        self.assertEqual(lost, set(), "%s: %d acknowledged records lost" % (what, len(lost)))
+        self.assertEqual(landed - self.acked - self.maybe, set(), "%s: rows nobody wrote" % what)
+        return landed
+
+    def test_1_slot_map_and_exactly_once(self):
+        node = self.cluster.nodes[0]
+        # The adapter's CRC16 and hash tags agree with Redis' own.
+        self.assertEqual(keyslot(node, "foo"), 12182)
+        self.assertEqual(keyslot(node, self.PREFIX + ":st:8:123"), self.slot)
+        code, _, body = self.svc.request("GET", "/readyz")
+        self.assertEqual(code, 200, body)
+        # ~1,000 jobs, every other one with an Idempotency-Key that is then
+        # sent again: the repeat answers 200 with the same job.
+        ids, jobs = [], []
+        for i in range(1000):
+            rec = [{"id": 10_000 + i, "payload": "c%d" % i}]
+            h = {"Idempotency-Key": "k-%d" % i} if i % 2 else {}
+            code, _, body = self.svc.post("events", rec, headers=h)
+            self.assertEqual(code, 202, body)
+            job = harness.json.loads(body)["job_id"]
+            if h:
+                code, _, again = self.svc.post("events", rec, headers=h)
+                self.assertEqual(code, 200, again)
+                self.assertEqual(harness.json.loads(again)["job_id"], job)
+            ids.append(10_000 + i)
+            jobs.append(job)
+        self.acked.update(ids)
+        landed = self.check_exactly_once("1,000 jobs")
+        self.assertEqual(len(landed), 1000)
+        for j in jobs[::97]:
+            code, st = self.svc.job(j)
+            self.assertEqual((code, st["status"]), (200, "committed"), st)
+
+    def test_2_slot_migrated_under_load(self):
+        src, src_id = self.cluster.owner(self.slot)
+        dst_id = next(nid for nid, (port, flags, slots) in self.cluster.table().items()
+                      if "master" in flags and nid != src_id and "fail" not in flags)
+        dst = self.cluster.by_port(self.cluster.table()[dst_id][0])
+        stream = harness.Stream(self.svc, "events", threads=4, duration=60, id_base=1_000_000_000)
+        time.sleep(2)
+        t0 = time.monotonic()
+        self.assertEqual(dst.cli("CLUSTER", "SETSLOT", str(self.slot), "IMPORTING", src_id), "OK")
+        self.assertEqual(src.cli("CLUSTER", "SETSLOT", str(self.slot), "MIGRATING", dst_id), "OK")
+        moved = 0
+        while True:
+            keys = src.raw("CLUSTER", "GETKEYSINSLOT", str(self.slot), "20").split()
+            if not keys:
+                break
+            out = src.cli("MIGRATE", "127.0.0.1", str(dst.port), "", "0", "5000", "KEYS", *keys)
+            self.assertIn(out, ("OK", "NOKEY"), out)
+            moved += len(keys)
+            time.sleep(0.1)      # a slow migration: the stream meets it half-way
+        for n in (dst, src):
+            self.assertEqual(n.cli("CLUSTER", "SETSLOT", str(self.slot), "NODE", dst_id), "OK")
+        took = time.monotonic() - t0
+        harness.wait_for(lambda: self.cluster.owner(self.slot)[1] == dst_id, 20,
+                         "the cluster to agree on the new owner")
+        n_before = len(stream.accepted_ids)
+        stream.stop_at = time.monotonic() + 3
+        stream.join()
+        after = len(stream.accepted_ids) - n_before
+        self.check_exactly_once("slot migration", stream)
+        kinds = {re.search(rb"problem:([a-z-]+)", body).group(1).decode()
+                 for st, body in stream.failures if st == 503}
+        print("\nslot migration: keys_moved=%d took_s=%.1f accepted_records=%d accepted_after=%d "
+              "lost=0 duplicated=0 unacked_requests=%d (%s) %s" % (
+                  moved, took, len(stream.accepted_ids), after, len(stream.failures),
+                  stream.refused, sorted(kinds)))
+        self.assertLessEqual(kinds, {"redis-refused", "redis-timeout", "redis-not-replicated",
+                                     "redis-unavailable"}, kinds)
+        self.assertGreater(moved, 0)
+        self.assertGreater(after, 50, "no writes after the migration")
+        self.assertEqual(stream.hung, 0)
+        self.assertTrue(self.svc.server.alive())
+        self.assertTrue(self.svc.flushers["f1"].alive())
+
+    def test_3_master_killed(self):
+        old, old_id = self.cluster.owner(self.slot)
+        stream = harness.Stream(self.svc, "events", threads=4, duration=90,
+                                id_base=2_000_000_000)
+        time.sleep(2)
+        t0 = time.monotonic()
+        old.stop()
+        harness.wait_for(lambda: self.cluster.owner(self.slot)[1] not in (None, old_id), 30,
+                         "a replica to take the slot over")
+        promoted = time.monotonic() - t0
+        old.start()      # it rejoins as the new master's replica: acks again
+        harness.wait_for(lambda: self.cluster.ok() and "state=online" in
+                         self.cluster.owner(self.slot)[0].raw("INFO", "replication"), 60,
+                         "the old master to rejoin as a replica")
+        n_before = len(stream.accepted_ids)
+        stream.stop_at = time.monotonic() + 3
+        stream.join()
+        after = len(stream.accepted_ids) - n_before
+        self.check_exactly_once("cluster master killed", stream)
+        kinds = {re.search(rb"problem:([a-z-]+)", body).group(1).decode()
+                 for st, body in stream.failures if st == 503}
+        print("\ncluster kill -9 master: promoted_after_s=%.1f accepted_records=%d "
+              "accepted_after_rejoin=%d lost=0 duplicated=0 unacked_requests=%d (%s) %s" % (
+                  promoted, len(stream.accepted_ids), after, len(stream.failures),
+                  stream.refused, sorted(kinds)))
+        self.assertGreater(after, 50, "the daemons did not follow the failover")
+        self.assertLessEqual(kinds, {"redis-unavailable", "redis-timeout",
+                                     "redis-not-replicated", "redis-refused"}, kinds)
+        self.assertEqual(stream.hung, 0)
+        self.assertTrue(self.svc.server.alive())
+        self.assertTrue(self.svc.flushers["f1"].alive())
+        code, _, body = self.svc.request("GET", "/readyz")
+        self.assertEqual(code, 200, body)
+
+    def test_4_prefix_without_hash_tag_refused(self):
+        out = subprocess.run([os.path.join(harness.BIN, "spillway-server"), "--config",
+                              self.svc.config], env=dict(self.svc.env, SPILLWAY_REDIS_PREFIX="sw"),
+                             capture_output=True, text=True, timeout=20)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("prefix \"sw\" has no hash tag", out.stderr)
+
+
+if __name__ == "__main__":
+    harness.main()
