@@ -241,5 +241,51 @@ def harness_rfc3339():
     return r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$"
 
 
+class PartitionedTest(harness.ServiceTest):
+    """Partitioned target tables (docs/OPERATIONS.md, scaling out): rows
+    COPYed and upserted through the parent land in their partitions, and a
+    row that fits no partition fails its job alone."""
+    SINKS = """
+[sink.pevents]
+table = public.pevents
+columns = id bigint not null, day date not null, payload text
+
+[sink.pkv]
+table = public.pkv
+mode = upsert
+key = k
+columns = k bigint not null, v integer
+"""
+    TABLES = """
+CREATE TABLE pevents (id bigint NOT NULL, day date NOT NULL, payload text) PARTITION BY RANGE (day);
+CREATE TABLE pevents_jan PARTITION OF pevents FOR VALUES FROM ('2026-01-01') TO ('2026-02-01');
+CREATE TABLE pevents_feb PARTITION OF pevents FOR VALUES FROM ('2026-02-01') TO ('2026-03-01');
+CREATE TABLE pkv (k bigint PRIMARY KEY, v integer) PARTITION BY HASH (k);
+CREATE TABLE pkv_0 PARTITION OF pkv FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+CREATE TABLE pkv_1 PARTITION OF pkv FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+"""
+    FLUSHER = False
+
+    def test_partitioned_tables(self):
+        # Queued with no flusher, so they meet in one batch.
+        good = [self.svc.post_ok("pevents", [{"id": i, "day": "2026-0%d-1%d" % (1 + i % 2, i % 10),
+                                              "payload": "p"} for i in range(j * 10, j * 10 + 10)])
+                for j in range(20)]
+        bad = self.svc.post_ok("pevents", [{"id": 9999, "day": "2026-07-01"}])
+        kv = [self.svc.post_ok("pkv", [{"k": k, "v": rnd} for k in range(50)]) for rnd in range(3)]
+        self.svc.start_flusher("f1")
+        self.svc.wait_jobs(good + kv)
+        self.svc.wait_jobs([bad], want="failed")
+        code, job = self.svc.job(bad)
+        self.assertIn("no partition", job["error"])
+        self.assertEqual(self.svc.sql("SELECT tableoid::regclass, count(*), count(DISTINCT id) "
+                                      "FROM pevents GROUP BY 1 ORDER BY 1"),
+                         [["pevents_jan", "100", "100"], ["pevents_feb", "100", "100"]])
+        self.assertEqual(self.svc.sql("SELECT count(*), min(v), max(v) FROM pkv"),
+                         [["50", "2", "2"]])
+        self.assertEqual(self.svc.sql("SELECT count(*) > 0 FROM pkv_0"), [["t"]])
+        self.assertEqual(self.svc.sql("SELECT count(*) > 0 FROM pkv_1"), [["t"]])
+
+
 if __name__ == "__main__":
     harness.main()

@@ -63,5 +63,38 @@ class OutageTest(harness.ServiceTest):
         self.assertLessEqual(log.count('msg="postgres unavailable"'), 3, log[-3000:])
 
 
+class MultiHostTest(harness.ServiceTest):
+    """libpq multi-host conninfo with target_session_attrs=read-write (the
+    PostgreSQL-side failover docs/OPERATIONS.md describes): the first
+    host is down, so the flusher connects to the next; PostgreSQL then
+    restarts under a write stream, and every record lands once."""
+    SINKS = SINKS
+    TABLES = TABLES
+    FLUSHER = False
+
+    def test_multi_host_conninfo_and_restart(self):
+        dead = harness.free_port()
+        pg = int(harness.os.environ.get("PGPORT", "5432"))
+        conninfo = ("host=127.0.0.1,127.0.0.1 port=%d,%d dbname=%s connect_timeout=2 "
+                    "target_session_attrs=read-write" % (dead, pg, self.svc.db))
+        self.svc.start_flusher("f1", SPILLWAY_POSTGRES_CONNINFO=conninfo)
+        stream = harness.Stream(self.svc, "events", threads=2, duration=12)
+        time.sleep(3)
+        harness.pg_cluster("stop")
+        time.sleep(2)
+        harness.pg_cluster("start")
+        stream.join()
+        harness.wait_drained(self.svc, timeout=120)
+        accepted = len(stream.accepted_ids)
+        landed, distinct = map(int, self.svc.sql("SELECT count(*), count(DISTINCT id) FROM events")[0])
+        print("\nmulti-host conninfo, PostgreSQL restarted: accepted_records=%d landed=%d "
+              "failed_requests=%d" % (accepted, landed, len(stream.failures)))
+        self.assertEqual(stream.failures, [])
+        self.assertGreater(accepted, 1000)
+        self.assertEqual((landed, distinct), (accepted, accepted))
+        log = self.svc.flushers["f1"].output()
+        self.assertIn('msg="postgres available again"', log)
+
+
 if __name__ == "__main__":
     harness.main()
