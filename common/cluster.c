@@ -69,7 +69,9 @@ enum sw_redirect sw_cluster_redirect(const char *msg, int *slot, sw_endpoint *to
         if (*q == ':')
             colon = q;
     }
-    if (colon == NULL || colon == addr || (size_t)(colon - addr) >= sizeof to->host)
+    /* An empty host (":6380", cluster-preferred-endpoint-type
+     * unknown-endpoint) means the node that answered; the caller knows it. */
+    if (colon == NULL || (size_t)(colon - addr) >= sizeof to->host)
         return SW_REDIRECT_NONE;
     long port = 0;
     const char *q = colon + 1;

@@ -25,17 +25,18 @@ int sw_cluster_slot(const char *key, size_t n);
 int sw_cluster_has_tag(const char *s);
 
 /* The master owning `slot` in a CLUSTER SLOTS reply (a hiredis reply);
- * an empty host means the node that answered, `asked`. 0 with `owner`;
- * 1 when no range covers the slot (the cluster is incomplete); -1 when
- * the reply is not shaped as CLUSTER SLOTS answers. */
+ * an empty or NULL host means the node that answered, `asked`. 0 with
+ * `owner`; 1 when no range covers the slot (the cluster is incomplete)
+ * or its master's address is "?" (not known yet); -1 when the reply is
+ * not shaped as CLUSTER SLOTS answers. */
 int sw_cluster_owner(const void *reply, int slot, const sw_endpoint *asked,
                      sw_endpoint *owner);
 
 enum sw_redirect { SW_REDIRECT_NONE = 0, SW_REDIRECT_MOVED, SW_REDIRECT_ASK };
 
 /* An error reply's text: "MOVED <slot> <host>:<port>" or "ASK ...". The
- * kind, with slot and address; NONE for any other error or a malformed
- * one. */
+ * kind, with slot and address (an empty host: the node that answered);
+ * NONE for any other error or a malformed one. */
 enum sw_redirect sw_cluster_redirect(const char *msg, int *slot, sw_endpoint *to);
 
 #endif

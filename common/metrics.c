@@ -58,3 +58,17 @@ int sw_metrics_histogram(sw_buf *out, const char *name, const char *labels,
     }
     return 0;
 }
+
+int sw_metrics_redirects(sw_buf *out, _Atomic uint64_t c[3])
+{
+    static const char *const kind[3] = {"tryagain", "moved", "ask"};
+    char labels[32];
+    int rc = sw_metrics_header(out, "spillway_redis_redirects_total", "counter",
+                               "Redis Cluster redirections met and followed, by kind.");
+    for (int i = 0; i < 3; i++) {
+        snprintf(labels, sizeof labels, "kind=\"%s\"", kind[i]);
+        rc |= sw_metrics_sample(out, "spillway_redis_redirects_total", labels,
+                                (double)atomic_load(&c[i]));
+    }
+    return rc;
+}

@@ -35,6 +35,11 @@ int sw_metrics_header(sw_buf *out, const char *name, const char *type, const cha
 __attribute__((warn_unused_result))
 int sw_metrics_sample(sw_buf *out, const char *name, const char *labels, double value);
 
+/* Append spillway_redis_redirects_total by kind: c[0] TRYAGAIN, c[1]
+ * MOVED, c[2] ASK (as counted by the Redis adapter in cluster mode). */
+__attribute__((warn_unused_result))
+int sw_metrics_redirects(sw_buf *out, _Atomic uint64_t c[3]);
+
 /* Append the _bucket, _sum and _count lines of `h`. */
 __attribute__((warn_unused_result))
 int sw_metrics_histogram(sw_buf *out, const char *name, const char *labels,

@@ -148,9 +148,11 @@ sw_pipeline *sw_pipeline_new(const sw_redis_opts *o, int ttl_s, int idem_ttl_s,
     return p;
 }
 
-void sw_pipeline_count_reconnects(sw_pipeline *p, _Atomic uint64_t *counter)
+void sw_pipeline_count_reconnects(sw_pipeline *p, _Atomic uint64_t *counter,
+                                  _Atomic uint64_t *redirects)
 {
     p->redis->reconnects = counter;
+    p->redis->redirects = redirects;
 }
 
 void sw_pipeline_free(sw_pipeline *p)

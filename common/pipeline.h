@@ -48,9 +48,11 @@ typedef struct sw_pipeline_shape {
 sw_pipeline *sw_pipeline_new(const sw_redis_opts *o, int ttl_s, int idem_ttl_s,
                              long max_queued, const sw_pipeline_shape *shapes, int nshapes);
 
-/* Count the lane connection's reconnects in `counter` too. Call it before
- * the first sw_pipeline_submit. */
-void sw_pipeline_count_reconnects(sw_pipeline *p, _Atomic uint64_t *counter);
+/* Count the lane connection's reconnects in `counter` too, and its
+ * cluster redirections in `redirects` (redis.h). Call it before the first
+ * sw_pipeline_submit. */
+void sw_pipeline_count_reconnects(sw_pipeline *p, _Atomic uint64_t *counter,
+                                  _Atomic uint64_t *redirects);
 
 /* Stop the lane thread after it has answered everything submitted so far;
  * call once no thread can call sw_pipeline_submit any more. Accepts NULL. */

@@ -160,12 +160,14 @@ static int confirm_master(sw_redis *r, redisContext *c)
     return is == 1 ? 0 : -1;
 }
 
-/* A connection to host:port (connecting for at most `connect_ms`) with
- * our command timeout and credentials, or NULL with err = ECONNECT. */
-static redisContext *open_node(sw_redis *r, const char *host, int port, int connect_ms)
+/* A connection to host:port (connecting for at most `connect_ms`, each
+ * command after for at most `command_ms`) with our credentials, or NULL
+ * with err = ECONNECT. */
+static redisContext *open_node(sw_redis *r, const char *host, int port, int connect_ms,
+                               int command_ms)
 {
     struct timeval ctv = {connect_ms / 1000, (connect_ms % 1000) * 1000};
-    struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
+    struct timeval tv = {command_ms / 1000, (command_ms % 1000) * 1000};
     redisContext *c = redisConnectWithTimeout(host, port, ctv);
     if (c == NULL || c->err) {
         set_err(r, SW_REDIS_ECONNECT, "connect", "%s:%d: %s", host, port,
@@ -244,10 +246,14 @@ static redisContext *via_sentinel(sw_redis *r, int64_t deadline)
         }
         snprintf(r->host, sizeof r->host, "%s", m.host);
         r->port = m.port;
-        redisContext *c = open_node(r, m.host, m.port, ms);
+        redisContext *c = open_node(r, m.host, m.port, ms, ms);
         if (c && confirm_master(r, c) == 0) {
-            s->next = k;
-            return c;
+            struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
+            if (redisSetTimeout(c, tv) == REDIS_OK) {
+                s->next = k;
+                return c;
+            }
+            set_err(r, SW_REDIS_ECONNECT, "set timeout", "%s", c->errstr);
         }
         if (c)
             redisFree(c);
@@ -268,7 +274,9 @@ static int locate(sw_redis *r, int64_t deadline)
     size_t used = 0;
     for (int i = -1; i < rt->nseeds; i++) {
         const sw_endpoint *e = i < 0 ? &rt->owner : &rt->seeds[i];
-        int ms = left_ms(r, deadline);
+        /* A fair share of the time left, as for Sentinels: a silent
+         * node (the old owner, partitioned) cannot starve the others. */
+        int ms = left_ms(r, deadline) / (rt->nseeds - i);
         if (e->port == 0)
             continue;
         if (ms == 0) {
@@ -276,7 +284,7 @@ static int locate(sw_redis *r, int64_t deadline)
             break;
         }
         char why[260];
-        redisContext *c = open_node(r, e->host, e->port, ms);
+        redisContext *c = open_node(r, e->host, e->port, ms, ms);
         redisReply *rep = c ? redisCommand(c, "CLUSTER SLOTS") : NULL;
         sw_endpoint owner;
         int found = rep ? sw_cluster_owner(rep, rt->slot, e, &owner) : -1;
@@ -329,8 +337,9 @@ int sw_redis_connect(sw_redis *r)
             snprintf(r->host, sizeof r->host, "%s", r->route->owner.host);
             r->port = r->route->owner.port;
         }
+        /* However long the search took, the master gets a fair try. */
         int ms = left_ms(r, deadline);
-        c = open_node(r, r->host, r->port, ms > 0 ? ms : 1);
+        c = open_node(r, r->host, r->port, ms > 50 ? ms : 50, r->timeout_ms);
     }
     if (c == NULL)
         goto fail;
@@ -354,6 +363,8 @@ static redisReply *judge(sw_redis *r, redisReply *rep, enum sw_reply_type want,
                          const char *what, int in_script)
 {
     redisContext *c = r->ctx;
+    if (r->route)
+        r->route->asked = 0;
     if (rep == NULL) {
         set_err(r, SW_REDIS_EIO, what, "%s", c && c->err ? c->errstr : "no reply");
         sw_redis_disconnect(r);
@@ -366,23 +377,33 @@ static redisReply *judge(sw_redis *r, redisReply *rep, enum sw_reply_type want,
         int moved = 0;
         if (r->route) {
             /* Nothing ran: the cluster sends us elsewhere. A MOVED names
-             * the slot's owner from now on; an ASK, where to send this
-             * one command. */
-            int slot;
+             * the slot's owner from now on (one we cannot read sends us
+             * back to CLUSTER SLOTS); an ASK, where to send this one
+             * command. An empty host is the node that answered. */
+            int slot = -1;
             sw_endpoint to;
             enum sw_redirect k = sw_cluster_redirect(rep->str, &slot, &to);
+            if (k != SW_REDIRECT_NONE && to.host[0] == '\0')
+                snprintf(to.host, sizeof to.host, "%s", r->host);
             r->route->asked = k == SW_REDIRECT_ASK && slot == r->route->slot;
             if (r->route->asked)
                 r->route->ask_to = to;
             if (k == SW_REDIRECT_MOVED && slot == r->route->slot) {
                 r->route->owner = to;
                 moved = 1;
+            } else if (strcmp(r->code, "MOVED") == 0) {
+                r->route->owner.port = 0;
+                moved = -1;
             }
+            if (r->redirects && (moved || r->route->asked || strcmp(r->code, "TRYAGAIN") == 0))
+                atomic_fetch_add_explicit(&r->redirects[r->route->asked ? SW_REDIRECT_ASK
+                                                        : moved ? SW_REDIRECT_MOVED : 0],
+                                          1, memory_order_relaxed);
         }
         freeReplyObject(rep);
         if (e == SW_REDIS_EPROTO || drop_after(r->code) || moved)
             sw_redis_disconnect(r);
-        if (moved)
+        if (moved > 0)
             r->route->moved = 1;
         return NULL;
     }
@@ -426,8 +447,9 @@ static redisReply *send_on(redisContext *c, const call *k)
     return rep;
 }
 
-/* Redirections one call follows at most (MOVED, ASK); TRYAGAIN is
- * retried until the call's deadline instead. */
+/* MOVED redirections one call follows at most; ASK and TRYAGAIN are
+ * followed until the call's deadline instead (each ASK ends in a reply,
+ * or in a TRYAGAIN that pauses). */
 #define MAX_HOPS 5
 
 /* After a failed call, in cluster mode: was it sent elsewhere or asked to
@@ -454,11 +476,12 @@ static int follow(sw_redis *r, int *hops, int64_t deadline)
  * node already. Send it there once, after ASKING, on a connection of its
  * own: for every other command the slot is still the old owner's. */
 static redisReply *ask_once(sw_redis *r, const call *k, enum sw_reply_type want,
-                            const char *what, int in_script)
+                            const char *what, int in_script, int writes, int64_t deadline)
 {
     sw_endpoint to = r->route->ask_to;
+    int ms = left_ms(r, deadline);
     r->route->asked = 0;
-    redisContext *c = open_node(r, to.host, to.port, r->timeout_ms);
+    redisContext *c = open_node(r, to.host, to.port, ms > 0 ? ms : 1, r->timeout_ms);
     if (c == NULL)
         return NULL;
     redisReply *ok = redisCommand(c, "ASKING");
@@ -475,6 +498,17 @@ static redisReply *ask_once(sw_redis *r, const call *k, enum sw_reply_type want,
     void *home = r->ctx;
     r->ctx = c;
     redisReply *rep = judge(r, send_on(c, k), want, what, in_script);
+    if (rep && writes && r->min_replica_acks > 0) {
+        /* The write went to the importing node: its replicas, not the
+         * home node's, must confirm it, and only this connection's WAIT
+         * counts it. sw_redis_wait_replicas() reports the outcome. */
+        int wait_ms = r->timeout_ms / 2 > 0 ? r->timeout_ms / 2 : 1;
+        redisReply *w = redisCommand(c, "WAIT %d %d", r->min_replica_acks, wait_ms);
+        if (w == NULL || w->type != REDIS_REPLY_INTEGER || w->integer < r->min_replica_acks)
+            r->route->unacked = 1;
+        if (w)
+            freeReplyObject(w);
+    }
     if (r->ctx)
         redisFree(r->ctx);
     r->ctx = home;
@@ -493,6 +527,10 @@ static void begin(sw_redis *r, int reads)
 {
     r->err = SW_REDIS_OK;
     r->code[0] = '\0';
+    if (r->route) {
+        r->route->asked = 0;
+        r->route->unacked = 0;
+    }
     if (reads || r->ctx == NULL)
         return;
     struct pollfd p = {((redisContext *)r->ctx)->fd, POLLIN, 0};
@@ -521,8 +559,8 @@ void *sw_redis_callf(sw_redis *r, const char *what, enum sw_reply_type want, int
         if (sw_redis_connect(r) != 0)
             break;
         rep = judge(r, send_on(r->ctx, &k), want, what, 0);
-        if (rep == NULL && r->route && r->route->asked && ++hops <= MAX_HOPS)
-            rep = ask_once(r, &k, want, what, 0);
+        if (rep == NULL && r->route && r->route->asked && sw_clock_mono_ms() < deadline)
+            rep = ask_once(r, &k, want, what, 0, !reads, deadline);
         if (rep != NULL)
             break;
         if (follow(r, &hops, deadline))
@@ -616,14 +654,14 @@ void *sw_redis_eval(sw_redis *r, enum sw_script s, const char *what, enum sw_rep
             goto out;
         }
         rep = judge(r, rep, want, what, 1);
-        if (rep == NULL && r->route && r->route->asked && ++hops <= MAX_HOPS) {
+        if (rep == NULL && r->route && r->route->asked && sw_clock_mono_ms() < deadline) {
             /* The importing node may not know the script: send its text. */
             size_t len;
             argv[0] = "EVAL";
             lens[0] = 4;
             argv[1] = sw_script_text(s, &len);
             lens[1] = len;
-            rep = ask_once(r, &k, want, what, 1);
+            rep = ask_once(r, &k, want, what, 1, !reads, deadline);
         }
         if (rep != NULL)
             goto out;
@@ -703,6 +741,12 @@ int sw_redis_wait_replicas(sw_redis *r)
 {
     if (r->min_replica_acks <= 0)
         return 0;
+    if (r->route && r->route->unacked) {
+        r->route->unacked = 0;
+        set_err(r, SW_REDIS_ENOACK, "wait", "the write went to the importing node of a "
+                "migrating slot, whose replicas did not confirm it in time");
+        return -1;
+    }
     int wait_ms = r->timeout_ms / 2 > 0 ? r->timeout_ms / 2 : 1;
     /* WAIT counts the writes of this connection: it goes on the one the
      * writes went on, or not at all. */

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster.h"
 #include "endpoint.h"
 #include "keys.h"
 #include "scripts.h"
@@ -77,6 +78,8 @@ typedef struct sw_cluster_route {
     int moved;                 /* owner just named by a MOVED: no need to ask */
     int asked;                 /* the last reply was an ASK to ask_to */
     sw_endpoint ask_to;
+    int unacked;               /* a write of this call went to ask_to and
+                                  too few of its replicas confirmed it */
 } sw_cluster_route;
 
 typedef struct sw_redis {
@@ -96,6 +99,8 @@ typedef struct sw_redis {
     int64_t next_connect_ms;   /* do not retry connecting before this */
     uint64_t connects;         /* connections made so far: a new one means a new server state */
     _Atomic uint64_t *reconnects;  /* optional: counts connects after the first */
+    _Atomic uint64_t *redirects;   /* optional: [0] TRYAGAIN, [SW_REDIRECT_MOVED],
+                                      [SW_REDIRECT_ASK] replies met (cluster) */
 } sw_redis;
 
 /* A new, not yet connected adapter; NULL when out of memory or when

@@ -865,6 +865,7 @@ int sw_drain_run(const sw_config *cfg, const char *heartbeat, volatile sig_atomi
         goto out;
     }
     d.redis->reconnects = sw_stats_redis_reconnects();
+    d.redis->redirects = sw_stats_redis_redirects();
 
     /* The sinks must match their tables before we write. */
     while (!*stop && sw_pg_connect(d.pg) != 0)

@@ -25,6 +25,7 @@ static struct {
     sw_httpd *httpd;
     _Atomic uint64_t *jobs, *records, *failed;     /* per sink */
     _Atomic uint64_t batches, pg_reconnects, redis_reconnects, isolations, dead_dropped;
+    _Atomic uint64_t redis_redirects[3];
     sw_histogram batch_records, flush_seconds, e2e_seconds;
     pthread_mutex_t lock;                          /* the class tables */
     pthread_mutex_t redis_lock;                    /* the listener's connection */
@@ -68,6 +69,11 @@ void sw_stats_pg_reconnect(void)
 _Atomic uint64_t *sw_stats_redis_reconnects(void)
 {
     return &st.redis_reconnects;
+}
+
+_Atomic uint64_t *sw_stats_redis_redirects(void)
+{
+    return st.redis_redirects;
 }
 
 void sw_stats_isolation(void)
@@ -179,6 +185,7 @@ static int render(sw_buf *o)
                             "Redis connections made again after a loss.");
     rc |= sw_metrics_sample(o, "spillway_redis_reconnects_total", "",
                             (double)atomic_load(&st.redis_reconnects));
+    rc |= sw_metrics_redirects(o, st.redis_redirects);
     rc |= sw_metrics_header(o, "spillway_redis_up", "gauge",
                             "1 when the last Redis command from this scrape succeeded.");
     rc |= sw_metrics_sample(o, "spillway_redis_up", "", up);

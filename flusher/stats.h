@@ -33,5 +33,7 @@ void sw_stats_failure(const char *sqlstate);
 /* Counters for connections made again after a loss. */
 void sw_stats_pg_reconnect(void);
 _Atomic uint64_t *sw_stats_redis_reconnects(void);
+/* The drain connection's cluster redirections (redis.h: [3]). */
+_Atomic uint64_t *sw_stats_redis_redirects(void);
 
 #endif

@@ -76,6 +76,7 @@ struct sw_http {
     _Atomic long long redis_used, redis_max;
     _Atomic double status_bytes;   /* per job, sampled; 0 unknown */
     _Atomic uint64_t redis_reconnects;
+    _Atomic uint64_t redis_redirects[3];   /* redis.h: TRYAGAIN, MOVED, ASK */
     /* Writes handed to the Redis lane and not answered yet (their
      * envelopes' bytes): bounded by lane_max_bytes, past it 503. */
     _Atomic long long lane_bytes, lane_jobs;

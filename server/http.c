@@ -321,8 +321,10 @@ static void *worker_start(void *user, int pool)
     msgpack_sbuffer_init(&w->sb);
     sw_redis_opts ro = sw_config_redis(h->cfg);
     w->redis = sw_redis_new(&ro);
-    if (w->redis)
+    if (w->redis) {
         w->redis->reconnects = &h->redis_reconnects;
+        w->redis->redirects = h->redis_redirects;
+    }
     return w;
 }
 
@@ -401,7 +403,7 @@ sw_http *sw_http_start(const sw_config *cfg)
     atomic_init(&h->auth, NULL);
     if (cfg->tokens_file[0] && sw_http_reload_tokens(h) != 0)
         goto fail;
-    sw_pipeline_count_reconnects(h->pipeline, &h->redis_reconnects);
+    sw_pipeline_count_reconnects(h->pipeline, &h->redis_reconnects, h->redis_redirects);
     if (cfg->tls_cert[0] &&
         (h->tls = sw_tls_server_ctx(cfg->tls_cert, cfg->tls_key, cfg->tls_ciphers, why,
                                     sizeof why)) == NULL) {

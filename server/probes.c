@@ -221,6 +221,7 @@ void sw_api_metrics(sw_http *h, sw_worker *w, sw_http_exchange *x)
                             "Redis connections made again after a loss (all threads).");
     rc |= sw_metrics_sample(o, "spillway_redis_reconnects_total", "",
                             (double)atomic_load(&h->redis_reconnects));
+    rc |= sw_metrics_redirects(o, h->redis_redirects);
     rc |= requests(h, o);
     sw_httpd *api = atomic_load_explicit(&h->front[0].core, memory_order_acquire);
     sw_httpd *admin = atomic_load_explicit(&h->front[1].core, memory_order_acquire);

@@ -524,6 +524,12 @@ def main():
     unittest.main(verbosity=2)
 
 
+# Problem types whose answer says nothing was queued (a client may simply
+# retry): a test asserts that none of their records lands.
+NOTHING_QUEUED = (b"redis-unavailable", b"redis-refused", b"redis-out-of-memory",
+                  b"queue-full", b"redis-memory-high", b"server-busy")
+
+
 class Stream:
     """A bounded write stream: `threads` clients each POST jobs of 1..8
     records with unique ids to `sink` until `duration` seconds pass or
@@ -536,13 +542,15 @@ class Stream:
         self.id_base = id_base
         self.accepted_ids, self.accepted_jobs = [], []
         self.unacked_ids = []         # ids of writes answered otherwise (maybe queued)
+        self.refused_ids = []         # ...of them, answers that say nothing was queued
         self.failures = []            # anything but a 202: (status or "error", detail)
         self.refused = {}             # status / error class -> count
         self.hung = 0                 # requests that ran past their timeout
         self.lock = threading.Lock()
         self.stop_at = time.monotonic() + duration
         self.max_jobs, self.timeout = max_jobs, timeout
-        self.threads = [threading.Thread(target=self._run, args=(n,)) for n in range(threads)]
+        self.threads = [threading.Thread(target=self._run, args=(n,), daemon=True)
+                        for n in range(threads)]
         for t in self.threads:
             t.start()
 
@@ -571,6 +579,8 @@ class Stream:
                         self.accepted_jobs.append(json.loads(data)["job_id"])
                     else:
                         self.unacked_ids.extend(ids)
+                        if any(b"problem:" + t in data for t in NOTHING_QUEUED):
+                            self.refused_ids.extend(ids)
                         self.failures.append((resp.status, data[:200]))
                         self.refused[resp.status] = self.refused.get(resp.status, 0) + 1
                     if elapsed > self.timeout:
@@ -594,6 +604,11 @@ class Stream:
                 conn = None
         if conn:
             conn.close()
+
+    def stop(self):
+        """End the stream now (for a test's finally)."""
+        self.stop_at = 0
+        return self.join()
 
     def join(self):
         for t in self.threads:

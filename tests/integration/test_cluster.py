@@ -141,20 +141,29 @@ class ClusterTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.svc.finish()
 
-    acked, maybe = set(), set()
+    acked, maybe, refused = set(), set(), set()
 
     def check_exactly_once(self, what, stream=None):
         harness.wait_drained(self.svc, timeout=90)
         if stream:
             self.acked.update(stream.accepted_ids)
             self.maybe.update(stream.unacked_ids)
+            self.refused.update(stream.refused_ids)
         rows = [int(r[0]) for r in self.svc.sql("SELECT id FROM events")]
         landed = set(rows)
         lost = self.acked - landed
         self.assertEqual(len(rows), len(landed), "%s: some record was applied twice" % what)
         self.assertEqual(lost, set(), "%s: %d acknowledged records lost" % (what, len(lost)))
         self.assertEqual(landed - self.acked - self.maybe, set(), "%s: rows nobody wrote" % what)
+        self.assertEqual(landed & self.refused, set(), "%s: rows of writes answered 'nothing "
+                         "was queued'" % what)
         return landed
+
+    def redirects(self):
+        """The server's spillway_redis_redirects_total by kind."""
+        text = self.svc.request("GET", "/metrics")[2].decode()
+        return {k: float(v) for k, v in re.findall(
+            r'^spillway_redis_redirects_total\{kind="(\w+)"\} (\S+)$', text, re.M)}
 
     def test_1_slot_map_and_exactly_once(self):
         node = self.cluster.nodes[0]
@@ -190,36 +199,52 @@ class ClusterTest(unittest.TestCase):
         dst_id = next(nid for nid, (port, flags, slots) in self.cluster.table().items()
                       if "master" in flags and nid != src_id and "fail" not in flags)
         dst = self.cluster.by_port(self.cluster.table()[dst_id][0])
+        before = self.redirects()
         stream = harness.Stream(self.svc, "events", threads=4, duration=60, id_base=1_000_000_000)
-        time.sleep(2)
-        t0 = time.monotonic()
-        self.assertEqual(dst.cli("CLUSTER", "SETSLOT", str(self.slot), "IMPORTING", src_id), "OK")
-        self.assertEqual(src.cli("CLUSTER", "SETSLOT", str(self.slot), "MIGRATING", dst_id), "OK")
-        moved = 0
-        while True:
-            keys = src.raw("CLUSTER", "GETKEYSINSLOT", str(self.slot), "20").split()
-            if not keys:
-                break
-            out = src.cli("MIGRATE", "127.0.0.1", str(dst.port), "", "0", "5000", "KEYS", *keys)
-            self.assertIn(out, ("OK", "NOKEY"), out)
-            moved += len(keys)
-            time.sleep(0.1)      # a slow migration: the stream meets it half-way
-        for n in (dst, src):
-            self.assertEqual(n.cli("CLUSTER", "SETSLOT", str(self.slot), "NODE", dst_id), "OK")
-        took = time.monotonic() - t0
-        harness.wait_for(lambda: self.cluster.owner(self.slot)[1] == dst_id, 20,
-                         "the cluster to agree on the new owner")
-        n_before = len(stream.accepted_ids)
-        stream.stop_at = time.monotonic() + 3
-        stream.join()
+        try:
+            time.sleep(2)
+            t0 = time.monotonic()
+            n_start = len(stream.accepted_ids)
+            self.assertEqual(dst.cli("CLUSTER", "SETSLOT", str(self.slot), "IMPORTING", src_id),
+                             "OK")
+            self.assertEqual(src.cli("CLUSTER", "SETSLOT", str(self.slot), "MIGRATING", dst_id),
+                             "OK")
+            moved = 0
+            while time.monotonic() < t0 + 40:
+                keys = src.raw("CLUSTER", "GETKEYSINSLOT", str(self.slot), "20").split()
+                if not keys:
+                    break
+                out = src.cli("MIGRATE", "127.0.0.1", str(dst.port), "", "0", "5000", "KEYS",
+                              *keys)
+                self.assertIn(out, ("OK", "NOKEY"), out)
+                moved += len(keys)
+                time.sleep(0.1)      # a slow migration: the stream meets it half-way
+            for n in (dst, src):
+                self.assertEqual(n.cli("CLUSTER", "SETSLOT", str(self.slot), "NODE", dst_id),
+                                 "OK")
+            took = time.monotonic() - t0
+            during = len(stream.accepted_ids) - n_start
+            harness.wait_for(lambda: self.cluster.owner(self.slot)[1] == dst_id, 20,
+                             "the cluster to agree on the new owner")
+            n_before = len(stream.accepted_ids)
+            stream.stop_at = time.monotonic() + 3
+        finally:
+            stream.join()
         after = len(stream.accepted_ids) - n_before
         self.check_exactly_once("slot migration", stream)
         kinds = {re.search(rb"problem:([a-z-]+)", body).group(1).decode()
                  for st, body in stream.failures if st == 503}
-        print("\nslot migration: keys_moved=%d took_s=%.1f accepted_records=%d accepted_after=%d "
-              "lost=0 duplicated=0 unacked_requests=%d (%s) %s" % (
-                  moved, took, len(stream.accepted_ids), after, len(stream.failures),
-                  stream.refused, sorted(kinds)))
+        got = {k: v - before[k] for k, v in self.redirects().items()}
+        print("\nslot migration: keys_moved=%d took_s=%.1f accepted_records=%d "
+              "accepted_during=%d accepted_after=%d lost=0 duplicated=0 unacked_requests=%d "
+              "(%s) %s redirects=%s" % (
+                  moved, took, len(stream.accepted_ids), during, after, len(stream.failures),
+                  stream.refused, sorted(kinds), got))
+        # The adapter met and followed the cluster's redirections, and
+        # writes were acknowledged while keys were on both nodes.
+        self.assertGreater(got["moved"], 0, got)
+        self.assertGreater(got["ask"] + got["tryagain"], 0, got)
+        self.assertGreater(during, 0, "no write acknowledged during the migration")
         self.assertLessEqual(kinds, {"redis-refused", "redis-timeout", "redis-not-replicated",
                                      "redis-unavailable"}, kinds)
         self.assertGreater(moved, 0)
@@ -232,19 +257,21 @@ class ClusterTest(unittest.TestCase):
         old, old_id = self.cluster.owner(self.slot)
         stream = harness.Stream(self.svc, "events", threads=4, duration=90,
                                 id_base=2_000_000_000)
-        time.sleep(2)
-        t0 = time.monotonic()
-        old.stop()
-        harness.wait_for(lambda: self.cluster.owner(self.slot)[1] not in (None, old_id), 30,
-                         "a replica to take the slot over")
-        promoted = time.monotonic() - t0
-        old.start()      # it rejoins as the new master's replica: acks again
-        harness.wait_for(lambda: self.cluster.ok() and "state=online" in
-                         self.cluster.owner(self.slot)[0].raw("INFO", "replication"), 60,
-                         "the old master to rejoin as a replica")
-        n_before = len(stream.accepted_ids)
-        stream.stop_at = time.monotonic() + 3
-        stream.join()
+        try:
+            time.sleep(2)
+            t0 = time.monotonic()
+            old.stop()
+            harness.wait_for(lambda: self.cluster.owner(self.slot)[1] not in (None, old_id), 30,
+                             "a replica to take the slot over")
+            promoted = time.monotonic() - t0
+            old.start()      # it rejoins as the new master's replica: acks again
+            harness.wait_for(lambda: self.cluster.ok() and "state=online" in
+                             self.cluster.owner(self.slot)[0].raw("INFO", "replication"), 60,
+                             "the old master to rejoin as a replica")
+            n_before = len(stream.accepted_ids)
+            stream.stop_at = time.monotonic() + 3
+        finally:
+            stream.join()
         after = len(stream.accepted_ids) - n_before
         self.check_exactly_once("cluster master killed", stream)
         kinds = {re.search(rb"problem:([a-z-]+)", body).group(1).decode()

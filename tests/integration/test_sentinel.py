@@ -149,12 +149,13 @@ class SentinelTest(unittest.TestCase):
 
     # Across the tests: ids acknowledged (202), and ids answered otherwise
     # (which may or may not have been queued).
-    acked, maybe = set(), set()
+    acked, maybe, refused = set(), set(), set()
 
     def check_exactly_once(self, stream, what):
         harness.wait_drained(self.svc, timeout=90)
         self.acked.update(stream.accepted_ids)
         self.maybe.update(stream.unacked_ids)
+        self.refused.update(stream.refused_ids)
         rows = [int(r[0]) for r in self.svc.sql("SELECT id FROM events")]
         landed = set(rows)
         lost = self.acked - landed
@@ -162,6 +163,8 @@ class SentinelTest(unittest.TestCase):
         self.assertEqual(lost, set(), "%s: %d acknowledged records lost" % (what, len(lost)))
         stray = landed - self.acked
         self.assertEqual(stray - self.maybe, set(), "%s: rows nobody wrote" % what)
+        self.assertEqual(landed & self.refused, set(), "%s: rows of writes answered 'nothing "
+                         "was queued'" % what)
         return lost, stray & set(stream.unacked_ids)
 
     def run_failover(self, what, fail, id_base):
@@ -170,19 +173,23 @@ class SentinelTest(unittest.TestCase):
         old = self.sentinel.master_port()
         before = len(self.svc.sql("SELECT id FROM events"))
         stream = harness.Stream(self.svc, "events", threads=4, duration=90, id_base=id_base)
-        time.sleep(3)
-        t0 = time.monotonic()
-        fail(self.redis_by_port(old))
-        harness.wait_for(lambda: self.sentinel.master_port() not in (None, old), 30,
-                         "Sentinel to promote the replica")
-        promoted = time.monotonic() - t0
-        # The old master, back (as a replica of the new one), lets acks
-        # be given again.
-        self.redis_by_port(old).start()
-        harness.wait_for(lambda: replicas_online(self.redis_by_port(self.sentinel.master_port()),
-                                                 1), 60, "the old master to rejoin")
-        n_before = len(stream.accepted_ids)
-        stream.stop_at = time.monotonic() + 3      # 3 s more on the new master
+        try:
+            time.sleep(3)
+            t0 = time.monotonic()
+            fail(self.redis_by_port(old))
+            harness.wait_for(lambda: self.sentinel.master_port() not in (None, old), 30,
+                             "Sentinel to promote the replica")
+            promoted = time.monotonic() - t0
+            # The old master, back (as a replica of the new one), lets acks
+            # be given again.
+            self.redis_by_port(old).start()
+            harness.wait_for(lambda: replicas_online(self.redis_by_port(self.sentinel.master_port()),
+                                                     1), 60, "the old master to rejoin")
+            n_before = len(stream.accepted_ids)
+            stream.stop_at = time.monotonic() + 3      # 3 s more on the new master
+        except BaseException:
+            stream.stop()
+            raise
         stream.join()
         after_failover = len(stream.accepted_ids) - n_before
         refused = dict(stream.refused)

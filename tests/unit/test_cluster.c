@@ -59,6 +59,14 @@ static void test_owner(void **state)
     assert_string_equal(o.host, "10.0.0.9");
     assert_int_equal(o.port, 7002);
     freeReplyObject(r);
+    /* A NULL host is the node asked; "?" is a node not known yet. */
+    r = parse("*2\r\n*3\r\n:0\r\n:9\r\n*2\r\n$-1\r\n:7005\r\n"
+              "*3\r\n:10\r\n:19\r\n*2\r\n$1\r\n?\r\n:7006\r\n");
+    assert_int_equal(sw_cluster_owner(r, 5, &asked, &o), 0);
+    assert_string_equal(o.host, "10.0.0.9");
+    assert_int_equal(o.port, 7005);
+    assert_int_equal(sw_cluster_owner(r, 15, &asked, &o), 1);
+    freeReplyObject(r);
     /* A hole: slot 100 is nobody's. */
     r = parse("*1\r\n*3\r\n:101\r\n:200\r\n*2\r\n$1\r\nh\r\n:1\r\n");
     assert_int_equal(sw_cluster_owner(r, 100, &asked, &o), 1);
@@ -90,12 +98,16 @@ static void test_redirect(void **state)
     assert_int_equal(slot, 3999);
     assert_string_equal(to.host, "127.0.0.1");
     assert_int_equal(to.port, 6381);
+    /* No host: the node that answered (the caller fills it in). */
+    assert_int_equal(sw_cluster_redirect("MOVED 7 :6380", &slot, &to), SW_REDIRECT_MOVED);
+    assert_string_equal(to.host, "");
+    assert_int_equal(to.port, 6380);
     assert_int_equal(sw_cluster_redirect("ASK 16383 ::1:7000", &slot, &to), SW_REDIRECT_ASK);
     assert_int_equal(slot, 16383);
     assert_string_equal(to.host, "::1");
     assert_int_equal(to.port, 7000);
     const char *none[] = {"MOVED", "MOVED 1", "MOVED 1 ", "MOVED x h:1", "MOVED 16384 h:1",
-                          "MOVED 1 h", "MOVED 1 :1", "MOVED 1 h:", "MOVED 1 h:0", "MOVED 1 h:70000",
+                          "MOVED 1 h", "MOVED 1 h:", "MOVED 1 h:0", "MOVED 1 h:70000",
                           "MOVED 1 h:1x", "ERR MOVED 1 h:1", "TRYAGAIN Multiple keys", "ASKING"};
     for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
         if (sw_cluster_redirect(none[i], &slot, &to) != SW_REDIRECT_NONE)
