@@ -605,6 +605,12 @@ class Stream:
         if conn:
             conn.close()
 
+    def kinds(self, status=503):
+        """The problem types of the answers with `status`."""
+        import re
+        return {m.group(1).decode() for st, body in self.failures if st == status
+                for m in [re.search(rb"problem:([a-z-]+)", body)] if m}
+
     def stop(self):
         """End the stream now (for a test's finally)."""
         self.stop_at = 0
@@ -615,6 +621,37 @@ class Stream:
             t.join(timeout=120)
             assert not t.is_alive(), "a writer thread hung"
         return self
+
+
+class Promises:
+    """What the writes of a test class were told, across its streams: ids
+    acknowledged (202), ids answered otherwise (they may have been
+    queued), and of those, ids answered "nothing was queued". check()
+    drains the queue and asserts on the `events` table (harness.EVENTS_*):
+    no record twice, none acknowledged lost, none landed that nobody
+    wrote, none landed that was refused."""
+
+    def __init__(self):
+        self.acked, self.maybe, self.refused = set(), set(), set()
+
+    def add(self, stream):
+        self.acked.update(stream.accepted_ids)
+        self.maybe.update(stream.unacked_ids)
+        self.refused.update(stream.refused_ids)
+
+    def check(self, test, svc, what):
+        """The landed ids, and of them those that were not acknowledged."""
+        wait_drained(svc, timeout=90)
+        rows = [int(r[0]) for r in svc.sql("SELECT id FROM events")]
+        landed = set(rows)
+        lost = self.acked - landed
+        test.assertEqual(len(rows), len(landed), "%s: some record was applied twice" % what)
+        test.assertEqual(lost, set(), "%s: %d acknowledged records lost" % (what, len(lost)))
+        stray = landed - self.acked
+        test.assertEqual(stray - self.maybe, set(), "%s: rows nobody wrote" % what)
+        test.assertEqual(landed & self.refused, set(),
+                         "%s: rows of writes answered 'nothing was queued'" % what)
+        return landed, stray
 
 
 def wait_drained(svc, timeout=60):
