@@ -2,6 +2,7 @@
 
 #include <hiredis/hiredis.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -217,11 +218,32 @@ static int left_ms(const sw_redis *r, int64_t deadline)
     return left <= 0 ? 0 : left < r->timeout_ms ? (int)left : r->timeout_ms;
 }
 
+/* The master a Sentinel last named and ROLE confirmed, for any adapter
+ * of this process (one config, one master name): `set` 1 records `m`;
+ * 0 reads it into `m`, 0, or -1 when there is none yet. Taken only while
+ * connecting. */
+static int remember_master(sw_endpoint *m, int set)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static sw_endpoint last;
+    int rc = 0;
+    pthread_mutex_lock(&lock);
+    if (set)
+        last = *m;
+    else if (last.port == 0)
+        rc = -1;
+    else
+        *m = last;
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
 /* Sentinel: ask the Sentinels in turn, from the one whose answer held
  * last, and connect to the first address that ROLE confirms is a master:
  * a Sentinel cut off from its peers may still name a demoted master, and
- * the next one is asked then. All within `deadline`. The connection, or
- * NULL with err = ECONNECT. */
+ * the next one is asked then. All within `deadline`, and then, if none
+ * answered, the master last confirmed. The connection, or NULL with err
+ * = ECONNECT. */
 static redisContext *via_sentinel(sw_redis *r, int64_t deadline)
 {
     sw_sentinel *s = r->sentinel;
@@ -251,10 +273,30 @@ static redisContext *via_sentinel(sw_redis *r, int64_t deadline)
             struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
             if (redisSetTimeout(c, tv) == REDIS_OK) {
                 s->next = k;
+                remember_master(&m, 1);
                 return c;
             }
             set_err(r, SW_REDIS_ECONNECT, "set timeout", "%s", c->errstr);
         }
+        if (c)
+            redisFree(c);
+        note(seen, sizeof seen, &used, r->errstr);
+    }
+    sw_endpoint last;
+    if (remember_master(&last, 0) == 0) {
+        /* No Sentinel gave a master: rather than refuse every write while
+         * the Sentinels are down, the master last confirmed (by any
+         * connection of this process), if ROLE still says master (a
+         * demoted one says replica and is passed over). No worse than a
+         * connection made before they went down, which stays in use. */
+        int ms = left_ms(r, deadline);
+        ms = ms > 100 ? ms : 100;
+        snprintf(r->host, sizeof r->host, "%s", last.host);
+        r->port = last.port;
+        redisContext *c = open_node(r, last.host, last.port, ms, ms);
+        struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
+        if (c && confirm_master(r, c) == 0 && redisSetTimeout(c, tv) == REDIS_OK)
+            return c;
         if (c)
             redisFree(c);
         note(seen, sizeof seen, &used, r->errstr);

@@ -331,6 +331,27 @@ class SentinelTest(unittest.TestCase):
             self.svc.server.terminate()
             self.svc.start_server()
 
+    def test_6_sentinels_down_the_master_serves_on(self):
+        # Last: a Sentinel stopped this long enters TILT mode on waking and
+        # makes no failover for 30 s. The only Sentinel silent, and every
+        # daemon connection cut: a new connection cannot ask, and takes the master it last
+        # confirmed (ROLE still says master) instead of refusing writes.
+        master = self.redis_by_port(self.sentinel.master_port())
+        code, _, body = self.svc.post("events", [{"id": 99_000_019, "payload": "s"}])
+        self.assertEqual(code, 202, body)
+        self.promised.acked.add(99_000_019)
+        os.kill(self.sentinel.proc.pid, signal.SIGSTOP)
+        try:
+            self.assertNotEqual(master.cli("CLIENT", "KILL", "TYPE", "normal"), "0")
+            t0 = time.monotonic()
+            code, _, body = self.svc.post("events", [{"id": 99_000_020, "payload": "s"}])
+            self.assertEqual(code, 202, body)
+            self.assertLess(time.monotonic() - t0, 3.0)
+            self.promised.acked.add(99_000_020)
+            self.assertEqual(self.svc.request("GET", "/readyz")[0], 200)
+        finally:
+            os.kill(self.sentinel.proc.pid, signal.SIGCONT)
+
 
 if __name__ == "__main__":
     harness.main()
