@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "cluster.h"
+#include "redis_int.h"
 
 _Static_assert(SW_REPLY_STRING == REDIS_REPLY_STRING && SW_REPLY_ARRAY == REDIS_REPLY_ARRAY &&
                    SW_REPLY_INTEGER == REDIS_REPLY_INTEGER && SW_REPLY_NIL == REDIS_REPLY_NIL &&
@@ -64,8 +65,7 @@ static int drop_after(const char *code)
     return 0;
 }
 
-__attribute__((format(printf, 4, 5)))
-static void set_err(sw_redis *r, enum sw_redis_err err, const char *what, const char *fmt, ...)
+void sw_redis_set_err(sw_redis *r, enum sw_redis_err err, const char *what, const char *fmt, ...)
 {
     char detail[200];
     va_list ap;
@@ -84,6 +84,15 @@ void sw_redis_disconnect(sw_redis *r)
     r->ctx = NULL;
     for (int i = 0; i < SW_SCRIPT_COUNT; i++)
         r->sha[i][0] = '\0';
+}
+
+/* Let go of the connection an ASKed write went on. */
+static void drop_ask_ctx(sw_redis *r)
+{
+    if (r->route && r->route->ask_ctx) {
+        redisFree(r->route->ask_ctx);
+        r->route->ask_ctx = NULL;
+    }
 }
 
 sw_redis *sw_redis_new(const sw_redis_opts *o)
@@ -131,54 +140,34 @@ void sw_redis_free(sw_redis *r)
     if (r == NULL)
         return;
     sw_redis_disconnect(r);
+    drop_ask_ctx(r);
     free(r->sentinel);
     free(r->route);
     free(r);
 }
 
-/* A Sentinel may name a master that has just been demoted (its view lags
- * a failover): only a server that says it is a master is used. */
-static int confirm_master(sw_redis *r, redisContext *c)
+int sw_redis_set_timeout(sw_redis *r, void *ctx, int ms)
 {
-    redisReply *rep = redisCommand(c, "ROLE");
-    int is = sw_sentinel_role_is_master(rep);
-    if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOPERM", 6) == 0) {
-        /* Our ACL user may not ask (docs/SECURITY.md grants +role): take
-         * Sentinel's word; a demoted master answers READONLY to our first
-         * write, which drops the connection, and the next asks again. */
-        freeReplyObject(rep);
+    redisContext *c = ctx;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (redisSetTimeout(c, tv) == REDIS_OK)
         return 0;
-    }
-    if (is != 1)
-        set_err(r, SW_REDIS_ECONNECT, "sentinel", "%s:%d, named master '%s' by Sentinel, %s",
-                r->host, r->port, r->sentinel->master_name,
-                rep == NULL ? c->errstr
-                : rep->type == REDIS_REPLY_ERROR ? rep->str
-                : is == 0 ? "is not a master (a failover is under way)"
-                          : "answered ROLE with something unexpected");
-    if (rep)
-        freeReplyObject(rep);
-    return is == 1 ? 0 : -1;
+    sw_redis_set_err(r, SW_REDIS_ECONNECT, "set timeout", "%s", c->errstr);
+    return -1;
 }
 
-/* A connection to host:port (connecting for at most `connect_ms`, each
- * command after for at most `command_ms`) with our credentials, or NULL
- * with err = ECONNECT. */
-static redisContext *open_node(sw_redis *r, const char *host, int port, int connect_ms,
-                               int command_ms)
+void *sw_redis_open_node(sw_redis *r, const char *host, int port, int connect_ms,
+                         int command_ms)
 {
     struct timeval ctv = {connect_ms / 1000, (connect_ms % 1000) * 1000};
-    struct timeval tv = {command_ms / 1000, (command_ms % 1000) * 1000};
     redisContext *c = redisConnectWithTimeout(host, port, ctv);
     if (c == NULL || c->err) {
-        set_err(r, SW_REDIS_ECONNECT, "connect", "%s:%d: %s", host, port,
-                c ? c->errstr : "out of memory");
+        sw_redis_set_err(r, SW_REDIS_ECONNECT, "connect", "%s:%d: %s", host, port,
+                         c ? c->errstr : "out of memory");
         goto fail;
     }
-    if (redisSetTimeout(c, tv) != REDIS_OK) {
-        set_err(r, SW_REDIS_ECONNECT, "set timeout", "%s", c->errstr);
+    if (sw_redis_set_timeout(r, c, command_ms) != 0)
         goto fail;
-    }
     redisEnableKeepAlive(c);
     if (r->password[0] != '\0') {
         /* Arguments go as separate bulk strings, so a password may hold
@@ -186,9 +175,9 @@ static redisContext *open_node(sw_redis *r, const char *host, int port, int conn
         redisReply *rep = r->user[0] ? redisCommand(c, "AUTH %s %s", r->user, r->password)
                                      : redisCommand(c, "AUTH %s", r->password);
         if (rep == NULL || rep->type != REDIS_REPLY_STATUS) {
-            set_err(r, SW_REDIS_ECONNECT, "auth", "%s:%d: %s", host, port,
-                    rep && rep->type == REDIS_REPLY_ERROR ? rep->str
-                    : rep ? "unexpected reply" : c->errstr);
+            sw_redis_set_err(r, SW_REDIS_ECONNECT, "auth", "%s:%d: %s", host, port,
+                             rep && rep->type == REDIS_REPLY_ERROR ? rep->str
+                             : rep ? "unexpected reply" : c->errstr);
             if (rep)
                 freeReplyObject(rep);
             goto fail;
@@ -202,154 +191,10 @@ fail:
     return NULL;
 }
 
-/* Append "; <why>" to a bounded account of what each node answered. */
-static void note(char *buf, size_t size, size_t *used, const char *why)
-{
-    if (*used >= size)
-        return;
-    int w = snprintf(buf + *used, size - *used, "%s%s", *used ? "; " : "", why);
-    *used += w > 0 ? (size_t)w : 0;
-}
-
-/* Time left before `deadline`, at most timeout_ms, or 0. */
-static int left_ms(const sw_redis *r, int64_t deadline)
+int sw_redis_left_ms(const sw_redis *r, int64_t deadline)
 {
     int64_t left = deadline - sw_clock_mono_ms();
     return left <= 0 ? 0 : left < r->timeout_ms ? (int)left : r->timeout_ms;
-}
-
-/* The master a Sentinel last named and ROLE confirmed, for any adapter
- * of this process (one config, one master name): `set` 1 records `m`;
- * 0 reads it into `m`, 0, or -1 when there is none yet. Taken only while
- * connecting. */
-static int remember_master(sw_endpoint *m, int set)
-{
-    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    static sw_endpoint last;
-    int rc = 0;
-    pthread_mutex_lock(&lock);
-    if (set)
-        last = *m;
-    else if (last.port == 0)
-        rc = -1;
-    else
-        *m = last;
-    pthread_mutex_unlock(&lock);
-    return rc;
-}
-
-/* Sentinel: ask the Sentinels in turn, from the one whose answer held
- * last, and connect to the first address that ROLE confirms is a master:
- * a Sentinel cut off from its peers may still name a demoted master, and
- * the next one is asked then. All within `deadline`, and then, if none
- * answered, the master last confirmed. The connection, or NULL with err
- * = ECONNECT. */
-static redisContext *via_sentinel(sw_redis *r, int64_t deadline)
-{
-    sw_sentinel *s = r->sentinel;
-    char seen[200] = "";
-    size_t used = 0;
-    for (int i = 0; i < s->n; i++) {
-        /* Each Sentinel gets a fair share of the time left, so one that
-         * accepts and never answers does not starve the others. */
-        int k = (s->next + i) % s->n, ms = left_ms(r, deadline) / (s->n - i);
-        char why[200];
-        sw_endpoint m;
-        if (ms == 0) {
-            note(seen, sizeof seen, &used, "out of time ([redis] timeout_ms)");
-            break;
-        }
-        if (sw_sentinel_ask(s, k, ms, &m, why, sizeof why) != 0) {
-            char line[260];
-            snprintf(line, sizeof line, "sentinel %s:%d: %s", s->nodes[k].host,
-                     s->nodes[k].port, why);
-            note(seen, sizeof seen, &used, line);
-            continue;
-        }
-        snprintf(r->host, sizeof r->host, "%s", m.host);
-        r->port = m.port;
-        redisContext *c = open_node(r, m.host, m.port, ms, ms);
-        if (c && confirm_master(r, c) == 0) {
-            struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
-            if (redisSetTimeout(c, tv) == REDIS_OK) {
-                s->next = k;
-                remember_master(&m, 1);
-                return c;
-            }
-            set_err(r, SW_REDIS_ECONNECT, "set timeout", "%s", c->errstr);
-        }
-        if (c)
-            redisFree(c);
-        note(seen, sizeof seen, &used, r->errstr);
-    }
-    sw_endpoint last;
-    if (remember_master(&last, 0) == 0) {
-        /* No Sentinel gave a master: rather than refuse every write while
-         * the Sentinels are down, the master last confirmed (by any
-         * connection of this process), if ROLE still says master (a
-         * demoted one says replica and is passed over). No worse than a
-         * connection made before they went down, which stays in use. */
-        int ms = left_ms(r, deadline);
-        ms = ms > 100 ? ms : 100;
-        snprintf(r->host, sizeof r->host, "%s", last.host);
-        r->port = last.port;
-        redisContext *c = open_node(r, last.host, last.port, ms, ms);
-        struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
-        if (c && confirm_master(r, c) == 0 && redisSetTimeout(c, tv) == REDIS_OK)
-            return c;
-        if (c)
-            redisFree(c);
-        note(seen, sizeof seen, &used, r->errstr);
-    }
-    set_err(r, SW_REDIS_ECONNECT, "sentinel", "no Sentinel named a reachable master '%s' (%s)",
-            s->master_name, seen);
-    return NULL;
-}
-
-/* Cluster: who owns our slot, asked of the node last known to own it,
- * then of each seed in turn (CLUSTER SLOTS), within `deadline`. 0, or -1
- * with err = ECONNECT. */
-static int locate(sw_redis *r, int64_t deadline)
-{
-    sw_cluster_route *rt = r->route;
-    char seen[200] = "";
-    size_t used = 0;
-    for (int i = -1; i < rt->nseeds; i++) {
-        const sw_endpoint *e = i < 0 ? &rt->owner : &rt->seeds[i];
-        /* A fair share of the time left, as for Sentinels: a silent
-         * node (the old owner, partitioned) cannot starve the others. */
-        int ms = left_ms(r, deadline) / (rt->nseeds - i);
-        if (e->port == 0)
-            continue;
-        if (ms == 0) {
-            note(seen, sizeof seen, &used, "out of time ([redis] timeout_ms)");
-            break;
-        }
-        char why[260];
-        redisContext *c = open_node(r, e->host, e->port, ms, ms);
-        redisReply *rep = c ? redisCommand(c, "CLUSTER SLOTS") : NULL;
-        sw_endpoint owner;
-        int found = rep ? sw_cluster_owner(rep, rt->slot, e, &owner) : -1;
-        if (found == 0)
-            rt->owner = owner;
-        else
-            snprintf(why, sizeof why, "%s:%d: %s", e->host, e->port,
-                     c == NULL ? r->errstr
-                     : rep == NULL ? c->errstr
-                     : rep->type == REDIS_REPLY_ERROR ? rep->str
-                     : found == 1 ? "no node serves the slot"
-                                  : "not a CLUSTER SLOTS reply");
-        if (rep)
-            freeReplyObject(rep);
-        if (c)
-            redisFree(c);
-        if (found == 0)
-            return 0;
-        note(seen, sizeof seen, &used, why);
-    }
-    set_err(r, SW_REDIS_ECONNECT, "cluster", "no node named the owner of slot %d (%s)", rt->slot,
-            seen);
-    return -1;
 }
 
 int sw_redis_connect(sw_redis *r)
@@ -368,20 +213,20 @@ int sw_redis_connect(sw_redis *r)
     int64_t deadline = now + r->timeout_ms;
     redisContext *c = NULL;
     if (r->sentinel) {
-        c = via_sentinel(r, deadline);
+        c = sw_redis_via_sentinel(r, deadline);
     } else {
         if (r->route) {
             /* Every new connection learns the slot's owner afresh, unless
              * a MOVED just named it. */
-            if (!r->route->moved && locate(r, deadline) != 0)
+            if (!r->route->moved && sw_redis_locate(r, deadline) != 0)
                 goto fail;
             r->route->moved = 0;
             snprintf(r->host, sizeof r->host, "%s", r->route->owner.host);
             r->port = r->route->owner.port;
         }
         /* However long the search took, the master gets a fair try. */
-        int ms = left_ms(r, deadline);
-        c = open_node(r, r->host, r->port, ms > 50 ? ms : 50, r->timeout_ms);
+        int ms = sw_redis_left_ms(r, deadline);
+        c = sw_redis_open_node(r, r->host, r->port, ms > 50 ? ms : 50, r->timeout_ms);
     }
     if (c == NULL)
         goto fail;
@@ -408,13 +253,13 @@ static redisReply *judge(sw_redis *r, redisReply *rep, enum sw_reply_type want,
     if (r->route)
         r->route->asked = 0;
     if (rep == NULL) {
-        set_err(r, SW_REDIS_EIO, what, "%s", c && c->err ? c->errstr : "no reply");
+        sw_redis_set_err(r, SW_REDIS_EIO, what, "%s", c && c->err ? c->errstr : "no reply");
         sw_redis_disconnect(r);
         return NULL;
     }
     if (rep->type == REDIS_REPLY_ERROR) {
         enum sw_redis_err e = sw_redis_classify(rep->str, in_script);
-        set_err(r, e, what, "%s", rep->str);
+        sw_redis_set_err(r, e, what, "%s", rep->str);
         snprintf(r->code, sizeof r->code, "%.*s", (int)strcspn(rep->str, " "), rep->str);
         int moved = 0;
         if (r->route) {
@@ -453,8 +298,9 @@ static redisReply *judge(sw_redis *r, redisReply *rep, enum sw_reply_type want,
              (want == SW_REPLY_STRING_OR_NIL &&
               (rep->type == REDIS_REPLY_STRING || rep->type == REDIS_REPLY_NIL));
     if (!ok) {
-        set_err(r, SW_REDIS_EPROTO, what, "reply of type %d where %d was expected", rep->type,
-                (int)want);
+        sw_redis_set_err(r, SW_REDIS_EPROTO, what,
+                         "reply of type %d where %d was expected", rep->type,
+                         (int)want);
         freeReplyObject(rep);
         sw_redis_disconnect(r);
         return NULL;
@@ -464,7 +310,7 @@ static redisReply *judge(sw_redis *r, redisReply *rep, enum sw_reply_type want,
 
 void sw_redis_fail_proto(sw_redis *r, const char *what, const char *detail)
 {
-    set_err(r, SW_REDIS_EPROTO, what, "%s", detail);
+    sw_redis_set_err(r, SW_REDIS_EPROTO, what, "%s", detail);
     sw_redis_disconnect(r);
 }
 
@@ -521,16 +367,16 @@ static redisReply *ask_once(sw_redis *r, const call *k, enum sw_reply_type want,
                             const char *what, int in_script, int writes, int64_t deadline)
 {
     sw_endpoint to = r->route->ask_to;
-    int ms = left_ms(r, deadline);
+    int ms = sw_redis_left_ms(r, deadline);
     r->route->asked = 0;
-    redisContext *c = open_node(r, to.host, to.port, ms > 0 ? ms : 1, r->timeout_ms);
+    redisContext *c = sw_redis_open_node(r, to.host, to.port, ms > 0 ? ms : 1, r->timeout_ms);
     if (c == NULL)
         return NULL;
     redisReply *ok = redisCommand(c, "ASKING");
     if (ok == NULL || ok->type != REDIS_REPLY_STATUS) {
-        set_err(r, SW_REDIS_ECONNECT, "asking", "%s:%d: %s", to.host, to.port,
-                ok && ok->type == REDIS_REPLY_ERROR ? ok->str : ok ? "unexpected reply"
-                                                                : c->errstr);
+        sw_redis_set_err(r, SW_REDIS_ECONNECT, "asking", "%s:%d: %s", to.host, to.port,
+                         ok && ok->type == REDIS_REPLY_ERROR ? ok->str : ok ? "unexpected reply"
+                         : c->errstr);
         if (ok)
             freeReplyObject(ok);
         redisFree(c);
@@ -540,19 +386,14 @@ static redisReply *ask_once(sw_redis *r, const call *k, enum sw_reply_type want,
     void *home = r->ctx;
     r->ctx = c;
     redisReply *rep = judge(r, send_on(c, k), want, what, in_script);
-    if (rep && writes && r->min_replica_acks > 0) {
-        /* The write went to the importing node: its replicas, not the
-         * home node's, must confirm it, and only this connection's WAIT
-         * counts it. sw_redis_wait_replicas() reports the outcome. */
-        int wait_ms = r->timeout_ms / 2 > 0 ? r->timeout_ms / 2 : 1;
-        redisReply *w = redisCommand(c, "WAIT %d %d", r->min_replica_acks, wait_ms);
-        if (w == NULL || w->type != REDIS_REPLY_INTEGER || w->integer < r->min_replica_acks)
-            r->route->unacked = 1;
-        if (w)
-            freeReplyObject(w);
-    }
-    if (r->ctx)
+    if (rep && writes && r->min_replica_acks > 0 && r->ctx == c) {
+        /* The write went to the importing node: only a WAIT on this
+         * connection counts it, so it is kept for
+         * sw_redis_wait_replicas() (until the next call begins). */
+        r->route->ask_ctx = c;
+    } else if (r->ctx) {
         redisFree(r->ctx);
+    }
     r->ctx = home;
     if (r->route->moved)
         sw_redis_disconnect(r);
@@ -571,7 +412,7 @@ static void begin(sw_redis *r, int reads)
     r->code[0] = '\0';
     if (r->route) {
         r->route->asked = 0;
-        r->route->unacked = 0;
+        drop_ask_ctx(r);
     }
     if (reads || r->ctx == NULL)
         return;
@@ -619,7 +460,8 @@ static int load_script(sw_redis *r, enum sw_script s)
     size_t len;
     const char *text = sw_script_text(s, &len);
     if (text == NULL) {
-        set_err(r, SW_REDIS_ENOMEM, "script load", "script %s not built", sw_script_name(s));
+        sw_redis_set_err(r, SW_REDIS_ENOMEM, "script load",
+                         "script %s not built", sw_script_name(s));
         return -1;
     }
     const char *argv[] = {"SCRIPT", "LOAD", text};
@@ -647,7 +489,7 @@ void *sw_redis_eval(sw_redis *r, enum sw_script s, const char *what, enum sw_rep
     redisReply *rep = NULL;
     begin(r, reads);
     if (a->oom) {
-        set_err(r, SW_REDIS_ENOMEM, what, "out of memory");
+        sw_redis_set_err(r, SW_REDIS_ENOMEM, what, "out of memory");
         return NULL;
     }
     /* The builder kept the first three slots for these. */
@@ -690,8 +532,8 @@ void *sw_redis_eval(sw_redis *r, enum sw_script s, const char *what, enum sw_rep
             r->sha[s][0] = '\0';
             if (++noscript < 4)
                 continue;
-            set_err(r, SW_REDIS_EREFUSED, what,
-                    "the script vanished from Redis four times (NOSCRIPT)");
+            sw_redis_set_err(r, SW_REDIS_EREFUSED, what,
+                             "the script vanished from Redis four times (NOSCRIPT)");
             snprintf(r->code, sizeof r->code, "NOSCRIPT");
             goto out;
         }
@@ -779,16 +621,10 @@ int sw_redis_check_elements(sw_redis *r, const void *reply, enum sw_reply_type w
     return 0;
 }
 
-int sw_redis_wait_replicas(sw_redis *r)
+/* WAIT on the current connection for min_replica_acks. 0, or -1 with
+ * err (ENOACK, or what befell the connection). */
+static int wait_here(sw_redis *r)
 {
-    if (r->min_replica_acks <= 0)
-        return 0;
-    if (r->route && r->route->unacked) {
-        r->route->unacked = 0;
-        set_err(r, SW_REDIS_ENOACK, "wait", "the write went to the importing node of a "
-                "migrating slot, whose replicas did not confirm it in time");
-        return -1;
-    }
     int wait_ms = r->timeout_ms / 2 > 0 ? r->timeout_ms / 2 : 1;
     /* WAIT counts the writes of this connection: it goes on the one the
      * writes went on, or not at all. */
@@ -803,7 +639,7 @@ int sw_redis_wait_replicas(sw_redis *r)
          * refusal (NOPERM: the ACL lacks +wait) is as unknown as a lost
          * reply; /readyz says so beforehand. */
         if (r->ctx == NULL && r->err == SW_REDIS_OK)
-            set_err(r, SW_REDIS_ENOACK, "wait", "the connection was gone");
+            sw_redis_set_err(r, SW_REDIS_ENOACK, "wait", "the connection was gone");
         else if (!sw_redis_maybe_done(r->err))
             r->err = SW_REDIS_ENOACK;
         return -1;
@@ -811,69 +647,29 @@ int sw_redis_wait_replicas(sw_redis *r)
     long long got = rep->integer;
     freeReplyObject(rep);
     if (got < r->min_replica_acks) {
-        set_err(r, SW_REDIS_ENOACK, "wait", "%lld of %d replicas ([redis] min_replica_acks) "
-                "confirmed the write within %d ms", got, r->min_replica_acks, wait_ms);
+        sw_redis_set_err(r, SW_REDIS_ENOACK, "wait",
+                         "%lld of %d replicas ([redis] min_replica_acks) "
+                         "confirmed the write within %d ms", got, r->min_replica_acks, wait_ms);
         return -1;
     }
     return 0;
 }
 
-int sw_redis_writable(sw_redis *r)
+int sw_redis_wait_replicas(sw_redis *r)
 {
-    redisReply *rep = sw_redis_callf(r, "role", SW_REPLY_ARRAY, 1, "ROLE");
-    int replicas = -1;
-    if (rep == NULL && !(r->err == SW_REDIS_EREFUSED && strcmp(r->code, "NOPERM") == 0))
-        return -1;
-    if (rep) {
-        int is = sw_sentinel_role_is_master(rep);
-        /* A master's ROLE: "master", its offset, and its connected
-         * replicas. */
-        if (is == 1 && (rep->elements < 3 || rep->element[2]->type != REDIS_REPLY_ARRAY))
-            is = -1;
-        if (is == 1)
-            replicas = (int)rep->element[2]->elements;
-        freeReplyObject(rep);
-        if (is < 0) {
-            sw_redis_fail_proto(r, "role", "not a ROLE reply");
-            return -1;
-        }
-        if (is == 0) {
-            set_err(r, SW_REDIS_EREFUSED, "role", "%s:%d is a replica: writes would be refused",
-                    r->host, r->port);
-            snprintf(r->code, sizeof r->code, "READONLY");
-            /* Another connection may reach the master (after a failover). */
-            sw_redis_disconnect(r);
-            return -1;
-        }
-    }
-    if (r->min_replica_acks > 0) {
-        /* Writes need WAIT, and enough replicas to answer it. WAIT 0 0
-         * returns at once: it only asks whether we may. */
-        rep = sw_redis_callf(r, "wait", SW_REPLY_INTEGER, 1, "WAIT 0 0");
-        if (rep == NULL)
-            return -1;
-        freeReplyObject(rep);
-        if (replicas >= 0 && replicas < r->min_replica_acks) {
-            set_err(r, SW_REDIS_EREFUSED, "role", "%d replica(s) connected to %s:%d, fewer than "
-                    "[redis] min_replica_acks = %d: writes would answer 503", replicas, r->host,
-                    r->port, r->min_replica_acks);
-            snprintf(r->code, sizeof r->code, "NOREPLICAS");
-            return -1;
-        }
-    }
-    if (r->route == NULL)
+    if (r->min_replica_acks <= 0)
         return 0;
-    rep = sw_redis_callf(r, "cluster info", SW_REPLY_STRING, 1, "CLUSTER INFO");
-    if (rep == NULL)
-        return -1;
-    int ok = strstr(rep->str, "cluster_state:ok") != NULL;
-    freeReplyObject(rep);
-    if (!ok) {
-        set_err(r, SW_REDIS_EREFUSED, "cluster info", "%s:%d says cluster_state is not ok",
-                r->host, r->port);
-        snprintf(r->code, sizeof r->code, "CLUSTERDOWN");
-        return -1;
+    int rc = 0;
+    if (r->route && r->route->ask_ctx) {
+        /* A write went to a migrating slot's importing node: its
+         * replicas must confirm it, on that connection. */
+        void *home = r->ctx;
+        r->ctx = r->route->ask_ctx;
+        r->route->ask_ctx = NULL;
+        rc = wait_here(r);
+        if (r->ctx)
+            redisFree(r->ctx);
+        r->ctx = home;
     }
-    return 0;
+    return rc == 0 ? wait_here(r) : rc;
 }
-

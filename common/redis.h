@@ -78,8 +78,8 @@ typedef struct sw_cluster_route {
     int moved;                 /* owner just named by a MOVED: no need to ask */
     int asked;                 /* the last reply was an ASK to ask_to */
     sw_endpoint ask_to;
-    int unacked;               /* a write of this call went to ask_to and
-                                  too few of its replicas confirmed it */
+    void *ask_ctx;             /* the connection a write of this call went
+                                  on by ASK, kept for its WAIT; NULL */
 } sw_cluster_route;
 
 typedef struct sw_redis {

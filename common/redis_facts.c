@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "redis.h"
+#include "redis_int.h"
 
 int sw_redis_ping(sw_redis *r)
 {
@@ -88,4 +89,65 @@ const char *sw_redis_persistence_text(const sw_redis_persistence *d)
 int sw_redis_persistence_evicts(const sw_redis_persistence *d)
 {
     return strncmp(d->policy, "allkeys-", 8) == 0;
+}
+
+int sw_redis_writable(sw_redis *r)
+{
+    redisReply *rep = sw_redis_callf(r, "role", SW_REPLY_ARRAY, 1, "ROLE");
+    int replicas = -1;
+    if (rep == NULL && !(r->err == SW_REDIS_EREFUSED && strcmp(r->code, "NOPERM") == 0))
+        return -1;
+    if (rep) {
+        int is = sw_sentinel_role_is_master(rep);
+        /* A master's ROLE: "master", its offset, and its connected
+         * replicas. */
+        if (is == 1 && (rep->elements < 3 || rep->element[2]->type != REDIS_REPLY_ARRAY))
+            is = -1;
+        if (is == 1)
+            replicas = (int)rep->element[2]->elements;
+        freeReplyObject(rep);
+        if (is < 0) {
+            sw_redis_fail_proto(r, "role", "not a ROLE reply");
+            return -1;
+        }
+        if (is == 0) {
+            sw_redis_set_err(r, SW_REDIS_EREFUSED, "role",
+                             "%s:%d is a replica: writes would be refused",
+                             r->host, r->port);
+            snprintf(r->code, sizeof r->code, "READONLY");
+            /* Another connection may reach the master (after a failover). */
+            sw_redis_disconnect(r);
+            return -1;
+        }
+    }
+    if (r->min_replica_acks > 0) {
+        /* Writes need WAIT, and enough replicas to answer it. WAIT 0 0
+         * returns at once: it only asks whether we may. */
+        rep = sw_redis_callf(r, "wait", SW_REPLY_INTEGER, 1, "WAIT 0 0");
+        if (rep == NULL)
+            return -1;
+        freeReplyObject(rep);
+        if (replicas >= 0 && replicas < r->min_replica_acks) {
+            sw_redis_set_err(r, SW_REDIS_EREFUSED, "role",
+                             "%d replica(s) connected to %s:%d, fewer than "
+                             "[redis] min_replica_acks = %d: writes would answer 503",
+                             replicas, r->host, r->port, r->min_replica_acks);
+            snprintf(r->code, sizeof r->code, "NOREPLICAS");
+            return -1;
+        }
+    }
+    if (r->route == NULL)
+        return 0;
+    rep = sw_redis_callf(r, "cluster info", SW_REPLY_STRING, 1, "CLUSTER INFO");
+    if (rep == NULL)
+        return -1;
+    int ok = strstr(rep->str, "cluster_state:ok") != NULL;
+    freeReplyObject(rep);
+    if (!ok) {
+        sw_redis_set_err(r, SW_REDIS_EREFUSED, "cluster info", "%s:%d says cluster_state is not ok",
+                         r->host, r->port);
+        snprintf(r->code, sizeof r->code, "CLUSTERDOWN");
+        return -1;
+    }
+    return 0;
 }

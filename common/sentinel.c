@@ -89,7 +89,8 @@ int sw_sentinel_role_is_master(const void *reply)
 {
     const redisReply *rep = reply;
     if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
-        (rep->element[0]->type != REDIS_REPLY_STRING && rep->element[0]->type != REDIS_REPLY_STATUS))
+        (rep->element[0]->type != REDIS_REPLY_STRING &&
+         rep->element[0]->type != REDIS_REPLY_STATUS))
         return -1;
     return strcmp(rep->element[0]->str, "master") == 0;
 }
