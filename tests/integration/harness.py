@@ -141,27 +141,6 @@ class Redis:
             stdout=self.log, stderr=subprocess.STDOUT)
         wait_for(lambda: self.ping(), 30, "redis-server to answer PING")
 
-    def mget(self, keys, chunk=1000):
-        """Values of `keys` (None where missing), over raw RESP: fast."""
-        out = []
-        with socket.create_connection(("127.0.0.1", self.port), timeout=30) as s:
-            f = s.makefile("rb")
-            for i in range(0, len(keys), chunk):
-                part = keys[i:i + chunk]
-                cmd = [b"MGET"] + [k.encode() for k in part]
-                s.sendall(b"*%d\r\n" % len(cmd) +
-                          b"".join(b"$%d\r\n%s\r\n" % (len(c), c) for c in cmd))
-                head = f.readline()
-                assert head.startswith(b"*"), head
-                for _ in range(int(head[1:])):
-                    line = f.readline()
-                    n = int(line[1:])
-                    if n < 0:
-                        out.append(None)
-                    else:
-                        out.append(f.read(n + 2)[:-2].decode())
-        return out
-
     def ping(self):
         try:
             return self.cli("PING") == "PONG"
