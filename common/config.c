@@ -62,6 +62,7 @@ static const struct key {
     S("redis", "sentinel_password", sentinel_password),
     I("redis", "min_replica_acks", min_replica_acks, 0, 16),
     S("redis", "cluster_nodes", cluster_nodes),
+    I("redis", "shards", shards, 0, SW_SHARDS_MAX),
     S("postgres", "conninfo", conninfo),
     I("postgres", "statement_timeout_ms", statement_timeout_ms, 0, 3600000),
     S("postgres", "password", pg_password),
@@ -349,6 +350,12 @@ static int finish(parse_state *st)
     }
     if (cfg->prefix[0] == '\0') {
         snprintf(st->reason, sizeof st->reason, "[redis] prefix must not be empty");
+        return -1;
+    }
+    if (cfg->shards > 0 && strlen(cfg->prefix) > SW_SHARD_PREFIX_MAX) {
+        snprintf(st->reason, sizeof st->reason, "[redis] prefix is too long for shards: at "
+                 "most %d bytes, as each shard's keys go under {<prefix>:<shard>}",
+                 SW_SHARD_PREFIX_MAX);
         return -1;
     }
     if (cfg->sentinels[0] != '\0') {

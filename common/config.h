@@ -52,6 +52,7 @@ typedef struct sw_config {
     char sentinel_password[256];  /* "" = no AUTH to the Sentinels */
     int min_replica_acks;     /* replicas a job must reach before its 202 */
     char cluster_nodes[256];  /* "host:port,..." of Redis Cluster nodes; "" = none */
+    int shards;               /* queue shards (keys.h); 0 = one queue, no shard keys */
     /* [postgres] */
     char conninfo[1024];
     int statement_timeout_ms;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hash.h"
 #include "jobid.h"
 
 static void put_be64(unsigned char *p, uint64_t v)
@@ -267,5 +268,60 @@ int sw_envelope_next(const sw_envelope *env, const unsigned char **cursor, sw_va
             return -1;
     }
     *cursor = r.p;
+    return 0;
+}
+
+int sw_envelope_first_key_hash(const void *data, size_t len, const unsigned char *is_key,
+                               int nkey_flags, uint64_t *out)
+{
+    reader r = {data, (const unsigned char *)data + len};
+    uint32_t nrecords, n;
+    int64_t t;
+    char id[40], sink[64];
+    sw_value v;
+    if (sw_envelope_peek(data, len, &nrecords, &t) != 0)
+        return -1;
+    r.p += SW_ENVELOPE_HEAD_LEN;
+    if (read_str(&r, id, sizeof id) != 0)
+        return -1;
+    if (((const unsigned char *)data)[0] >= 2) {
+        if (need(&r, 9) != 0)
+            return -1;
+        r.p += 9;
+    }
+    if (read_str(&r, sink, sizeof sink) != 0 || read_value(&r, &v) != 0)
+        return -1;
+    if (nrecords == 0)
+        return 0;
+    if (read_array_header(&r, &n) != 0)
+        return -1;
+    uint64_t h = 1469598103934665603ULL;
+    int keyed = 0;
+    for (uint32_t c = 0; c < n; c++) {
+        if (read_value(&r, &v) != 0)
+            return -1;
+        if ((int)c >= nkey_flags || !is_key[c])
+            continue;
+        uint64_t part;
+        if (v.kind == SW_V_STR)
+            part = sw_hash64(v.s, v.n);
+        else if (v.kind == SW_V_FLOAT)
+            part = sw_hash64(&v.f, sizeof v.f);
+        else
+            part = sw_hash64(&v.i, sizeof v.i);
+        h = (h ^ part ^ (uint64_t)v.kind) * 1099511628211ULL;
+        keyed = 1;
+    }
+    *out = h;
+    return keyed;
+}
+
+int sw_envelope_set_shard(void *data, size_t len, int shard)
+{
+    unsigned char *p = data;
+    if (len < SW_ENVELOPE_ID_OFFSET + 2 + SW_ENVELOPE_ID_LEN || p[SW_ENVELOPE_ID_OFFSET] != 0xd9 ||
+        p[SW_ENVELOPE_ID_OFFSET + 1] != SW_ENVELOPE_ID_LEN)
+        return -1;
+    sw_jobid_set_shard((char *)p + SW_ENVELOPE_ID_OFFSET + 2, shard);
     return 0;
 }

@@ -75,6 +75,20 @@ __attribute__((warn_unused_result))
 int sw_envelope_decode(const void *data, size_t len, sw_envelope *env, char *errstr,
                        size_t errlen);
 
+/* A hash of the first record's values in the columns flagged in
+ * `is_key` (`nkey_flags` flags, column order), without decoding the
+ * rest: the queue shard of a job on a sink with a conflict key, so one
+ * key's one-record jobs share a shard and keep their order. 1 hashed into
+ * *out, 0 no record or no key column, -1 not an envelope. Pure. */
+__attribute__((warn_unused_result))
+int sw_envelope_first_key_hash(const void *data, size_t len, const unsigned char *is_key,
+                               int nkey_flags, uint64_t *out);
+
+/* Set the shard digits (jobid.h) of the job id inside an envelope, as in
+ * its job id. 0, or -1 when `data` has no id where envelopes keep it. */
+__attribute__((warn_unused_result))
+int sw_envelope_set_shard(void *data, size_t len, int shard);
+
 /* Read the next record's values (env->ncolumns of them) into `vals` and
  * advance `*cursor` (start it at env->records). Only for envelopes that
  * sw_envelope_decode() accepted. 0, or -1 past the end. */

@@ -117,3 +117,16 @@ int sw_jobid_shift(const char *id)
     int v = sw_hex_digit((unsigned char)id[SW_JOBID_SHIFT_AT]);
     return v < 0 ? 0 : v;
 }
+
+void sw_jobid_set_shard(char id[SW_JOBID_LEN + 1], int shard)
+{
+    id[SW_JOBID_SHARD_AT] = "0123456789abcdef"[(shard >> 4) & 15];
+    id[SW_JOBID_SHARD_AT + 1] = "0123456789abcdef"[shard & 15];
+}
+
+int sw_jobid_shard(const char *id)
+{
+    int hi = sw_hex_digit((unsigned char)id[SW_JOBID_SHARD_AT]);
+    int lo = sw_hex_digit((unsigned char)id[SW_JOBID_SHARD_AT + 1]);
+    return hi < 0 || lo < 0 ? -1 : hi << 4 | lo;
+}

@@ -6,7 +6,7 @@
 /* Job ids are UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then a
  * 12-bit counter that keeps ids from one thread strictly increasing within
  * a millisecond, then 62 random bits that keep servers and restarts apart
- * (58 once the server has set the shift below).
+ * (58 once the server has set the shift below, 50 with a shard too).
  * Their text form sorts in time order. The server sets 4 of the random
  * bits, the hex digit at SW_JOBID_SHIFT_AT, to the job's status bucket
  * shift (status.h, keys.h): its status lives in the bucket of 2^shift ms
@@ -24,6 +24,13 @@ void sw_jobid_set_shift(char id[SW_JOBID_LEN + 1], int shift);
 /* The status bucket shift an id carries (for ids made before buckets
  * existed: a random one, whose bucket simply has no entry for it). */
 int sw_jobid_shift(const char *id);
+
+/* With [redis] shards, the two hex digits at SW_JOBID_SHARD_AT (byte 9,
+ * random before) name the job's queue shard, so a status poll goes
+ * straight to it. Set shard 0..255; read it back (-1: not hex). */
+#define SW_JOBID_SHARD_AT 21
+void sw_jobid_set_shard(char id[SW_JOBID_LEN + 1], int shard);
+int sw_jobid_shard(const char *id);
 
 /* Same, at a given time and from given state, for tests: `ms` is the
  * timestamp, `*seq` the per-thread counter state, `rnd` the random bits. */

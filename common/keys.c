@@ -17,6 +17,21 @@ void sw_keys_init(sw_keys *k, const char *prefix)
     snprintf(k->dead, sizeof k->dead, "%s:dead", prefix);
     snprintf(k->deadenv, sizeof k->deadenv, "%s:deadenv", prefix);
     snprintf(k->deadinfo, sizeof k->deadinfo, "%s:deadinfo", prefix);
+    snprintf(k->layout, sizeof k->layout, "%s:layout", prefix);
+    snprintf(k->lease, sizeof k->lease, "%s:lease", prefix);
+    snprintf(k->members, sizeof k->members, "%s:members", prefix);
+}
+
+size_t sw_keys_shard_prefix(const char *prefix, int k, char out[64])
+{
+    char base[64];
+    size_t n = 0;
+    for (const char *c = prefix; *c != '\0' && n + 1 < sizeof base; c++)
+        if (*c != '{' && *c != '}')
+            base[n++] = *c;
+    base[n] = '\0';
+    int w = snprintf(out, 64, "{%s:%d}", base, k);
+    return w > 0 && w < 64 ? (size_t)w : 0;
 }
 
 void sw_keys_flusher(const sw_keys *k, const char *fid, sw_fkeys *out)

@@ -37,6 +37,20 @@
  *   <p>:dead:<id>          a failed job as release 0.1 kept it (a hash of
  *                          envelope, error, failed_at, records); read, and
  *                          converted by the flusher at start-up
+ *   <p>:layout             the queue shard count the data was written
+ *                          with ("0": one queue); daemons configured with
+ *                          another count refuse to start
+ *
+ * With [redis] shards = N, each shard k (0..N-1) is a whole queue of the
+ * layout above under its own prefix {<b>:<k>}, <b> being the configured
+ * prefix without braces: one hash tag, so one cluster slot, per shard.
+ * Two more keys then serve the flushers:
+ *   {<b>:<k>}:lease        the id of the flusher draining shard k, with a
+ *                          TTL of heartbeat_ttl_s (lease.lua)
+ *   <p>:members            sorted set: flusher id -> Redis time (ms) its
+ *                          membership expires (members.lua); the live
+ *                          count sets each flusher's share of the shards
+ * <p>:layout and <p>:members stay under the configured prefix.
  */
 
 #define SW_KEY_MAX 192
@@ -46,7 +60,14 @@ typedef struct sw_keys {
     char queue[SW_KEY_MAX], stats[SW_KEY_MAX], shapes[SW_KEY_MAX];
     char flushers[SW_KEY_MAX], deliveries[SW_KEY_MAX];
     char dead[SW_KEY_MAX], deadenv[SW_KEY_MAX], deadinfo[SW_KEY_MAX];
+    char layout[SW_KEY_MAX], lease[SW_KEY_MAX], members[SW_KEY_MAX];
 } sw_keys;
+
+/* Shards a deployment may have ([redis] shards); a job id has room for
+ * 256, the flusher's arrays for this many. */
+#define SW_SHARDS_MAX 64
+/* The longest prefix sharding accepts: room for "{", ":63}". */
+#define SW_SHARD_PREFIX_MAX 58
 
 /* One flusher's own keys. */
 typedef struct sw_fkeys {
@@ -55,6 +76,10 @@ typedef struct sw_fkeys {
 
 /* Fill `k` for `prefix` (at most 63 bytes; the config checks). */
 void sw_keys_init(sw_keys *k, const char *prefix);
+
+/* Shard `k`'s prefix, {<b>:<k>}, of configured prefix `prefix` into
+ * `out` (64 bytes). Returns its length (0: does not fit). Pure. */
+size_t sw_keys_shard_prefix(const char *prefix, int k, char out[64]);
 
 /* Flusher `fid`'s keys. */
 void sw_keys_flusher(const sw_keys *k, const char *fid, sw_fkeys *out);

@@ -138,6 +138,18 @@ static void test_errors(void **state)
     sw_config cl;
     assert_int_equal(sw_config_load_string(&cl, "c.ini", "[redis]\ncluster_nodes = a:1, b:2\n"
                                            "prefix = {sp}\n"), 0);
+    assert_int_equal(cl.shards, 0);
+    sw_config_free(&cl);
+    /* Shards: 0 (one queue) to 64, under a prefix with room for "{p:63}". */
+    expect_error("[redis]\nshards = 65\n", "from 0 to 64");
+    expect_error("[redis]\nshards = -1\n", "from 0 to 64");
+    expect_error("[redis]\nshards = 4\nprefix = "
+                 "a123456789b123456789c123456789d123456789e123456789f12345678\n",
+                 "prefix is too long for shards");
+    assert_int_equal(sw_config_load_string(&cl, "c.ini", "[redis]\nshards = 64\nprefix = "
+                                           "a123456789b123456789c123456789d123456789e123456789"
+                                           "f1234567\n"), 0);
+    assert_int_equal(cl.shards, 64);
     sw_config_free(&cl);
     sw_config sen;
     assert_int_equal(sw_config_load_string(&sen, "s.ini", "[redis]\nsentinels = a:1, [::1]:2 "

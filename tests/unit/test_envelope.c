@@ -200,6 +200,49 @@ static void test_decode_rejects(void **state)
     assert_int_equal(env.ncolumns, SW_ENVELOPE_MAX_COLUMNS);
 }
 
+/* A one-record job (key column k, then v) in `sb`. */
+static void kv_job(msgpack_sbuffer *sb, const char *k, int64_t v)
+{
+    msgpack_packer pk;
+    msgpack_sbuffer_clear(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    assert_int_equal(sw_envelope_begin(&pk, ID, "kv", SHAPE, 2, 1), 0);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_str_with_body(&pk, k, strlen(k));
+    msgpack_pack_int64(&pk, v);
+    sw_envelope_finish(sb->data, 1);
+}
+
+/* Jobs to one key hash alike whatever else they hold; the shard is
+ * written into the envelope's id. */
+static void test_first_key_hash_and_shard(void **state)
+{
+    (void)state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    const unsigned char key_k[] = {1, 0}, no_key[] = {0, 0}, key_v[] = {0, 1};
+    uint64_t a, b, c;
+    kv_job(&sb, "alpha", 1);
+    assert_int_equal(sw_envelope_first_key_hash(sb.data, sb.size, key_k, 2, &a), 1);
+    assert_int_equal(sw_envelope_first_key_hash(sb.data, sb.size, no_key, 2, &c), 0);
+    assert_int_equal(sw_envelope_first_key_hash(sb.data, sb.size - 3, key_v, 2, &c), -1);
+    assert_int_equal(sw_envelope_first_key_hash(sb.data, 10, key_k, 2, &c), -1);
+    kv_job(&sb, "alpha", 99);
+    assert_int_equal(sw_envelope_first_key_hash(sb.data, sb.size, key_k, 2, &b), 1);
+    assert_true(a == b);
+    kv_job(&sb, "alphb", 1);
+    assert_int_equal(sw_envelope_first_key_hash(sb.data, sb.size, key_k, 2, &c), 1);
+    assert_true(a != c);
+    assert_int_equal(sw_envelope_set_shard(sb.data, sb.size, 42), 0);
+    char lid[SW_ENVELOPE_ID_LEN + 1];
+    assert_int_equal(sw_envelope_list_id(sb.data, sb.size, lid), 36);
+    assert_memory_equal(lid + 21, "2a", 2);
+    assert_memory_equal(lid, ID, 21);
+    assert_string_equal(lid + 23, ID + 23);
+    assert_int_equal(sw_envelope_set_shard(sb.data, 20, 1), -1);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 static void test_copyrow(void **state)
 {
     (void)state;
@@ -232,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_decode_release_01),
         cmocka_unit_test(test_decode_rejects),
         cmocka_unit_test(test_copyrow),
+        cmocka_unit_test(test_first_key_hash_and_shard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

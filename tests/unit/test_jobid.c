@@ -43,9 +43,31 @@ static void test_order_and_uniqueness(void **state)
     }
 }
 
+/* A shard rides in byte 9, apart from the shift and the timestamp. */
+static void test_shard(void **state)
+{
+    (void)state;
+    char id[SW_JOBID_LEN + 1];
+    sw_jobid_make(id, 0x0190a0e47b8cULL, 0xabc, 0x123456789abcdef0ULL);
+    sw_jobid_set_shift(id, 9);
+    uint64_t ms = sw_jobid_time_ms(id);
+    for (int k = 0; k < 256; k += 17) {
+        sw_jobid_set_shard(id, k);
+        assert_int_equal(sw_jobid_shard(id), k);
+        assert_int_equal(sw_jobid_shift(id), 9);
+        assert_true(sw_jobid_time_ms(id) == ms);
+        assert_true(sw_jobid_valid(id, strlen(id)));
+    }
+    sw_jobid_set_shard(id, 63);
+    assert_memory_equal(id + 19, "993f", 4);   /* variant+random, shift, shard */
+    id[22] = 'x';
+    assert_int_equal(sw_jobid_shard(id), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shard),
         cmocka_unit_test(test_layout),
         cmocka_unit_test(test_valid),
         cmocka_unit_test(test_order_and_uniqueness),
