@@ -198,6 +198,13 @@ int sw_log_format(char *out, size_t cap, const char *fmt, ...)
     return n;
 }
 
+static _Thread_local char context[64];
+
+void sw_log_thread_context(const char *kv)
+{
+    snprintf(context, sizeof context, "%s", kv ? kv : "");
+}
+
 void sw_log(enum sw_log_level level, const char *msg, const char *kv, ...)
 {
     if (level < min_level)
@@ -215,6 +222,10 @@ void sw_log(enum sw_log_level level, const char *msg, const char *kv, ...)
         va_start(ap, kv);
         l.len += (size_t)sw_log_vformat(buf + l.len, l.cap - l.len + 1, kv, ap);
         va_end(ap);
+    }
+    if (context[0] != '\0') {
+        put(&l, " ", 1);
+        put(&l, context, strlen(context));
     }
     buf[l.len++] = '\n';
     ssize_t w = write(STDERR_FILENO, buf, l.len);

@@ -21,6 +21,11 @@ __attribute__((warn_unused_result)) int sw_log_set_level(const char *name);
 __attribute__((format(printf, 3, 4)))
 void sw_log(enum sw_log_level level, const char *msg, const char *kv, ...);
 
+/* Pairs this thread adds to each of its lines, e.g. "shard=3" for a
+ * flusher's drain of one queue shard (NULL or "": none). The string must
+ * outlive the thread's logging; at most 63 bytes are kept. */
+void sw_log_thread_context(const char *kv);
+
 /* The formatting sw_log applies to `kv`, into `out` (NUL-terminated, cut
  * to `cap`). Returns the length written. Supports the conversions of
  * printf (flags, width, precision, hh h l ll j z t L); for tests. */

@@ -3,6 +3,8 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "queue.h"
+
 void sw_histogram_observe(sw_histogram *h, double v)
 {
     int i = 0;
@@ -69,6 +71,26 @@ int sw_metrics_redirects(sw_buf *out, _Atomic uint64_t c[3])
         snprintf(labels, sizeof labels, "kind=\"%s\"", kind[i]);
         rc |= sw_metrics_sample(out, "spillway_redis_redirects_total", labels,
                                 (double)atomic_load(&c[i]));
+    }
+    return rc;
+}
+
+int sw_metrics_shards(sw_buf *out, const sw_queue_stats *per, int n)
+{
+    char label[32];
+    int rc = sw_metrics_header(out, "spillway_queue_shard_depth_records", "gauge",
+                               "Records waiting in one queue shard ([redis] shards).");
+    for (int k = 0; k < n; k++) {
+        snprintf(label, sizeof label, "shard=\"%d\"", k);
+        rc |= sw_metrics_sample(out, "spillway_queue_shard_depth_records", label,
+                                (double)per[k].queued_records);
+    }
+    rc |= sw_metrics_header(out, "spillway_queue_shard_in_flight_records", "gauge",
+                            "Records flushers hold from one queue shard.");
+    for (int k = 0; k < n; k++) {
+        snprintf(label, sizeof label, "shard=\"%d\"", k);
+        rc |= sw_metrics_sample(out, "spillway_queue_shard_in_flight_records", label,
+                                (double)per[k].inflight_records);
     }
     return rc;
 }

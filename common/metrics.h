@@ -40,6 +40,13 @@ int sw_metrics_sample(sw_buf *out, const char *name, const char *labels, double 
 __attribute__((warn_unused_result))
 int sw_metrics_redirects(sw_buf *out, _Atomic uint64_t c[3]);
 
+/* Append the per-shard gauges of `n` queue shards (both daemons):
+ * spillway_queue_shard_depth_records and _in_flight_records{shard}. Apart
+ * from the totals, so sum() over those still counts each record once. */
+struct sw_queue_stats;
+__attribute__((warn_unused_result))
+int sw_metrics_shards(sw_buf *out, const struct sw_queue_stats *per, int n);
+
 /* Append the _bucket, _sum and _count lines of `h`. */
 __attribute__((warn_unused_result))
 int sw_metrics_histogram(sw_buf *out, const char *name, const char *labels,

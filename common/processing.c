@@ -265,3 +265,36 @@ int sw_proc_heartbeat_get(sw_redis *r, const char *fid, char *out, size_t outlen
     sw_redis_reply_free(rep);
     return s != NULL;
 }
+
+/* A one-key script answering an integer: its value, or -1. */
+static long long one_key(sw_redis *r, enum sw_script s, const char *what, const char *key,
+                         const char *fid, int64_t ms, const char *flag)
+{
+    sw_redis_args a;
+    sw_redis_args_init(&a);
+    sw_redis_args_str(&a, key);
+    sw_redis_args_end_keys(&a);
+    sw_redis_args_str(&a, fid);
+    sw_redis_args_int(&a, ms);
+    if (flag)
+        sw_redis_args_str(&a, flag);
+    void *rep = sw_redis_eval(r, s, what, SW_REPLY_INTEGER, &a);
+    sw_redis_args_free(&a);
+    if (rep == NULL)
+        return -1;
+    long long v = sw_redis_reply_int(rep);
+    sw_redis_reply_free(rep);
+    return v;
+}
+
+int sw_proc_lease(sw_redis *r, const char *fid, int64_t ttl_ms, int hold)
+{
+    long long v = one_key(r, SW_SCRIPT_LEASE, "lease", r->keys.lease, fid, ttl_ms,
+                          hold ? "1" : "0");
+    return v < 0 ? -1 : v == 1;
+}
+
+long sw_proc_members(sw_redis *r, const char *fid, int64_t ttl_ms)
+{
+    return (long)one_key(r, SW_SCRIPT_MEMBERS, "members", r->keys.members, fid, ttl_ms, NULL);
+}

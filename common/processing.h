@@ -94,6 +94,17 @@ int sw_proc_takeover(sw_redis *r, const char *fid, const char *victim);
 __attribute__((warn_unused_result))
 int sw_proc_heartbeat(sw_redis *r, const char *fid, const char *value, int ttl_s, int only_new);
 
+/* A queue shard's lease (keys.h, lua/lease.lua): with `hold`, take it
+ * for `ttl_ms` when free or renew it when fid's; without, let it go when
+ * fid's. 1 fid's (or let go), 0 another's, -1 error. */
+__attribute__((warn_unused_result))
+int sw_proc_lease(sw_redis *r, const char *fid, int64_t ttl_ms, int hold);
+
+/* Keep fid a member for `ttl_ms` (0: leave) and count the live members
+ * (<p>:members; `r` has the configured prefix). The count, or -1. */
+__attribute__((warn_unused_result))
+long sw_proc_members(sw_redis *r, const char *fid, int64_t ttl_ms);
+
 /* fid's heartbeat value. 1 found, 0 none, -1 error. */
 __attribute__((warn_unused_result))
 int sw_proc_heartbeat_get(sw_redis *r, const char *fid, char *out, size_t outlen);

@@ -22,6 +22,7 @@
 #include "queue.h"
 #include "redis.h"
 #include "schema.h"
+#include "shards.h"
 #include "shape.h"
 #include "stats.h"
 #include "status.h"
@@ -56,6 +57,8 @@ typedef struct slot {
 typedef struct drain {
     const sw_config *cfg;
     volatile sig_atomic_t *stop;
+    atomic_int *release;     /* NULL without a shard lease */
+    int shard;               /* -1: the one queue */
     const char *id;
     const char *heartbeat;
     sw_redis *redis;
@@ -82,6 +85,12 @@ typedef struct drain {
 } drain;
 
 enum { FLUSH_OK, FLUSH_RETRY, FLUSH_DOUBT };
+
+/* Stop draining: the process stops, or our shard is let go. */
+static int stopping(const drain *d)
+{
+    return *d->stop || (d->release && atomic_load(d->release));
+}
 
 static int64_t pg_busy_ms(const drain *d);
 
@@ -141,7 +150,7 @@ static void redis_ok(drain *d)
 /* Sleep in short steps until `ms` pass or a stop. */
 static void nap(drain *d, int64_t ms)
 {
-    for (int64_t t = 0; t < ms && !*d->stop; t += 50) {
+    for (int64_t t = 0; t < ms && !stopping(d); t += 50) {
         sw_liveness_busy(d->live, BUSY_MS(d));
         sw_clock_sleep_ms(ms - t < 50 ? ms - t : 50);
     }
@@ -246,14 +255,16 @@ static int claim_id(drain *d)
     int64_t deadline = sw_clock_mono_ms() + (int64_t)cfg->heartbeat_ttl_s * 1000 + 1000;
     int logged = 0;
     size_t host_len = strcspn(d->heartbeat, " ");
-    while (!*d->stop) {
+    while (!stopping(d)) {
         int set = sw_proc_heartbeat(d->redis, d->id, d->heartbeat, cfg->heartbeat_ttl_s, 1);
         if (set != 0)
             return set < 0 ? -1 : 0;
         int found = sw_proc_heartbeat_get(d->redis, d->id, value, sizeof value);
         if (found < 0)
             return -1;
-        if (found && dead_here(value))
+        /* Our own process's (a shard let go and taken again, its
+         * heartbeat not yet lapsed): one drain per shard here at a time. */
+        if (found && (dead_here(value) || (d->shard >= 0 && strcmp(value, d->heartbeat) == 0)))
             return sw_proc_heartbeat(d->redis, d->id, d->heartbeat, cfg->heartbeat_ttl_s, 0) < 0
                        ? -1 : 0;
         if (found && strncmp(value, d->heartbeat, host_len) == 0 && value[host_len] == ' ') {
@@ -273,6 +284,18 @@ static int claim_id(drain *d)
         sw_clock_sleep_ms(500);
     }
     return 1;
+}
+
+/* The layout guard (shards.h) for the one queue, logged. */
+static enum sw_layout check_layout(drain *d)
+{
+    char held[32];
+    enum sw_layout l = sw_shards_check_layout(d->redis, 0, held, sizeof held);
+    if (l == SW_LAYOUT_MISMATCH)
+        sw_log_error("redis holds another queue layout", "key=%s held=\"%s\" shards=0 "
+                     "action=\"refusing to start: set [redis] shards = %s like the other "
+                     "daemons\"", d->redis->keys.layout, held, held);
+    return l;
 }
 
 /* Look for flushers whose heartbeat expired while they held a batch, and
@@ -506,7 +529,7 @@ static int due(const drain *d, const slot *sl)
     const sw_batch *b = sl->batch;
     if (b->njobs == 0)
         return 0;
-    if (*d->stop || d->orphan_seen || solo(b) || sl->full ||
+    if (stopping(d) || d->orphan_seen || solo(b) || sl->full ||
         b->nrecords >= d->cfg->batch_max_records ||
         b->nbytes >= (size_t)d->cfg->batch_max_bytes || b->njobs >= MAX_BATCH_JOBS)
         return 1;
@@ -580,7 +603,7 @@ static int after_commit(drain *d, int rc)
     /* The next batch goes to PostgreSQL before Redis hears of this one. */
     int pipelined = 0;
     slot *next = &d->slots[d->fill];
-    if (n == b->njobs && d->fill != d->head && due(d, next) && !solo(next->batch) && !*d->stop) {
+    if (n == b->njobs && d->fill != d->head && due(d, next) && !solo(next->batch) && !stopping(d)) {
         int m = next->batch->njobs < MAX_BATCH_JOBS ? next->batch->njobs : MAX_BATCH_JOBS;
         d->handed_n = m;
         d->handed_ms = sw_clock_mono_ms();
@@ -591,7 +614,10 @@ static int after_commit(drain *d, int rc)
      * retried. A refusal did nothing and is retried as is; a reply in
      * doubt, or a list that is not what we hold, sends us back to the
      * list (the ledger makes a second commit of the same jobs a no-op). */
-    sw_dead_bounds bounds = {d->cfg->dead_max_jobs, d->cfg->dead_max_bytes};
+    /* With shards, each shard's store keeps its share of the bounds. */
+    long parts = d->shard >= 0 ? d->cfg->shards : 1;
+    sw_dead_bounds bounds = {(d->cfg->dead_max_jobs + parts - 1) / parts,
+                             (d->cfg->dead_max_bytes + parts - 1) / parts};
     long dropped = 0;
     for (;;) {
         int done = sw_proc_finish(d->redis, d->id, n, d->done, d->cfg->status_ttl_s, &bounds,
@@ -603,7 +629,7 @@ static int after_commit(drain *d, int rc)
                         "action=\"reading it again\"", d->redis->errstr);
         else
             redis_failed(d, "finish");
-        if (done == 0 || sw_redis_maybe_done(d->redis->err) || *d->stop) {
+        if (done == 0 || sw_redis_maybe_done(d->redis->err) || stopping(d)) {
             /* The list is read again next: a batch handed meanwhile is
              * let go first (what it committed, the ledger knows). */
             if (pipelined) {
@@ -763,7 +789,7 @@ static void loop(drain *d)
 {
     /* 2 = resume our processing list (a delivery), 1 = read it again. */
     int need_reload = 2;
-    while (!*d->stop) {
+    while (!stopping(d)) {
         sw_liveness_busy(d->live, BUSY_MS(d));
         if (need_reload) {
             int rc = reload(d, need_reload == 2);
@@ -840,16 +866,22 @@ static void loop(drain *d)
     }
 }
 
-int sw_drain_run(const sw_config *cfg, const char *heartbeat, volatile sig_atomic_t *stop)
+int sw_drain_run(const sw_drain_opts *o)
 {
+    const sw_config *cfg = o->cfg;
     drain d;
     int status = 1;
     memset(&d, 0, sizeof d);
     d.cfg = cfg;
-    d.stop = stop;
+    d.stop = o->stop;
+    d.release = o->release;
+    d.shard = o->shard;
     d.id = cfg->flusher_id;
-    d.heartbeat = heartbeat;
-    sw_redis_opts ro = sw_config_redis(cfg);
+    d.heartbeat = o->heartbeat;
+    char prefix[64];
+    sw_redis_opts base = sw_config_redis(cfg);
+    sw_redis_opts ro = sw_shards_opts(&base, o->shard >= 0 ? cfg->shards : 0,
+                                      o->shard >= 0 ? o->shard : 0, prefix);
     d.redis = sw_redis_new(&ro);
     d.pg = sw_pg_new(cfg->conninfo, cfg->pg_password, cfg->statement_timeout_ms);
     for (int i = 0; i < 2; i++)
@@ -868,9 +900,9 @@ int sw_drain_run(const sw_config *cfg, const char *heartbeat, volatile sig_atomi
     d.redis->redirects = sw_stats_redis_redirects();
 
     /* The sinks must match their tables before we write. */
-    while (!*stop && sw_pg_connect(d.pg) != 0)
+    while (!stopping(&d) && sw_pg_connect(d.pg) != 0)
         pg_failed(&d);
-    if (*stop)
+    if (stopping(&d))
         goto clean;
     int check = check_sinks(&d);
     if (check != 0) {
@@ -885,17 +917,28 @@ int sw_drain_run(const sw_config *cfg, const char *heartbeat, volatile sig_atomi
         sw_log_info("postgres available again", NULL);
     d.pg_down = 0;
     d.backoff_ms = 0;
+    /* The layout guard (a sharded flusher's holder checks it first). */
+    enum sw_layout layout = SW_LAYOUT_OK;
+    while (d.shard < 0 && (layout = check_layout(&d)) == SW_LAYOUT_ERROR && !stopping(&d)) {
+        redis_failed(&d, "layout");
+        sw_clock_sleep_ms(500);
+    }
+    if (layout == SW_LAYOUT_MISMATCH) {
+        status = 2;
+        goto out;
+    }
     int owned;
-    while ((owned = claim_id(&d)) < 0 && !*stop) {
+    while ((owned = claim_id(&d)) < 0 && !stopping(&d)) {
         redis_failed(&d, "claim id");
         sw_clock_sleep_ms(500);
     }
-    if (*stop)
+    if (stopping(&d))
         goto clean;
     if (owned != 0)
         goto out;
     redis_ok(&d);
-    d.live = sw_liveness_start(cfg, d.id, heartbeat);
+    d.live = sw_liveness_start(cfg, &ro, d.id, o->heartbeat,
+                               o->shard >= 0 ? o->release : NULL, o->stalled);
     if (d.live == NULL) {
         sw_log_error("cannot start the heartbeat thread", NULL);
         goto out;
@@ -905,14 +948,20 @@ int sw_drain_run(const sw_config *cfg, const char *heartbeat, volatile sig_atomi
         sw_log_error("cannot start the postgres thread", NULL);
         goto out;
     }
-    upgrade_redis(&d);
-    sw_log_info("flusher started", "id=%s batch_max_records=%d flush_interval_ms=%d version=%s",
-                cfg->flusher_id, cfg->batch_max_records, cfg->flush_interval_ms, SW_VERSION);
-    char ready[128];
-    snprintf(ready, sizeof ready, "flusher %s draining %s", d.id, cfg->prefix);
-    sw_notify_ready(ready);
+    if (d.shard < 0) {
+        upgrade_redis(&d);
+        sw_log_info("flusher started", "id=%s batch_max_records=%d flush_interval_ms=%d "
+                    "version=%s", cfg->flusher_id, cfg->batch_max_records,
+                    cfg->flush_interval_ms, SW_VERSION);
+        char ready[128];
+        snprintf(ready, sizeof ready, "flusher %s draining %s", d.id, cfg->prefix);
+        sw_notify_ready(ready);
+    } else {
+        sw_log_info("draining shard", "id=%s", d.id);
+    }
     loop(&d);
-    sw_notify_stopping();
+    if (d.shard < 0)
+        sw_notify_stopping();
     stop_with_batch(&d);
 clean:
     status = 0;
@@ -920,8 +969,10 @@ out:
     sw_committer_stop(d.committer);
     sw_liveness_stop(d.live, status == 0 && d.slots[0].batch && d.slots[1].batch &&
                                  held_jobs(&d) == 0);
-    if (status == 0)
+    if (status == 0 && d.shard < 0)
         sw_log_info("flusher stopped", NULL);
+    else if (status == 0)
+        sw_log_info("shard let go", "id=%s", d.id);
     for (int i = 0; i < 2; i++) {
         if (d.slots[i].batch)
             drop_slot(&d.slots[i]);

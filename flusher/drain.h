@@ -2,6 +2,7 @@
 #define SW_DRAIN_H_
 
 #include <signal.h>
+#include <stdatomic.h>
 
 #include "config.h"
 
@@ -18,9 +19,22 @@
  * brings flushers down is found, and dead-lettered once it reaches
  * max_deliveries, while the jobs behind it commit. */
 
-/* Run until *stop; `heartbeat` is this flusher's "host pid". On a stop
- * with jobs in hand that cannot be committed, they go back to the queue.
- * Returns 0 after a clean stop, 1 when it could not start. */
-int sw_drain_run(const sw_config *cfg, const char *heartbeat, volatile sig_atomic_t *stop);
+typedef struct sw_drain_opts {
+    const sw_config *cfg;
+    const char *heartbeat;          /* this flusher's "host pid" */
+    volatile sig_atomic_t *stop;    /* the process stops */
+    int shard;                      /* the queue shard drained; -1: the one
+                                       queue of [redis] shards = 0 */
+    /* With a shard (lease.h): set by its lease holder to let the shard go
+     * (finish or give back the jobs in hand, then return), and by the
+     * heartbeat thread when the lease turned out to be another's. */
+    atomic_int *release;
+    atomic_int *stalled;            /* out: 1 while the loop looks stalled */
+} sw_drain_opts;
+
+/* Run until *stop (or *release); on a stop with jobs in hand that cannot
+ * be committed, they go back to the queue. Returns 0 after a clean stop,
+ * 1 when it could not start, 2 when Redis holds another queue layout. */
+int sw_drain_run(const sw_drain_opts *o);
 
 #endif

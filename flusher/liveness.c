@@ -24,7 +24,20 @@ struct sw_liveness {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     int stop;
+    atomic_int *lease, *stalled;   /* see sw_liveness_start */
 };
+
+/* Renew the shard lease (with the heartbeat, so both lapse together when
+ * the loop stalls). A lease found another's is let go: set *lease. */
+static void renew_lease(sw_liveness *l)
+{
+    int held = sw_proc_lease(l->redis, l->fid, (int64_t)l->cfg->heartbeat_ttl_s * 1000, 1);
+    if (held == 0 && !atomic_load(l->lease)) {
+        sw_log_warn("shard lease held by another flusher", "key=%s action=\"letting the "
+                    "shard go\"", l->redis->keys.lease);
+        atomic_store(l->lease, 1);
+    }
+}
 
 static void *run(void *arg)
 {
@@ -41,11 +54,16 @@ static void *run(void *arg)
                 sw_log_error("main loop stalled", "action=\"letting the heartbeat lapse and "
                              "the watchdog fire\"");
             stalled = 1;
+            if (l->stalled)
+                atomic_store(l->stalled, 1);
         } else {
             if (stalled)
                 sw_log_info("main loop moving again", NULL);
             stalled = 0;
-            sw_notify_watchdog();
+            if (l->stalled)
+                atomic_store(l->stalled, 0);
+            if (l->lease == NULL)
+                sw_notify_watchdog();
             if (sw_proc_heartbeat(l->redis, l->fid, l->value, l->cfg->heartbeat_ttl_s, 0) < 0) {
                 if (!redis_down)
                     sw_log_warn("heartbeat failed", "error=\"%s\" action=\"retrying every "
@@ -57,6 +75,8 @@ static void *run(void *arg)
                 if (redis_down)
                     sw_log_info("heartbeat renewed again", NULL);
                 redis_down = 0;
+                if (l->lease)
+                    renew_lease(l);
             }
         }
         /* Every second; every 200 ms while Redis fails, so the heartbeat is
@@ -77,7 +97,8 @@ static void *run(void *arg)
     return NULL;
 }
 
-sw_liveness *sw_liveness_start(const sw_config *cfg, const char *fid, const char *value)
+sw_liveness *sw_liveness_start(const sw_config *cfg, const sw_redis_opts *ro, const char *fid,
+                               const char *value, atomic_int *lease, atomic_int *stalled)
 {
     sw_liveness *l = calloc(1, sizeof *l);
     if (l == NULL)
@@ -85,8 +106,9 @@ sw_liveness *sw_liveness_start(const sw_config *cfg, const char *fid, const char
     l->cfg = cfg;
     snprintf(l->fid, sizeof l->fid, "%s", fid);
     snprintf(l->value, sizeof l->value, "%s", value);
-    sw_redis_opts ro = sw_config_redis(cfg);
-    l->redis = sw_redis_new(&ro);
+    l->lease = lease;
+    l->stalled = stalled;
+    l->redis = sw_redis_new(ro);
     atomic_init(&l->deadline_ms, sw_clock_mono_ms() + 30000);
     atomic_init(&l->pg_deadline_ms, INT64_MAX);
     pthread_condattr_t ca;

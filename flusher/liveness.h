@@ -1,6 +1,7 @@
 #ifndef SW_LIVENESS_H_
 #define SW_LIVENESS_H_
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -15,8 +16,13 @@
 typedef struct sw_liveness sw_liveness;
 
 /* Start the thread for flusher `fid`, whose heartbeat value is `value`
- * ("host pid"). NULL when it cannot start. */
-sw_liveness *sw_liveness_start(const sw_config *cfg, const char *fid, const char *value);
+ * ("host pid"), on the queue `ro` names. With `lease` (a queue shard's
+ * drain), it renews the shard's lease along with the heartbeat, and sets
+ * *lease when the lease is another flusher's; systemd's watchdog is then
+ * the lease holder's (lease.h). `stalled` (or NULL) mirrors whether the
+ * loop looks stalled. NULL when it cannot start. */
+sw_liveness *sw_liveness_start(const sw_config *cfg, const sw_redis_opts *ro, const char *fid,
+                               const char *value, atomic_int *lease, atomic_int *stalled);
 
 /* From the main loop: it may now be busy for up to `ms` (a PostgreSQL call
  * bounded by statement_timeout, say) without looking stalled. Accepts

@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "config.h"
 #include "drain.h"
+#include "lease.h"
 #include "log.h"
 #include "stats.h"
 
@@ -75,8 +76,9 @@ int main(int argc, char **argv)
     snprintf(heartbeat, sizeof heartbeat, "%s %ld", host, (long)getpid());
 
     int status = 1;
+    sw_drain_opts o = {&cfg, heartbeat, &stop, -1, NULL, NULL};
     if (sw_stats_start(&cfg) == 0)
-        status = sw_drain_run(&cfg, heartbeat, &stop);
+        status = cfg.shards > 0 ? sw_lease_run(&cfg, heartbeat, &stop) : sw_drain_run(&o);
     sw_stats_stop();
     sw_config_free(&cfg);
     return status;

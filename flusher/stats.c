@@ -13,6 +13,7 @@
 #include "metrics.h"
 #include "queue.h"
 #include "redis.h"
+#include "shards.h"
 
 #define MAX_CLASSES 32
 
@@ -31,7 +32,8 @@ static struct {
     pthread_mutex_t redis_lock;                    /* the listener's connection */
     char classes[MAX_CLASSES][3];
     uint64_t retries[MAX_CLASSES], failures[MAX_CLASSES];
-    sw_redis *redis;
+    sw_shards *q;            /* the scrape's connections, one per queue */
+    atomic_int shards_held;
 } st = {.lock = PTHREAD_MUTEX_INITIALIZER, .redis_lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void by_class(uint64_t *table, const char *sqlstate)
@@ -64,6 +66,11 @@ void sw_stats_failure(const char *sqlstate)
 void sw_stats_pg_reconnect(void)
 {
     sw_metrics_add(&st.pg_reconnects, 1);
+}
+
+void sw_stats_shards_held(int n)
+{
+    atomic_store(&st.shards_held, n);
 }
 
 _Atomic uint64_t *sw_stats_redis_reconnects(void)
@@ -173,9 +180,10 @@ static int render(sw_buf *o)
     pthread_mutex_unlock(&st.lock);
     /* A slow Redis delays only the scrape, never the flush loop, which
      * shares st.lock but not this one. */
-    sw_queue_stats q;
+    sw_queue_stats q, per[SW_SHARDS_MAX];
+    sw_redis *failed;
     pthread_mutex_lock(&st.redis_lock);
-    int up = sw_queue_stats_get(st.redis, &q) == 0;
+    int up = sw_shards_stats(st.q, &q, per, &failed) == 0;
     pthread_mutex_unlock(&st.redis_lock);
     rc |= sw_metrics_header(o, "spillway_postgres_reconnects_total", "counter",
                             "PostgreSQL connections made again after a loss.");
@@ -196,6 +204,14 @@ static int render(sw_buf *o)
         rc |= sw_metrics_sample(o, "spillway_queue_in_flight_records", "", (double)q.inflight_records);
         rc |= sw_metrics_header(o, "spillway_dead_letter_jobs", "gauge", "Failed jobs kept in the dead-letter list.");
         rc |= sw_metrics_sample(o, "spillway_dead_letter_jobs", "", (double)q.dead_jobs);
+        if (st.q->sharded)
+            rc |= sw_metrics_shards(o, per, st.q->n);
+    }
+    if (st.q->sharded) {
+        rc |= sw_metrics_header(o, "spillway_flusher_shards_held", "gauge",
+                                "Queue shards this flusher holds the lease of and drains.");
+        rc |= sw_metrics_sample(o, "spillway_flusher_shards_held", "",
+                                (double)atomic_load(&st.shards_held));
     }
     return rc ? -1 : 0;
 }
@@ -270,8 +286,8 @@ int sw_stats_start(const sw_config *cfg)
     st.flush_seconds = (sw_histogram){.bounds = flush_bounds, .nbounds = 11};
     st.e2e_seconds = (sw_histogram){.bounds = e2e_bounds, .nbounds = 12};
     sw_redis_opts ro = sw_config_redis(cfg);
-    st.redis = sw_redis_new(&ro);
-    if (st.jobs == NULL || st.records == NULL || st.failed == NULL || st.redis == NULL) {
+    st.q = sw_shards_new(&ro, cfg->shards);
+    if (st.jobs == NULL || st.records == NULL || st.failed == NULL || st.q == NULL) {
         sw_log_error("out of memory", NULL);
         return -1;
     }
@@ -307,10 +323,10 @@ void sw_stats_stop(void)
 {
     sw_httpd_stop(st.httpd);
     st.httpd = NULL;
-    sw_redis_free(st.redis);
+    sw_shards_free(st.q);
     free(st.jobs);
     free(st.records);
     free(st.failed);
-    st.redis = NULL;
+    st.q = NULL;
     st.jobs = st.records = st.failed = NULL;
 }

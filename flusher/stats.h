@@ -30,6 +30,9 @@ void sw_stats_dead_dropped(long n);
 void sw_stats_retry(const char *sqlstate);
 void sw_stats_failure(const char *sqlstate);
 
+/* Queue shards this flusher drains now (lease.h). */
+void sw_stats_shards_held(int n);
+
 /* Counters for connections made again after a loss. */
 void sw_stats_pg_reconnect(void);
 _Atomic uint64_t *sw_stats_redis_reconnects(void);

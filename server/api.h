@@ -16,6 +16,7 @@
 #include "pipeline.h"
 #include "record.h"
 #include "redis.h"
+#include "shards.h"
 
 /* What the server's handlers share: its state, the per-worker state, the
  * routes and the reply helpers. Internal to server/. */
@@ -57,7 +58,9 @@ struct sw_http {
     _Atomic(sw_auth *) auth;
     sw_auth **retired;        /* replaced by reloads, freed at stop */
     int nretired;
-    sw_pipeline *pipeline;
+    sw_pipeline *pipeline[SW_SHARDS_MAX];   /* one Redis lane per queue shard */
+    int nlanes;
+    _Atomic unsigned lane_next;   /* round robin for jobs without a key */
     sw_pipeline_shape *shapes;   /* per sink, recorded in Redis by the lane */
     sw_buf *shape_text;
     _Atomic uint64_t requests[R_COUNT][SW_NCODES + 1];
@@ -86,7 +89,7 @@ struct sw_http {
 /* Per worker thread: made by the pool at start, so requests share
  * nothing and take no lock. */
 typedef struct sw_worker {
-    sw_redis *redis;
+    sw_shards *shards;        /* this thread's connections, one per queue */
     sw_buf out;
     sw_record_work work;      /* the body's reader */
     msgpack_sbuffer sb;       /* the envelope */

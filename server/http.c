@@ -260,7 +260,7 @@ static void serve(void *user, void *state, sw_http_exchange *x)
 {
     sw_http *h = ((const sw_front *)user)->h;
     sw_worker *w = state;
-    if (w == NULL || w->redis == NULL) {
+    if (w == NULL || w->shards == NULL) {
         sw_api_problem(x, 500, "internal", "Internal error",
                        "this server thread could not allocate its state (out of memory); "
                        "retry", NULL);
@@ -320,11 +320,9 @@ static void *worker_start(void *user, int pool)
         return NULL;
     msgpack_sbuffer_init(&w->sb);
     sw_redis_opts ro = sw_config_redis(h->cfg);
-    w->redis = sw_redis_new(&ro);
-    if (w->redis) {
-        w->redis->reconnects = &h->redis_reconnects;
-        w->redis->redirects = h->redis_redirects;
-    }
+    w->shards = sw_shards_new(&ro, h->cfg->shards);
+    if (w->shards)
+        sw_shards_count(w->shards, &h->redis_reconnects, h->redis_redirects);
     return w;
 }
 
@@ -335,7 +333,7 @@ static void worker_stop(void *user, int pool, void *state)
     sw_worker *w = state;
     if (w == NULL)
         return;
-    sw_redis_free(w->redis);
+    sw_shards_free(w->shards);
     sw_buf_free(&w->out);
     sw_record_work_free(&w->work);
     msgpack_sbuffer_destroy(&w->sb);
@@ -396,14 +394,24 @@ sw_http *sw_http_start(const sw_config *cfg)
         h->shapes[k] = (sw_pipeline_shape){cfg->sinks[k].shape, h->shape_text[k].data};
     }
     sw_redis_opts ro = sw_config_redis(cfg);
-    h->pipeline = sw_pipeline_new(&ro, cfg->status_ttl_s, cfg->idempotency_ttl_s,
-                                  cfg->max_queue_records, h->shapes, cfg->nsinks);
-    if (h->jobs_by_sink == NULL || h->records_by_sink == NULL || h->pipeline == NULL)
+    /* The high-water mark is shared out: each shard's lane holds its
+     * share, and jobs without a key are spread evenly. */
+    h->nlanes = cfg->shards > 0 ? cfg->shards : 1;
+    long share = (cfg->max_queue_records + h->nlanes - 1) / h->nlanes;
+    for (int k = 0; k < h->nlanes; k++) {
+        char prefix[64];
+        sw_redis_opts so = sw_shards_opts(&ro, cfg->shards, k, prefix);
+        h->pipeline[k] = sw_pipeline_new(&so, cfg->status_ttl_s, cfg->idempotency_ttl_s, share,
+                                         h->shapes, cfg->nsinks);
+        if (h->pipeline[k] == NULL)
+            goto fail;
+        sw_pipeline_count_reconnects(h->pipeline[k], &h->redis_reconnects, h->redis_redirects);
+    }
+    if (h->jobs_by_sink == NULL || h->records_by_sink == NULL)
         goto fail;
     atomic_init(&h->auth, NULL);
     if (cfg->tokens_file[0] && sw_http_reload_tokens(h) != 0)
         goto fail;
-    sw_pipeline_count_reconnects(h->pipeline, &h->redis_reconnects, h->redis_redirects);
     if (cfg->tls_cert[0] &&
         (h->tls = sw_tls_server_ctx(cfg->tls_cert, cfg->tls_key, cfg->tls_ciphers, why,
                                     sizeof why)) == NULL) {
@@ -515,7 +523,8 @@ void sw_http_stop(sw_http *h)
     sw_httpd_stop(admin);
     atomic_store(&h->front[0].core, NULL);
     sw_httpd_stop(api);
-    sw_pipeline_free(h->pipeline);
+    for (int k = 0; k < h->nlanes; k++)
+        sw_pipeline_free(h->pipeline[k]);
     sw_tls_ctx_free(h->tls);
     auth_free(atomic_load(&h->auth));
     for (int i = 0; i < h->nretired; i++)

@@ -12,6 +12,7 @@
 #include "notify.h"
 #include "queue.h"
 #include "redis.h"
+#include "shards.h"
 #include "status.h"
 
 static volatile sig_atomic_t stop, reload;
@@ -22,6 +23,35 @@ static void on_signal(int sig)
         reload = 1;
     else
         stop = 1;
+}
+
+/* The layout guard (shards.h), logged. */
+static int check_layout(sw_redis *probe, int shards)
+{
+    char held[32];
+    enum sw_layout l = sw_shards_check_layout(probe, shards, held, sizeof held);
+    if (l == SW_LAYOUT_MISMATCH)
+        sw_log_error("redis holds another queue layout", "key=%s held=\"%s\" shards=%d "
+                     "action=\"refusing to serve: set [redis] shards = %s like the other "
+                     "daemons, or drain the queue, stop every daemon and DEL %s\"",
+                     probe->keys.layout, held, shards, held, probe->keys.layout);
+    return l;
+}
+
+/* Redis memory of the fullest node any queue lives on. 0, or -1. */
+static int read_memory(sw_shards *q, sw_redis_memory *out)
+{
+    int got = 0;
+    for (int k = 0; k < q->n; k++) {
+        sw_redis_memory m;
+        if (sw_redis_read_memory(q->q[k], &m) != 0)
+            return -1;
+        if (!got || (m.max > 0 && (out->max == 0 || (double)m.used / (double)m.max >
+                                                        (double)out->used / (double)out->max)))
+            *out = m;
+        got = 1;
+    }
+    return 0;
 }
 
 static void usage(FILE *f)
@@ -96,11 +126,16 @@ int main(int argc, char **argv)
         sw_config_free(&cfg);
         return 1;
     }
-    sw_http *h = probe ? sw_http_start(&cfg) : NULL;
+    /* The queues' figures, and the layout guard: a server writing N
+     * shards where Redis holds another layout would strand jobs. */
+    sw_shards *queues = sw_shards_new(&ro, cfg.shards);
+    int layout = queues ? check_layout(probe, cfg.shards) : SW_LAYOUT_ERROR;
+    sw_http *h = probe && queues && layout != SW_LAYOUT_MISMATCH ? sw_http_start(&cfg) : NULL;
     if (h == NULL) {
+        sw_shards_free(queues);
         sw_redis_free(probe);
         sw_config_free(&cfg);
-        return 1;
+        return layout == SW_LAYOUT_MISMATCH ? 2 : 1;
     }
     sw_log_info("server started", "listen=%s tls=%s admin_listen=%s auth=%s sinks=%d threads=%d "
                 "version=%s", cfg.listen, cfg.tls_cert[0] ? "on" : "off",
@@ -109,7 +144,7 @@ int main(int argc, char **argv)
     memset(&last, 0, sizeof last);
     int64_t next_check = 0, next_memory = 0;
     int memory_unknown = 0;
-    int reported_unknown = 0, ready = 0;
+    int reported_unknown = 0, ready = 0, exit_code = 0;
     while (!stop) {
         sw_notify_watchdog();
         if (reload) {
@@ -129,28 +164,39 @@ int main(int argc, char **argv)
             int64_t last_job_ms;
             int shift;
             sw_status_last(&last_job_ms, &shift);
-            if (sw_redis_read_memory(probe, &mem) == 0) {
-                if (last_job_ms == 0 ||
-                    sw_queue_status_bytes(probe, last_job_ms, shift, &per_job) < 0)
+            if (read_memory(queues, &mem) == 0) {
+                /* The newest bucket, in the first shard with enough of it. */
+                int got = 0;
+                for (int k = 0; last_job_ms != 0 && k < queues->n && got == 0; k++)
+                    if ((got = sw_queue_status_bytes(queues->q[k], last_job_ms, shift,
+                                                     &per_job)) < 0)
+                        break;
+                if (got != 1)
                     per_job = 0;
                 sw_http_set_memory(h, &mem, per_job);
                 memory_unknown = 0;
             } else if (++memory_unknown == 3) {
                 /* Not known: no memory 429 on stale figures (Redis down
                  * answers 503 anyway). */
-                if (probe->err != SW_REDIS_ECONNECT && probe->err != SW_REDIS_EIO)
+                if (queues->q[0]->err != SW_REDIS_ECONNECT && queues->q[0]->err != SW_REDIS_EIO)
                     sw_log_warn("cannot read redis memory", "error=\"%s\" note=\"no 429 for "
                                 "Redis memory until it can be read (INFO may be refused)\"",
-                                probe->errstr);
+                                queues->q[0]->errstr);
                 sw_redis_memory none = {0, 0};
                 sw_http_set_memory(h, &none, 0);
             }
         }
         if (sw_clock_mono_ms() >= next_check) {
-            next_check = sw_clock_mono_ms() + 5000;
+            next_check = sw_clock_mono_ms() + (layout == SW_LAYOUT_OK ? 5000 : 1000);
+            if (layout != SW_LAYOUT_OK && (layout = check_layout(probe, cfg.shards)) ==
+                SW_LAYOUT_MISMATCH) {
+                exit_code = 2;
+                break;
+            }
             sw_queue_stats st;
+            sw_redis *failed;
             char status[160];
-            if (sw_queue_stats_get(probe, &st) == 0) {
+            if (sw_shards_stats(queues, &st, NULL, &failed) == 0) {
                 snprintf(status, sizeof status, "listening on %s; queue %lld records, "
                          "%lld in flight, %lld dead", cfg.listen, st.queued_records,
                          st.inflight_records, st.dead_jobs);
@@ -162,7 +208,7 @@ int main(int argc, char **argv)
                 ready = 1;
             } else {
                 snprintf(status, sizeof status, "listening on %s; Redis unreachable: %s",
-                         cfg.listen, probe->errstr);
+                         cfg.listen, failed->errstr);
                 sw_notify_status(status);
             }
             if (known || sw_redis_read_persistence(probe, &now) == 0) {
@@ -190,10 +236,11 @@ int main(int argc, char **argv)
         sw_clock_sleep_ms(100);
     }
     sw_notify_stopping();
-    sw_log_info("server stopping", "reason=signal");
+    sw_log_info("server stopping", "reason=%s", exit_code ? "layout" : "signal");
     sw_http_stop(h);
+    sw_shards_free(queues);
     sw_redis_free(probe);
     sw_config_free(&cfg);
     sw_log_info("server stopped", NULL);
-    return 0;
+    return exit_code;
 }

@@ -52,14 +52,21 @@ static const char *redis_cause(const sw_redis *r)
 void sw_api_readyz(sw_http *h, sw_worker *w, sw_http_exchange *x)
 {
     sw_buf *o = &w->out;
-    sw_queue_stats st;
-    if (sw_queue_stats_get(w->redis, &st) != 0 || sw_redis_writable(w->redis) != 0) {
-        sw_problem p = {0};
-        sw_problem_set(&p, 503, "not-ready", "Not ready",
-                       "Redis: %s (%s); writes would fail here until it is fixed",
-                       redis_cause(w->redis), w->redis->errstr);
-        sw_api_send_problem(x, &p, "Retry-After: 1\r\n");
-        return;
+    /* Every shard: a job may go to any of them. */
+    for (int k = 0; k < w->shards->n; k++) {
+        sw_redis *r = w->shards->q[k];
+        sw_queue_stats st;
+        if (sw_queue_stats_get(r, &st) != 0 || sw_redis_writable(r) != 0) {
+            char shard[32] = "";
+            if (w->shards->sharded)
+                snprintf(shard, sizeof shard, " shard %d", k);
+            sw_problem p = {0};
+            sw_problem_set(&p, 503, "not-ready", "Not ready",
+                           "Redis%s: %s (%s); writes would fail here until it is fixed", shard,
+                           redis_cause(r), r->errstr);
+            sw_api_send_problem(x, &p, "Retry-After: 1\r\n");
+            return;
+        }
     }
     int evicting = atomic_load(&h->evicting), rc = 0;
     sw_buf_reset(o);
@@ -180,8 +187,9 @@ static int redis(sw_http *h, sw_worker *w, sw_buf *o)
                             "budget).");
     rc |= sw_metrics_sample(o, "spillway_redis_lane_bytes", "",
                             (double)atomic_load(&h->lane_bytes));
-    sw_queue_stats st;
-    int up = sw_queue_stats_get(w->redis, &st) == 0;
+    sw_queue_stats st, per[SW_SHARDS_MAX];
+    sw_redis *failed;
+    int up = sw_shards_stats(w->shards, &st, per, &failed) == 0;
     rc |= sw_metrics_header(o, "spillway_redis_up", "gauge",
                             "1 when the last Redis command from this scrape succeeded.");
     rc |= sw_metrics_sample(o, "spillway_redis_up", "", up);
@@ -203,6 +211,8 @@ static int redis(sw_http *h, sw_worker *w, sw_buf *o)
                             "Age of the oldest waiting job.");
     rc |= sw_metrics_sample(o, "spillway_queue_oldest_age_seconds", "",
                             sw_queue_oldest_age(&st, sw_clock_now_us()));
+    if (w->shards->sharded)
+        rc |= sw_metrics_shards(o, per, w->shards->n);
     return rc;
 }
 

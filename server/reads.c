@@ -15,8 +15,9 @@ void sw_api_get_job(sw_http *h, sw_worker *w, sw_http_exchange *x)
     const sw_auth_entry *grant = x->note2;
     const char *id = x->path + 9;
     int found = 0;
-    if (sw_jobid_valid(id, strlen(id)) && (found = sw_queue_status(w->redis, id, &w->out)) < 0) {
-        sw_api_redis_unavailable(x, w->redis);
+    sw_redis *r = sw_jobid_valid(id, strlen(id)) ? sw_shards_job(w->shards, id) : NULL;
+    if (r && (found = sw_queue_status(r, id, &w->out)) < 0) {
+        sw_api_redis_unavailable(x, r);
         return;
     }
     if (found && grant) {
@@ -37,8 +38,9 @@ void sw_api_get_queue(sw_http *h, sw_worker *w, sw_http_exchange *x)
 {
     (void)h;
     sw_queue_stats st;
-    if (sw_queue_stats_get(w->redis, &st) != 0) {
-        sw_api_redis_unavailable(x, w->redis);
+    sw_redis *failed;
+    if (sw_shards_stats(w->shards, &st, NULL, &failed) != 0) {
+        sw_api_redis_unavailable(x, failed);
         return;
     }
     sw_buf_reset(&w->out);
@@ -56,8 +58,9 @@ void sw_api_get_queue(sw_http *h, sw_worker *w, sw_http_exchange *x)
 void sw_api_get_stats(sw_http *h, sw_worker *w, sw_http_exchange *x)
 {
     (void)h;
-    if (sw_queue_overview(w->redis, 10, &w->out) != 0) {
-        sw_api_redis_unavailable(x, w->redis);
+    sw_redis *failed;
+    if (sw_shards_overview(w->shards, 10, &w->out, &failed) != 0) {
+        sw_api_redis_unavailable(x, failed);
         return;
     }
     sw_api_json(x, 200, NULL, &w->out);

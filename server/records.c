@@ -8,6 +8,7 @@
 #include "clock.h"
 #include "hash.h"
 #include "httpd.h"
+#include "envelope.h"
 #include "ingest.h"
 #include "jobid.h"
 #include "keys.h"
@@ -63,6 +64,8 @@ typedef struct post_job {
 } post_job;
 
 static void post_done(sw_pipeline_req *r);
+static int pick_shard(sw_http *h, const sw_sink *sink, const sw_auth_entry *grant,
+                      const char *idem, msgpack_sbuffer *env, char *job_id);
 
 void sw_api_post_records(sw_http *h, sw_worker *w, sw_http_exchange *x)
 {
@@ -125,6 +128,8 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
         sw_api_send_problem(x, &p, NULL);
         return;
     }
+    int shard = cfg->shards > 0 ? pick_shard(h, sink, grant, idem, &w->sb, job_id) : 0;
+    const sw_keys *keys = &w->shards->q[shard]->keys;
     /* Bounded: a Redis that stalls must not make writes pile up here. */
     size_t cost = sizeof(post_job) + w->sb.size;
     if (atomic_fetch_add(&h->lane_bytes, (long long)cost) + (long long)cost > h->lane_max_bytes) {
@@ -165,9 +170,9 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
         /* Keys stored before tokens scoped them (release 0.1) are read
          * too, until they expire. */
         if (sw_sha256_hex(3, parts, lens, pj->fp) != 0 ||
-            sw_keys_idem(&w->redis->keys, sink->name, grant ? grant->scope : "", idem,
+            sw_keys_idem(keys, sink->name, grant ? grant->scope : "", idem,
                          pj->idem_key, sizeof pj->idem_key) == 0 ||
-            sw_keys_idem(&w->redis->keys, sink->name, "", idem, pj->idem_old,
+            sw_keys_idem(keys, sink->name, "", idem, pj->idem_old,
                          sizeof pj->idem_old) == 0) {
             free(pj);
             atomic_fetch_sub(&h->lane_bytes, (long long)cost);
@@ -185,7 +190,34 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
     atomic_fetch_add(&h->lane_jobs, 1);
     /* The worker is free now: the lane answers, on its own thread. */
     sw_httpd_defer(x);
-    sw_pipeline_submit(h->pipeline, &pj->req, cfg->redis_timeout_ms);
+    sw_pipeline_submit(h->pipeline[shard], &pj->req, cfg->redis_timeout_ms);
+}
+
+/* The queue shard of a new job, written into its id and envelope: an
+ * Idempotency-Key's own, so a repeat meets the first request's key; on a
+ * sink with a conflict key, its first record's key's, so one key's
+ * one-record writes keep their order; otherwise the next in turn. */
+static int pick_shard(sw_http *h, const sw_sink *sink, const sw_auth_entry *grant,
+                      const char *idem, msgpack_sbuffer *env, char *job_id)
+{
+    unsigned char is_key[SW_SINK_MAX_COLUMNS];
+    uint64_t kh;
+    int shard;
+    for (int c = 0; c < sink->ncolumns && c < SW_SINK_MAX_COLUMNS; c++)
+        is_key[c] = (unsigned char)sink->columns[c].is_key;
+    if (idem)
+        shard = sw_shards_of_key(h->nlanes, sink->name, grant ? grant->scope : "", idem);
+    else if (sink->mode != SW_MODE_INSERT &&
+             sw_envelope_first_key_hash(env->data, env->size, is_key, sink->ncolumns, &kh) == 1)
+        shard = (int)(kh % (uint64_t)h->nlanes);
+    else
+        shard = (int)(atomic_fetch_add_explicit(&h->lane_next, 1, memory_order_relaxed) %
+                      (unsigned)h->nlanes);
+    sw_jobid_set_shard(job_id, shard);
+    /* The envelope was just built with the id: it has one. */
+    if (sw_envelope_set_shard(env->data, env->size, shard) != 0)
+        abort();
+    return shard;
 }
 
 /* On the lane thread, with Redis' answer: reply, and give the connection

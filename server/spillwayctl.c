@@ -13,6 +13,7 @@
 #include "dead.h"
 #include "queue.h"
 #include "redis.h"
+#include "shards.h"
 #include "schema.h"
 #include "envelope.h"
 #include "jobid.h"
@@ -107,10 +108,11 @@ out:
 static int cmd_queue(const sw_config *cfg)
 {
     sw_redis_opts ro = sw_config_redis(cfg);
-    sw_redis *r = sw_redis_new(&ro);
-    sw_queue_stats st;
+    sw_shards *s = sw_shards_new(&ro, cfg->shards);
+    sw_queue_stats st, per[SW_SHARDS_MAX];
+    sw_redis *r = NULL;
     int rc = 1;
-    if (r == NULL || sw_queue_stats_get(r, &st) != 0) {
+    if (s == NULL || sw_shards_stats(s, &st, per, &r) != 0) {
         /* (The adapter's host: the master Sentinel or the cluster named.) */
         fprintf(stderr, "spillwayctl: cannot read the queue from Redis %s:%d: %s\n",
                 r ? r->host : cfg->redis_host, r ? r->port : cfg->redis_port,
@@ -121,24 +123,33 @@ static int cmd_queue(const sw_config *cfg)
            "oldest_age_seconds %.3f\n",
            st.queued_records, st.queued_jobs, st.inflight_records, st.dead_jobs,
            sw_queue_oldest_age(&st, sw_clock_now_us()));
+    for (int k = 0; s->sharded && k < s->n; k++)
+        printf("shard %d depth %lld queued_jobs %lld in_flight %lld dead_jobs %lld\n", k,
+               per[k].queued_records, per[k].queued_jobs, per[k].inflight_records,
+               per[k].dead_jobs);
     rc = 0;
 out:
-    sw_redis_free(r);
+    sw_shards_free(s);
     return rc;
 }
 
-static sw_redis *connect_redis(const sw_config *cfg)
+/* Connections to every queue shard, each tried once. */
+static sw_shards *connect_redis(const sw_config *cfg)
 {
     sw_redis_opts ro = sw_config_redis(cfg);
-    sw_redis *r = sw_redis_new(&ro);
-    if (r == NULL || sw_redis_connect(r) != 0) {
-        fprintf(stderr, "spillwayctl: cannot reach Redis %s:%d: %s\n",
-                r ? r->host : cfg->redis_host, r ? r->port : cfg->redis_port,
-                r ? r->errstr : "out of memory");
-        sw_redis_free(r);
-        return NULL;
+    sw_shards *s = sw_shards_new(&ro, cfg->shards);
+    for (int k = 0; s && k < s->n; k++) {
+        sw_redis *r = s->q[k];
+        if (sw_redis_connect(r) != 0) {
+            fprintf(stderr, "spillwayctl: cannot reach Redis %s:%d: %s\n", r->host, r->port,
+                    r->errstr);
+            sw_shards_free(s);
+            return NULL;
+        }
     }
-    return r;
+    if (s == NULL)
+        fprintf(stderr, "spillwayctl: out of memory\n");
+    return s;
 }
 
 /* Print one dead job; with `status`, also build its "queued" status JSON
@@ -200,7 +211,7 @@ static int cmd_dead(const sw_config *cfg, int argc, char **argv)
     int rc = 1;
     sw_buf status = SW_BUF_INIT;
     void *ids = NULL;
-    sw_redis *r = NULL;
+    sw_shards *s = NULL;
     if (strcmp(what, "list") == 0) {
         if (argc == 3 && strcmp(argv[1], "--limit") == 0)
             limit = strtol(argv[2], NULL, 10);
@@ -213,35 +224,48 @@ static int cmd_dead(const sw_config *cfg, int argc, char **argv)
     } else if (argc != 2) {
         goto usage;
     }
-    if ((r = connect_redis(cfg)) == NULL)
+    if ((s = connect_redis(cfg)) == NULL)
         goto out;
     if (strcmp(what, "list") == 0 || strcmp(argv[1], "--all") == 0) {
-        if (sw_dead_ids(r, strcmp(what, "list") == 0 ? limit : 100000000L, &ids) != 0) {
-            fprintf(stderr, "spillwayctl: %s\n", r->errstr);
-            goto out;
-        }
-        size_t n = sw_redis_reply_len(ids), done = 0;
-        for (size_t i = 0; i < n; i++) {
-            size_t len;
-            char id[64];
-            const char *p = sw_redis_reply_item(ids, i, &len);
-            snprintf(id, sizeof id, "%.*s", (int)len, p);
-            int one = strcmp(what, "list") == 0 ? dead_show(r, id, NULL)
-                                                : dead_one(cfg, r, what, id, &status);
-            if (one < 0) {
-                fprintf(stderr, "spillwayctl: %s: %s\n", id, r->errstr);
+        /* Shard by shard, each newest first; a list stops at `limit`. */
+        size_t shown = 0, done = 0;
+        for (int k = 0; k < s->n; k++) {
+            sw_redis *r = s->q[k];
+            long want = strcmp(what, "list") == 0 ? limit - (long)shown : 100000000L;
+            if (want <= 0)
+                break;
+            if (sw_dead_ids(r, want, &ids) != 0) {
+                fprintf(stderr, "spillwayctl: %s\n", r->errstr);
                 goto out;
             }
-            done += (size_t)one;
+            size_t n = sw_redis_reply_len(ids);
+            for (size_t i = 0; i < n; i++) {
+                size_t len;
+                char id[64];
+                const char *p = sw_redis_reply_item(ids, i, &len);
+                snprintf(id, sizeof id, "%.*s", (int)len, p);
+                int one = strcmp(what, "list") == 0 ? dead_show(r, id, NULL)
+                                                    : dead_one(cfg, r, what, id, &status);
+                if (one < 0) {
+                    fprintf(stderr, "spillwayctl: %s: %s\n", id, r->errstr);
+                    goto out;
+                }
+                done += (size_t)one;
+            }
+            shown += n;
+            sw_redis_reply_free(ids);
+            ids = NULL;
         }
         if (strcmp(what, "list") == 0)
-            printf("%zu shown\n", n);
+            printf("%zu shown\n", shown);
         else
             printf("%zu %s\n", done, strcmp(what, "requeue") == 0 ? "requeued" : "dropped");
         rc = 0;
         goto out;
     }
-    int one = dead_one(cfg, r, what, argv[1], &status);
+    /* One job: the shard its id names. */
+    sw_redis *r = sw_jobid_valid(argv[1], strlen(argv[1])) ? sw_shards_job(s, argv[1]) : NULL;
+    int one = r ? dead_one(cfg, r, what, argv[1], &status) : 0;
     if (one < 0)
         fprintf(stderr, "spillwayctl: %s\n", r->errstr);
     else if (one == 0)
@@ -256,7 +280,7 @@ usage:
     rc = 2;
 out:
     sw_redis_reply_free(ids);
-    sw_redis_free(r);
+    sw_shards_free(s);
     sw_buf_free(&status);
     return rc;
 }

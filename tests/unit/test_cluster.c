@@ -1,11 +1,14 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
 #include "cluster.h"
+#include "keys.h"
+#include "shards.h"
 
 /* A reply parsed from canned RESP bytes, as a server would send them. */
 static redisReply *parse(const char *resp)
@@ -37,6 +40,70 @@ static void test_slots(void **state)
     assert_false(sw_cluster_has_tag("spillway"));
     assert_false(sw_cluster_has_tag("sp{}illway"));
     assert_false(sw_cluster_has_tag("sp{illway"));
+}
+
+/* Each shard is a whole queue under a hash tag of its own; the shared
+ * keys stay under the configured prefix. */
+static void test_shard_keys(void **state)
+{
+    (void)state;
+    char p[64];
+    assert_int_equal(sw_keys_shard_prefix("spillway", 3, p), 12);
+    assert_string_equal(p, "{spillway:3}");
+    assert_int_equal(sw_keys_shard_prefix("{spillway}", 3, p), 12);
+    assert_string_equal(p, "{spillway:3}");
+    assert_int_equal(sw_keys_shard_prefix("app:{q}", 10, p), 10);
+    assert_string_equal(p, "{app:q:10}");
+    int seen[16384 / 64] = {0}, distinct = 0;
+    for (int k = 0; k < SW_SHARDS_MAX; k++) {
+        sw_keys_shard_prefix("{spillway}", k, p);
+        assert_true(sw_cluster_has_tag(p));
+        sw_keys ks;
+        sw_keys_init(&ks, p);
+        int slot = sw_cluster_slot(p, strlen(p));
+        assert_int_equal(sw_cluster_slot(ks.queue, strlen(ks.queue)), slot);
+        assert_int_equal(sw_cluster_slot(ks.lease, strlen(ks.lease)), slot);
+        distinct += !seen[slot / 64]++;
+    }
+    assert_true(distinct > 40);   /* spread over the slot space */
+    sw_keys ks;
+    sw_keys_init(&ks, "{spillway}");
+    assert_string_equal(ks.layout, "{spillway}:layout");
+    assert_string_equal(ks.members, "{spillway}:members");
+    /* 58 bytes fit, as the config allows with shards. */
+    char longp[SW_SHARD_PREFIX_MAX + 1];
+    memset(longp, 'x', SW_SHARD_PREFIX_MAX);
+    longp[SW_SHARD_PREFIX_MAX] = '\0';
+    assert_int_equal(sw_keys_shard_prefix(longp, 63, p), SW_SHARD_PREFIX_MAX + 5);
+    /* Options: the shard's prefix, or the configured one without shards. */
+    sw_redis_opts o = {.prefix = "spillway"};
+    assert_string_equal(sw_shards_opts(&o, 4, 2, p).prefix, "{spillway:2}");
+    assert_string_equal(sw_shards_opts(&o, 0, 0, p).prefix, "spillway");
+}
+
+/* An Idempotency-Key's shard is the same everywhere and spreads. */
+static void test_key_shard(void **state)
+{
+    (void)state;
+    int count[4] = {0};
+    char key[32];
+    for (int i = 0; i < 4000; i++) {
+        snprintf(key, sizeof key, "k-%d", i);
+        int k = sw_shards_of_key(4, "events", "", key);
+        assert_in_range(k, 0, 3);
+        assert_int_equal(k, sw_shards_of_key(4, "events", "", key));
+        count[k]++;
+    }
+    for (int k = 0; k < 4; k++)
+        assert_in_range(count[k], 800, 1200);
+    assert_int_equal(sw_shards_of_key(1, "events", "", "k"), 0);
+    int differ = 0;
+    for (int i = 0; i < 64; i++) {
+        snprintf(key, sizeof key, "k-%d", i);
+        differ += sw_shards_of_key(64, "events", "a", key) != sw_shards_of_key(64, "events", "b",
+                                                                                 key);
+    }
+    assert_true(differ > 32);   /* the scope is part of the key */
 }
 
 static void test_owner(void **state)
@@ -119,6 +186,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slots),
+        cmocka_unit_test(test_shard_keys),
+        cmocka_unit_test(test_key_shard),
         cmocka_unit_test(test_owner),
         cmocka_unit_test(test_redirect),
     };

@@ -1,0 +1,18 @@
+#!lua flags=allow-oom
+-- members: say this flusher lives (or leaves), and count the live ones.
+-- KEYS: members
+-- ARGV: flusher id, ttl_ms ('0': leave now)
+-- Returns how many flushers live. A member's score is the Redis time (ms)
+-- its membership lapses, so hosts' clocks do not matter.
+local members = KEYS[1]
+local id, ttl = ARGV[1], tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', members, '-inf', now)
+if ttl > 0 then
+  redis.call('ZADD', members, now + ttl, id)
+  redis.call('PEXPIRE', members, ttl)
+else
+  redis.call('ZREM', members, id)
+end
+return redis.call('ZCARD', members)

@@ -1,0 +1,262 @@
+#include "shards.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hash.h"
+#include "jobid.h"
+
+sw_redis_opts sw_shards_opts(const sw_redis_opts *o, int shards, int k, char prefix[64])
+{
+    sw_redis_opts so = *o;
+    if (shards > 0) {
+        sw_keys_shard_prefix(o->prefix, k, prefix);
+        so.prefix = prefix;
+    }
+    return so;
+}
+
+sw_shards *sw_shards_new(const sw_redis_opts *o, int shards)
+{
+    sw_shards *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->sharded = shards > 0;
+    s->n = shards > 0 ? shards : 1;
+    for (int k = 0; k < s->n; k++) {
+        char prefix[64];
+        sw_redis_opts so = sw_shards_opts(o, shards, k, prefix);
+        if ((s->q[k] = sw_redis_new(&so)) == NULL) {
+            sw_shards_free(s);
+            return NULL;
+        }
+    }
+    return s;
+}
+
+void sw_shards_free(sw_shards *s)
+{
+    if (s == NULL)
+        return;
+    for (int k = 0; k < s->n; k++)
+        sw_redis_free(s->q[k]);
+    free(s);
+}
+
+void sw_shards_count(sw_shards *s, _Atomic uint64_t *reconnects, _Atomic uint64_t *redirects)
+{
+    for (int k = 0; k < s->n; k++) {
+        s->q[k]->reconnects = reconnects;
+        s->q[k]->redirects = redirects;
+    }
+}
+
+sw_redis *sw_shards_job(sw_shards *s, const char *id)
+{
+    if (!s->sharded)
+        return s->q[0];
+    int k = sw_jobid_shard(id);
+    return k >= 0 && k < s->n ? s->q[k] : NULL;
+}
+
+int sw_shards_of_key(int n, const char *sink, const char *scope, const char *key)
+{
+    if (n <= 1)
+        return 0;
+    /* NUL apart, so ("a", "bc") and ("ab", "c") differ. */
+    uint64_t h = sw_hash64(sink, strlen(sink) + 1);
+    h ^= sw_hash64(scope, strlen(scope) + 1) * 31;
+    h ^= sw_hash64(key, strlen(key)) * 961;
+    return (int)(h % (uint64_t)n);
+}
+
+int sw_shards_stats(sw_shards *s, sw_queue_stats *sum, sw_queue_stats *per, sw_redis **failed)
+{
+    memset(sum, 0, sizeof *sum);
+    for (int k = 0; k < s->n; k++) {
+        sw_queue_stats st;
+        if (sw_queue_stats_get(s->q[k], &st) != 0) {
+            *failed = s->q[k];
+            return -1;
+        }
+        if (per)
+            per[k] = st;
+        sum->queued_records += st.queued_records;
+        sum->inflight_records += st.inflight_records;
+        sum->queued_jobs += st.queued_jobs;
+        sum->dead_jobs += st.dead_jobs;
+        if (st.oldest_enqueued_us != 0 && (sum->oldest_enqueued_us == 0 ||
+                                           st.oldest_enqueued_us < sum->oldest_enqueued_us))
+            sum->oldest_enqueued_us = st.oldest_enqueued_us;
+    }
+    return 0;
+}
+
+/* Newest failure first; failed_at is ISO 8601 UTC, so text order is time
+ * order. */
+static int newer_first(const void *a, const void *b)
+{
+    const char *x = json_string_value(json_object_get(*(json_t *const *)a, "failed_at"));
+    const char *y = json_string_value(json_object_get(*(json_t *const *)b, "failed_at"));
+    return strcmp(y ? y : "", x ? x : "");
+}
+
+static const char *const summed[] = {"depth", "in_flight", "accepted_records_total",
+                                     "committed_records_total", "dead_dropped_total",
+                                     "queued_jobs", "dead_jobs"};
+#define NSUMMED (sizeof summed / sizeof summed[0])
+
+/* Merge shard k's overview `o` into `all`. 0, or -1 (bad shape or memory). */
+static int merge(json_t *all, json_t *o, int k)
+{
+    json_t *shard = json_object();
+    if (!json_is_object(o) || shard == NULL ||
+        json_object_set_new(shard, "shard", json_integer(k)) != 0)
+        goto fail;
+    for (size_t i = 0; i < NSUMMED; i++) {
+        json_t *v = json_object_get(o, summed[i]);
+        json_int_t n = json_is_integer(v) ? json_integer_value(v) : 0;
+        json_t *t = json_object_get(all, summed[i]);
+        if (json_object_set_new(all, summed[i], json_integer(json_integer_value(t) + n)) != 0 ||
+            (i != 2 && i != 3 && i != 4 && json_object_set(shard, summed[i], v ? v : json_null())))
+            goto fail;
+    }
+    json_int_t now = json_integer_value(json_object_get(o, "now_ms"));
+    if (now > json_integer_value(json_object_get(all, "now_ms")))
+        json_object_set_new(all, "now_ms", json_integer(now));
+    json_int_t oldest = json_integer_value(json_object_get(o, "oldest_enqueued_ms"));
+    json_int_t cur = json_integer_value(json_object_get(all, "oldest_enqueued_ms"));
+    if (oldest > 0 && (cur == 0 || oldest < cur))
+        json_object_set_new(all, "oldest_enqueued_ms", json_integer(oldest));
+    json_object_set_new(shard, "oldest_enqueued_ms", json_integer(oldest));
+    /* cjson encodes an empty table as {}: accept both for the lists. */
+    size_t i;
+    json_t *v;
+    json_t *fl = json_object_get(o, "flushers");
+    if (json_is_array(fl))
+        json_array_foreach(fl, i, v) {
+            if (json_is_object(v) && (json_object_set_new(v, "shard", json_integer(k)) != 0 ||
+                                      json_array_append(json_object_get(all, "flushers"), v)))
+                goto fail;
+        }
+    json_t *fa = json_object_get(o, "failed");
+    if (json_is_array(fa))
+        json_array_foreach(fa, i, v) {
+            if (json_array_append(json_object_get(all, "failed"), v) != 0)
+                goto fail;
+        }
+    return json_array_append_new(json_object_get(all, "shards"), shard);
+fail:
+    json_decref(shard);
+    return -1;
+}
+
+int sw_shards_overview(sw_shards *s, int failed_limit, sw_buf *out, sw_redis **failed)
+{
+    if (!s->sharded) {
+        if (sw_queue_overview(s->q[0], failed_limit, out) == 0)
+            return 0;
+        *failed = s->q[0];
+        return -1;
+    }
+    int rc = -1;
+    json_t *all = json_object();
+    if (all == NULL)
+        goto oom;
+    for (size_t i = 0; i < NSUMMED; i++)
+        json_object_set_new(all, summed[i], json_integer(0));
+    json_object_set_new(all, "now_ms", json_integer(0));
+    json_object_set_new(all, "oldest_enqueued_ms", json_integer(0));
+    json_object_set_new(all, "flushers", json_array());
+    json_object_set_new(all, "failed", json_array());
+    json_object_set_new(all, "shards", json_array());
+    for (int k = 0; k < s->n; k++) {
+        if (sw_queue_overview(s->q[k], failed_limit, out) != 0) {
+            *failed = s->q[k];
+            goto out;
+        }
+        json_error_t jerr;
+        json_t *o = json_loadb(out->data, out->len, 0, &jerr);
+        int m = merge(all, o, k);
+        json_decref(o);
+        if (m != 0) {
+            sw_redis_fail_proto(s->q[k], "overview", "not the object overview.lua makes");
+            *failed = s->q[k];
+            goto out;
+        }
+    }
+    json_t *fa = json_object_get(all, "failed");
+    size_t nf = json_array_size(fa);
+    json_t **v = nf ? malloc(nf * sizeof *v) : NULL;
+    if (nf && v == NULL)
+        goto oom;
+    for (size_t i = 0; i < nf; i++)
+        v[i] = json_incref(json_array_get(fa, i));
+    if (nf > 1)
+        qsort(v, nf, sizeof *v, newer_first);
+    json_array_clear(fa);
+    for (size_t i = 0; i < nf; i++) {
+        if ((long)i < failed_limit)
+            json_array_append(fa, v[i]);
+        json_decref(v[i]);
+    }
+    free(v);
+    char *text = json_dumps(all, JSON_COMPACT);
+    if (text == NULL)
+        goto oom;
+    sw_buf_reset(out);
+    rc = sw_buf_puts(out, text);
+    free(text);
+    if (rc != 0)
+        goto oom;
+    goto out;
+oom:
+    s->q[0]->err = SW_REDIS_ENOMEM;
+    snprintf(s->q[0]->errstr, sizeof s->q[0]->errstr, "overview: out of memory");
+    *failed = s->q[0];
+    rc = -1;
+out:
+    json_decref(all);
+    return rc;
+}
+
+enum sw_layout sw_shards_check_layout(sw_redis *r, int shards, char *held, size_t heldlen)
+{
+    char want[16];
+    snprintf(want, sizeof want, "%d", shards);
+    void *rep;
+    if (shards > 0) {
+        /* Jobs waiting in the one queue, from before the guard (release
+         * 0.1 wrote no layout): that is layout 0, whatever the key says. */
+        rep = sw_redis_callf(r, "layout", SW_REPLY_INTEGER, 1, "EXISTS %s", r->keys.queue);
+        if (rep == NULL)
+            return SW_LAYOUT_ERROR;
+        int waiting = sw_redis_reply_int(rep) > 0;
+        sw_redis_reply_free(rep);
+        rep = waiting ? sw_redis_callf(r, "layout", SW_REPLY_INTEGER, 1, "EXISTS %s",
+                                       r->keys.layout) : NULL;
+        if (waiting && rep == NULL)
+            return SW_LAYOUT_ERROR;
+        int legacy = waiting && sw_redis_reply_int(rep) == 0;
+        sw_redis_reply_free(rep);
+        if (legacy) {
+            snprintf(held, heldlen, "0");
+            return SW_LAYOUT_MISMATCH;
+        }
+    }
+    rep = sw_redis_callf(r, "layout", SW_REPLY_ANY, 0, "SET %s %s NX", r->keys.layout, want);
+    if (rep == NULL)
+        return SW_LAYOUT_ERROR;
+    sw_redis_reply_free(rep);
+    rep = sw_redis_callf(r, "layout", SW_REPLY_STRING_OR_NIL, 1, "GET %s", r->keys.layout);
+    if (rep == NULL)
+        return SW_LAYOUT_ERROR;
+    size_t len = 0;
+    const char *v = sw_redis_reply_str(rep, &len);
+    snprintf(held, heldlen, "%.*s", v ? (int)len : 0, v ? v : "");
+    sw_redis_reply_free(rep);
+    /* Deleted between the two calls: nothing holds another count. */
+    return held[0] == '\0' || strcmp(held, want) == 0 ? SW_LAYOUT_OK : SW_LAYOUT_MISMATCH;
+}

@@ -1,0 +1,218 @@
+#include "lease.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "clock.h"
+#include "drain.h"
+#include "hash.h"
+#include "log.h"
+#include "notify.h"
+#include "processing.h"
+#include "shards.h"
+#include "stats.h"
+
+#define TICK_MS 1000
+
+/* A shard this flusher drains. States: idle (running 0); running (a
+ * thread in sw_drain_run); releasing (running, release set); ended
+ * (running, ended set: joined next tick, then its lease deleted). */
+typedef struct held {
+    int running;
+    pthread_t thread;
+    atomic_int release;     /* let go: asked by us, or the lease is lost */
+    atomic_int ended;       /* the thread returned */
+    atomic_int stalled;     /* its loop looks stalled (liveness.h) */
+    int status;
+    sw_drain_opts o;
+} held;
+
+typedef struct manager {
+    const sw_config *cfg;
+    volatile sig_atomic_t *stop;
+    sw_redis *base;          /* the configured prefix: layout, members */
+    sw_shards *q;            /* each shard's keys: leases */
+    held h[SW_SHARDS_MAX];
+    int redis_down;
+    int failed;              /* a drain could not start: the sinks do not
+                                match their tables, or our id is taken */
+} manager;
+
+static void *drain_thread(void *arg)
+{
+    held *h = arg;
+    char ctx[32];
+    snprintf(ctx, sizeof ctx, "shard=%d", h->o.shard);
+    sw_log_thread_context(ctx);
+    h->status = sw_drain_run(&h->o);
+    atomic_store(&h->ended, 1);
+    return NULL;
+}
+
+static int start(manager *m, int k, const char *heartbeat)
+{
+    held *h = &m->h[k];
+    atomic_store(&h->release, 0);
+    atomic_store(&h->ended, 0);
+    atomic_store(&h->stalled, 0);
+    h->o = (sw_drain_opts){m->cfg, heartbeat, m->stop, k, &h->release, &h->stalled};
+    if (pthread_create(&h->thread, NULL, drain_thread, h) != 0) {
+        sw_log_error("cannot start a drain thread", "shard=%d", k);
+        return -1;
+    }
+    h->running = 1;
+    return 0;
+}
+
+/* Join shard k's thread and delete its lease (if Redis fails, it lapses). */
+static void reap(manager *m, int k)
+{
+    held *h = &m->h[k];
+    pthread_join(h->thread, NULL);
+    h->running = 0;
+    if (h->status != 0) {
+        sw_log_error("drain could not start", "shard=%d action=\"stopping\"", k);
+        m->failed = 1;
+    }
+    if (sw_proc_lease(m->q->q[k], m->cfg->flusher_id, 0, 0) < 0)
+        sw_log_debug("lease not deleted", "shard=%d error=\"%s\"", k, m->q->q[k]->errstr);
+}
+
+static void redis_failed(manager *m, sw_redis *r, const char *what)
+{
+    if (!m->redis_down)
+        sw_log_warn("redis failed", "op=\"%s\" error=\"%s\" action=\"keeping the shards held, "
+                    "retrying each second\"", what, r->errstr);
+    m->redis_down = 1;
+}
+
+/* One look at the members and leases; returns how many shards run. */
+static int tick(manager *m, const char *heartbeat)
+{
+    const sw_config *cfg = m->cfg;
+    int n = m->q->n, running = 0, stalled = 0;
+    for (int k = 0; k < n; k++) {
+        if (m->h[k].running && atomic_load(&m->h[k].ended))
+            reap(m, k);
+        if (m->h[k].running) {
+            running += !atomic_load(&m->h[k].release);
+            stalled |= atomic_load(&m->h[k].stalled);
+        }
+    }
+    /* systemd's watchdog fires when any drain of ours is stalled. */
+    if (!stalled)
+        sw_notify_watchdog();
+    long live = sw_proc_members(m->base, cfg->flusher_id, (int64_t)cfg->heartbeat_ttl_s * 1000);
+    if (live < 0) {
+        redis_failed(m, m->base, "members");
+        return running;
+    }
+    if (m->redis_down)
+        sw_log_info("redis available again", NULL);
+    m->redis_down = 0;
+    long share = (n + (live > 0 ? live : 1) - 1) / (live > 0 ? live : 1);
+    if (running > share) {
+        /* One at a time, highest first: the others' next tick sees it free. */
+        for (int k = n - 1; k >= 0; k--)
+            if (m->h[k].running && !atomic_load(&m->h[k].release)) {
+                sw_log_info("letting a shard go", "shard=%d held=%d share=%ld flushers=%ld", k,
+                            running, share, live);
+                atomic_store(&m->h[k].release, 1);
+                running--;
+                break;
+            }
+        return running;
+    }
+    /* Start at a place of our own, so flushers starting together try
+     * different shards first. */
+    int first = (int)(sw_hash64(cfg->flusher_id, strlen(cfg->flusher_id)) % (uint64_t)n);
+    for (int i = 0; i < n && running < share && !*m->stop; i++) {
+        int k = (first + i) % n;
+        if (m->h[k].running)
+            continue;
+        int got = sw_proc_lease(m->q->q[k], cfg->flusher_id,
+                                (int64_t)cfg->heartbeat_ttl_s * 1000, 1);
+        if (got < 0) {
+            redis_failed(m, m->q->q[k], "lease");
+            break;
+        }
+        if (got == 1 && start(m, k, heartbeat) == 0)
+            running++;
+    }
+    return running;
+}
+
+int sw_lease_run(const sw_config *cfg, const char *heartbeat, volatile sig_atomic_t *stop)
+{
+    manager m;
+    int status = 1;
+    memset(&m, 0, sizeof m);
+    m.cfg = cfg;
+    m.stop = stop;
+    sw_redis_opts ro = sw_config_redis(cfg);
+    m.base = sw_redis_new(&ro);
+    m.q = sw_shards_new(&ro, cfg->shards);
+    if (m.base == NULL || m.q == NULL) {
+        sw_log_error("out of memory", NULL);
+        goto out;
+    }
+    m.base->reconnects = sw_stats_redis_reconnects();
+    sw_shards_count(m.q, sw_stats_redis_reconnects(), sw_stats_redis_redirects());
+    /* The layout guard, before any shard is touched. */
+    for (;;) {
+        char held_layout[32];
+        enum sw_layout l = sw_shards_check_layout(m.base, cfg->shards, held_layout,
+                                                  sizeof held_layout);
+        if (l == SW_LAYOUT_OK)
+            break;
+        if (l == SW_LAYOUT_MISMATCH) {
+            sw_log_error("redis holds another queue layout", "key=%s held=\"%s\" shards=%d "
+                         "action=\"refusing to start: set [redis] shards = %s like the other "
+                         "daemons, or drain the queue, stop every daemon and DEL %s\"",
+                         m.base->keys.layout, held_layout, cfg->shards, held_layout,
+                         m.base->keys.layout);
+            status = 2;
+            goto out;
+        }
+        redis_failed(&m, m.base, "layout");
+        for (int i = 0; i < 10 && !*stop; i++)
+            sw_clock_sleep_ms(100);
+        if (*stop) {
+            status = 0;
+            goto out;
+        }
+    }
+    sw_log_info("flusher started", "id=%s shards=%d batch_max_records=%d flush_interval_ms=%d "
+                "version=%s", cfg->flusher_id, cfg->shards, cfg->batch_max_records,
+                cfg->flush_interval_ms, SW_VERSION);
+    char ready[160];
+    snprintf(ready, sizeof ready, "flusher %s draining a share of %d shards of %s",
+             cfg->flusher_id,
+             cfg->shards, cfg->prefix);
+    sw_notify_ready(ready);
+    while (!*stop && !m.failed) {
+        sw_stats_shards_held(tick(&m, heartbeat));
+        for (int t = 0; t < TICK_MS && !*stop; t += 50)
+            sw_clock_sleep_ms(50);
+    }
+    sw_notify_stopping();
+    status = m.failed;
+out:
+    /* *stop reaches every drain: each commits or gives back what it holds. */
+    for (int k = 0; m.q && k < m.q->n; k++) {
+        if (m.h[k].running) {
+            atomic_store(&m.h[k].release, 1);
+            reap(&m, k);
+        }
+    }
+    status |= m.failed;
+    if (m.base && status == 0 && sw_proc_members(m.base, cfg->flusher_id, 0) < 0)
+        sw_log_debug("membership not ended", "error=\"%s\"", m.base->errstr);
+    if (status == 0)
+        sw_log_info("flusher stopped", NULL);
+    sw_shards_free(m.q);
+    sw_redis_free(m.base);
+    return status;
+}
