@@ -78,8 +78,11 @@ int sw_envelope_decode(const void *data, size_t len, sw_envelope *env, char *err
 /* A hash of the first record's values in the columns flagged in
  * `is_key` (`nkey_flags` flags, column order), without decoding the
  * rest: the queue shard of a job on a sink with a conflict key, so one
- * key's one-record jobs share a shard and keep their order. 1 hashed into
- * *out, 0 no record or no key column, -1 not an envelope. Pure. */
+ * key's one-record jobs share a shard and keep their order. Values hash
+ * as the envelope holds them: numbers by value (any byte order, -0.0 as
+ * 0.0), text by its bytes as sent (so "12.50" and "12.5" differ). 1
+ * hashed into *out, 0 no record or no key column, -1 not an envelope.
+ * Pure. */
 __attribute__((warn_unused_result))
 int sw_envelope_first_key_hash(const void *data, size_t len, const unsigned char *is_key,
                                int nkey_flags, uint64_t *out);

@@ -205,6 +205,11 @@ void sw_log_thread_context(const char *kv)
     snprintf(context, sizeof context, "%s", kv ? kv : "");
 }
 
+const char *sw_log_thread_context_get(void)
+{
+    return context;
+}
+
 void sw_log(enum sw_log_level level, const char *msg, const char *kv, ...)
 {
     if (level < min_level)

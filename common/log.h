@@ -21,10 +21,13 @@ __attribute__((warn_unused_result)) int sw_log_set_level(const char *name);
 __attribute__((format(printf, 3, 4)))
 void sw_log(enum sw_log_level level, const char *msg, const char *kv, ...);
 
-/* Pairs this thread adds to each of its lines, e.g. "shard=3" for a
- * flusher's drain of one queue shard (NULL or "": none). The string must
- * outlive the thread's logging; at most 63 bytes are kept. */
+/* Pairs this thread adds to the end of each of its lines, e.g. "shard=3"
+ * for a flusher's drain of one queue shard (NULL or "": none); copied, at
+ * most 63 bytes. A thread a drain starts takes the drain's on:
+ * sw_log_thread_context(saved), `saved` from sw_log_thread_context_get()
+ * on the starting thread. */
 void sw_log_thread_context(const char *kv);
+const char *sw_log_thread_context_get(void);
 
 /* The formatting sw_log applies to `kv`, into `out` (NUL-terminated, cut
  * to `cap`). Returns the length written. Supports the conversions of

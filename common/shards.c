@@ -11,10 +11,9 @@
 sw_redis_opts sw_shards_opts(const sw_redis_opts *o, int shards, int k, char prefix[64])
 {
     sw_redis_opts so = *o;
-    if (shards > 0) {
-        sw_keys_shard_prefix(o->prefix, k, prefix);
+    /* The config keeps prefixes short enough (SW_SHARD_PREFIX_MAX). */
+    if (shards > 0 && sw_keys_shard_prefix(o->prefix, k, prefix) > 0)
         so.prefix = prefix;
-    }
     return so;
 }
 
@@ -61,15 +60,24 @@ sw_redis *sw_shards_job(sw_shards *s, const char *id)
     return k >= 0 && k < s->n ? s->q[k] : NULL;
 }
 
-int sw_shards_of_key(int n, const char *sink, const char *scope, const char *key)
+int sw_shards_pick(uint64_t h, int n)
 {
     if (n <= 1)
         return 0;
-    /* NUL apart, so ("a", "bc") and ("ab", "c") differ. */
-    uint64_t h = sw_hash64(sink, strlen(sink) + 1);
-    h ^= sw_hash64(scope, strlen(scope) + 1) * 31;
-    h ^= sw_hash64(key, strlen(key)) * 961;
+    /* splitmix64's finaliser: every input bit reaches the low bits. */
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
     return (int)(h % (uint64_t)n);
+}
+
+int sw_shards_of_key(int n, const char *sink, const char *key)
+{
+    /* NUL apart, so ("a", "bc") and ("ab", "c") differ. */
+    uint64_t h = sw_hash64(sink, strlen(sink) + 1) * 31 ^ sw_hash64(key, strlen(key));
+    return sw_shards_pick(h, n);
 }
 
 int sw_shards_stats(sw_shards *s, sw_queue_stats *sum, sw_queue_stats *per, sw_redis **failed)
@@ -197,12 +205,15 @@ int sw_shards_overview(sw_shards *s, int failed_limit, sw_buf *out, sw_redis **f
     if (nf > 1)
         qsort(v, nf, sizeof *v, newer_first);
     json_array_clear(fa);
+    int appended = 0;
     for (size_t i = 0; i < nf; i++) {
         if ((long)i < failed_limit)
-            json_array_append(fa, v[i]);
+            appended |= json_array_append(fa, v[i]);
         json_decref(v[i]);
     }
     free(v);
+    if (appended != 0)
+        goto oom;
     char *text = json_dumps(all, JSON_COMPACT);
     if (text == NULL)
         goto oom;
@@ -222,41 +233,79 @@ out:
     return rc;
 }
 
-enum sw_layout sw_shards_check_layout(sw_redis *r, int shards, char *held, size_t heldlen)
+/* The count in <p>:layout into `held` ("" none). 0, or -1. */
+static int read_layout(sw_redis *r, char *held, size_t heldlen)
 {
-    char want[16];
-    snprintf(want, sizeof want, "%d", shards);
-    void *rep;
-    if (shards > 0) {
-        /* Jobs waiting in the one queue, from before the guard (release
-         * 0.1 wrote no layout): that is layout 0, whatever the key says. */
-        rep = sw_redis_callf(r, "layout", SW_REPLY_INTEGER, 1, "EXISTS %s", r->keys.queue);
-        if (rep == NULL)
-            return SW_LAYOUT_ERROR;
-        int waiting = sw_redis_reply_int(rep) > 0;
-        sw_redis_reply_free(rep);
-        rep = waiting ? sw_redis_callf(r, "layout", SW_REPLY_INTEGER, 1, "EXISTS %s",
-                                       r->keys.layout) : NULL;
-        if (waiting && rep == NULL)
-            return SW_LAYOUT_ERROR;
-        int legacy = waiting && sw_redis_reply_int(rep) == 0;
-        sw_redis_reply_free(rep);
-        if (legacy) {
-            snprintf(held, heldlen, "0");
-            return SW_LAYOUT_MISMATCH;
-        }
-    }
-    rep = sw_redis_callf(r, "layout", SW_REPLY_ANY, 0, "SET %s %s NX", r->keys.layout, want);
+    void *rep = sw_redis_callf(r, "layout", SW_REPLY_STRING_OR_NIL, 1, "GET %s",
+                               r->keys.layout);
     if (rep == NULL)
-        return SW_LAYOUT_ERROR;
-    sw_redis_reply_free(rep);
-    rep = sw_redis_callf(r, "layout", SW_REPLY_STRING_OR_NIL, 1, "GET %s", r->keys.layout);
-    if (rep == NULL)
-        return SW_LAYOUT_ERROR;
+        return -1;
     size_t len = 0;
     const char *v = sw_redis_reply_str(rep, &len);
     snprintf(held, heldlen, "%.*s", v ? (int)len : 0, v ? v : "");
     sw_redis_reply_free(rep);
+    return 0;
+}
+
+/* 1 when the one queue's keys hold work or dead letters (jobs queued, a
+ * flusher's processing list, failed jobs kept), 0 not, -1 error. */
+static int one_queue_in_use(sw_redis *r)
+{
+    void *rep = sw_redis_callf(r, "layout", SW_REPLY_INTEGER, 1, "EXISTS %s %s %s",
+                               r->keys.queue, r->keys.dead, r->keys.deadenv);
+    if (rep == NULL)
+        return -1;
+    int used = sw_redis_reply_int(rep) > 0;
+    sw_redis_reply_free(rep);
+    if (used)
+        return 1;
+    char ids[64][64];
+    int n = sw_queue_flusher_ids(r, ids, 64);
+    for (int i = 0; i < n; i++) {
+        sw_fkeys fk;
+        sw_keys_flusher(&r->keys, ids[i], &fk);
+        rep = sw_redis_callf(r, "layout", SW_REPLY_INTEGER, 1, "EXISTS %s", fk.processing);
+        if (rep == NULL)
+            return -1;
+        used = sw_redis_reply_int(rep) > 0;
+        sw_redis_reply_free(rep);
+        if (used)
+            return 1;
+    }
+    return n < 0 ? -1 : 0;
+}
+
+enum sw_layout sw_shards_check_layout(sw_redis *r, int shards, char *held, size_t heldlen)
+{
+    char want[16];
+    snprintf(want, sizeof want, "%d", shards);
+    /* Read first: a Redis at maxmemory refuses SET even when the key is
+     * there, and a flusher must start then, to drain. */
+    if (read_layout(r, held, heldlen) != 0)
+        return SW_LAYOUT_ERROR;
+    if (held[0] != '\0')
+        return strcmp(held, want) == 0 ? SW_LAYOUT_OK : SW_LAYOUT_MISMATCH;
+    if (shards > 0) {
+        /* No count yet, but the one queue in use (release 0.1 and the
+         * releases before shards wrote none): that is layout 0. */
+        int used = one_queue_in_use(r);
+        if (used < 0)
+            return SW_LAYOUT_ERROR;
+        if (used) {
+            snprintf(held, heldlen, "0");
+            return SW_LAYOUT_MISMATCH;
+        }
+    }
+    void *rep = sw_redis_callf(r, "layout", SW_REPLY_ANY, 0, "SET %s %s NX", r->keys.layout,
+                               want);
+    /* At maxmemory the count cannot be written; no count means the one
+     * queue, so one queue may go on (its flushers must drain to free
+     * memory). Shards wait until it can be written. */
+    if (rep == NULL)
+        return shards == 0 && r->err == SW_REDIS_EOOM ? SW_LAYOUT_OK : SW_LAYOUT_ERROR;
+    sw_redis_reply_free(rep);
+    if (read_layout(r, held, heldlen) != 0)
+        return SW_LAYOUT_ERROR;
     /* Deleted between the two calls: nothing holds another count. */
     return held[0] == '\0' || strcmp(held, want) == 0 ? SW_LAYOUT_OK : SW_LAYOUT_MISMATCH;
 }

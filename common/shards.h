@@ -37,9 +37,14 @@ void sw_shards_count(sw_shards *s, _Atomic uint64_t *reconnects, _Atomic uint64_
  * the id names no shard of ours (never accepted here). */
 sw_redis *sw_shards_job(sw_shards *s, const char *id);
 
-/* The shard an Idempotency-Key `key` of `sink` and `scope` belongs to,
- * of `n`: the same on every server. Pure. */
-int sw_shards_of_key(int n, const char *sink, const char *scope, const char *key);
+/* The shard of `n` a 64-bit hash picks, mixed first (a plain modulo of
+ * FNV keeps only the inputs' low bits). Pure. */
+int sw_shards_pick(uint64_t h, int n);
+
+/* The shard an Idempotency-Key `key` on `sink` belongs to, of `n`: the
+ * same on every server. Not by the caller's token scope, so a key stored
+ * before tokens were turned on is found by the scoped repeat. Pure. */
+int sw_shards_of_key(int n, const char *sink, const char *key);
 
 /* Queue figures summed over the shards; each shard's into `per` (n
  * entries) when not NULL. 0, or -1 with the failing connection in
@@ -56,11 +61,11 @@ int sw_shards_overview(sw_shards *s, int failed_limit, sw_buf *out, sw_redis **f
 
 enum sw_layout { SW_LAYOUT_OK = 0, SW_LAYOUT_ERROR = -1, SW_LAYOUT_MISMATCH = 1 };
 
-/* The layout guard: record `shards` in <p>:layout on `r` (a connection
- * with the configured prefix) unless a count is there, and compare. Jobs
- * in the one queue's list without a layout key (release 0.1 wrote none)
- * count as layout 0. With MISMATCH, `held` says what Redis holds. ERROR:
- * Redis failed (r->err). */
+/* The layout guard: compare `shards` with <p>:layout on `r` (a
+ * connection with the configured prefix), recording it when no count is
+ * there. Without a count, the one queue in use (jobs queued or held, dead
+ * letters: releases before the guard wrote none) counts as layout 0. With
+ * MISMATCH, `held` says what Redis holds. ERROR: Redis failed (r->err). */
 __attribute__((warn_unused_result))
 enum sw_layout sw_shards_check_layout(sw_redis *r, int shards, char *held, size_t heldlen);
 

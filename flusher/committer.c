@@ -2,8 +2,11 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+
+#include "log.h"
 
 /* States, under `lock`: IDLE -> (hand) HANDED -> (thread) DONE -> (result
  * taken) IDLE. The main loop alone moves IDLE->HANDED and DONE->IDLE,
@@ -19,11 +22,13 @@ struct sw_committer {
     int state, quit;
     sw_batch *b;
     int n, fresh, rc;
+    char log_context[64];      /* the starting drain's (log.h) */
 };
 
 static void *run(void *arg)
 {
     sw_committer *c = arg;
+    sw_log_thread_context(c->log_context);
     pthread_mutex_lock(&c->lock);
     for (;;) {
         while (c->state != HANDED && !c->quit)
@@ -57,6 +62,7 @@ sw_committer *sw_committer_start(sw_commit_fn fn, void *ctx)
     pthread_cond_init(&c->work, NULL);
     pthread_cond_init(&c->over, &ca);
     pthread_condattr_destroy(&ca);
+    snprintf(c->log_context, sizeof c->log_context, "%s", sw_log_thread_context_get());
     if (pthread_create(&c->thread, NULL, run, c) != 0) {
         pthread_mutex_destroy(&c->lock);
         pthread_cond_destroy(&c->work);

@@ -231,7 +231,7 @@ static int reload(drain *d, int take_up)
     return 0;
 }
 
-/* Is the flusher named by a heartbeat value "host pid" this host's process
+/* Is the flusher named by a heartbeat value "host pid nonce" this host's process
  * that no longer exists? Then its heartbeat is stale and need not expire. */
 static int dead_here(const char *value)
 {
@@ -653,7 +653,9 @@ static int after_commit(drain *d, int rc)
     char status[160], when[32];
     sw_clock_format(sw_clock_now_us(), when);
     snprintf(status, sizeof status, "flusher %s; last batch %d jobs at %s", d->id, n, when);
-    sw_notify_status(status);
+    /* (With shards the lease holder speaks for the process.) */
+    if (d->shard < 0)
+        sw_notify_status(status);
     slot *h = &d->slots[d->head];
     if (n >= b->njobs) {
         drop_slot(h);

@@ -104,6 +104,26 @@ static int tick(manager *m, const char *heartbeat)
     /* systemd's watchdog fires when any drain of ours is stalled. */
     if (!stalled)
         sw_notify_watchdog();
+    if (m->failed)
+        return running;
+    /* Renew the leases of drains that move (a drain's own heartbeat
+     * thread renews too, once it runs, and stops when the drain stalls;
+     * this covers its start: PostgreSQL, the sinks, its id). */
+    for (int k = 0; k < n; k++) {
+        held *h = &m->h[k];
+        if (!h->running || atomic_load(&h->release) || atomic_load(&h->stalled))
+            continue;
+        int mine = sw_proc_lease(m->q->q[k], cfg->flusher_id,
+                                 (int64_t)cfg->heartbeat_ttl_s * 1000, 1);
+        if (mine == 0) {
+            sw_log_warn("shard lease held by another flusher", "shard=%d action=\"letting "
+                        "the shard go\"", k);
+            atomic_store(&h->release, 1);
+            running--;
+        } else if (mine < 0) {
+            redis_failed(m, m->q->q[k], "lease");
+        }
+    }
     long live = sw_proc_members(m->base, cfg->flusher_id, (int64_t)cfg->heartbeat_ttl_s * 1000);
     if (live < 0) {
         redis_failed(m, m->base, "members");
@@ -200,16 +220,24 @@ int sw_lease_run(const sw_config *cfg, const char *heartbeat, volatile sig_atomi
     sw_notify_stopping();
     status = m.failed;
 out:
-    /* *stop reaches every drain: each commits or gives back what it holds. */
-    for (int k = 0; m.q && k < m.q->n; k++) {
-        if (m.h[k].running) {
-            atomic_store(&m.h[k].release, 1);
-            reap(&m, k);
+    /* Leave first, so the others count us out while our drains finish. */
+    if (m.base && status != 2 && sw_proc_members(m.base, cfg->flusher_id, 0) < 0)
+        sw_log_debug("membership not ended", "error=\"%s\"", m.base->errstr);
+    /* *stop reaches every drain: each commits or gives back what it holds;
+     * each lease goes as soon as its drain is done. */
+    for (int k = 0; m.q && k < m.q->n; k++)
+        atomic_store(&m.h[k].release, 1);
+    for (int left = 1; left;) {
+        left = 0;
+        for (int k = 0; m.q && k < m.q->n; k++) {
+            if (m.h[k].running && atomic_load(&m.h[k].ended))
+                reap(&m, k);
+            left |= m.h[k].running;
         }
+        if (left)
+            sw_clock_sleep_ms(20);
     }
     status |= m.failed;
-    if (m.base && status == 0 && sw_proc_members(m.base, cfg->flusher_id, 0) < 0)
-        sw_log_debug("membership not ended", "error=\"%s\"", m.base->errstr);
     if (status == 0)
         sw_log_info("flusher stopped", NULL);
     sw_shards_free(m.q);

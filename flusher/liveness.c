@@ -25,6 +25,7 @@ struct sw_liveness {
     pthread_cond_t wake;
     int stop;
     atomic_int *lease, *stalled;   /* see sw_liveness_start */
+    char log_context[64];          /* the starting drain's (log.h) */
 };
 
 /* Renew the shard lease (with the heartbeat, so both lapse together when
@@ -43,6 +44,7 @@ static void *run(void *arg)
 {
     sw_liveness *l = arg;
     int redis_down = 0, stalled = 0;
+    sw_log_thread_context(l->log_context);
     pthread_mutex_lock(&l->lock);
     while (!l->stop) {
         pthread_mutex_unlock(&l->lock);
@@ -108,6 +110,7 @@ sw_liveness *sw_liveness_start(const sw_config *cfg, const sw_redis_opts *ro, co
     snprintf(l->value, sizeof l->value, "%s", value);
     l->lease = lease;
     l->stalled = stalled;
+    snprintf(l->log_context, sizeof l->log_context, "%s", sw_log_thread_context_get());
     l->redis = sw_redis_new(ro);
     atomic_init(&l->deadline_ms, sw_clock_mono_ms() + 30000);
     atomic_init(&l->pg_deadline_ms, INT64_MAX);

@@ -76,6 +76,7 @@ struct sw_http {
     /* Redis memory, from the main thread's INFO every second: POST reads
      * `memory_high` alone (429 while set). */
     atomic_int memory_high;
+    atomic_int layout_ok;      /* the layout guard passed (main thread) */
     _Atomic long long redis_used, redis_max;
     _Atomic double status_bytes;   /* per job, sampled; 0 unknown */
     _Atomic uint64_t redis_reconnects;

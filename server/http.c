@@ -371,6 +371,11 @@ void sw_http_set_memory(sw_http *h, const sw_redis_memory *m, double status_byte
     }
 }
 
+void sw_http_set_layout_ok(sw_http *h)
+{
+    atomic_store(&h->layout_ok, 1);
+}
+
 sw_http *sw_http_start(const sw_config *cfg)
 {
     sw_http *h = calloc(1, sizeof *h);

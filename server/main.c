@@ -38,6 +38,37 @@ static int check_layout(sw_redis *probe, int shards)
     return l;
 }
 
+/* How well a node keeps a 202: 0 may evict, 1 no AOF, 2 AOF without
+ * fsync always, 3 fsync always. */
+static int durability_rank(const sw_redis_persistence *p)
+{
+    if (sw_redis_persistence_evicts(p))
+        return 0;
+    if (strcmp(p->appendonly, "yes") != 0)
+        return 1;
+    return strcmp(p->appendfsync, "always") == 0 ? 3 : 2;
+}
+
+/* Redis' persistence where the queues live: with shards, of the weakest
+ * node any shard is on (a cluster master of one shard that may evict
+ * counts). 0, or -1 with the error in `probe`. */
+static int read_persistence(sw_redis *probe, sw_shards *q, sw_redis_persistence *out)
+{
+    if (!q->sharded)
+        return sw_redis_read_persistence(probe, out);
+    for (int k = 0; k < q->n; k++) {
+        sw_redis_persistence p;
+        if (sw_redis_read_persistence(q->q[k], &p) != 0) {
+            probe->err = q->q[k]->err;
+            snprintf(probe->errstr, sizeof probe->errstr, "%s", q->q[k]->errstr);
+            return -1;
+        }
+        if (k == 0 || durability_rank(&p) < durability_rank(out))
+            *out = p;
+    }
+    return 0;
+}
+
 /* Redis memory of the fullest node any queue lives on. 0, or -1. */
 static int read_memory(sw_shards *q, sw_redis_memory *out)
 {
@@ -116,21 +147,26 @@ int main(int argc, char **argv)
      * not fatal: we start unready and check once it answers. */
     sw_redis_opts ro = sw_config_redis(&cfg);
     sw_redis *probe = sw_redis_new(&ro);
+    /* The queues' connections (with shards, a cluster's masters of
+     * their slots, whose persistence counts too), and the layout guard:
+     * a server writing N shards where Redis holds another layout would
+     * strand jobs. */
+    sw_shards *queues = sw_shards_new(&ro, cfg.shards);
     sw_redis_persistence now, last;
-    int known = probe && sw_redis_read_persistence(probe, &now) == 0;
+    int known = probe && queues && read_persistence(probe, queues, &now) == 0;
     if (known && sw_redis_persistence_evicts(&now) && !cfg.allow_eviction) {
         sw_log_error("redis may evict queued jobs", "maxmemory_policy=%s action=\"set "
                      "maxmemory-policy noeviction in redis.conf, or [redis] allow_eviction = "
                      "true to accept the risk\"", now.policy);
+        sw_shards_free(queues);
         sw_redis_free(probe);
         sw_config_free(&cfg);
         return 1;
     }
-    /* The queues' figures, and the layout guard: a server writing N
-     * shards where Redis holds another layout would strand jobs. */
-    sw_shards *queues = sw_shards_new(&ro, cfg.shards);
-    int layout = queues ? check_layout(probe, cfg.shards) : SW_LAYOUT_ERROR;
+    int layout = probe && queues ? check_layout(probe, cfg.shards) : SW_LAYOUT_ERROR;
     sw_http *h = probe && queues && layout != SW_LAYOUT_MISMATCH ? sw_http_start(&cfg) : NULL;
+    if (h && layout == SW_LAYOUT_OK)
+        sw_http_set_layout_ok(h);
     if (h == NULL) {
         sw_shards_free(queues);
         sw_redis_free(probe);
@@ -188,10 +224,14 @@ int main(int argc, char **argv)
         }
         if (sw_clock_mono_ms() >= next_check) {
             next_check = sw_clock_mono_ms() + (layout == SW_LAYOUT_OK ? 5000 : 1000);
-            if (layout != SW_LAYOUT_OK && (layout = check_layout(probe, cfg.shards)) ==
-                SW_LAYOUT_MISMATCH) {
-                exit_code = 2;
-                break;
+            if (layout != SW_LAYOUT_OK) {
+                layout = check_layout(probe, cfg.shards);
+                if (layout == SW_LAYOUT_MISMATCH) {
+                    exit_code = 2;
+                    break;
+                }
+                if (layout == SW_LAYOUT_OK)
+                    sw_http_set_layout_ok(h);
             }
             sw_queue_stats st;
             sw_redis *failed;
@@ -211,7 +251,7 @@ int main(int argc, char **argv)
                          cfg.listen, failed->errstr);
                 sw_notify_status(status);
             }
-            if (known || sw_redis_read_persistence(probe, &now) == 0) {
+            if (known || read_persistence(probe, queues, &now) == 0) {
                 known = 0;
                 if (memcmp(&now, &last, sizeof now) != 0) {
                     int evicts = sw_redis_persistence_evicts(&now) && !cfg.allow_eviction;

@@ -64,8 +64,8 @@ typedef struct post_job {
 } post_job;
 
 static void post_done(sw_pipeline_req *r);
-static int pick_shard(sw_http *h, const sw_sink *sink, const sw_auth_entry *grant,
-                      const char *idem, msgpack_sbuffer *env, char *job_id);
+static int pick_shard(sw_http *h, const sw_sink *sink, const char *idem, msgpack_sbuffer *env,
+                      char *job_id);
 
 void sw_api_post_records(sw_http *h, sw_worker *w, sw_http_exchange *x)
 {
@@ -87,6 +87,14 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
     const sw_auth_entry *grant = x->note2;
     sw_problem p = {0};
     char job_id[SW_JOBID_LEN + 1];
+    if (!atomic_load_explicit(&h->layout_ok, memory_order_acquire)) {
+        sw_metrics_add(&h->rejected[REJ_REDIS_DOWN], 1);
+        sw_api_problem(x, 503, "redis-unavailable", "Queue unavailable",
+                       "the queue layout in Redis ([redis] shards) is not confirmed yet: Redis "
+                       "has not answered since this server started; nothing was queued",
+                       "Retry-After: 1\r\n");
+        return;
+    }
     if (atomic_load_explicit(&h->evicting, memory_order_relaxed)) {
         sw_metrics_add(&h->rejected[REJ_REDIS_DOWN], 1);
         sw_api_problem(x, 503, "redis-may-evict", "Queue storage may drop jobs",
@@ -128,7 +136,11 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
         sw_api_send_problem(x, &p, NULL);
         return;
     }
-    int shard = cfg->shards > 0 ? pick_shard(h, sink, grant, idem, &w->sb, job_id) : 0;
+    int shard = cfg->shards > 0 ? pick_shard(h, sink, idem, &w->sb, job_id) : 0;
+    if (shard < 0) {
+        sw_api_problem(x, 500, "internal", "Internal error", "the envelope has no job id", NULL);
+        return;
+    }
     const sw_keys *keys = &w->shards->q[shard]->keys;
     /* Bounded: a Redis that stalls must not make writes pile up here. */
     size_t cost = sizeof(post_job) + w->sb.size;
@@ -197,8 +209,8 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
  * Idempotency-Key's own, so a repeat meets the first request's key; on a
  * sink with a conflict key, its first record's key's, so one key's
  * one-record writes keep their order; otherwise the next in turn. */
-static int pick_shard(sw_http *h, const sw_sink *sink, const sw_auth_entry *grant,
-                      const char *idem, msgpack_sbuffer *env, char *job_id)
+static int pick_shard(sw_http *h, const sw_sink *sink, const char *idem, msgpack_sbuffer *env,
+                      char *job_id)
 {
     unsigned char is_key[SW_SINK_MAX_COLUMNS];
     uint64_t kh;
@@ -206,18 +218,16 @@ static int pick_shard(sw_http *h, const sw_sink *sink, const sw_auth_entry *gran
     for (int c = 0; c < sink->ncolumns && c < SW_SINK_MAX_COLUMNS; c++)
         is_key[c] = (unsigned char)sink->columns[c].is_key;
     if (idem)
-        shard = sw_shards_of_key(h->nlanes, sink->name, grant ? grant->scope : "", idem);
+        shard = sw_shards_of_key(h->nlanes, sink->name, idem);
     else if (sink->mode != SW_MODE_INSERT &&
              sw_envelope_first_key_hash(env->data, env->size, is_key, sink->ncolumns, &kh) == 1)
-        shard = (int)(kh % (uint64_t)h->nlanes);
+        shard = sw_shards_pick(kh, h->nlanes);
     else
         shard = (int)(atomic_fetch_add_explicit(&h->lane_next, 1, memory_order_relaxed) %
                       (unsigned)h->nlanes);
     sw_jobid_set_shard(job_id, shard);
     /* The envelope was just built with the id: it has one. */
-    if (sw_envelope_set_shard(env->data, env->size, shard) != 0)
-        abort();
-    return shard;
+    return sw_envelope_set_shard(env->data, env->size, shard) == 0 ? shard : -1;
 }
 
 /* On the lane thread, with Redis' answer: reply, and give the connection
