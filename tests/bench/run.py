@@ -348,9 +348,10 @@ def answers(svc, port):
         return False
 
 
-def service(name):
+def service(name, shards=0):
     svc = harness.Service(name, SINKS, TABLES, flusher=False,
                           extra={"server": {"threads": OUR_THREADS, "worker_nice": "10"},
+                                 "redis": {"shards": str(shards)},
                                  "flusher": {"batch_max_records": BATCH_MAX_RECORDS,
                                              "flush_interval_ms": str(FLUSH_INTERVAL_MS)}})
     svc.redis.cli("CONFIG", "SET", "appendonly", "yes")

@@ -27,6 +27,9 @@ import run  # noqa: E402
 SECONDS = int(os.environ.get("BENCH_SCALE_SECONDS", "8"))
 DRAIN = int(os.environ.get("BENCH_SCALE_DRAIN_RECORDS", "300000"))
 CONFIGS = [(1, 1), (1, 2), (1, 4), (2, 1), (2, 2), (2, 4)]
+# The same load over [redis] shards = 4 (one Redis): what the lanes and
+# the shard leases cost or buy, against 1 x 1 on one queue.
+SHARDED = [(1, 1), (1, 2), (1, 4)]
 
 
 def start_server(svc, port):
@@ -138,6 +141,14 @@ def main():
     finally:
         svc.close()
         svc.cleanup()
+    svc = run.service("scale4", shards=4)
+    sharded = {}
+    try:
+        for servers, nflushers in SHARDED:
+            sharded[(servers, nflushers)] = one(svc, servers, nflushers)
+    finally:
+        svc.close()
+        svc.cleanup()
     base = results[CONFIGS[0]]["rate"]
     print()
     print("machine: %d cores; one record per POST; wrk 64 connections split over the servers; "
@@ -146,10 +157,12 @@ def main():
     print("%-22s %9s %10s %7s %7s %6s %5s   %s" % (
         "servers x flushers", "rows/s", "ratio", "POST/s", "err+dup", "tail s", "dead",
         "CPU s per 100k rows: redis server flusher postgres"))
-    for (servers, nflushers), r in results.items():
+    rows = [("%d x %d" % k, r) for k, r in results.items()]
+    rows += [("%d x %d, 4 shards" % k, r) for k, r in sharded.items()]
+    for name, r in rows:
         c = r["cpu"]
         print("%-22s %9.0f %9.2fx %7.0f %7d %6.1f %5d   %5.2f %6.2f %7.2f %8.2f" % (
-            "%d x %d" % (servers, nflushers), r["rate"], r["rate"] / base, r["rps"],
+            name, r["rate"], r["rate"] / base, r["rps"],
             r["errors"] + r["dup"], r["tail_s"], r["dead"], c["redis"], c["server"], c["flusher"], c["postgres"]))
     print()
     print("%-28s %9s %10s %7s %5s   %s" % (

@@ -18,6 +18,9 @@ import unittest
 BIN = os.environ.get("SW_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "bin")
 SOURCE = os.environ.get("SW_SOURCE") or os.path.join(os.path.dirname(__file__), "..", "..")
+# SW_TEST_SHARDS=N runs every Service with [redis] shards = N (keys.h): the
+# whole suite must pass either way.
+SHARDS = int(os.environ.get("SW_TEST_SHARDS", "0"))
 
 
 # Sinks the tests share: an insert-mode sink with no unique key (so a
@@ -41,6 +44,11 @@ def require_postgres():
     if not os.environ.get("PGHOST") and not os.environ.get("PGPORT"):
         print("skipped: no PostgreSQL (run under pg_virtualenv; see README)")
         sys.exit(77)
+
+
+def glob_escape(s):
+    """`s` as a literal in a Redis glob pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in s)
 
 
 def free_port():
@@ -285,8 +293,11 @@ class Service:
             "flusher": {"batch_max_records": "5000", "flush_interval_ms": "50",
                         "retry_max_ms": "1000"},
         }
+        if SHARDS:
+            sections["redis"]["shards"] = str(SHARDS)
         for sec, kv in extra.items():
             sections.setdefault(sec, {}).update(kv)
+        self.shards = int(sections["redis"].get("shards", "0"))
         # With an admin listener, the probes answer there only.
         admin = sections["server"].get("admin_listen")
         self.admin_port = int(admin.rsplit(":", 1)[1]) if admin else None
@@ -459,11 +470,35 @@ class Service:
             conn.close()
         return out
 
+    # Redis keys (common/keys.h)
+    def prefixes(self):
+        """Each queue's key prefix: the one, or each shard's {<p>:<k>}."""
+        if not self.shards:
+            return [self.prefix]
+        base = self.prefix.replace("{", "").replace("}", "")
+        return ["{%s:%d}" % (base, k) for k in range(self.shards)]
+
+    def job_prefix(self, job_id):
+        """The prefix of the queue holding job `job_id` (jobid.h: the
+        shard is the id's hex digits 21-22)."""
+        return self.prefixes()[int(job_id[21:23], 16) if self.shards else 0]
+
+    def keys(self, suffix):
+        """Keys <prefix>:<suffix> (a glob) of every queue."""
+        out = []
+        for p in self.prefixes():
+            out += self.redis.raw("--scan", "--pattern", glob_escape(p) + ":" + suffix).split()
+        return out
+
+    def llen(self, name):
+        """LLEN of <prefix>:<name>, summed over the queues."""
+        return sum(int(self.redis.cli("LLEN", p + ":" + name)) for p in self.prefixes())
+
     def status_entries(self):
         """Statuses Redis holds: fields of the bucket hashes plus whole
         JSON keys (keys.h)."""
-        n = len(self.redis.raw("--scan", "--pattern", self.prefix + ":job:*").split())
-        for key in self.redis.raw("--scan", "--pattern", self.prefix + ":st:*").split():
+        n = len(self.keys("job:*"))
+        for key in self.keys("st:*"):
             n += int(self.redis.cli("HLEN", key))
         return n
 

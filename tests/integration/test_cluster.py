@@ -6,7 +6,13 @@ migrated to another master under a write stream (SETSLOT MIGRATING /
 IMPORTING, MIGRATE, SETSLOT NODE: MOVED, ASK and TRYAGAIN on the way)
 loses nothing; the slot's master SIGKILLed under a write stream with
 min_replica_acks = 1 loses no acknowledged record, and the daemons recover
-without a restart."""
+without a restart.
+
+ShardedClusterTest runs [redis] shards = 4 over the same kind of cluster:
+the shards' slots on at least two masters, jobs land exactly once, two
+flushers share the shard leases, a SIGKILLed flusher's shards and
+processing lists are taken over, a shard's master SIGKILLed loses no
+acknowledged record, and a daemon with another shard count is refused."""
 
 import os
 import re
@@ -132,7 +138,8 @@ class ClusterTest(unittest.TestCase):
         cls.svc = harness.Service("cluster", SINKS, TABLES, {
             "redis": {"host": "127.0.0.1", "port": "1",   # unused: the cluster map decides
                       "prefix": cls.PREFIX, "cluster_nodes": cls.cluster.seeds(),
-                      "min_replica_acks": "1", "timeout_ms": "1000"},
+                      "min_replica_acks": "1", "timeout_ms": "1000",
+                      "shards": "0"},   # this class is about one slot
             "flusher": {"batch_max_records": "300", "flush_interval_ms": "20"},
         }, redis=owner)
         cls.addClassCleanup(cls.svc.close)
@@ -292,6 +299,186 @@ class ClusterTest(unittest.TestCase):
                              capture_output=True, text=True, timeout=20)
         self.assertEqual(out.returncode, 2)
         self.assertIn("prefix \"sw\" has no hash tag", out.stderr)
+
+
+def shard_metric(text, name):
+    """shard -> value of a per-shard gauge in a /metrics text."""
+    return {int(k): float(v) for k, v in re.findall(
+        r'^%s\{shard="(\d+)"\} (\S+)$' % name, text, re.M)}
+
+
+class ShardedClusterTest(unittest.TestCase):
+    SHARDS = 4
+    TTL = 3      # heartbeat_ttl_s: how long a dead flusher's shards wait
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="sw-shards-")
+        cls.cluster = Cluster(cls.tmp)
+        cls.addClassCleanup(cls.cluster.stop)
+        node = cls.cluster.nodes[0]
+        # A prefix whose shards' slots are on at least two masters (with
+        # four shards over three masters, most are).
+        for n in range(100):
+            cls.PREFIX = "{sws%d-%d}" % (os.getpid(), n)
+            base = cls.PREFIX.strip("{}")
+            cls.prefixes = ["{%s:%d}" % (base, k) for k in range(cls.SHARDS)]
+            cls.slots = [keyslot(node, p + ":queue") for p in cls.prefixes]
+            if len({cls.cluster.owner(s)[1] for s in cls.slots}) >= 2:
+                break
+        cls.svc = harness.Service("shards", SINKS, TABLES, {
+            "redis": {"host": "127.0.0.1", "port": "1",
+                      "prefix": cls.PREFIX, "cluster_nodes": cls.cluster.seeds(),
+                      "min_replica_acks": "1", "timeout_ms": "1000",
+                      "shards": str(cls.SHARDS)},
+            "flusher": {"batch_max_records": "300", "flush_interval_ms": "20",
+                        "heartbeat_ttl_s": str(cls.TTL)},
+        }, redis=cls.cluster.owner(keyslot(node, cls.PREFIX + ":layout"))[0])
+        cls.addClassCleanup(cls.svc.close)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.svc.finish()
+
+    promised = harness.Promises()
+
+    def check_exactly_once(self, what, stream=None):
+        if stream:
+            self.promised.add(stream)
+        return self.promised.check(self, self.svc, what)[0]
+
+    def holders(self):
+        """shard -> the flusher id holding its lease ("" none)."""
+        out = {}
+        for k, (p, slot) in enumerate(zip(self.prefixes, self.slots)):
+            owner = self.cluster.owner(slot)[0]
+            out[k] = owner.cli("GET", p + ":lease") if owner else "?"
+        return out
+
+    def processing(self, fid):
+        """How many of the shards hold a processing list of flusher fid."""
+        return sum(int(self.cluster.owner(s)[0].cli("EXISTS", p + ":processing:" + fid))
+                   for p, s in zip(self.prefixes, self.slots))
+
+    def test_1_shards_spread_and_exactly_once(self):
+        self.assertEqual(self.svc.shards, self.SHARDS)
+        code, _, body = self.svc.request("GET", "/readyz")
+        self.assertEqual(code, 200, body)
+        ids, jobs = [], []
+        for i in range(1000):
+            rec = [{"id": 10_000 + i, "payload": "s%d" % i}]
+            h = {"Idempotency-Key": "k-%d" % i} if i % 2 else {}
+            code, _, body = self.svc.post("events", rec, headers=h)
+            self.assertEqual(code, 202, body)
+            job = harness.json.loads(body)["job_id"]
+            if h:
+                code, _, again = self.svc.post("events", rec, headers=h)
+                self.assertEqual(code, 200, again)
+                self.assertEqual(harness.json.loads(again)["job_id"], job)
+            ids.append(10_000 + i)
+            jobs.append(job)
+        self.promised.acked.update(ids)
+        # Every shard got jobs, and the shards live on two masters or more.
+        per = {}
+        for j in jobs:
+            per[int(j[21:23], 16)] = per.get(int(j[21:23], 16), 0) + 1
+        self.assertEqual(sorted(per), list(range(self.SHARDS)), per)
+        self.assertTrue(all(v > 150 for v in per.values()), per)
+        masters = {self.cluster.owner(s)[1] for s in self.slots}
+        self.assertGreaterEqual(len(masters), 2)
+        landed = self.check_exactly_once("1,000 jobs over 4 shards")
+        self.assertEqual(len(landed), 1000)
+        for j in jobs[::97]:
+            code, st = self.svc.job(j)
+            self.assertEqual((code, st["status"]), (200, "committed"), st)
+        # Totals sum the shards; each shard has its gauge.
+        text = self.svc.request("GET", "/metrics")[2].decode()
+        self.assertEqual(shard_metric(text, "spillway_queue_shard_depth_records"),
+                         {k: 0.0 for k in range(self.SHARDS)})
+        stats = harness.json.loads(self.svc.request("GET", "/v1/stats")[2])
+        self.assertEqual([s["shard"] for s in stats["shards"]], list(range(self.SHARDS)))
+        self.assertGreaterEqual(stats["committed_records_total"], 1000)
+        out = self.svc.ctl("queue").stdout
+        self.assertIn("depth 0\n", out)
+        self.assertIn("shard 3 depth 0", out)
+        # One flusher holds every lease.
+        self.assertEqual(set(self.holders().values()), {"f1"})
+
+    def test_2_leases_shared_and_dead_flusher_taken_over(self):
+        self.svc.start_flusher("f2")
+        harness.wait_for(lambda: sorted(self.holders().values()) == ["f1", "f1", "f2", "f2"],
+                         20, "two flushers to hold two shards each")
+        stream = harness.Stream(self.svc, "events", threads=4, duration=60,
+                                id_base=1_000_000_000)
+        try:
+            time.sleep(2)
+            f2 = self.svc.flushers["f2"]
+            os.kill(f2.proc.pid, 9)
+            f2.proc.wait(timeout=10)
+            t0 = time.monotonic()
+            harness.wait_for(lambda: set(self.holders().values()) == {"f1"}, 30,
+                             "f1 to take over the dead flusher's shards")
+            taken = time.monotonic() - t0
+            harness.wait_for(lambda: self.processing("f2") == 0, 30,
+                             "the dead flusher's processing lists to be taken over")
+            emptied = time.monotonic() - t0
+            stream.stop_at = time.monotonic() + 2
+        except BaseException:
+            stream.stop()
+            raise
+        stream.join()
+        self.check_exactly_once("flusher killed with shards", stream)
+        print("\nshards: flusher SIGKILLed: leases_taken_after_s=%.1f lists_taken_after_s=%.1f "
+              "heartbeat_ttl_s=%d accepted_records=%d lost=0 duplicated=0 unacked=%d" % (
+                  taken, emptied, self.TTL, len(stream.accepted_ids), len(stream.failures)))
+        self.assertLess(taken, self.TTL + 4)
+        self.assertEqual(stream.failures, [])
+        del self.svc.flushers["f2"]
+
+    def test_3_shard_master_killed(self):
+        old, old_id = self.cluster.owner(self.slots[0])
+        stream = harness.Stream(self.svc, "events", threads=4, duration=90,
+                                id_base=2_000_000_000)
+        try:
+            time.sleep(2)
+            t0 = time.monotonic()
+            old.stop()
+            harness.wait_for(lambda: self.cluster.owner(self.slots[0])[1] not in (None, old_id),
+                             30, "a replica to take shard 0's slot over")
+            promoted = time.monotonic() - t0
+            old.start()
+            harness.wait_for(lambda: self.cluster.ok(), 60, "the old master to rejoin")
+            n_before = len(stream.accepted_ids)
+            stream.stop_at = time.monotonic() + 3
+        except BaseException:
+            stream.stop()
+            raise
+        stream.join()
+        after = len(stream.accepted_ids) - n_before
+        self.check_exactly_once("shard master killed", stream)
+        kinds = stream.kinds()
+        print("\nshards: kill -9 of shard 0's master: promoted_after_s=%.1f accepted_records=%d "
+              "accepted_after_rejoin=%d lost=0 duplicated=0 unacked_requests=%d (%s) %s" % (
+                  promoted, len(stream.accepted_ids), after, len(stream.failures),
+                  stream.refused, sorted(kinds)))
+        self.assertGreater(after, 50, "the daemons did not follow the failover")
+        self.assertLessEqual(kinds, {"redis-unavailable", "redis-timeout",
+                                     "redis-not-replicated", "redis-refused"}, kinds)
+        self.assertEqual(stream.hung, 0)
+        self.assertTrue(self.svc.server.alive())
+        self.assertTrue(self.svc.flushers["f1"].alive())
+
+    def test_4_other_shard_count_refused(self):
+        for prog in ("spillway-server", "spillway-flusher"):
+            for shards in ("2", "0"):
+                out = subprocess.run([os.path.join(harness.BIN, prog), "--config",
+                                      self.svc.config],
+                                     env=dict(self.svc.env, SPILLWAY_REDIS_SHARDS=shards,
+                                              SPILLWAY_FLUSHER_ID="other"),
+                                     capture_output=True, text=True, timeout=30)
+                self.assertEqual(out.returncode, 2, prog + out.stderr)
+                self.assertIn("redis holds another queue layout", out.stderr)
+                self.assertIn('held=\"4\" shards=%s' % shards, out.stderr)
 
 
 if __name__ == "__main__":

@@ -126,8 +126,8 @@ class FlushTest(harness.ServiceTest):
         it in the ledger and not insert again."""
         for d in self.svc.flushers.values():
             d.terminate()
-        p = self.svc.prefix
         jid = self.svc.post_ok("checked", [{"id": 7000, "qty": 1}, {"id": 7001, "qty": 1}])
+        p = self.svc.job_prefix(jid)
         self.assertEqual(self.svc.redis.cli("COPY", p + ":queue", p + ":saved"), "1")
         self.svc.start_flusher("f3")
         self.svc.wait_jobs([jid])

@@ -36,7 +36,7 @@ class FlushersTest(harness.ServiceTest):
         self.assertEqual(got, set(ids))
 
     def processing_lists(self):
-        return self.svc.redis.raw("--scan", "--pattern", self.svc.prefix + ":processing:*").split()
+        return self.svc.keys("processing:*")
 
     def test_1_three_flushers_two_killed_repeatedly(self):
         rnd = random.Random(7)
@@ -153,12 +153,11 @@ class FlushersTest(harness.ServiceTest):
         """A flusher that never runs out of work still takes over a dead
         flusher's batch within a few heartbeat TTLs, not once it is idle."""
         self.stop_all()
-        p = self.svc.prefix
         victim = self.svc.start_flusher("victim5", **HOLD)
         orphans = list(range(900_000_000, 900_000_005))
         for i in orphans:
             self.svc.post_ok("events", [{"id": i, "payload": "orphan"}])
-        harness.wait_for(lambda: self.svc.redis.cli("LLEN", p + ":processing:victim5") == "5",
+        harness.wait_for(lambda: self.svc.llen("processing:victim5") == 5,
                          15, "the victim's claim")
         os.kill(victim.proc.pid, signal.SIGKILL)
         victim.proc.wait(timeout=10)
@@ -174,7 +173,7 @@ class FlushersTest(harness.ServiceTest):
         taken_at = None
         t0 = time.monotonic()
         while time.monotonic() < t0 + 6.5:
-            if self.svc.redis.cli("EXISTS", p + ":processing:victim5") == "0":
+            if not self.svc.keys("processing:victim5"):
                 taken_at = time.monotonic() - t0
                 break
             time.sleep(0.05)

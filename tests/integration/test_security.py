@@ -361,9 +361,11 @@ class CredentialsTest(unittest.TestCase):
         svc.server.terminate()
         svc.server = None
         r = svc.redis
-        # The least the daemons need, as docs/SECURITY.md gives it.
+        # The least the daemons need, as docs/SECURITY.md gives it (with
+        # shards, their pattern too).
+        shards = ["~{%s:*" % svc.prefix] if svc.shards else []
         r.cli("ACL", "SETUSER", "spillway", "on", ">" + cls.REDIS_PW, "~%s:*" % svc.prefix,
-              "+@read", "+@write", "+@scripting", "+ping", "+info", "+config|get", "+time",
+              *shards, "+@read", "+@write", "+@scripting", "+ping", "+info", "+config|get", "+time",
               "+role", "+wait")
         r.cli("CONFIG", "SET", "requirepass", "admin-only-pw")
         cls.role = "sw_pw_%d" % os.getpid()
