@@ -77,6 +77,7 @@ struct sw_http {
      * `memory_high` alone (429 while set). */
     atomic_int memory_high;
     atomic_int layout_ok;      /* the layout guard passed (main thread) */
+    char layout_err[256];      /* why not yet, under persist_lock */
     _Atomic long long redis_used, redis_max;
     _Atomic double status_bytes;   /* per job, sampled; 0 unknown */
     _Atomic uint64_t redis_reconnects;
@@ -109,6 +110,8 @@ int sw_api_method_not_allowed(sw_http_exchange *x, const char *allow);
 int sw_api_unavailable(sw_http_exchange *x, enum sw_redis_err err, const char *code,
                        const char *errstr);
 int sw_api_redis_unavailable(sw_http_exchange *x, const sw_redis *r);
+/* A 503 of `type` while the layout guard has not passed (http.h). */
+int sw_api_layout_unconfirmed(struct sw_http *h, sw_http_exchange *x, const char *type);
 
 /* The handlers, on a worker. */
 void sw_api_post_records(struct sw_http *h, sw_worker *w, sw_http_exchange *x);

@@ -371,9 +371,32 @@ void sw_http_set_memory(sw_http *h, const sw_redis_memory *m, double status_byte
     }
 }
 
-void sw_http_set_layout_ok(sw_http *h)
+void sw_http_set_layout(sw_http *h, int ok, const char *why)
 {
-    atomic_store(&h->layout_ok, 1);
+    pthread_mutex_lock(&h->persist_lock);
+    snprintf(h->layout_err, sizeof h->layout_err, "%s", why ? why : "");
+    pthread_mutex_unlock(&h->persist_lock);
+    atomic_store(&h->layout_ok, ok || h->cfg->shards == 0);
+}
+
+/* Why the layout is not confirmed, into `out`. */
+static void layout_why(sw_http *h, char *out, size_t n)
+{
+    pthread_mutex_lock(&h->persist_lock);
+    snprintf(out, n, "%s", h->layout_err[0] ? h->layout_err : "not checked yet");
+    pthread_mutex_unlock(&h->persist_lock);
+}
+
+int sw_api_layout_unconfirmed(sw_http *h, sw_http_exchange *x, const char *type)
+{
+    char why[256];
+    layout_why(h, why, sizeof why);
+    sw_problem p = {0};
+    sw_problem_set(&p, 503, type, strcmp(type, "not-ready") == 0 ? "Not ready"
+                                                               : "Queue unavailable",
+                   "Redis: %s; the queue layout ([redis] shards) is not confirmed yet, so "
+                   "nothing is queued", why);
+    return sw_api_send_problem(x, &p, "Retry-After: 1\r\n");
 }
 
 sw_http *sw_http_start(const sw_config *cfg)

@@ -23,9 +23,11 @@ void sw_http_set_persistence(sw_http *h, const sw_redis_persistence *p);
  * per change). `status_bytes`: a job status' sampled cost, 0 unknown. */
 void sw_http_set_memory(sw_http *h, const sw_redis_memory *m, double status_bytes);
 
-/* The layout guard passed (shards.h): until then writes answer 503 and
- * /readyz says not ready, so no job goes to a layout nobody drains. */
-void sw_http_set_layout_ok(sw_http *h);
+/* The layout guard (shards.h) passed, or not yet and why: with shards,
+ * until it passes writes answer 503 and /readyz says not ready, so no job
+ * goes to a layout nobody drains. (One queue shares its connection with
+ * the guard: what stops one stops the other.) */
+void sw_http_set_layout(sw_http *h, int ok, const char *why);
 
 /* Read [server] tokens_file again and use it for the requests that start
  * from now on (a no-op without tokens_file). On an error the current

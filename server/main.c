@@ -165,8 +165,8 @@ int main(int argc, char **argv)
     }
     int layout = probe && queues ? check_layout(probe, cfg.shards) : SW_LAYOUT_ERROR;
     sw_http *h = probe && queues && layout != SW_LAYOUT_MISMATCH ? sw_http_start(&cfg) : NULL;
-    if (h && layout == SW_LAYOUT_OK)
-        sw_http_set_layout_ok(h);
+    if (h)
+        sw_http_set_layout(h, layout == SW_LAYOUT_OK, probe->errstr);
     if (h == NULL) {
         sw_shards_free(queues);
         sw_redis_free(probe);
@@ -230,8 +230,7 @@ int main(int argc, char **argv)
                     exit_code = 2;
                     break;
                 }
-                if (layout == SW_LAYOUT_OK)
-                    sw_http_set_layout_ok(h);
+                sw_http_set_layout(h, layout == SW_LAYOUT_OK, probe->errstr);
             }
             sw_queue_stats st;
             sw_redis *failed;

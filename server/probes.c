@@ -53,9 +53,7 @@ void sw_api_readyz(sw_http *h, sw_worker *w, sw_http_exchange *x)
 {
     sw_buf *o = &w->out;
     if (!atomic_load(&h->layout_ok)) {
-        sw_api_problem(x, 503, "not-ready", "Not ready", "Redis: layout (the queue layout in "
-                       "[redis] shards is not confirmed yet: Redis has not answered)",
-                       "Retry-After: 1\r\n");
+        sw_api_layout_unconfirmed(h, x, "not-ready");
         return;
     }
     /* Every shard: a job may go to any of them. */

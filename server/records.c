@@ -89,10 +89,7 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
     char job_id[SW_JOBID_LEN + 1];
     if (!atomic_load_explicit(&h->layout_ok, memory_order_acquire)) {
         sw_metrics_add(&h->rejected[REJ_REDIS_DOWN], 1);
-        sw_api_problem(x, 503, "redis-unavailable", "Queue unavailable",
-                       "the queue layout in Redis ([redis] shards) is not confirmed yet: Redis "
-                       "has not answered since this server started; nothing was queued",
-                       "Retry-After: 1\r\n");
+        sw_api_layout_unconfirmed(h, x, "redis-unavailable");
         return;
     }
     if (atomic_load_explicit(&h->evicting, memory_order_relaxed)) {
