@@ -85,9 +85,12 @@ def one(svc, servers, nflushers):
         meter.start()
         t0 = time.monotonic()
         conns = run.CONNECTIONS // servers
+        # Each wrk its own ids: rows landed twice must mean a duplicate.
         loads = [subprocess.Popen(run.wrk_args(port, "/v1/sinks/orders/records", SECONDS,
                                                "post.lua", conns, 2 // servers or 1),
-                                  stdout=subprocess.PIPE, text=True) for port in ports]
+                                  stdout=subprocess.PIPE, text=True,
+                                  env=dict(os.environ, SW_BENCH_ID_BASE=str(i * 10**12)))
+                 for i, port in enumerate(ports)]
         outs = [run.wrk_parse(p.communicate(timeout=SECONDS + 120)[0]) for p in loads]
         loaded = time.monotonic() - t0
         harness.wait_for(lambda: run.drained(svc), 900, "the load to drain", step=0.02)
