@@ -305,18 +305,19 @@ int sw_envelope_first_key_hash(const void *data, size_t len, const unsigned char
         /* Numbers big-endian, so every server routes a key alike. */
         unsigned char num[8];
         uint64_t bits = 0, part = 0;
-        if (v.kind == SW_V_FLOAT) {
-            double f = v.f == 0 ? 0 : v.f;   /* -0.0 is 0.0 */
-            memcpy(&bits, &f, sizeof bits);
-        } else {
-            bits = (uint64_t)v.i;
-        }
-        for (int b = 0; b < 8; b++)
-            num[b] = (unsigned char)(bits >> (56 - 8 * b));
-        if (v.kind == SW_V_STR)
+        if (v.kind == SW_V_STR) {
             part = sw_hash64(v.s, v.n);
-        else if (v.kind != SW_V_NULL)
+        } else if (v.kind != SW_V_NULL) {
+            if (v.kind == SW_V_FLOAT) {
+                double f = v.f == 0 ? 0 : v.f;   /* -0.0 is 0.0 */
+                memcpy(&bits, &f, sizeof bits);
+            } else {
+                bits = (uint64_t)v.i;
+            }
+            for (int b = 0; b < 8; b++)
+                num[b] = (unsigned char)(bits >> (56 - 8 * b));
             part = sw_hash64(num, sizeof num);
+        }
         h = (h ^ part ^ (uint64_t)v.kind) * 1099511628211ULL;
         keyed = 1;
     }

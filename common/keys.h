@@ -27,7 +27,7 @@
  *   <p>:processing:<fid>   the envelopes flusher <fid> holds, newest at the
  *                          head; its batch is the tail end
  *   <p>:inflight:<fid>     records in that list (always their sum)
- *   <p>:heartbeat:<fid>    "host pid nonce" of the live flusher <fid>, with a TTL
+ *   <p>:heartbeat:<fid>    "host pid" of the live flusher <fid>, with a TTL
  *   <p>:flushers           set of flusher ids (the registry)
  *   <p>:deliveries         hash: job id -> times its batch was taken up
  *                          again after its flusher stopped or vanished

@@ -27,7 +27,7 @@ sw_shards *sw_shards_new(const sw_redis_opts *o, int shards)
     for (int k = 0; k < s->n; k++) {
         char prefix[64];
         sw_redis_opts so = sw_shards_opts(o, shards, k, prefix);
-        if ((s->q[k] = sw_redis_new(&so)) == NULL) {
+        if ((shards > 0 && so.prefix != prefix) || (s->q[k] = sw_redis_new(&so)) == NULL) {
             sw_shards_free(s);
             return NULL;
         }
@@ -298,11 +298,10 @@ enum sw_layout sw_shards_check_layout(sw_redis *r, int shards, char *held, size_
     }
     void *rep = sw_redis_callf(r, "layout", SW_REPLY_ANY, 0, "SET %s %s NX", r->keys.layout,
                                want);
-    /* At maxmemory the count cannot be written; no count means the one
-     * queue, so one queue may go on (its flushers must drain to free
-     * memory). Shards wait until it can be written. */
+    /* At maxmemory the count cannot be written (shards.h). Shards wait
+     * until it can be. */
     if (rep == NULL)
-        return shards == 0 && r->err == SW_REDIS_EOOM ? SW_LAYOUT_OK : SW_LAYOUT_ERROR;
+        return shards == 0 && r->err == SW_REDIS_EOOM ? SW_LAYOUT_UNRECORDED : SW_LAYOUT_ERROR;
     sw_redis_reply_free(rep);
     if (read_layout(r, held, heldlen) != 0)
         return SW_LAYOUT_ERROR;

@@ -59,7 +59,11 @@ int sw_shards_stats(sw_shards *s, sw_queue_stats *sum, sw_queue_stats *per, sw_r
 __attribute__((warn_unused_result))
 int sw_shards_overview(sw_shards *s, int failed_limit, sw_buf *out, sw_redis **failed);
 
-enum sw_layout { SW_LAYOUT_OK = 0, SW_LAYOUT_ERROR = -1, SW_LAYOUT_MISMATCH = 1 };
+/* UNRECORDED: no count is held and Redis, at maxmemory, refused to record
+ * one; one queue goes on (no count means one queue, and its flushers
+ * must drain to free memory) and checks again until it is recorded. */
+enum sw_layout { SW_LAYOUT_OK = 0, SW_LAYOUT_ERROR = -1, SW_LAYOUT_MISMATCH = 1,
+                 SW_LAYOUT_UNRECORDED = 2 };
 
 /* The layout guard: compare `shards` with <p>:layout on `r` (a
  * connection with the configured prefix), recording it when no count is

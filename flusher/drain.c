@@ -231,7 +231,7 @@ static int reload(drain *d, int take_up)
     return 0;
 }
 
-/* Is the flusher named by a heartbeat value "host pid nonce" this host's process
+/* Is the flusher named by a heartbeat value "host pid" this host's process
  * that no longer exists? Then its heartbeat is stale and need not expire. */
 static int dead_here(const char *value)
 {

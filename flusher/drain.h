@@ -21,7 +21,7 @@
 
 typedef struct sw_drain_opts {
     const sw_config *cfg;
-    const char *heartbeat;          /* this flusher's "host pid nonce" */
+    const char *heartbeat;          /* this flusher's "host pid" */
     volatile sig_atomic_t *stop;    /* the process stops */
     int shard;                      /* the queue shard drained; -1: the one
                                        queue of [redis] shards = 0 */

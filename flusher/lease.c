@@ -15,6 +15,10 @@
 #include "stats.h"
 
 #define TICK_MS 1000
+/* How long the holder renews a starting drain's lease (its PostgreSQL
+ * connection, the sinks' check, its id) before the drain's own heartbeat
+ * thread takes over: past it, a drain stuck starting lets its shard go. */
+#define STARTUP_MS 60000
 
 /* A shard this flusher drains. States: idle (running 0); running (a
  * thread in sw_drain_run); releasing (running, release set); ended
@@ -22,9 +26,11 @@
 typedef struct held {
     int running;
     pthread_t thread;
+    int64_t started_ms;     /* monotonic */
     atomic_int release;     /* let go: asked by us, or the lease is lost */
     atomic_int ended;       /* the thread returned */
-    atomic_int stalled;     /* its loop looks stalled (liveness.h) */
+    atomic_int stalled;     /* -1 starting (no heartbeat thread yet), then
+                               0 moving / 1 stalled (liveness.h) */
     int status;
     sw_drain_opts o;
 } held;
@@ -56,7 +62,8 @@ static int start(manager *m, int k, const char *heartbeat)
     held *h = &m->h[k];
     atomic_store(&h->release, 0);
     atomic_store(&h->ended, 0);
-    atomic_store(&h->stalled, 0);
+    atomic_store(&h->stalled, -1);
+    h->started_ms = sw_clock_mono_ms();
     h->o = (sw_drain_opts){m->cfg, heartbeat, m->stop, k, &h->release, &h->stalled};
     if (pthread_create(&h->thread, NULL, drain_thread, h) != 0) {
         sw_log_error("cannot start a drain thread", "shard=%d", k);
@@ -98,7 +105,7 @@ static int tick(manager *m, const char *heartbeat)
             reap(m, k);
         if (m->h[k].running) {
             running += !atomic_load(&m->h[k].release);
-            stalled |= atomic_load(&m->h[k].stalled);
+            stalled |= atomic_load(&m->h[k].stalled) > 0;
         }
     }
     /* systemd's watchdog fires when any drain of ours is stalled. */
@@ -106,12 +113,13 @@ static int tick(manager *m, const char *heartbeat)
         sw_notify_watchdog();
     if (m->failed)
         return running;
-    /* Renew the leases of drains that move (a drain's own heartbeat
-     * thread renews too, once it runs, and stops when the drain stalls;
-     * this covers its start: PostgreSQL, the sinks, its id). */
+    /* Renew the leases of drains still starting, for STARTUP_MS at most:
+     * once a drain's heartbeat thread runs, it renews its lease, and stops
+     * when the drain stalls. */
     for (int k = 0; k < n; k++) {
         held *h = &m->h[k];
-        if (!h->running || atomic_load(&h->release) || atomic_load(&h->stalled))
+        if (!h->running || atomic_load(&h->release) || atomic_load(&h->stalled) >= 0 ||
+            sw_clock_mono_ms() - h->started_ms > STARTUP_MS)
             continue;
         int mine = sw_proc_lease(m->q->q[k], cfg->flusher_id,
                                  (int64_t)cfg->heartbeat_ttl_s * 1000, 1);

@@ -16,7 +16,7 @@
 typedef struct sw_liveness sw_liveness;
 
 /* Start the thread for flusher `fid`, whose heartbeat value is `value`
- * ("host pid nonce"), on the queue `ro` names. With `lease` (a queue shard's
+ * ("host pid"), on the queue `ro` names. With `lease` (a queue shard's
  * drain), it renews the shard's lease along with the heartbeat, and sets
  * *lease when the lease is another flusher's; systemd's watchdog is then
  * the lease holder's (lease.h). `stalled` (or NULL) mirrors whether the

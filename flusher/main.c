@@ -73,11 +73,7 @@ int main(int argc, char **argv)
     if (gethostname(host, sizeof host) != 0)
         strcpy(host, "unknown");
     host[sizeof host - 1] = '\0';
-    /* "host pid nonce": the nonce tells this process from another with
-     * the same host name and pid (containers), whose id it must not take
-     * for its own (drain.c claim_id). */
-    snprintf(heartbeat, sizeof heartbeat, "%s %ld %08x", host, (long)getpid(),
-             (unsigned)rand());
+    snprintf(heartbeat, sizeof heartbeat, "%s %ld", host, (long)getpid());
 
     int status = 1;
     sw_drain_opts o = {&cfg, heartbeat, &stop, -1, NULL, NULL};

@@ -406,6 +406,8 @@ sw_http *sw_http_start(const sw_config *cfg)
     if (h == NULL)
         return NULL;
     h->cfg = cfg;
+    /* One queue needs no gate (http.h); shards wait for the guard. */
+    atomic_init(&h->layout_ok, cfg->shards == 0);
     pthread_mutex_init(&h->persist_lock, NULL);
     atomic_init(&h->evicting, 0);
     h->latency.bounds = latency_bounds;

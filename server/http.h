@@ -25,8 +25,10 @@ void sw_http_set_memory(sw_http *h, const sw_redis_memory *m, double status_byte
 
 /* The layout guard (shards.h) passed, or not yet and why: with shards,
  * until it passes writes answer 503 and /readyz says not ready, so no job
- * goes to a layout nobody drains. (One queue shares its connection with
- * the guard: what stops one stops the other.) */
+ * goes to a layout nobody drains. One queue is not gated: its guard runs
+ * at start and each second until Redis has answered it, and a mismatch
+ * stops the server (the jobs written meanwhile wait in the one queue for
+ * a flusher of that layout). */
 void sw_http_set_layout(sw_http *h, int ok, const char *why);
 
 /* Read [server] tokens_file again and use it for the requests that start

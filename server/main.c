@@ -54,8 +54,10 @@ static int durability_rank(const sw_redis_persistence *p)
  * counts). 0, or -1 with the error in `probe`. */
 static int read_persistence(sw_redis *probe, sw_shards *q, sw_redis_persistence *out)
 {
-    if (!q->sharded)
-        return sw_redis_read_persistence(probe, out);
+    /* The configured prefix's node too: it keeps the layout. */
+    int rc = sw_redis_read_persistence(probe, out);
+    if (rc != 0 || !q->sharded)
+        return rc;
     for (int k = 0; k < q->n; k++) {
         sw_redis_persistence p;
         if (sw_redis_read_persistence(q->q[k], &p) != 0) {
@@ -63,7 +65,7 @@ static int read_persistence(sw_redis *probe, sw_shards *q, sw_redis_persistence 
             snprintf(probe->errstr, sizeof probe->errstr, "%s", q->q[k]->errstr);
             return -1;
         }
-        if (k == 0 || durability_rank(&p) < durability_rank(out))
+        if (durability_rank(&p) < durability_rank(out))
             *out = p;
     }
     return 0;
@@ -166,7 +168,7 @@ int main(int argc, char **argv)
     int layout = probe && queues ? check_layout(probe, cfg.shards) : SW_LAYOUT_ERROR;
     sw_http *h = probe && queues && layout != SW_LAYOUT_MISMATCH ? sw_http_start(&cfg) : NULL;
     if (h)
-        sw_http_set_layout(h, layout == SW_LAYOUT_OK, probe->errstr);
+        sw_http_set_layout(h, layout != SW_LAYOUT_ERROR, probe->errstr);
     if (h == NULL) {
         sw_shards_free(queues);
         sw_redis_free(probe);
@@ -230,7 +232,7 @@ int main(int argc, char **argv)
                     exit_code = 2;
                     break;
                 }
-                sw_http_set_layout(h, layout == SW_LAYOUT_OK, probe->errstr);
+                sw_http_set_layout(h, layout != SW_LAYOUT_ERROR, probe->errstr);
             }
             sw_queue_stats st;
             sw_redis *failed;
@@ -239,12 +241,14 @@ int main(int argc, char **argv)
                 snprintf(status, sizeof status, "listening on %s; queue %lld records, "
                          "%lld in flight, %lld dead", cfg.listen, st.queued_records,
                          st.inflight_records, st.dead_jobs);
-                /* Ready means serving: listening and Redis answering. */
-                if (!ready)
+                /* Ready means serving: listening, Redis answering, and the
+                 * layout read (with shards, writes wait for it). */
+                if (!ready && layout != SW_LAYOUT_ERROR) {
                     sw_notify_ready(status);
-                else
+                    ready = 1;
+                } else {
                     sw_notify_status(status);
-                ready = 1;
+                }
             } else {
                 snprintf(status, sizeof status, "listening on %s; Redis unreachable: %s",
                          cfg.listen, failed->errstr);

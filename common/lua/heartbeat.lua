@@ -1,7 +1,7 @@
 #!lua flags=allow-oom
 -- heartbeat: say this flusher lives, and list it in the registry.
 -- KEYS: heartbeat, registry
--- ARGV: value ("host pid nonce"), ttl_s, only_new ('1': only if none is set), id
+-- ARGV: value ("host pid"), ttl_s, only_new ('1': only if none is set), id
 -- Returns 1 set, 0 not set (one was there and only_new).
 local heartbeat, registry = KEYS[1], KEYS[2]
 local value, ttl, only_new, id = ARGV[1], ARGV[2], ARGV[3] == '1', ARGV[4]
