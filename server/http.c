@@ -178,6 +178,11 @@ static int route(void *user, sw_http_exchange *x)
     x->route = R_OTHER;
     if ((admin || !h->has_admin) && (rc = admin_route(x, uri, get, admin_pool)) != -2)
         return rc;
+    /* Load balancers probe the port they send to: with an admin listener
+     * the probes answer on the API port too, without a token, on its own
+     * pool (they say what that port can do). */
+    if (!admin && (strcmp(uri, "/healthz") == 0 || strcmp(uri, "/readyz") == 0))
+        return admin_route(x, uri, get, POOL_API);
     /* The admin listener also answers what the dashboard reads, with no
      * token, and nothing else. */
     if (admin) {
