@@ -7,6 +7,7 @@
 
 #include "hash.h"
 #include "jobid.h"
+#include "log.h"
 
 sw_redis_opts sw_shards_opts(const sw_redis_opts *o, int shards, int k, char prefix[64])
 {
@@ -15,6 +16,11 @@ sw_redis_opts sw_shards_opts(const sw_redis_opts *o, int shards, int k, char pre
     if (shards > 0 && sw_keys_shard_prefix(o->prefix, k, prefix) > 0)
         so.prefix = prefix;
     return so;
+}
+
+long sw_shards_share(long total, int shards)
+{
+    return shards > 1 ? (total + shards - 1) / shards : total;
 }
 
 sw_shards *sw_shards_new(const sw_redis_opts *o, int shards)
@@ -111,9 +117,14 @@ static int newer_first(const void *a, const void *b)
     return strcmp(y ? y : "", x ? x : "");
 }
 
-static const char *const summed[] = {"depth", "in_flight", "accepted_records_total",
-                                     "committed_records_total", "dead_dropped_total",
-                                     "queued_jobs", "dead_jobs"};
+/* The overview's figures summed over the shards; the gauges are also
+ * given per shard (the counters only as totals). */
+static const struct {
+    const char *name;
+    int gauge;
+} summed[] = {{"depth", 1}, {"in_flight", 1}, {"accepted_records_total", 0},
+              {"committed_records_total", 0}, {"dead_dropped_total", 0}, {"queued_jobs", 1},
+              {"dead_jobs", 1}};
 #define NSUMMED (sizeof summed / sizeof summed[0])
 
 /* Merge shard k's overview `o` into `all`. 0, or -1 (bad shape or memory). */
@@ -124,11 +135,11 @@ static int merge(json_t *all, json_t *o, int k)
         json_object_set_new(shard, "shard", json_integer(k)) != 0)
         goto fail;
     for (size_t i = 0; i < NSUMMED; i++) {
-        json_t *v = json_object_get(o, summed[i]);
+        json_t *v = json_object_get(o, summed[i].name);
         json_int_t n = json_is_integer(v) ? json_integer_value(v) : 0;
-        json_t *t = json_object_get(all, summed[i]);
-        if (json_object_set_new(all, summed[i], json_integer(json_integer_value(t) + n)) != 0 ||
-            (i != 2 && i != 3 && i != 4 && json_object_set(shard, summed[i], v ? v : json_null())))
+        json_int_t t = json_integer_value(json_object_get(all, summed[i].name));
+        if (json_object_set_new(all, summed[i].name, json_integer(t + n)) != 0 ||
+            (summed[i].gauge && json_object_set_new(shard, summed[i].name, json_integer(n))))
             goto fail;
     }
     json_int_t now = json_integer_value(json_object_get(o, "now_ms"));
@@ -174,7 +185,7 @@ int sw_shards_overview(sw_shards *s, int failed_limit, sw_buf *out, sw_redis **f
     if (all == NULL)
         goto oom;
     for (size_t i = 0; i < NSUMMED; i++)
-        json_object_set_new(all, summed[i], json_integer(0));
+        json_object_set_new(all, summed[i].name, json_integer(0));
     json_object_set_new(all, "now_ms", json_integer(0));
     json_object_set_new(all, "oldest_enqueued_ms", json_integer(0));
     json_object_set_new(all, "flushers", json_array());
@@ -275,36 +286,55 @@ static int one_queue_in_use(sw_redis *r)
     return n < 0 ? -1 : 0;
 }
 
-enum sw_layout sw_shards_check_layout(sw_redis *r, int shards, char *held, size_t heldlen)
+/* The guard's answer, with `held`, logged when it is MISMATCH. */
+static enum sw_layout compare(sw_redis *r, int shards, const char *held)
 {
     char want[16];
     snprintf(want, sizeof want, "%d", shards);
+    /* "": deleted after our write; nothing holds another count. */
+    if (held[0] == '\0' || strcmp(held, want) == 0)
+        return SW_LAYOUT_OK;
+    sw_log_error("redis holds another queue layout", "key=%s held=\"%s\" shards=%d "
+                 "action=\"refusing to run: set [redis] shards = %s like the other daemons, "
+                 "or drain every queue, requeue or drop its dead letters, stop every daemon "
+                 "and DEL %s\"", r->keys.layout, held, shards, held, r->keys.layout);
+    return SW_LAYOUT_MISMATCH;
+}
+
+enum sw_layout sw_shards_check_layout(sw_redis *r, int shards)
+{
+    char held[32];
     /* Read first: a Redis at maxmemory refuses SET even when the key is
      * there, and a flusher must start then, to drain. */
-    if (read_layout(r, held, heldlen) != 0)
+    if (read_layout(r, held, sizeof held) != 0)
         return SW_LAYOUT_ERROR;
     if (held[0] != '\0')
-        return strcmp(held, want) == 0 ? SW_LAYOUT_OK : SW_LAYOUT_MISMATCH;
+        return compare(r, shards, held);
     if (shards > 0) {
         /* No count yet, but the one queue in use (release 0.1 and the
          * releases before shards wrote none): that is layout 0. */
         int used = one_queue_in_use(r);
         if (used < 0)
             return SW_LAYOUT_ERROR;
-        if (used) {
-            snprintf(held, heldlen, "0");
-            return SW_LAYOUT_MISMATCH;
-        }
+        if (used)
+            return compare(r, shards, "0");
     }
+    char want[16];
+    snprintf(want, sizeof want, "%d", shards);
     void *rep = sw_redis_callf(r, "layout", SW_REPLY_ANY, 0, "SET %s %s NX", r->keys.layout,
                                want);
     /* At maxmemory the count cannot be written (shards.h). Shards wait
      * until it can be. */
     if (rep == NULL)
         return shards == 0 && r->err == SW_REDIS_EOOM ? SW_LAYOUT_UNRECORDED : SW_LAYOUT_ERROR;
+    /* SET NX answers OK, or nil when the key was there. */
+    int type = sw_redis_reply_type(rep);
     sw_redis_reply_free(rep);
-    if (read_layout(r, held, heldlen) != 0)
+    if (type != SW_REPLY_STATUS && type != SW_REPLY_NIL) {
+        sw_redis_fail_proto(r, "layout", "SET NX answered neither OK nor nil");
         return SW_LAYOUT_ERROR;
-    /* Deleted between the two calls: nothing holds another count. */
-    return held[0] == '\0' || strcmp(held, want) == 0 ? SW_LAYOUT_OK : SW_LAYOUT_MISMATCH;
+    }
+    if (read_layout(r, held, sizeof held) != 0)
+        return SW_LAYOUT_ERROR;
+    return compare(r, shards, held);
 }

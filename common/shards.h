@@ -26,6 +26,11 @@ typedef struct sw_shards {
  * itself. Pure. */
 sw_redis_opts sw_shards_opts(const sw_redis_opts *o, int shards, int k, char prefix[64]);
 
+/* Each shard's share of a bound on all of them (max_queue_records,
+ * dead_max_jobs...): ceil(total / shards); `total` itself without shards.
+ * Pure. */
+long sw_shards_share(long total, int shards);
+
 /* Connections (made lazily) to every queue. NULL when out of memory. */
 sw_shards *sw_shards_new(const sw_redis_opts *o, int shards);
 void sw_shards_free(sw_shards *s);   /* accepts NULL */
@@ -68,9 +73,9 @@ enum sw_layout { SW_LAYOUT_OK = 0, SW_LAYOUT_ERROR = -1, SW_LAYOUT_MISMATCH = 1,
 /* The layout guard: compare `shards` with <p>:layout on `r` (a
  * connection with the configured prefix), recording it when no count is
  * there. Without a count, the one queue in use (jobs queued or held, dead
- * letters: releases before the guard wrote none) counts as layout 0. With
- * MISMATCH, `held` says what Redis holds. ERROR: Redis failed (r->err). */
-__attribute__((warn_unused_result))
-enum sw_layout sw_shards_check_layout(sw_redis *r, int shards, char *held, size_t heldlen);
+ * letters: releases before the guard wrote none) counts as layout 0. A
+ * MISMATCH is logged, with what Redis holds and how to change it. ERROR:
+ * Redis failed (r->err). */
+__attribute__((warn_unused_result)) enum sw_layout sw_shards_check_layout(sw_redis *r, int shards);
 
 #endif

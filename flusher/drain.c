@@ -286,18 +286,6 @@ static int claim_id(drain *d)
     return 1;
 }
 
-/* The layout guard (shards.h) for the one queue, logged. */
-static enum sw_layout check_layout(drain *d)
-{
-    char held[32];
-    enum sw_layout l = sw_shards_check_layout(d->redis, 0, held, sizeof held);
-    if (l == SW_LAYOUT_MISMATCH)
-        sw_log_error("redis holds another queue layout", "key=%s held=\"%s\" shards=0 "
-                     "action=\"refusing to start: set [redis] shards = %s like the other "
-                     "daemons\"", d->redis->keys.layout, held, held);
-    return l;
-}
-
 /* Look for flushers whose heartbeat expired while they held a batch, and
  * take one batch over (we hold none). The ledger keeps this safe even when
  * the other flusher was only stalled and commits later: whichever commits
@@ -615,9 +603,9 @@ static int after_commit(drain *d, int rc)
      * doubt, or a list that is not what we hold, sends us back to the
      * list (the ledger makes a second commit of the same jobs a no-op). */
     /* With shards, each shard's store keeps its share of the bounds. */
-    long parts = d->shard >= 0 ? d->cfg->shards : 1;
-    sw_dead_bounds bounds = {(d->cfg->dead_max_jobs + parts - 1) / parts,
-                             (d->cfg->dead_max_bytes + parts - 1) / parts};
+    int parts = d->shard >= 0 ? d->cfg->shards : 0;
+    sw_dead_bounds bounds = {sw_shards_share(d->cfg->dead_max_jobs, parts),
+                             sw_shards_share(d->cfg->dead_max_bytes, parts)};
     long dropped = 0;
     for (;;) {
         int done = sw_proc_finish(d->redis, d->id, n, d->done, d->cfg->status_ttl_s, &bounds,
@@ -921,7 +909,8 @@ int sw_drain_run(const sw_drain_opts *o)
     d.backoff_ms = 0;
     /* The layout guard (a sharded flusher's holder checks it first). */
     enum sw_layout layout = SW_LAYOUT_OK;
-    while (d.shard < 0 && (layout = check_layout(&d)) == SW_LAYOUT_ERROR && !stopping(&d)) {
+    while (d.shard < 0 && !stopping(&d) &&
+           (layout = sw_shards_check_layout(d.redis, 0)) == SW_LAYOUT_ERROR) {
         redis_failed(&d, "layout");
         sw_clock_sleep_ms(500);
     }

@@ -41,7 +41,8 @@ typedef struct manager {
     sw_redis *base;          /* the configured prefix: layout, members */
     sw_shards *q;            /* each shard's keys: leases */
     held h[SW_SHARDS_MAX];
-    int redis_down;
+    int redis_down;          /* Redis failed in the last tick (logged once) */
+    int failing;             /* ...and in this one so far */
     int failed;              /* a drain could not start: the sinks do not
                                 match their tables, or our id is taken */
 } manager;
@@ -89,14 +90,14 @@ static void reap(manager *m, int k)
 
 static void redis_failed(manager *m, sw_redis *r, const char *what)
 {
-    if (!m->redis_down)
+    if (!m->redis_down && !m->failing)
         sw_log_warn("redis failed", "op=\"%s\" error=\"%s\" action=\"keeping the shards held, "
                     "retrying each second\"", what, r->errstr);
-    m->redis_down = 1;
+    m->failing = 1;
 }
 
 /* One look at the members and leases; returns how many shards run. */
-static int tick(manager *m, const char *heartbeat)
+static int look(manager *m, const char *heartbeat)
 {
     const sw_config *cfg = m->cfg;
     int n = m->q->n, running = 0, stalled = 0;
@@ -137,9 +138,6 @@ static int tick(manager *m, const char *heartbeat)
         redis_failed(m, m->base, "members");
         return running;
     }
-    if (m->redis_down)
-        sw_log_info("redis available again", NULL);
-    m->redis_down = 0;
     long share = (n + (live > 0 ? live : 1) - 1) / (live > 0 ? live : 1);
     if (running > share) {
         /* One at a time, highest first: the others' next tick sees it free. */
@@ -172,6 +170,18 @@ static int tick(manager *m, const char *heartbeat)
     return running;
 }
 
+/* look(), then one log line per change of Redis' state (any of its
+ * calls failing, or none). */
+static int tick(manager *m, const char *heartbeat)
+{
+    m->failing = 0;
+    int running = look(m, heartbeat);
+    if (m->redis_down && !m->failing)
+        sw_log_info("redis available again", NULL);
+    m->redis_down = m->failing;
+    return running;
+}
+
 int sw_lease_run(const sw_config *cfg, const char *heartbeat, volatile sig_atomic_t *stop)
 {
     manager m;
@@ -190,17 +200,10 @@ int sw_lease_run(const sw_config *cfg, const char *heartbeat, volatile sig_atomi
     sw_shards_count(m.q, sw_stats_redis_reconnects(), sw_stats_redis_redirects());
     /* The layout guard, before any shard is touched. */
     for (;;) {
-        char held_layout[32];
-        enum sw_layout l = sw_shards_check_layout(m.base, cfg->shards, held_layout,
-                                                  sizeof held_layout);
+        enum sw_layout l = sw_shards_check_layout(m.base, cfg->shards);
         if (l == SW_LAYOUT_OK)
             break;
         if (l == SW_LAYOUT_MISMATCH) {
-            sw_log_error("redis holds another queue layout", "key=%s held=\"%s\" shards=%d "
-                         "action=\"refusing to start: set [redis] shards = %s like the other "
-                         "daemons, or drain the queue, stop every daemon and DEL %s\"",
-                         m.base->keys.layout, held_layout, cfg->shards, held_layout,
-                         m.base->keys.layout);
             status = 2;
             goto out;
         }
@@ -212,6 +215,7 @@ int sw_lease_run(const sw_config *cfg, const char *heartbeat, volatile sig_atomi
             goto out;
         }
     }
+    m.redis_down = m.failing;   /* the first tick says when it answers again */
     sw_log_info("flusher started", "id=%s shards=%d batch_max_records=%d flush_interval_ms=%d "
                 "version=%s", cfg->flusher_id, cfg->shards, cfg->batch_max_records,
                 cfg->flush_interval_ms, SW_VERSION);

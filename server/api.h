@@ -60,6 +60,9 @@ struct sw_http {
     int nretired;
     sw_pipeline *pipeline[SW_SHARDS_MAX];   /* one Redis lane per queue shard */
     int nlanes;
+    /* Per sink, which columns are its conflict key (SW_SINK_MAX_COLUMNS
+     * flags each): what picks a keyed job's shard. */
+    unsigned char (*key_flags)[SW_SINK_MAX_COLUMNS];
     _Atomic unsigned lane_next;   /* round robin for jobs without a key */
     sw_pipeline_shape *shapes;   /* per sink, recorded in Redis by the lane */
     sw_buf *shape_text;

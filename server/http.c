@@ -421,9 +421,12 @@ sw_http *sw_http_start(const sw_config *cfg)
     h->records_by_sink = calloc((size_t)cfg->nsinks + 1, sizeof *h->records_by_sink);
     h->shapes = calloc((size_t)cfg->nsinks + 1, sizeof *h->shapes);
     h->shape_text = calloc((size_t)cfg->nsinks + 1, sizeof *h->shape_text);
-    if (h->shapes == NULL || h->shape_text == NULL)
+    h->key_flags = calloc((size_t)cfg->nsinks + 1, sizeof *h->key_flags);
+    if (h->shapes == NULL || h->shape_text == NULL || h->key_flags == NULL)
         goto fail;
     for (int k = 0; k < cfg->nsinks; k++) {
+        for (int c = 0; c < cfg->sinks[k].ncolumns && c < SW_SINK_MAX_COLUMNS; c++)
+            h->key_flags[k][c] = (unsigned char)cfg->sinks[k].columns[c].is_key;
         if (sw_shape_describe(&cfg->sinks[k], &h->shape_text[k]) != 0)
             goto fail;
         h->shapes[k] = (sw_pipeline_shape){cfg->sinks[k].shape, h->shape_text[k].data};
@@ -432,7 +435,7 @@ sw_http *sw_http_start(const sw_config *cfg)
     /* The high-water mark is shared out: each shard's lane holds its
      * share, and jobs without a key are spread evenly. */
     h->nlanes = cfg->shards > 0 ? cfg->shards : 1;
-    long share = (cfg->max_queue_records + h->nlanes - 1) / h->nlanes;
+    long share = sw_shards_share(cfg->max_queue_records, cfg->shards);
     for (int k = 0; k < h->nlanes; k++) {
         char prefix[64];
         sw_redis_opts so = sw_shards_opts(&ro, cfg->shards, k, prefix);
@@ -571,6 +574,7 @@ void sw_http_stop(sw_http *h)
         sw_buf_free(&h->shape_text[k]);
     free(h->shape_text);
     free(h->shapes);
+    free(h->key_flags);
     pthread_mutex_destroy(&h->persist_lock);
     free(h);
 }

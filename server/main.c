@@ -25,19 +25,6 @@ static void on_signal(int sig)
         stop = 1;
 }
 
-/* The layout guard (shards.h), logged. */
-static int check_layout(sw_redis *probe, int shards)
-{
-    char held[32];
-    enum sw_layout l = sw_shards_check_layout(probe, shards, held, sizeof held);
-    if (l == SW_LAYOUT_MISMATCH)
-        sw_log_error("redis holds another queue layout", "key=%s held=\"%s\" shards=%d "
-                     "action=\"refusing to serve: set [redis] shards = %s like the other "
-                     "daemons, or drain the queue, stop every daemon and DEL %s\"",
-                     probe->keys.layout, held, shards, held, probe->keys.layout);
-    return l;
-}
-
 /* How well a node keeps a 202: 0 may evict, 1 no AOF, 2 AOF without
  * fsync always, 3 fsync always. */
 static int durability_rank(const sw_redis_persistence *p)
@@ -165,7 +152,7 @@ int main(int argc, char **argv)
         sw_config_free(&cfg);
         return 1;
     }
-    int layout = probe && queues ? check_layout(probe, cfg.shards) : SW_LAYOUT_ERROR;
+    int layout = probe && queues ? sw_shards_check_layout(probe, cfg.shards) : SW_LAYOUT_ERROR;
     sw_http *h = probe && queues && layout != SW_LAYOUT_MISMATCH ? sw_http_start(&cfg) : NULL;
     if (h)
         sw_http_set_layout(h, layout != SW_LAYOUT_ERROR, probe->errstr);
@@ -227,7 +214,7 @@ int main(int argc, char **argv)
         if (sw_clock_mono_ms() >= next_check) {
             next_check = sw_clock_mono_ms() + (layout == SW_LAYOUT_OK ? 5000 : 1000);
             if (layout != SW_LAYOUT_OK) {
-                layout = check_layout(probe, cfg.shards);
+                layout = sw_shards_check_layout(probe, cfg.shards);
                 if (layout == SW_LAYOUT_MISMATCH) {
                     exit_code = 2;
                     break;

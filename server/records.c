@@ -209,11 +209,9 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
 static int pick_shard(sw_http *h, const sw_sink *sink, const char *idem, msgpack_sbuffer *env,
                       char *job_id)
 {
-    unsigned char is_key[SW_SINK_MAX_COLUMNS];
+    const unsigned char *is_key = h->key_flags[sink - h->cfg->sinks];
     uint64_t kh;
     int shard;
-    for (int c = 0; c < sink->ncolumns && c < SW_SINK_MAX_COLUMNS; c++)
-        is_key[c] = (unsigned char)sink->columns[c].is_key;
     if (idem)
         shard = sw_shards_of_key(h->nlanes, sink->name, idem);
     else if (sink->mode != SW_MODE_INSERT &&

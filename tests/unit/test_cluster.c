@@ -79,6 +79,11 @@ static void test_shard_keys(void **state)
     sw_redis_opts o = {.prefix = "spillway"};
     assert_string_equal(sw_shards_opts(&o, 4, 2, p).prefix, "{spillway:2}");
     assert_string_equal(sw_shards_opts(&o, 0, 0, p).prefix, "spillway");
+    /* Bounds are shared out, rounding up; none without shards. */
+    assert_int_equal(sw_shards_share(10, 4), 3);
+    assert_int_equal(sw_shards_share(8, 4), 2);
+    assert_int_equal(sw_shards_share(10, 0), 10);
+    assert_int_equal(sw_shards_share(0, 4), 0);
 }
 
 /* An Idempotency-Key's shard is the same everywhere and spreads. */
