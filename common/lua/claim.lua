@@ -14,38 +14,38 @@ local queue, stats, processing, inflight = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local max_records, max_jobs = tonumber(ARGV[1]), tonumber(ARGV[2])
 local max_bytes, oversize = tonumber(ARGV[3]), ARGV[4] == '1'
 
--- Jobs are popped in growing chunks and each envelope is read once; the
--- part of the last chunk that does not fit goes back to the tail, in its
--- order.
-local moved, records, bytes, step = {}, 0, 0, 16
+-- Jobs are read from the tail in growing chunks, each envelope once, and
+-- then cut off the tail in one LTRIM: nothing is popped and pushed back,
+-- and the queue is not touched after the command that may empty it
+-- (prelude.lua: a cluster slot being migrated).
+local len = redis.call('LLEN', queue)
+local moved, records, bytes, step, seen = {}, 0, 0, 16, 0
 local full = false
-while not full and #moved < max_jobs do
-  local part = redis.call('RPOP', queue, math.min(step, max_jobs - #moved))
-  if not part then break end
-  for i = 1, #part do
+while not full and #moved < max_jobs and seen < len do
+  local want = math.min(step, max_jobs - #moved, len - seen)
+  local part = redis.call('LRANGE', queue, -(seen + want), -(seen + 1))
+  seen = seen + #part
+  for i = #part, 1, -1 do
     local v = part[i]
     local n = env_count(v)
     if records + n > max_records or bytes + #v > max_bytes then
-      local back = i
       if #moved == 0 and oversize then
-        moved[1], records, bytes, back = v, n, #v, i + 1
+        moved[1], records, bytes = v, n, #v
       end
-      local rest = {}
-      for r = #part, back, -1 do rest[#rest + 1] = part[r] end
-      if #rest > 0 then push_all('RPUSH', queue, rest) end
       full = true
       break
     end
     moved[#moved + 1] = v
     records, bytes = records + n, bytes + #v
   end
-  if #part < step then break end
+  if #part < want then break end
   step = math.min(step * 4, 4096)
 end
 if #moved == 0 then
   if full then return 0 end
   return {}
 end
+redis.call('LTRIM', queue, 0, -(#moved + 1))
 push_all('LPUSH', processing, moved)
 if records > 0 then
   redis.call('HINCRBY', stats, 'queued_records', -records)

@@ -92,7 +92,23 @@ for b, fields in pairs(live) do
   end
 end
 -- Deliveries are counted only for jobs taken up again: mostly none.
-if #ids > 0 and redis.call('EXISTS', deliveries) == 1 then push_all('HDEL', deliveries, ids) end
+-- Only those present go, and when that is all of them the hash goes in one
+-- command: a sliced HDEL could empty it and then touch it again.
+if #ids > 0 and redis.call('EXISTS', deliveries) == 1 then
+  local present = {}
+  for i = 1, #ids, 1000 do
+    local last = math.min(i + 999, #ids)
+    local got = redis.call('HMGET', deliveries, unpack(ids, i, last))
+    for j = 1, #got do
+      if got[j] then present[#present + 1] = ids[i + j - 1] end
+    end
+  end
+  if #present > 0 and #present == redis.call('HLEN', deliveries) then
+    redis.call('DEL', deliveries)
+  elseif #present > 0 then
+    push_all('HDEL', deliveries, present)
+  end
+end
 redis.call('LTRIM', processing, 0, -(n + 1))
 if records > 0 then
   if redis.call('DECRBY', inflight, records) <= 0 then redis.call('DEL', inflight) end
@@ -100,15 +116,28 @@ if records > 0 then
 end
 if committed > 0 then redis.call('HINCRBY', stats, 'committed_records', committed) end
 
-local dropped = 0
+-- The store cut back to its bounds, oldest out first: what goes is read
+-- first, then each key gets one command that removes it all, the last on
+-- that key (prelude.lua). At most 1,000 go per call; the next call goes
+-- on.
 local bytes = tonumber(redis.call('HGET', stats, 'dead_bytes') or '0')
-while redis.call('LLEN', dead) > max_dead or (bytes > max_dead_bytes and redis.call('LLEN', dead) > 0) do
-  local id = redis.call('RPOP', dead)
-  local v = redis.call('HGET', deadenv, id)
-  if v then bytes = bytes - #v; redis.call('HINCRBY', stats, 'dead_bytes', -#v) end
-  redis.call('HDEL', deadenv, id)
-  redis.call('HDEL', deadinfo, id)
-  dropped = dropped + 1
+local len = redis.call('LLEN', dead)
+local gone, freed = {}, 0
+if len > max_dead or (bytes > max_dead_bytes and len > 0) then
+  local oldest = redis.call('LRANGE', dead, -math.min(len, 1000), -1)
+  for i = #oldest, 1, -1 do
+    if len - #gone <= max_dead and (bytes - freed <= max_dead_bytes or len == #gone) then
+      break
+    end
+    gone[#gone + 1] = oldest[i]
+    freed = freed + redis.call('HSTRLEN', deadenv, oldest[i])
+  end
 end
-if dropped > 0 then redis.call('HINCRBY', stats, 'dead_dropped', dropped) end
-return {1, dropped}
+if #gone > 0 then
+  redis.call('RPOP', dead, #gone)
+  redis.call('HDEL', deadenv, unpack(gone))
+  redis.call('HDEL', deadinfo, unpack(gone))
+  redis.call('HINCRBY', stats, 'dead_bytes', -freed)
+  redis.call('HINCRBY', stats, 'dead_dropped', #gone)
+end
+return {1, #gone}

@@ -8,11 +8,15 @@ local members = KEYS[1]
 local id, ttl = ARGV[1], tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', members, '-inf', now)
+-- Our own entry is written first, so the sweep of lapsed ones can empty
+-- the set only when we leave, and then it is the last command on it
+-- (prelude.lua).
 if ttl > 0 then
   redis.call('ZADD', members, now + ttl, id)
+  redis.call('ZREMRANGEBYSCORE', members, '-inf', now)
   redis.call('PEXPIRE', members, ttl)
-else
-  redis.call('ZREM', members, id)
+  return redis.call('ZCARD', members)
 end
-return redis.call('ZCARD', members)
+local before = redis.call('ZCARD', members)
+redis.call('ZADD', members, 'XX', 0, id)
+return before - redis.call('ZREMRANGEBYSCORE', members, '-inf', now)

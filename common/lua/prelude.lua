@@ -1,6 +1,14 @@
 -- Shared by every script, after its shebang line and the envelope offsets
 -- (ENV_HEAD, ENV_COUNT, ENV_TIME, ENV_ID, ENV_ID_LEN), which the C side
 -- writes from envelope.h so that both read envelopes at the same bytes.
+--
+-- A rule every script keeps: no command touches a key after an earlier
+-- command of the same script may have emptied (so deleted) it. While a
+-- Redis Cluster slot migrates, the source node refuses, in the middle of
+-- a script, any command on a key of that slot it does not hold, and the
+-- script stops there with its earlier writes made. (A script runs at all
+-- only when every key it declares is present; test_cluster.py runs each
+-- emptying path on a migrating slot.)
 
 -- An envelope's record count: 0 when it is too short to hold one.
 local function env_count(v)

@@ -6,13 +6,13 @@
 -- ARGV: none
 -- Returns the number of jobs given back.
 local queue, stats, processing, inflight = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local n, records = 0, 0
-while true do
+-- Exactly as many moves as the list holds: the last one empties it, and
+-- nothing touches it after (prelude.lua).
+local n, records = redis.call('LLEN', processing), 0
+for _ = 1, n do
   -- Newest first from the head onto the queue's tail: the oldest lands
   -- last, at the very tail, and is taken first again.
-  local v = redis.call('LMOVE', processing, queue, 'LEFT', 'RIGHT')
-  if not v then break end
-  n, records = n + 1, records + env_count(v)
+  records = records + env_count(redis.call('LMOVE', processing, queue, 'LEFT', 'RIGHT'))
 end
 redis.call('DEL', inflight)
 if records > 0 then

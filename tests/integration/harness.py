@@ -371,6 +371,16 @@ class Service:
             pass
         return codes
 
+    def log_tails(self, size=3000):
+        """The last `size` characters of each daemon's log, by file name."""
+        out = {}
+        for name in sorted(os.listdir(self.tmp)):
+            if name.endswith(".log") and name != "redis.log":
+                with open(os.path.join(self.tmp, name), "rb") as f:
+                    f.seek(max(0, os.path.getsize(f.name) - size))
+                    out[name] = f.read().decode(errors="replace")
+        return out
+
     def sanitizer_reports(self):
         """Names of daemon logs holding an ASan/UBSan/LSan report: the suite
         runs the daemons sanitized and allows none, even from a process a
@@ -672,4 +682,10 @@ def wait_drained(svc, timeout=60):
     def drained():
         q = svc.queue()
         return q["depth"] == 0 and q["in_flight"] == 0 and q["queued_jobs"] == 0
-    wait_for(drained, timeout, "the queue to drain", step=0.2)
+    try:
+        wait_for(drained, timeout, "the queue to drain", step=0.2)
+    except AssertionError as e:
+        # What the flushers said last is what explains a stuck queue.
+        tails = "".join("\n--- %s ---\n%s" % (name, text)
+                        for name, text in svc.log_tails().items())
+        raise AssertionError("%s: queue %s%s" % (e, svc.queue(), tails)) from None

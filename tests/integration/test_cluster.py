@@ -121,6 +121,77 @@ class Cluster:
             n.stop()
 
 
+class RespError(Exception):
+    pass
+
+
+def resp(port, *args):
+    """One command over RESP with binary-safe arguments (redis-cli takes
+    text); an error reply raises RespError."""
+    import socket
+    args = [a if isinstance(a, bytes) else str(a).encode() for a in args]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"*%d\r\n" % len(args) +
+                  b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+        f = s.makefile("rb")
+
+        def read():
+            line = f.readline()
+            kind, rest = line[:1], line[1:-2]
+            if kind == b"-":
+                raise RespError(rest.decode())
+            if kind in (b"+",):
+                return rest.decode()
+            if kind == b":":
+                return int(rest)
+            if kind == b"$":
+                n = int(rest)
+                if n < 0:
+                    return None
+                data = f.read(n + 2)
+                return data[:-2]
+            if kind == b"*":
+                n = int(rest)
+                return None if n < 0 else [read() for _ in range(n)]
+            raise RespError("unexpected reply %r" % line)
+        return read()
+
+
+class Scripts:
+    """The daemons' Lua scripts as they send them (test-script-text), and
+    envelopes the scripts can read: `records` records, an id of their own."""
+
+    def __init__(self):
+        self.text = {}
+        head = self.load("claim").decode()
+        m = re.search(r"local ENV_HEAD, ENV_COUNT, ENV_TIME = (\d+), (\d+), (\d+)\n"
+                      r"local ENV_ID, ENV_ID_LEN = (\d+), (\d+)", head)
+        assert m, head[:400]
+        self.head, self.count_at, _, self.id_at, self.id_len = map(int, m.groups())
+
+    def load(self, name):
+        if name not in self.text:
+            self.text[name] = subprocess.run(
+                [os.path.join(harness.BIN, "test-script-text"), name], check=True,
+                capture_output=True, timeout=10).stdout
+        return self.text[name]
+
+    def envelope(self, records, job):
+        """Bytes where env_count reads `records` and env_id reads `job`
+        (ENV_* are 1-based)."""
+        jid = job.encode().ljust(self.id_len, b"x")[:self.id_len]
+        size = max(self.head, self.id_at + self.id_len) + 8
+        v = bytearray(size)
+        v[self.count_at - 1:self.count_at + 3] = records.to_bytes(4, "big")
+        v[self.id_at - 3] = 0xd9
+        v[self.id_at - 2] = self.id_len
+        v[self.id_at - 1:self.id_at - 1 + self.id_len] = jid
+        return bytes(v)
+
+    def run(self, port, name, keys, argv):
+        return resp(port, "EVAL", self.load(name), len(keys), *keys, *argv)
+
+
 def keyslot(node, key):
     return int(node.cli("CLUSTER", "KEYSLOT", key))
 
@@ -269,8 +340,13 @@ class ClusterTest(ClusterCase):
                              "OK")
             self.assertEqual(src.cli("CLUSTER", "SETSLOT", str(self.slot), "MIGRATING", dst_id),
                              "OK")
+            # Held migrating before any key moves: every script then runs
+            # on the source with its keys there, and a command on a key the
+            # script itself emptied is refused mid-script (what the scripts
+            # must never do: prelude.lua).
+            time.sleep(5)
             moved = 0
-            while time.monotonic() < t0 + 40:
+            while time.monotonic() < t0 + 45:
                 keys = src.raw("CLUSTER", "GETKEYSINSLOT", str(self.slot), "20").split()
                 if not keys:
                     break
@@ -323,6 +399,110 @@ class ClusterTest(ClusterCase):
                              capture_output=True, text=True, timeout=20)
         self.assertEqual(out.returncode, 2)
         self.assertIn("prefix \"sw\" has no hash tag", out.stderr)
+
+    def test_5_scripts_whole_on_a_migrating_slot(self):
+        """A slot being migrated, every key still on its source node: there
+        Redis refuses, mid-script, a command on a key of the slot it does
+        not hold, and the script stops half-applied. Each script path that
+        empties a key runs here whole: a claim that empties the queue
+        (reading on past it, and with a job that does not fit), a release
+        of a whole processing list, a finish that trims the dead letters
+        empty and clears every delivery count, and the last flusher
+        leaving. (The tag is this test's own, not the service's.)"""
+        sc = Scripts()
+        tag = "{swm%d}" % os.getpid()
+        slot = keyslot(self.cluster.nodes[0], tag)
+        src, src_id = self.cluster.owner(slot)
+        dst_id = next(nid for nid, (port, flags, _) in self.cluster.table().items()
+                      if "master" in flags and nid != src_id and "fail" not in flags)
+        dst = self.cluster.by_port(self.cluster.table()[dst_id][0])
+        k = {n: "%s:%s" % (tag, n) for n in ("queue", "stats", "proc", "inflight", "dead",
+                                              "deadenv", "deadinfo", "deliveries", "members",
+                                              "bucket", "job")}
+        P = src.port
+
+        def migrating(setup, name, keys, argv):
+            for key in k.values():
+                resp(P, "DEL", key)
+            setup()
+            self.assertEqual(dst.cli("CLUSTER", "SETSLOT", str(slot), "IMPORTING", src_id), "OK")
+            self.assertEqual(src.cli("CLUSTER", "SETSLOT", str(slot), "MIGRATING", dst_id), "OK")
+            try:
+                return sc.run(P, name, [k[n] for n in keys], argv)
+            finally:
+                for node in (src, dst):
+                    self.assertEqual(node.cli("CLUSTER", "SETSLOT", str(slot), "STABLE"), "OK")
+
+        def queue_of(n, records=1, extra=()):
+            def setup():
+                envs = [sc.envelope(records, "q%d" % i) for i in range(n)] + list(extra)
+                resp(P, "LPUSH", k["queue"], *envs)
+                resp(P, "HSET", k["stats"], "queued_records", sum(
+                    int.from_bytes(e[sc.count_at - 1:sc.count_at + 3], "big") for e in envs))
+                resp(P, "LPUSH", k["proc"], sc.envelope(1, "held"))
+                resp(P, "SET", k["inflight"], 1)
+            return setup
+
+        claim_keys = ["queue", "stats", "proc", "inflight"]
+        # Exactly one chunk (16): the claim reads on past the queue's end.
+        got = migrating(queue_of(16), "claim", claim_keys, [300, 10000, 1 << 30, 0])
+        self.assertEqual(len(got), 16)
+        self.assertEqual(resp(P, "EXISTS", k["queue"]), 0)
+        self.assertEqual(resp(P, "LLEN", k["proc"]), 17)
+        self.assertEqual(resp(P, "HGET", k["stats"], "queued_records"), b"0")
+        # The last job does not fit: it stays, nothing is pushed back.
+        got = migrating(queue_of(3, records=100), "claim", claim_keys, [250, 10000, 1 << 30, 0])
+        self.assertEqual(len(got), 2)
+        self.assertEqual(resp(P, "LLEN", k["queue"]), 1)
+        self.assertEqual(resp(P, "HGET", k["stats"], "queued_records"), b"100")
+
+        # A release moves the whole processing list back: the last move
+        # empties it.
+        def held():
+            resp(P, "LPUSH", k["queue"], sc.envelope(1, "waiting"))
+            resp(P, "LPUSH", k["proc"], *[sc.envelope(2, "h%d" % i) for i in range(5)])
+            resp(P, "SET", k["inflight"], 10)
+            resp(P, "HSET", k["stats"], "inflight_records", 10, "queued_records", 1)
+        self.assertEqual(migrating(held, "release", claim_keys, []), 5)
+        self.assertEqual(resp(P, "EXISTS", k["proc"]), 0)
+        self.assertEqual(resp(P, "LLEN", k["queue"]), 6)
+        self.assertEqual(resp(P, "HMGET", k["stats"], "inflight_records", "queued_records"),
+                         [b"0", b"11"])
+
+        # A finish of the whole list that also trims the dead letters to
+        # none (dead_max_jobs 0) and clears the only delivery count.
+        env = sc.envelope(1, "f1")
+        jid = env[sc.id_at - 1:sc.id_at - 1 + sc.id_len]
+
+        def finishing():
+            resp(P, "LPUSH", k["proc"], env)
+            resp(P, "SET", k["inflight"], 1)
+            resp(P, "HSET", k["deliveries"], jid, 2)
+            resp(P, "LPUSH", k["dead"], "d1", "d2")
+            resp(P, "HSET", k["deadenv"], "d1", "xx", "d2", "yyy")
+            resp(P, "HSET", k["deadinfo"], "d1", "{}", "d2", "{}")
+            resp(P, "HSET", k["stats"], "inflight_records", 1, "dead_bytes", 5)
+            resp(P, "HSET", k["bucket"], "other", "c")
+            resp(P, "SET", k["job"], "{}")
+        got = migrating(finishing, "finish",
+                        ["stats", "dead", "deadenv", "deadinfo", "deliveries", "proc",
+                         "inflight", "bucket", "job"],
+                        ["2026-01-01T00:00:00Z", 60, 0, 1 << 30, jid, len(env), "", "f",
+                         "c1", "", "", 1])
+        self.assertEqual(got, [1, 2])
+        for gone in ("proc", "inflight", "deliveries", "dead", "deadenv", "deadinfo"):
+            self.assertEqual(resp(P, "EXISTS", k[gone]), 0, gone)
+        self.assertEqual(resp(P, "HMGET", k["stats"], "inflight_records", "dead_bytes",
+                              "dead_dropped", "committed_records"), [b"0", b"0", b"2", b"1"])
+
+        # The last member leaves, with a lapsed one swept in the same call.
+        def members():
+            resp(P, "ZADD", k["members"], 1, "lapsed", 99999999999999, "me")
+        self.assertEqual(migrating(members, "members", ["members"], ["me", 0]), 0)
+        self.assertEqual(resp(P, "EXISTS", k["members"]), 0)
+        for key in k.values():
+            resp(P, "DEL", key)
+
 
 
 def shard_metric(text, name):
