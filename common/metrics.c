@@ -28,7 +28,7 @@ int sw_metrics_sample(sw_buf *out, const char *name, const char *labels, double 
     if (value == floor(value) && fabs(value) < 1e15)
         snprintf(num, sizeof num, "%.0f", value);
     else
-        snprintf(num, sizeof num, "%.9g", value);
+        snprintf(num, sizeof num, "%.15g", value);
     if (labels[0] != '\0')
         return sw_buf_printf(out, "%s{%s} %s\n", name, labels, num);
     return sw_buf_printf(out, "%s %s\n", name, num);

@@ -10,7 +10,7 @@
  * exposition format. Updates are relaxed atomics: the hot path takes no
  * lock, and a scrape reads a value that may be a few updates old. */
 
-#define SW_HIST_MAX_BUCKETS 16
+#define SW_HIST_MAX_BUCKETS 24
 
 typedef struct sw_histogram {
     const double *bounds;   /* upper bounds, ascending, in base units */

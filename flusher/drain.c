@@ -360,6 +360,8 @@ static void pg_failed(drain *d)
             sw_log_error("postgres unavailable", "sqlstate=%s error=\"%s\" action=\"retrying "
                          "the same batch with backoff\"", d->pg->sqlstate[0] ? d->pg->sqlstate : "-",
                          d->pg->errstr);
+        if (!d->pg_down)
+            sw_stats_pg_down(1);
         d->pg_down = 1;
         d->pg_ready = 0;
         sw_pg_disconnect(d->pg);
@@ -565,8 +567,10 @@ static int after_commit(drain *d, int rc)
         return FLUSH_RETRY;
     }
     d->retrying = 0;
-    if (d->pg_down)
+    if (d->pg_down) {
         sw_log_info("postgres available again", NULL);
+        sw_stats_pg_down(-1);
+    }
     d->pg_down = 0;
     d->refused = 0;
     d->backoff_ms = 0;
@@ -903,8 +907,10 @@ int sw_drain_run(const sw_drain_opts *o)
                          "spillwayctl check-config shows the same\"");
         goto out;
     }
-    if (d.pg_down)
+    if (d.pg_down) {
         sw_log_info("postgres available again", NULL);
+        sw_stats_pg_down(-1);
+    }
     d.pg_down = 0;
     d.backoff_ms = 0;
     /* The layout guard (a sharded flusher's holder checks it first). */
@@ -957,6 +963,8 @@ int sw_drain_run(const sw_drain_opts *o)
 clean:
     status = 0;
 out:
+    if (d.pg_down)
+        sw_stats_pg_down(-1);   /* this drain's view goes with it */
     sw_committer_stop(d.committer);
     sw_liveness_stop(d.live, status == 0 && d.slots[0].batch && d.slots[1].batch &&
                                  held_jobs(&d) == 0);

@@ -11,6 +11,7 @@
 #include "httpd.h"
 #include "log.h"
 #include "metrics.h"
+#include "process.h"
 #include "queue.h"
 #include "redis.h"
 #include "shards.h"
@@ -18,8 +19,11 @@
 #define MAX_CLASSES 32
 
 static const double batch_bounds[] = {1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 50000};
-static const double flush_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-static const double e2e_bounds[] = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
+/* Seconds, 1 ms to 1 h: a p99 under the lowest bucket, or a stall past the
+ * highest, would read as the bucket's bound. */
+static const double time_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                     1, 2.5, 5, 10, 30, 60, 300, 900, 3600};
+#define NTIME_BOUNDS (int)(sizeof time_bounds / sizeof time_bounds[0])
 
 static struct {
     const sw_config *cfg;
@@ -27,7 +31,9 @@ static struct {
     _Atomic uint64_t *jobs, *records, *failed;     /* per sink */
     _Atomic uint64_t batches, pg_reconnects, redis_reconnects, isolations, dead_dropped;
     _Atomic uint64_t redis_redirects[3];
-    sw_histogram batch_records, flush_seconds, e2e_seconds;
+    sw_histogram batch_records, flush_seconds;
+    sw_histogram *e2e_seconds;                     /* per sink */
+    atomic_int pg_down;                            /* drains that cannot reach it */
     pthread_mutex_t lock;                          /* the class tables */
     pthread_mutex_t redis_lock;                    /* the listener's connection */
     char classes[MAX_CLASSES][3];
@@ -66,6 +72,11 @@ void sw_stats_failure(const char *sqlstate)
 void sw_stats_pg_reconnect(void)
 {
     sw_metrics_add(&st.pg_reconnects, 1);
+}
+
+void sw_stats_pg_down(int delta)
+{
+    atomic_fetch_add(&st.pg_down, delta);
 }
 
 void sw_stats_shards_held(int n)
@@ -115,7 +126,8 @@ void sw_stats_batch(const sw_batch *b, int n, double seconds, int64_t now_us)
             continue;   /* the ledger had it: committed before, counted then */
         sw_metrics_add(&st.jobs[j->sink_idx], 1);
         sw_metrics_add(&st.records[j->sink_idx], j->env.nrecords);
-        sw_histogram_observe(&st.e2e_seconds, (double)(now_us - j->env.enqueued_us) / 1e6);
+        sw_histogram_observe(&st.e2e_seconds[j->sink_idx],
+                             (double)(now_us - j->env.enqueued_us) / 1e6);
     }
 }
 
@@ -127,6 +139,7 @@ static int render(sw_buf *o)
     rc |= sw_metrics_header(o, "spillway_build_info", "gauge", "Version of this flusher.");
     snprintf(labels, sizeof labels, "program=\"spillway-flusher\",version=\"%s\"", SW_VERSION);
     rc |= sw_metrics_sample(o, "spillway_build_info", labels, 1);
+    rc |= sw_process_metrics(o);
     struct {
         const char *name, *help;
         _Atomic uint64_t *per_sink;
@@ -161,8 +174,12 @@ static int render(sw_buf *o)
                             "Time to commit a batch and close it in Redis.");
     rc |= sw_metrics_histogram(o, "spillway_flush_duration_seconds", "", &st.flush_seconds);
     rc |= sw_metrics_header(o, "spillway_end_to_end_latency_seconds", "histogram",
-                            "Time from a job's 202 to its commit.");
-    rc |= sw_metrics_histogram(o, "spillway_end_to_end_latency_seconds", "", &st.e2e_seconds);
+                            "Time from a job's 202 to its commit, by sink.");
+    for (int k = 0; k < cfg->nsinks; k++) {
+        snprintf(labels, sizeof labels, "sink=\"%s\"", cfg->sinks[k].name);
+        rc |= sw_metrics_histogram(o, "spillway_end_to_end_latency_seconds", labels,
+                                   &st.e2e_seconds[k]);
+    }
     pthread_mutex_lock(&st.lock);
     rc |= sw_metrics_header(o, "spillway_flush_retries_total", "counter",
                             "Batch attempts that failed transiently and were retried, by SQLSTATE "
@@ -179,7 +196,9 @@ static int render(sw_buf *o)
     }
     pthread_mutex_unlock(&st.lock);
     /* A slow Redis delays only the scrape, never the flush loop, which
-     * shares st.lock but not this one. */
+     * shares st.lock but not this one. The queue's gauges come from the
+     * servers alone: every flusher exporting them too made sum() count
+     * each job once per process. */
     sw_queue_stats q, per[SW_SHARDS_MAX];
     sw_redis *failed;
     pthread_mutex_lock(&st.redis_lock);
@@ -197,16 +216,11 @@ static int render(sw_buf *o)
     rc |= sw_metrics_header(o, "spillway_redis_up", "gauge",
                             "1 when the last Redis command from this scrape succeeded.");
     rc |= sw_metrics_sample(o, "spillway_redis_up", "", up);
-    if (up) {
-        rc |= sw_metrics_header(o, "spillway_queue_depth_records", "gauge", "Records waiting in the queue.");
-        rc |= sw_metrics_sample(o, "spillway_queue_depth_records", "", (double)q.queued_records);
-        rc |= sw_metrics_header(o, "spillway_queue_in_flight_records", "gauge", "Records held by flushers.");
-        rc |= sw_metrics_sample(o, "spillway_queue_in_flight_records", "", (double)q.inflight_records);
-        rc |= sw_metrics_header(o, "spillway_dead_letter_jobs", "gauge", "Failed jobs kept in the dead-letter list.");
-        rc |= sw_metrics_sample(o, "spillway_dead_letter_jobs", "", (double)q.dead_jobs);
-        if (st.q->sharded)
-            rc |= sw_metrics_shards(o, per, st.q->n);
-    }
+    rc |= sw_metrics_header(o, "spillway_postgres_up", "gauge",
+                            "0 while this flusher's last attempt to reach PostgreSQL failed "
+                            "(connection refused or lost, not a statement refused for its "
+                            "data).");
+    rc |= sw_metrics_sample(o, "spillway_postgres_up", "", atomic_load(&st.pg_down) == 0);
     if (st.q->sharded) {
         rc |= sw_metrics_header(o, "spillway_flusher_shards_held", "gauge",
                                 "Queue shards this flusher holds the lease of and drains.");
@@ -283,11 +297,14 @@ int sw_stats_start(const sw_config *cfg)
     st.records = calloc(n, sizeof *st.records);
     st.failed = calloc(n, sizeof *st.failed);
     st.batch_records = (sw_histogram){.bounds = batch_bounds, .nbounds = 10};
-    st.flush_seconds = (sw_histogram){.bounds = flush_bounds, .nbounds = 11};
-    st.e2e_seconds = (sw_histogram){.bounds = e2e_bounds, .nbounds = 12};
+    st.flush_seconds = (sw_histogram){.bounds = time_bounds, .nbounds = NTIME_BOUNDS};
+    st.e2e_seconds = calloc(n, sizeof *st.e2e_seconds);
+    for (size_t k = 0; st.e2e_seconds && k < n; k++)
+        st.e2e_seconds[k] = (sw_histogram){.bounds = time_bounds, .nbounds = NTIME_BOUNDS};
     sw_redis_opts ro = sw_config_redis(cfg);
     st.q = sw_shards_new(&ro, cfg->shards);
-    if (st.jobs == NULL || st.records == NULL || st.failed == NULL || st.q == NULL) {
+    if (st.jobs == NULL || st.records == NULL || st.failed == NULL || st.q == NULL ||
+        st.e2e_seconds == NULL) {
         sw_log_error("out of memory", NULL);
         return -1;
     }
@@ -327,6 +344,8 @@ void sw_stats_stop(void)
     free(st.jobs);
     free(st.records);
     free(st.failed);
+    free(st.e2e_seconds);
+    st.e2e_seconds = NULL;
     st.q = NULL;
     st.jobs = st.records = st.failed = NULL;
 }

@@ -30,6 +30,10 @@ void sw_stats_dead_dropped(long n);
 void sw_stats_retry(const char *sqlstate);
 void sw_stats_failure(const char *sqlstate);
 
+/* A drain lost PostgreSQL (+1) or reached it again (-1): while any drain
+ * cannot reach it, spillway_postgres_up is 0. */
+void sw_stats_pg_down(int delta);
+
 /* Queue shards this flusher drains now (lease.h). */
 void sw_stats_shards_held(int n);
 

@@ -69,7 +69,7 @@ struct sw_http {
     _Atomic uint64_t requests[R_COUNT][SW_NCODES + 1];
     _Atomic uint64_t rejected[REJ_COUNT];
     _Atomic uint64_t *jobs_by_sink, *records_by_sink;
-    sw_histogram latency;
+    sw_histogram latency[R_COUNT];   /* by route */
     /* Redis persistence, set by the main thread; read by /readyz and
      * /metrics under the lock, and by POST through `evicting` alone. */
     pthread_mutex_t persist_lock;

@@ -16,8 +16,10 @@
 #define ADMIN_THREADS 2
 
 
-static const double latency_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                        0.05,   0.1,   0.25,   0.5,   1,    2.5};
+/* Seconds, 0.5 ms up to the longest a request may take (request_timeout,
+ * a slow upload). */
+static const double latency_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                        0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
 
 /* --- replies ----------------------------------------------------------- */
 
@@ -295,7 +297,7 @@ static void done(void *user, const sw_http_exchange *x)
     else if (x->by_core && r == R_RECORDS && x->status == 413)
         sw_metrics_add(&h->rejected[REJ_TOO_LARGE], 1);
     if (x->started_us)
-        sw_histogram_observe(&h->latency, (double)(sw_clock_now_us() - x->started_us) / 1e6);
+        sw_histogram_observe(&h->latency[r], (double)(sw_clock_now_us() - x->started_us) / 1e6);
     /* Refusals name the client (behind a trusted proxy, the one it saw). */
     if (x->status >= 400)
         sw_log_debug("request refused", "client=%s method=%s path=\"%.*s\" status=%d",
@@ -415,8 +417,10 @@ sw_http *sw_http_start(const sw_config *cfg)
     atomic_init(&h->layout_ok, cfg->shards == 0);
     pthread_mutex_init(&h->persist_lock, NULL);
     atomic_init(&h->evicting, 0);
-    h->latency.bounds = latency_bounds;
-    h->latency.nbounds = (int)(sizeof latency_bounds / sizeof latency_bounds[0]);
+    for (int r = 0; r < R_COUNT; r++) {
+        h->latency[r].bounds = latency_bounds;
+        h->latency[r].nbounds = (int)(sizeof latency_bounds / sizeof latency_bounds[0]);
+    }
     h->jobs_by_sink = calloc((size_t)cfg->nsinks + 1, sizeof *h->jobs_by_sink);
     h->records_by_sink = calloc((size_t)cfg->nsinks + 1, sizeof *h->records_by_sink);
     h->shapes = calloc((size_t)cfg->nsinks + 1, sizeof *h->shapes);

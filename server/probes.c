@@ -1,11 +1,13 @@
 /* The operators' endpoints that ask Redis: GET /readyz and /metrics (on
  * the admin pool). /healthz and /ui are answered in http.c's router. */
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "api.h"
 #include "clock.h"
 #include "http_metrics.h"
+#include "process.h"
 #include "queue.h"
 
 static const char *const route_names[R_COUNT] = {
@@ -113,8 +115,12 @@ static int requests(sw_http *h, sw_buf *o)
         }
     }
     rc |= sw_metrics_header(o, "spillway_http_request_duration_seconds", "histogram",
-                            "Time to answer an HTTP request, from its complete head.");
-    rc |= sw_metrics_histogram(o, "spillway_http_request_duration_seconds", "", &h->latency);
+                            "Time to answer an HTTP request, from its complete head, by route.");
+    for (int r = 0; r < R_COUNT; r++) {
+        snprintf(labels, sizeof labels, "route=\"%s\"", route_names[r]);
+        rc |= sw_metrics_histogram(o, "spillway_http_request_duration_seconds", labels,
+                                   &h->latency[r]);
+    }
     return rc;
 }
 
@@ -144,6 +150,48 @@ static int accepted(sw_http *h, sw_buf *o)
                                 (double)atomic_load(&h->rejected[i]));
     }
     return rc;
+}
+
+/* Flushers with a live heartbeat, by id, over every shard (a flusher
+ * draining several shards counts once): -1 when Redis did not answer. */
+static long live_flushers(sw_worker *w)
+{
+    sw_buf b = {0};
+    sw_redis *failed = NULL;
+    long n = -1;
+    json_t *all = NULL, *seen = json_object(), *v;
+    size_t i;
+    if (seen == NULL || sw_shards_overview(w->shards, 1, &b, &failed) != 0)
+        goto out;
+    all = json_loadb(b.data, b.len, 0, NULL);
+    n = 0;
+    json_array_foreach(json_object_get(all, "flushers"), i, v) {
+        const char *id = json_string_value(json_object_get(v, "id"));
+        if (id && json_integer_value(json_object_get(v, "heartbeat_ttl_ms")) > 0 &&
+            json_object_get(seen, id) == NULL) {
+            json_object_set_new(seen, id, json_true());
+            n++;
+        }
+    }
+out:
+    json_decref(seen);
+    json_decref(all);
+    sw_buf_free(&b);
+    return n;
+}
+
+/* Would a write be queued now: the layout confirmed, Redis not evicting,
+ * every shard's master writable (with min_replica_acks, replicas
+ * attached). An OOM shows only on a write: spillway_requests_rejected_total
+ * {reason="redis_down"} counts those. */
+static int writable(sw_http *h, sw_worker *w)
+{
+    if (!atomic_load(&h->layout_ok) || atomic_load(&h->evicting))
+        return 0;
+    for (int k = 0; k < w->shards->n; k++)
+        if (sw_redis_writable(w->shards->q[k]) != 0)
+            return 0;
+    return 1;
 }
 
 static int redis(sw_http *h, sw_worker *w, sw_buf *o)
@@ -197,10 +245,22 @@ static int redis(sw_http *h, sw_worker *w, sw_buf *o)
     rc |= sw_metrics_header(o, "spillway_redis_up", "gauge",
                             "1 when the last Redis command from this scrape succeeded.");
     rc |= sw_metrics_sample(o, "spillway_redis_up", "", up);
+    rc |= sw_metrics_header(o, "spillway_redis_writable", "gauge",
+                            "1 when this server would queue a write now: queue layout "
+                            "confirmed, no eviction policy, every shard's master writable.");
+    rc |= sw_metrics_sample(o, "spillway_redis_writable", "", up && writable(h, w));
     if (!up)
         return rc;
+    long live = live_flushers(w);
+    if (live >= 0) {
+        rc |= sw_metrics_header(o, "spillway_flushers_live", "gauge",
+                                "Flushers whose heartbeat in Redis is live (the queue's view: "
+                                "every server reports the same; aggregate with max).");
+        rc |= sw_metrics_sample(o, "spillway_flushers_live", "", (double)live);
+    }
     rc |= sw_metrics_header(o, "spillway_queue_depth_records", "gauge",
-                            "Records waiting in the queue.");
+                            "Records waiting in the queue (the queue's view: every server "
+                            "reports the same; aggregate with max, not sum).");
     rc |= sw_metrics_sample(o, "spillway_queue_depth_records", "", (double)st.queued_records);
     rc |= sw_metrics_header(o, "spillway_queue_depth_jobs", "gauge", "Jobs waiting in the queue.");
     rc |= sw_metrics_sample(o, "spillway_queue_depth_jobs", "", (double)st.queued_jobs);
@@ -231,6 +291,7 @@ void sw_api_metrics(sw_http *h, sw_worker *w, sw_http_exchange *x)
     rc |= sw_metrics_header(o, "spillway_build_info", "gauge", "Version of this server.");
     snprintf(labels, sizeof labels, "program=\"spillway-server\",version=\"%s\"", SW_VERSION);
     rc |= sw_metrics_sample(o, "spillway_build_info", labels, 1);
+    rc |= sw_process_metrics(o);
     rc |= sw_metrics_header(o, "spillway_redis_reconnects_total", "counter",
                             "Redis connections made again after a loss (all threads).");
     rc |= sw_metrics_sample(o, "spillway_redis_reconnects_total", "",

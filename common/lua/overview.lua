@@ -25,7 +25,8 @@ for i = 2, #ARGV do
                                      holder = redis.call('GET', hb) or '',
                                      holding_records = tonumber(redis.call('GET', infl) or 0)}
 end
-for _, id in ipairs(redis.call('LRANGE', dead, 0, limit - 1)) do
+-- (LRANGE 0 -1 would be every one: a limit of 0 reads none.)
+for _, id in ipairs(limit > 0 and redis.call('LRANGE', dead, 0, limit - 1) or {}) do
   local info = redis.call('HGET', deadinfo, id)
   local d = info and cjson.decode(info) or {}
   out.failed[#out.failed + 1] = {job_id = id, error = d.error or '', failed_at = d.failed_at or '',

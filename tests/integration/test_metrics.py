@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -48,8 +49,31 @@ class MetricsTest(harness.ServiceTest):
         self.assertEqual(value(server, 'spillway_records_accepted_total{sink="checked"}'), 21)
         self.assertEqual(value(server, 'spillway_requests_rejected_total{reason="validation"}'), 1)
         self.assertEqual(value(server, 'spillway_build_info{program="spillway-server",version="0.1.0"}'), 1)
-        self.assertEqual(value(server, "spillway_http_request_duration_seconds_count"),
-                         sum(float(v) for v in re.findall(r"(?m)^spillway_http_requests_total\{.*\} (\S+)$", server)))
+        # Latency by route, each route's count its requests (this scrape's
+        # own request is counted once it is answered).
+        by_route = lambda name: {r: float(v) for r, v in re.findall(  # noqa: E731
+            r'(?m)^%s\{route="([^"]+)"(?:,code="\d+")?\} (\S+)$' % name, server)}
+        counts = by_route("spillway_http_request_duration_seconds_count")
+        totals = {}
+        for r, v in re.findall(r'(?m)^spillway_http_requests_total\{route="([^"]+)",code="\w+"\} '
+                               r'(\S+)$', server):
+            totals[r] = totals.get(r, 0) + float(v)
+        self.assertEqual({r: v for r, v in counts.items() if v}, totals)
+        self.assertEqual(counts["/v1/sinks/{sink}/records"], 12)
+        self.assertEqual(value(server, 'spillway_http_request_duration_seconds_bucket{'
+                                       'route="/metrics",le="60"}'), 0)
+        # Queue gauges come from the server alone; it also counts the live
+        # flushers and says whether a write would be queued.
+        self.assertEqual(value(server, "spillway_dead_letter_jobs"), 1)
+        self.assertEqual(value(server, "spillway_queue_depth_records"), 0)
+        self.assertEqual(value(server, "spillway_flushers_live"), 1)
+        self.assertEqual(value(server, "spillway_redis_writable"), 1)
+        for p in (server,):
+            self.assertGreater(value(p, "process_resident_memory_bytes"), 1 << 20)
+            self.assertGreater(value(p, "process_open_fds"), 3)
+            self.assertGreater(value(p, "process_start_time_seconds"), time.time() - 600)
+            self.assertLessEqual(value(p, "process_start_time_seconds"), time.time())
+            self.assertGreater(value(p, "process_cpu_seconds_total"), 0)
 
         import http.client
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -70,12 +94,22 @@ class MetricsTest(harness.ServiceTest):
         self.assertEqual(value(flusher, 'spillway_jobs_committed_total{sink="checked"}'), 10)
         self.assertEqual(value(flusher, 'spillway_jobs_failed_total{sink="checked"}'), 1)
         self.assertEqual(value(flusher, 'spillway_flush_failures_total{sqlstate_class="23"}'), 1)
-        self.assertEqual(value(flusher, "spillway_end_to_end_latency_seconds_count"), 10)
+        self.assertEqual(value(flusher, 'spillway_end_to_end_latency_seconds_count{sink="checked"}'),
+                         10)
+        # Buckets from 1 ms to 1 h: none of these took an hour.
+        self.assertEqual(value(flusher, 'spillway_end_to_end_latency_seconds_bucket{'
+                                        'sink="checked",le="3600"}'), 10)
+        self.assertIn('spillway_flush_duration_seconds_bucket{le="0.001"}', flusher)
         self.assertGreaterEqual(value(flusher, "spillway_batches_committed_total"), 1)
         self.assertEqual(value(flusher, 'spillway_batch_records_bucket{le="+Inf"}'),
                          value(flusher, "spillway_batch_records_count"))
-        self.assertEqual(value(flusher, "spillway_dead_letter_jobs"), 1)
-        self.assertEqual(value(flusher, "spillway_queue_depth_records"), 0)
+        for gauge in ("spillway_dead_letter_jobs", "spillway_queue_depth_records",
+                      "spillway_queue_in_flight_records"):
+            self.assertNotIn("\n" + gauge, flusher)
+        self.assertEqual(value(flusher, "spillway_postgres_up"), 1)
+        self.assertEqual(value(flusher, "spillway_redis_up"), 1)
+        self.assertGreater(value(flusher, "process_resident_memory_bytes"), 1 << 20)
+        self.assertGreater(value(flusher, "process_max_fds"), 0)
         self.assertEqual(value(flusher, 'spillway_build_info{program="spillway-flusher",version="0.1.0"}'), 1)
         self.assertEqual(f.terminate(), 0)
 
