@@ -34,6 +34,42 @@ const char *sw_redis_strerror(enum sw_redis_err e)
     return "?";
 }
 
+const char *sw_redis_hint(enum sw_redis_err e, const char *code, const char *errstr)
+{
+    static const struct {
+        const char *word, *hint;
+    } by_word[] = {
+        {"WRONGPASS", "Redis refused [redis] user and password: set them "
+                      "(SPILLWAY_REDIS_USER, SPILLWAY_REDIS_PASSWORD) to what Redis' "
+                      "requirepass or ACL expects"},
+        {"NOAUTH", "Redis wants a password: set [redis] password (SPILLWAY_REDIS_PASSWORD)"},
+        {"NOPERM", "the Redis user may not run a command Spillway needs: see docs/SECURITY.md "
+                   "for the ACL"},
+        {"READONLY", "this Redis is a replica: point [redis] at the master, or use sentinels"},
+        {"LOADING", "Redis is loading its data after a restart and answers when done"},
+        {"MASTERDOWN", "the replica lost its master: see Sentinel or the cluster"},
+        {"MISCONF", "Redis cannot save to disk and refuses writes: check its disk and log"},
+        {"CLUSTERDOWN", "the Redis Cluster is down or a slot has no master"},
+        {"CROSSSLOT", "the keys span slots: give [redis] prefix a {hash tag}"},
+    };
+    const char *text = errstr ? errstr : "";
+    for (size_t i = 0; i < sizeof by_word / sizeof by_word[0]; i++)
+        if ((code && strcmp(code, by_word[i].word) == 0) || strstr(text, by_word[i].word))
+            return by_word[i].hint;
+    switch (e) {
+    case SW_REDIS_ECONNECT: return "check that Redis runs and is reachable at [redis] host:port "
+                                   "(or sentinels, cluster_nodes)";
+    case SW_REDIS_EIO: return "Redis stopped answering mid-command: check its load and the "
+                              "network, or raise [redis] timeout_ms";
+    case SW_REDIS_EOOM: return "Redis is at maxmemory: raise it, drain the queue, or shorten "
+                               "status_ttl_s";
+    case SW_REDIS_ENOACK: return "fewer replicas than [redis] min_replica_acks confirmed the "
+                                 "write: check the replicas";
+    case SW_REDIS_EFULL: return "the queue is over max_queue_records: add flushers";
+    default: return "see Redis' log";
+    }
+}
+
 int sw_redis_maybe_done(enum sw_redis_err e)
 {
     return e == SW_REDIS_EIO || e == SW_REDIS_EPROTO || e == SW_REDIS_ENOACK;

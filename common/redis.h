@@ -39,6 +39,11 @@ enum sw_redis_err {
 /* A few words on `e`, e.g. "Redis refused the command". */
 const char *sw_redis_strerror(enum sw_redis_err e);
 
+/* What to do about a failure of class `e` with Redis' error `code` (may
+ * be "" or NULL) and text `errstr` (an AUTH refusal is ECONNECT with the
+ * reply in the text): one sentence naming the real cause's fix. Pure. */
+const char *sw_redis_hint(enum sw_redis_err e, const char *code, const char *errstr);
+
 /* 1 when a command that failed with `e` may still have run (EIO, EPROTO,
  * ENOACK). */
 int sw_redis_maybe_done(enum sw_redis_err e);

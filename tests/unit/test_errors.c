@@ -41,6 +41,25 @@ static void test_redis_classes(void **state)
     assert_false(sw_redis_maybe_done(SW_REDIS_EOOM));
 }
 
+/* The hint names the real cause: a refused password is not "is Redis
+ * running?". */
+static void test_redis_hints(void **state)
+{
+    (void)state;
+    assert_non_null(strstr(sw_redis_hint(SW_REDIS_ECONNECT, "", "auth: 127.0.0.1:6379: "
+                                         "WRONGPASS invalid username-password pair"),
+                           "password"));
+    assert_non_null(strstr(sw_redis_hint(SW_REDIS_EREFUSED, "NOAUTH", "NOAUTH Authentication "
+                                         "required."), "[redis] password"));
+    assert_non_null(strstr(sw_redis_hint(SW_REDIS_ECONNECT, "", "connect: 127.0.0.1:1: "
+                                         "Connection refused"), "host:port"));
+    assert_non_null(strstr(sw_redis_hint(SW_REDIS_EOOM, "OOM", "OOM command not allowed"),
+                           "maxmemory"));
+    assert_non_null(strstr(sw_redis_hint(SW_REDIS_EREFUSED, "READONLY", ""), "replica"));
+    assert_non_null(strstr(sw_redis_hint(SW_REDIS_EIO, NULL, NULL), "timeout_ms"));
+    assert_non_null(strstr(sw_redis_hint(SW_REDIS_EREFUSED, "NOPERM", ""), "ACL"));
+}
+
 static void test_pg_classes(void **state)
 {
     (void)state;
@@ -114,6 +133,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_redis_classes),
+        cmocka_unit_test(test_redis_hints),
         cmocka_unit_test(test_pg_classes),
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_scripts_built),

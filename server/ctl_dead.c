@@ -1,0 +1,335 @@
+/* spillwayctl dead: list, show, requeue and drop failed jobs, one by id or
+ * all of them matching a filter (sink, SQLSTATE), across the shards. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "dead.h"
+#include "envelope.h"
+#include "jobid.h"
+#include "queue.h"
+#include "status.h"
+
+typedef struct filter {
+    const char *sink;       /* NULL: any */
+    const char *sqlstate;   /* a prefix of the SQLSTATE ("23", "23505"), or NULL */
+} filter;
+
+/* One dead job, read and (when it can be) decoded. */
+typedef struct dead {
+    char id[64];
+    sw_dead_job d;
+    sw_envelope e;
+    int decoded;
+    char why[128];
+} dead;
+
+/* 1 read, 0 no such dead job, -1 Redis failed (said on stderr). */
+static int dead_read(sw_redis *r, const char *id, dead *x)
+{
+    memset(x, 0, sizeof *x);
+    snprintf(x->id, sizeof x->id, "%s", id);
+    int found = sw_dead_get(r, id, &x->d);
+    if (found < 0)
+        fprintf(stderr, "spillwayctl: dead job %s: %s\n", id, r->errstr);
+    if (found == 1)
+        x->decoded = sw_envelope_decode(x->d.env, x->d.env_len, &x->e, x->why,
+                                        sizeof x->why) == 0;
+    return found;
+}
+
+static int matches(const filter *f, const dead *x)
+{
+    if (f->sink && (!x->decoded || strcmp(x->e.sink, f->sink) != 0))
+        return 0;
+    if (f->sqlstate) {
+        size_t n = strlen(f->sqlstate);
+        if (x->d.error_len < 9 + n || strncmp(x->d.error, "SQLSTATE ", 9) != 0 ||
+            strncmp(x->d.error + 9, f->sqlstate, n) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* The record an error names ("record 3: ..."), or -1. */
+static long named_record(const dead *x)
+{
+    const char *p = x->d.error, *end = x->d.error + x->d.error_len;
+    for (; p + 7 < end; p++)
+        if (strncmp(p, "record ", 7) == 0 && p[7] >= '0' && p[7] <= '9')
+            return strtol(p + 7, NULL, 10);
+    return x->decoded && x->e.nrecords == 1 ? 0 : -1;
+}
+
+static json_t *summary_json(const dead *x)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "job_id", json_string(x->id));
+    json_object_set_new(o, "failed_at", json_stringn(x->d.failed_at, x->d.failed_at_len));
+    json_object_set_new(o, "error", json_stringn(x->d.error, x->d.error_len));
+    if (x->decoded) {
+        json_object_set_new(o, "sink", json_string(x->e.sink));
+        json_object_set_new(o, "records", json_integer(x->e.nrecords));
+    } else {
+        json_object_set_new(o, "undecodable", json_string(x->why));
+    }
+    return o;
+}
+
+static void summary_text(const dead *x)
+{
+    if (x->decoded)
+        printf("%s  %.*s  sink=%s records=%u  error=%.*s\n", x->id, (int)x->d.failed_at_len,
+               x->d.failed_at, x->e.sink, x->e.nrecords, (int)x->d.error_len, x->d.error);
+    else
+        printf("%s  %.*s  (undecodable envelope: %s)  error=%.*s\n", x->id,
+               (int)x->d.failed_at_len, x->d.failed_at, x->why, (int)x->d.error_len,
+               x->d.error);
+}
+
+static json_t *value_json(const sw_value *v)
+{
+    switch (v->kind) {
+    case SW_V_BOOL: return json_boolean(v->i);
+    case SW_V_INT: return json_integer(v->i);
+    case SW_V_FLOAT: return json_real(v->f);
+    case SW_V_STR: {
+        json_t *s = json_stringn(v->s, v->n);
+        return s ? s : json_string("(not UTF-8)");
+    }
+    default: return json_null();
+    }
+}
+
+/* The job's column names: the shape it was written under, as the server
+ * recorded it ("name type,name type"), else col1..colN. */
+static json_t *column_names(sw_redis *r, const sw_envelope *e)
+{
+    json_t *names = json_array();
+    sw_buf shape = SW_BUF_INIT;
+    if (e->shape != 0 && sw_queue_shape(r, e->shape, &shape) == 1) {
+        for (const char *p = shape.data; p && *p;) {
+            size_t n = strcspn(p, " ,");
+            json_array_append_new(names, json_stringn(p, n));
+            p = strchr(p, ',');
+            p = p ? p + 1 : NULL;
+        }
+    }
+    sw_buf_free(&shape);
+    if (json_array_size(names) != e->ncolumns) {
+        json_array_clear(names);
+        for (uint32_t c = 0; c < e->ncolumns; c++)
+            json_array_append_new(names, json_sprintf("col%u", c + 1));
+    }
+    return names;
+}
+
+/* dead show: the job, its error, and its records decoded, each an object
+ * of column: value; the record the error names marked. */
+static int show(sw_redis *r, const dead *x, int json)
+{
+    json_t *doc = summary_json(x), *recs = json_array();
+    long named = named_record(x);
+    if (x->decoded) {
+        json_t *names = column_names(r, &x->e);
+        sw_value vals[SW_ENVELOPE_MAX_COLUMNS];
+        const unsigned char *cur = x->e.records;
+        while (sw_envelope_next(&x->e, &cur, vals) == 0) {
+            json_t *rec = json_object();
+            for (uint32_t c = 0; c < x->e.ncolumns; c++)
+                json_object_set_new(rec, json_string_value(json_array_get(names, c)),
+                                    value_json(&vals[c]));
+            json_array_append_new(recs, rec);
+        }
+        json_decref(names);
+    }
+    json_object_set_new(doc, "record_named", named >= 0 ? json_integer(named) : json_null());
+    json_object_set_new(doc, "data", recs);
+    if (json)
+        return sw_ctl_print_json(doc);
+    printf("job_id     %s\nsink       %s\nfailed_at  %.*s\nerror      %.*s\nrecords    %zu\n",
+           x->id, x->decoded ? x->e.sink : "(undecodable envelope)", (int)x->d.failed_at_len,
+           x->d.failed_at, (int)x->d.error_len, x->d.error, json_array_size(recs));
+    size_t i;
+    json_t *rec;
+    json_array_foreach(recs, i, rec) {
+        char *text = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        printf("record %zu  %s%s\n", i, text ? text : "(out of memory)",
+               (long)i == named ? "   <- the record the error names" : "");
+        free(text);
+    }
+    json_decref(doc);
+    return 0;
+}
+
+/* Requeue: back on the queue with a "queued" status. 1, 0 gone, -1. */
+static int requeue(const sw_config *cfg, sw_redis *r, const dead *x)
+{
+    if (!x->decoded) {
+        fprintf(stderr, "spillwayctl: %s: undecodable envelope (%s): drop it\n", x->id, x->why);
+        return -1;
+    }
+    /* The JSON, then NUL, then the compact form (status.h). */
+    sw_buf status = SW_BUF_INIT, compact = SW_BUF_INIT;
+    sw_status st = {x->id, "queued", x->e.sink, x->e.nrecords,
+                    (int64_t)sw_jobid_time_ms(x->id) * 1000, 0, NULL};
+    int rc = -1;
+    if (sw_status_json(&status, &st) == 0 &&
+        sw_status_compact(&compact, 'q', x->e.nrecords, x->e.sink, 0) == 0 &&
+        sw_buf_append(&status, "", 1) == 0)
+        rc = sw_dead_requeue(r, x->id, status.data, compact.data, cfg->status_ttl_s);
+    else
+        fprintf(stderr, "spillwayctl: out of memory\n");
+    if (rc < 0 && r->err != SW_REDIS_OK)
+        fprintf(stderr, "spillwayctl: %s: %s\n", x->id, r->errstr);
+    sw_buf_free(&status);
+    sw_buf_free(&compact);
+    return rc;
+}
+
+static int act(const sw_config *cfg, sw_redis *r, const char *what, const dead *x)
+{
+    if (strcmp(what, "requeue") == 0)
+        return requeue(cfg, r, x);
+    int rc = sw_dead_drop(r, x->id);
+    if (rc < 0)
+        fprintf(stderr, "spillwayctl: %s: %s\n", x->id, r->errstr);
+    return rc;
+}
+
+/* Every dead job matching `f`, shard by shard, newest first: listed (up
+ * to `limit`) or acted on. */
+static int all(const sw_config *cfg, sw_shards *s, const char *what, const filter *f,
+               long limit, int json)
+{
+    int list = strcmp(what, "list") == 0, rc = 1;
+    long shown = 0, done = 0;
+    json_t *jobs = json_array();
+    void *ids = NULL;
+    for (int k = 0; k < s->n && (!list || shown < limit); k++) {
+        sw_redis *r = s->q[k];
+        if (sw_dead_ids(r, 100000000L, &ids) != 0) {
+            fprintf(stderr, "spillwayctl: %s\n", r->errstr);
+            goto out;
+        }
+        for (size_t i = 0; i < sw_redis_reply_len(ids) && (!list || shown < limit); i++) {
+            size_t len;
+            char id[64];
+            const char *p = sw_redis_reply_item(ids, i, &len);
+            snprintf(id, sizeof id, "%.*s", (int)len, p);
+            dead x;
+            int found = dead_read(r, id, &x);
+            if (found < 0)
+                goto out;
+            if (found == 1 && matches(f, &x)) {
+                int one = 1;
+                if (!list)
+                    one = act(cfg, r, what, &x);
+                else if (json)
+                    json_array_append_new(jobs, summary_json(&x));
+                else
+                    summary_text(&x);
+                if (one < 0) {
+                    sw_dead_job_free(&x.d);
+                    goto out;
+                }
+                shown++;
+                done += one;
+            }
+            sw_dead_job_free(&x.d);
+        }
+        sw_redis_reply_free(ids);
+        ids = NULL;
+    }
+    rc = 0;
+    if (list && json)
+        rc = sw_ctl_print_json(json_pack("{s:O,s:i}", "jobs", jobs, "shown", (json_int_t)shown));
+    else if (list)
+        printf("%ld shown\n", shown);
+    else
+        printf("%ld %s\n", done, strcmp(what, "requeue") == 0 ? "requeued" : "dropped");
+out:
+    json_decref(jobs);
+    sw_redis_reply_free(ids);
+    return rc;
+}
+
+int sw_ctl_dead(const sw_config *cfg, int argc, char **argv, int json)
+{
+    const char *what = argc > 0 ? argv[0] : "list", *id = NULL;
+    filter f = {NULL, NULL};
+    long limit = 20;
+    int every = 0;
+    if (strcmp(what, "list") != 0 && strcmp(what, "show") != 0 && strcmp(what, "requeue") != 0 &&
+        strcmp(what, "drop") != 0)
+        return sw_ctl_usage("dead", "unknown subcommand \"%s\": list, show, requeue or drop",
+                            what);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--limit") == 0 || strcmp(a, "--sink") == 0 ||
+            strcmp(a, "--sqlstate") == 0) {
+            if (v == NULL)
+                return sw_ctl_usage("dead", "%s wants a value", a);
+            i++;
+            if (strcmp(a, "--limit") == 0) {
+                char *end;
+                limit = strtol(v, &end, 10);
+                if (*end != '\0' || limit < 1)
+                    return sw_ctl_usage("dead", "--limit wants a whole number of at least 1, "
+                                        "not \"%s\"", v);
+            } else if (strcmp(a, "--sink") == 0) {
+                if (sw_config_sink(cfg, v, strlen(v)) == NULL)
+                    return sw_ctl_usage("dead", "--sink \"%s\" is not a configured sink", v);
+                f.sink = v;
+            } else {
+                if (strlen(v) < 1 || strlen(v) > 5 || strspn(v, "0123456789ABCDEFGHIJKLMNOP"
+                                                           "QRSTUVWXYZ") != strlen(v))
+                    return sw_ctl_usage("dead", "--sqlstate wants a SQLSTATE or its start "
+                                        "(\"23\", \"23505\"), not \"%s\"", v);
+                f.sqlstate = v;
+            }
+        } else if (strcmp(a, "--all") == 0 && strcmp(what, "list") != 0 &&
+                   strcmp(what, "show") != 0) {
+            every = 1;
+        } else if (a[0] != '-' && id == NULL && strcmp(what, "list") != 0) {
+            id = a;
+        } else {
+            return sw_ctl_usage("dead", "unexpected argument \"%s\" to dead %s", a, what);
+        }
+    }
+    if (strcmp(what, "list") != 0 && (id != NULL) == every)
+        return sw_ctl_usage("dead", "dead %s wants one JOB_ID%s", what,
+                            strcmp(what, "show") == 0 ? "" : " or --all");
+    if (id && (f.sink || f.sqlstate || limit != 20))
+        return sw_ctl_usage("dead", "filters go with --all, not with a JOB_ID");
+    if (strcmp(what, "show") != 0 && strcmp(what, "list") != 0 && json)
+        return sw_ctl_usage("dead", "--json goes with dead list and dead show");
+    if (id && !sw_jobid_valid(id, strlen(id)))
+        return sw_ctl_usage("dead", "\"%s\" is not a job id (a UUID as POST answered)", id);
+    sw_shards *s = sw_ctl_connect_redis(cfg);
+    if (s == NULL)
+        return 1;
+    int rc = 1;
+    if (id == NULL) {
+        rc = all(cfg, s, what, &f, limit, json);
+    } else {
+        /* One job: the shard its id names. */
+        sw_redis *r = sw_shards_job(s, id);
+        dead x;
+        int found = dead_read(r, id, &x);
+        if (found == 0)
+            fprintf(stderr, "spillwayctl: no dead-lettered job %s\n", id);
+        else if (found == 1 && strcmp(what, "show") == 0)
+            rc = show(r, &x, json);
+        else if (found == 1 && act(cfg, r, what, &x) == 1) {
+            printf("1 %s\n", strcmp(what, "requeue") == 0 ? "requeued" : "dropped");
+            rc = 0;
+        }
+        if (found == 1)
+            sw_dead_job_free(&x.d);
+    }
+    sw_shards_free(s);
+    return rc;
+}

@@ -1,0 +1,184 @@
+"""spillwayctl as an operator meets it: errors that name the bad argument
+(never the whole usage), the default config path, a directory given as
+the config, --json on every read command, dead-letter triage (show a
+failed job's records; list, requeue and drop by sink and SQLSTATE, other
+sinks' dead jobs untouched), and tokens listed and revoked (the server,
+reloaded, refuses the revoked one)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+
+KEYED_SINK = """
+[sink.keyed]
+table = public.keyed
+columns = id bigint not null, note text
+"""
+KEYED_TABLE = "CREATE TABLE keyed (id bigint PRIMARY KEY, note text);"
+SINKS = harness.CHECKED_SINK + KEYED_SINK
+TABLES = harness.CHECKED_TABLE + KEYED_TABLE
+
+
+def ctl_raw(*args, env=None):
+    return subprocess.run([os.path.join(harness.BIN, "spillwayctl")] + list(args), env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+class CtlTest(harness.ServiceTest):
+    SINKS = SINKS
+    TABLES = TABLES
+
+    def test_1_errors_name_the_argument(self):
+        cfg = self.svc.config
+        cases = [
+            (["--config", cfg, "queue", "extra"], 'unexpected argument "extra"'),
+            (["--config", cfg, "--frobnicate", "queue"], 'unknown option "--frobnicate"'),
+            (["--config", cfg, "quuee"], 'unknown command "quuee"'),
+            (["--config", cfg], "no command given"),
+            (["--config"], "--config wants a value"),
+            (["--config", cfg, "dead", "list", "--limit", "x"], '--limit wants a whole number'),
+            (["--config", cfg, "dead", "list", "--sink", "nosuch"], '--sink "nosuch" is not'),
+            (["--config", cfg, "dead", "list", "--sqlstate", "2x"], '--sqlstate wants'),
+            (["--config", cfg, "dead", "show"], "dead show wants one JOB_ID"),
+            (["--config", cfg, "dead", "show", "nope"], '"nope" is not a job id'),
+            (["--config", cfg, "dead", "requeue"], "wants one JOB_ID or --all"),
+            (["--config", cfg, "token", "new", "--sinks", "checked,events"],
+             '--sinks names "events", which is not a configured sink (configured: checked, '
+             'keyed'),
+            (["--config", cfg, "token", "revoke", "xyz"], "at least 8 of the hex digits"),
+            (["--config", os.path.dirname(cfg), "queue"], "is a directory, not a config file"),
+        ]
+        for args, want in cases:
+            out = ctl_raw(*args, env=self.svc.env)
+            self.assertEqual(out.returncode, 2, (args, out.stderr))
+            self.assertIn(want, out.stderr, args)
+            self.assertEqual(len(out.stderr.strip().splitlines()), 1, (args, out.stderr))
+            self.assertNotIn("usage:", out.stderr)
+        # No --config: the default path, named as such.
+        if not os.path.exists("/etc/spillway/spillway.ini"):
+            out = ctl_raw("queue", env=self.svc.env)
+            self.assertEqual(out.returncode, 2)
+            self.assertIn("/etc/spillway/spillway.ini: No such file or directory (the default "
+                          "config; give --config FILE)", out.stderr)
+
+    def test_2_dead_triage(self):
+        svc = self.svc
+        good = svc.post_ok("checked", [{"id": 1, "qty": 5}])
+        svc.wait_jobs([good])
+        bad_check = [svc.post_ok("checked", [{"id": 10 + i, "qty": 1}, {"id": 20 + i, "qty": -i}])
+                     for i in range(1, 4)]
+        bad_unique = svc.post_ok("checked", [{"id": 1, "qty": 9}])          # 23505
+        svc.wait_jobs(bad_check + [bad_unique], want="failed")
+        ok_keyed = svc.post_ok("keyed", [{"id": 1, "note": "a"}])
+        svc.wait_jobs([ok_keyed])
+        svc.sql("ALTER TABLE keyed ADD CONSTRAINT short CHECK (length(note) < 3)")
+        bad_keyed = svc.post_ok("keyed", [{"id": 2, "note": "too long"}])
+        svc.wait_jobs([bad_keyed], want="failed")
+
+        listed = json.loads(svc.ctl("--json", "dead", "list").stdout)
+        self.assertEqual(listed["shown"], 5)
+        self.assertEqual({j["job_id"] for j in listed["jobs"]},
+                         set(bad_check + [bad_unique, bad_keyed]))
+        by_sink = json.loads(svc.ctl("dead", "list", "--sink", "keyed", "--json").stdout)
+        self.assertEqual([j["job_id"] for j in by_sink["jobs"]], [bad_keyed])
+        self.assertEqual(by_sink["jobs"][0]["sink"], "keyed")
+        self.assertEqual(by_sink["jobs"][0]["records"], 1)
+        unique = json.loads(svc.ctl("--json", "dead", "list", "--sqlstate", "23505").stdout)
+        self.assertEqual([j["job_id"] for j in unique["jobs"]], [bad_unique])
+        check = json.loads(svc.ctl("--json", "dead", "list", "--sink", "checked", "--sqlstate",
+                                   "23514").stdout)
+        self.assertEqual({j["job_id"] for j in check["jobs"]}, set(bad_check))
+        text = svc.ctl("dead", "list", "--sqlstate", "23", "--limit", "2").stdout
+        self.assertTrue(text.endswith("2 shown\n"), text)
+
+        # show: the records decoded, by column name, with the error.
+        shown = json.loads(svc.ctl("dead", "show", bad_check[1], "--json").stdout)
+        self.assertEqual(shown["sink"], "checked")
+        self.assertEqual(shown["data"], [{"id": 12, "qty": 1}, {"id": 22, "qty": -2}])
+        self.assertTrue(shown["error"].startswith("SQLSTATE 23514: new row for relation "
+                                                  "\"checked\" violates check constraint"),
+                        shown["error"])
+        text = svc.ctl("dead", "show", bad_unique).stdout
+        self.assertIn("record 0  {\"id\":1,\"qty\":9}   <- the record the error names", text)
+        self.assertIn("sink       checked\n", text)
+
+        # Requeue by filter: only the keyed sink's job, fixed first; the
+        # others stay dead.
+        svc.sql("ALTER TABLE keyed DROP CONSTRAINT short")
+        out = svc.ctl("dead", "requeue", "--all", "--sink", "keyed").stdout
+        self.assertEqual(out, "1 requeued\n")
+        svc.wait_jobs([bad_keyed])
+        self.assertEqual(svc.sql("SELECT note FROM keyed WHERE id = 2"), [["too long"]])
+        self.assertEqual(json.loads(svc.ctl("--json", "queue").stdout)["dead_jobs"], 4)
+        # Drop by SQLSTATE: the duplicate only.
+        self.assertEqual(svc.ctl("dead", "drop", "--all", "--sqlstate", "23505").stdout,
+                         "1 dropped\n")
+        left = json.loads(svc.ctl("--json", "dead", "list").stdout)
+        self.assertEqual({j["job_id"] for j in left["jobs"]}, set(bad_check))
+        self.assertEqual(svc.job(bad_unique)[1]["status"], "failed")
+        self.assertEqual(svc.ctl("dead", "drop", "--all").stdout, "3 dropped\n")
+        q = json.loads(svc.ctl("queue", "--json").stdout)
+        self.assertEqual((q["dead_jobs"], q["depth"], q["in_flight"]), (0, 0, 0))
+        out = svc.ctl("dead", "show", bad_check[0], check=False)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("no dead-lettered job", out.stderr)
+
+    def test_3_check_config_json(self):
+        doc = json.loads(self.svc.ctl("check-config", "--json").stdout)
+        self.assertEqual(doc["mismatches"], 0)
+        self.assertEqual([s["sink"] for s in doc["sinks"]], ["checked", "keyed"])
+        self.assertEqual(doc["sinks"][0]["mode"], "insert")
+
+    def test_4_tokens_listed_and_revoked(self):
+        svc = self.svc
+        path = os.path.join(svc.tmp, "tokens")
+        made = {}
+        with open(path, "w") as f:
+            f.write("# the site's tokens\n")
+            for name, sinks in (("ci", "checked"), ("ops", "*")):
+                out = svc.ctl("token", "new", "--sinks", sinks, "--name", name)
+                token, *lines = out.stdout.splitlines()
+                self.assertEqual(lines[0], "# token: " + name)
+                made[name] = (token, lines[1][:12])
+                f.write("\n".join(lines) + "\n")
+        env = dict(svc.env, SPILLWAY_SERVER_TOKENS_FILE=path)
+        svc.server.terminate()
+        svc.start_server(SPILLWAY_SERVER_TOKENS_FILE=path)
+        auth = lambda n: {"Authorization": "Bearer " + made[n][0]}  # noqa: E731
+        self.assertEqual(svc.post("checked", [{"id": 500, "qty": 1}], headers=auth("ci"))[0], 202)
+
+        def ctl(*args, check=True):
+            out = ctl_raw("--config", svc.config, *args, env=env)
+            if check:
+                self.assertEqual(out.returncode, 0, out.stderr)
+            return out
+        listed = json.loads(ctl("token", "list", "--json").stdout)["tokens"]
+        self.assertEqual(listed, [{"id": made["ci"][1], "sinks": "checked", "name": "ci"},
+                                  {"id": made["ops"][1], "sinks": "*", "name": "ops"}])
+        text = ctl("token", "list").stdout
+        self.assertIn("%s  sinks=checked  name=ci\n" % made["ci"][1], text)
+        self.assertTrue(text.endswith("2 tokens\n"))
+        out = ctl("token", "revoke", made["ci"][1][:10])
+        self.assertIn("revoked %s" % made["ci"][1], out.stdout)
+        with open(path) as f:
+            kept = f.read()
+        self.assertEqual(kept.count("# token:"), 1)
+        self.assertIn("# the site's tokens\n", kept)
+        out = ctl("token", "revoke", made["ci"][1], check=False)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("no token", out.stderr)
+        svc.server.proc.send_signal(signal.SIGHUP)
+        harness.wait_for(lambda: svc.server.output().count('msg="tokens reloaded"') == 1, 10,
+                         "the server to reload its tokens")
+        self.assertEqual(svc.post("checked", [{"id": 501, "qty": 1}], headers=auth("ci"))[0], 401)
+        self.assertEqual(svc.post("checked", [{"id": 502, "qty": 1}], headers=auth("ops"))[0], 202)
+
+
+if __name__ == "__main__":
+    harness.main()
