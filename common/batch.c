@@ -82,7 +82,20 @@ static void vset(sw_batch_job *j, const char *fmt, va_list ap)
     /* strdup failing leaves the job failed without words; the flusher
      * then reports a fixed reason. */
     j->error = strdup(msg);
+    j->error_loggable = -1;
     j->state = SW_JOB_FAILED;
+}
+
+void sw_batch_pg_error(sw_batch *b, int i, int prefail, const char *sqlstate, const char *msg,
+                       const char *detail)
+{
+    sw_batch_job *j = &b->jobs[i];
+    int head = snprintf(NULL, 0, "SQLSTATE %s: %s", sqlstate, msg);
+    sw_batch_set_error(b, i, "SQLSTATE %s: %s%s%s", sqlstate, msg, detail[0] ? " " : "", detail);
+    if (j->error && detail[0])
+        j->error_loggable = head < (int)strlen(j->error) ? head : (int)strlen(j->error);
+    if (prefail)
+        j->prefailed = 1;
 }
 
 void sw_batch_fail(sw_batch *b, int i, const char *fmt, ...)

@@ -40,6 +40,9 @@ typedef struct sw_batch_job {
     enum sw_job_state state;
     int prefailed;           /* failed before PostgreSQL: stays failed */
     char *error;             /* why it failed (malloc'ed), or NULL */
+    int error_loggable;      /* how much of it logs may show without
+                                [log] include_values (-1: all); the rest is
+                                PostgreSQL's DETAIL, which may quote rows */
     int fresh;               /* not yet in the ledger, this attempt */
 } sw_batch_job;
 
@@ -91,6 +94,12 @@ void sw_batch_fail(sw_batch *b, int i, const char *fmt, ...);
 /* Fail job i with `fmt` (an attempt's result: it may be retried). */
 __attribute__((format(printf, 3, 4)))
 void sw_batch_set_error(sw_batch *b, int i, const char *fmt, ...);
+
+/* Fail job i with PostgreSQL's error: "SQLSTATE s: msg detail", the whole
+ * of it for the job's status (the client's own data), the part before
+ * `detail` for logs. `prefail`: for good, as sw_batch_fail. */
+void sw_batch_pg_error(sw_batch *b, int i, int prefail, const char *sqlstate, const char *msg,
+                       const char *detail);
 
 /* Job i's values for record after record in the sink's current column
  * order: start *cursor at NULL. 1 a record (into `vals`), 0 no more,

@@ -694,7 +694,7 @@ static int isolate(sw_commit *c, sw_batch *b, int n, sw_pg *pg, int accept_alike
                 if (culprit < 0)
                     goto fail;
                 rollback(pg);
-                sw_batch_fail(b, culprit, "SQLSTATE %s: %s", pg->sqlstate, pg->errstr);
+                sw_batch_pg_error(b, culprit, 1, pg->sqlstate, pg->errstr, pg->detail);
                 restaged = 1;
                 break;
             }
@@ -794,7 +794,7 @@ static int solo_pass(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
             }
             memcpy(state, pg->sqlstate, sizeof state);
             memcpy(msg, pg->errstr, sizeof msg);
-            sw_batch_set_error(b, i, "SQLSTATE %s: %s", pg->sqlstate, pg->errstr);
+            sw_batch_pg_error(b, i, 0, pg->sqlstate, pg->errstr, pg->detail);
             enum sw_pg_class cls = sw_pg_error_class(pg);
             if (t == SOLO_TRIES - 1 || cls != SW_PG_TRANSIENT) {
                 nondata += cls != SW_PG_DATA;

@@ -49,6 +49,7 @@ static const struct key {
     L("server", "max_body_buffer_bytes", max_body_buffer_bytes, 0, 1L << 40),
     S("server", "trusted_proxies", trusted_proxies),
     S("server", "tls_ciphers", tls_ciphers),
+    I("server", "shutdown_grace_ms", shutdown_grace_ms, 0, 600000),
     S("redis", "host", redis_host),
     I("redis", "port", redis_port, 1, 65535),
     S("redis", "prefix", prefix),
@@ -78,6 +79,7 @@ static const struct key {
     L("flusher", "dead_max_jobs", dead_max_jobs, 1, 100000000L),
     L("flusher", "dead_max_bytes", dead_max_bytes, 1024, 1L << 40),
     S("log", "level", log_level),
+    B("log", "include_values", log_include_values),
 #undef S
 #undef I
 #undef L
@@ -85,6 +87,17 @@ static const struct key {
 };
 
 static const char *const sink_keys[] = {"table", "mode", "key", "columns"};
+
+int sw_config_key(int i, const char **section, const char **name)
+{
+    int nkeys = (int)(sizeof keys / sizeof keys[0]), nsink = (int)(sizeof sink_keys /
+                                                                  sizeof sink_keys[0]);
+    if (i < 0 || i >= nkeys + nsink)
+        return -1;
+    *section = i < nkeys ? keys[i].section : "sink.NAME";
+    *name = i < nkeys ? keys[i].name : sink_keys[i - nkeys];
+    return 0;
+}
 
 typedef struct parse_state {
     sw_config *cfg;
@@ -258,6 +271,7 @@ static void defaults(sw_config *cfg)
     cfg->worker_nice = 10;
     cfg->max_queue_records = 5000000;
     cfg->max_redis_memory_percent = 90;
+    cfg->shutdown_grace_ms = 5000;
     cfg->idempotency_ttl_s = 86400;
     cfg->max_header_bytes = 16384;
     cfg->max_string_bytes = 65536;

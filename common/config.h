@@ -70,7 +70,9 @@ typedef struct sw_config {
     long dead_max_jobs;       /* dead letters kept; the oldest go first */
     long dead_max_bytes;      /* envelope bytes of dead letters kept */
     /* [log] */
+    int shutdown_grace_ms;    /* after SIGTERM: /readyz 503, still serving */
     char log_level[16];
+    int log_include_values;   /* PostgreSQL's DETAIL (row contents) in logs */
 
     sw_sink *sinks;
     int nsinks;
@@ -87,6 +89,10 @@ int sw_config_load_string(sw_config *cfg, const char *name, const char *text);
 
 /* The sink called `name` (length n), or NULL. */
 const sw_sink *sw_config_sink(const sw_config *cfg, const char *name, size_t n);
+
+/* The i-th key the parser knows, from 0: its section ("sink.NAME" for a
+ * sink's) and name. 0, or -1 past the last. For the docs' tests. */
+int sw_config_key(int i, const char **section, const char **name);
 
 /* The [redis] settings as adapter options; the strings point into cfg. */
 sw_redis_opts sw_config_redis(const sw_config *cfg);

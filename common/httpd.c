@@ -328,10 +328,16 @@ static void begin_stop(sw_httpd *h)
             h->l[i].fd = -1;
         }
     }
+    /* Idle connections go now. A request under way stays to finish: its
+     * head or body still arriving (an upload), its worker running, its
+     * answer being sent, a refused body being read so the refusal
+     * arrives; each under its own deadlines, and all under stop_deadline.
+     * After its answer, each connection closes (http_flow.c). */
     sw_conn *next;
     for (sw_conn *c = h->conns; c; c = next) {
         next = c->next;
-        if (c->state != SW_CONN_LENT && c->state != SW_CONN_WRITE)
+        if (c->state == SW_CONN_IDLE || c->state == SW_CONN_HANDSHAKE ||
+            c->state == SW_CONN_LINGER)
             sw_httpd_close(h, c);
     }
 }
@@ -376,11 +382,12 @@ static void *loop(void *arg)
             sweep(h, now);
             next_tick = now + SW_TICK_MS;
             if (h->stopping && now >= h->stop_deadline) {
-                /* Replies nobody reads: give up on them. */
+                /* Replies nobody reads, requests that never end: give
+                 * up on them (a lent one comes back first). */
                 sw_conn *next;
                 for (sw_conn *c = h->conns; c; c = next) {
                     next = c->next;
-                    if (c->state == SW_CONN_WRITE)
+                    if (c->state != SW_CONN_LENT)
                         sw_httpd_close(h, c);
                 }
             }

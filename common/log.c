@@ -1,10 +1,14 @@
 #include "log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static enum sw_log_level min_level = SW_LOG_INFO;
@@ -210,12 +214,43 @@ const char *sw_log_thread_context_get(void)
     return context;
 }
 
+/* journald stamps each line itself; anything else (a terminal, a file, a
+ * container's log) gets ts= first. systemd sets JOURNAL_STREAM to the
+ * device and inode of the stream it gave us, so a stderr redirected
+ * elsewhere by the unit still gets stamps. */
+static pthread_once_t stamp_once = PTHREAD_ONCE_INIT;
+static int stamp;
+
+static void decide_stamp(void)
+{
+    const char *js = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    stamp = !(js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
+              (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino);
+}
+
+static void put_stamp(line *l)
+{
+    struct timespec ts;
+    struct tm tm;
+    char t[48];
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0 || gmtime_r(&ts.tv_sec, &tm) == NULL)
+        return;
+    size_t n = strftime(t, sizeof t, "ts=%Y-%m-%dT%H:%M:%S", &tm);
+    n += (size_t)snprintf(t + n, sizeof t - n, ".%03ldZ ", ts.tv_nsec / 1000000);
+    put(l, t, n < sizeof t ? n : sizeof t - 1);
+}
+
 void sw_log(enum sw_log_level level, const char *msg, const char *kv, ...)
 {
     if (level < min_level)
         return;
     char buf[1024];
     line l = {buf, 0, sizeof buf - 1};
+    pthread_once(&stamp_once, decide_stamp);
+    if (stamp)
+        put_stamp(&l);
     put(&l, "level=", 6);
     put(&l, names[level], strlen(names[level]));
     put(&l, " msg=\"", 6);

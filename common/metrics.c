@@ -1,5 +1,6 @@
 #include "metrics.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 
@@ -7,6 +8,7 @@
 
 void sw_histogram_observe(sw_histogram *h, double v)
 {
+    assert(h->nbounds <= SW_HIST_MAX_BUCKETS);
     int i = 0;
     while (i < h->nbounds && v > h->bounds[i])
         i++;
@@ -51,10 +53,10 @@ int sw_metrics_histogram(sw_buf *out, const char *name, const char *labels,
     }
     double sum = (double)atomic_load_explicit(&h->sum_ns, memory_order_relaxed) / 1e9;
     if (labels[0]) {
-        if (sw_buf_printf(out, "%s_sum{%s} %.9g\n%s_count{%s} %llu\n", name, labels, sum, name,
+        if (sw_buf_printf(out, "%s_sum{%s} %.15g\n%s_count{%s} %llu\n", name, labels, sum, name,
                           labels, (unsigned long long)cum) != 0)
             return -1;
-    } else if (sw_buf_printf(out, "%s_sum %.9g\n%s_count %llu\n", name, sum, name,
+    } else if (sw_buf_printf(out, "%s_sum %.15g\n%s_count %llu\n", name, sum, name,
                              (unsigned long long)cum) != 0) {
         return -1;
     }

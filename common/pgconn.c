@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 sw_pg *sw_pg_new(const char *conninfo, const char *password, int statement_timeout_ms)
 {
     sw_pg *pg = calloc(1, sizeof *pg);
@@ -43,6 +45,7 @@ static void conn_error(sw_pg *pg, const char *what)
     pg->err = -1;
     pg->sqlstate[0] = '\0';
     pg->context[0] = '\0';
+    pg->detail[0] = '\0';
     snprintf(pg->errstr, sizeof pg->errstr, "%s: %s", what,
              pg->conn ? PQerrorMessage(pg->conn) : "out of memory");
     trim_newline(pg->errstr);
@@ -59,13 +62,25 @@ static int result_error(sw_pg *pg, PGresult *res, const char *what)
     snprintf(pg->context, sizeof pg->context, "%s", context ? context : "");
     snprintf(pg->sqlstate, sizeof pg->sqlstate, "%s", state ? state : "");
     if (msg)
-        snprintf(pg->errstr, sizeof pg->errstr, "%s%s%s", msg, detail ? " " : "",
-                 detail ? detail : "");
+        snprintf(pg->errstr, sizeof pg->errstr, "%s", msg);
     else
         conn_error(pg, what);
+    snprintf(pg->detail, sizeof pg->detail, "%s", msg && detail ? detail : "");
     if (res)
         PQclear(res);
     return -1;
+}
+
+/* PostgreSQL's NOTICEs ("relation ... already exists, skipping" on a
+ * migration re-run): libpq would print them raw to stderr, breaking the
+ * log's format and alarming no one usefully. Debug lines instead. */
+static void notice(void *arg, const char *message)
+{
+    (void)arg;
+    size_t n = strlen(message);
+    while (n > 0 && (message[n - 1] == '\n' || message[n - 1] == ' '))
+        n--;
+    sw_log_debug("postgres notice", "message=\"%.*s\"", (int)n, message);
 }
 
 int sw_pg_connect(sw_pg *pg)
@@ -87,6 +102,7 @@ int sw_pg_connect(sw_pg *pg)
         sw_pg_disconnect(pg);
         return -1;
     }
+    PQsetNoticeProcessor(pg->conn, notice, NULL);
     /* Our rows are UTF-8 whatever the conninfo says, and no statement may
      * wait forever on a lock: past the timeout it fails (57014), which
      * counts as transient, and the batch is retried. */

@@ -12,6 +12,9 @@
 typedef struct sw_pg {
     int err;               /* 0, or -1 after a failure */
     char errstr[384];      /* the server's message, or libpq's */
+    char detail[384];      /* the server's DETAIL, or "": it may quote row
+                              contents, so logs leave it out unless
+                              [log] include_values */
     char sqlstate[6];      /* "" when no server error (e.g. connection) */
     char context[160];     /* the server's CONTEXT, e.g. "COPY t, line 3, ..." */
     void *conn;            /* PGconn, NULL while disconnected */

@@ -1,6 +1,7 @@
 #include "process.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -85,8 +86,21 @@ static int gauge(sw_buf *out, const char *name, const char *type, const char *he
     return sw_metrics_header(out, name, type, help) | sw_metrics_sample(out, name, "", v);
 }
 
+/* Worked out once: a value recomputed each scrape would move with clock
+ * steps and flap changes(process_start_time_seconds). */
+static pthread_once_t start_once = PTHREAD_ONCE_INIT;
+static double started = -1;
+
+static void find_start(void)
+{
+    double cpu, start, vsize;
+    if (read_stat(&cpu, &start, &vsize) == 0)
+        started = start_time(start);
+}
+
 int sw_process_metrics(sw_buf *out)
 {
+    pthread_once(&start_once, find_start);
     double cpu = -1, start = -1, vsize = -1;
     if (read_stat(&cpu, &start, &vsize) != 0)
         cpu = start = vsize = -1;
@@ -104,6 +118,6 @@ int sw_process_metrics(sw_buf *out)
     rc |= gauge(out, "process_max_fds", "gauge", "Limit on open file descriptors.", max_fds);
     rc |= gauge(out, "process_start_time_seconds", "gauge",
                 "Start time of the process since the Unix epoch, in seconds.",
-                start_time(start));
+                started);
     return rc ? -1 : 0;
 }

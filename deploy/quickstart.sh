@@ -72,6 +72,11 @@ psql_pg -d spillway -c "CREATE TABLE IF NOT EXISTS public.orders (
     id bigint PRIMARY KEY, customer text NOT NULL, total numeric(12,2), tags jsonb,
     placed_at timestamptz, inserted_at timestamptz NOT NULL DEFAULT now())"
 
+# Made once: a later run keeps your edits (delete it to start again from
+# this example).
+if [ -f "$STATE/spillway.ini" ]; then
+    echo "quickstart: keeping $STATE/spillway.ini as it is (delete it for a fresh one)"
+else
 cat > "$STATE/spillway.ini" <<INI
 [server]
 listen = 127.0.0.1:$HTTP_PORT
@@ -87,6 +92,7 @@ mode = upsert
 key = id
 columns = id bigint not null, customer text not null, total numeric, tags jsonb, placed_at timestamptz
 INI
+fi
 
 B="$TOP/build/bin"
 "$B/spillwayctl" --config "$STATE/spillway.ini" migrate
@@ -113,9 +119,12 @@ Post a write (202 and a job id):
        -d '[{"id": 1, "customer": "ann", "total": "12.50", "tags": {"vip": true}}]'
 Poll its job (use the job_id from the answer):
   curl $U/v1/jobs/JOB_ID
+The operator's dashboard (queue, rates, flushers, failed jobs):
+  $U/ui
 Queue depth, metrics, the rows:
   curl $U/v1/queue
   curl $U/metrics
+  build/bin/spillwayctl --config $STATE/spillway.ini queue
   psql -h 127.0.0.1 -p $PG_PORT -U postgres spillway -c 'SELECT * FROM orders'
 Stop everything:
   deploy/quickstart.sh stop

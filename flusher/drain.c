@@ -30,6 +30,7 @@
 #define POLL_MS 5
 #define MAX_JOBS_PER_CLAIM 10000
 #define PRUNE_EVERY_MS (3600 * 1000)
+#define PROBE_EVERY_MS 5000     /* idle: how often PostgreSQL is looked at */
 #define PRUNE_CHUNK 5000
 #define PRUNE_CHUNKS 20
 /* How long the main loop may be busy outside PostgreSQL calls: 30 s, or
@@ -77,7 +78,7 @@ typedef struct drain {
     int refused;             /* the head was refused (logged) */
     int orphan_seen;         /* a dead flusher's list waits: claim no more,
                                 commit what is held, then take it over */
-    int64_t backoff_ms, next_takeover_ms, next_prune_ms;
+    int64_t backoff_ms, next_takeover_ms, next_prune_ms, next_probe_ms;
     sw_buf statuses, scratch;
     sw_proc_done *done;
     size_t *offs;
@@ -132,10 +133,13 @@ static void redis_failed(drain *d, const char *what)
     if (d->next_takeover_ms < quiet)
         d->next_takeover_ms = quiet;
     if (!d->redis_down)
-        sw_log_error("redis unavailable", "during=%s error=\"%s\" cause=\"%s\" action=\"%s\"",
-                     what, d->redis->errstr, sw_redis_strerror(d->redis->err),
+        sw_log_error("redis unavailable", "during=%s cause=\"%s\" error=\"%s\" hint=\"%s\" "
+                     "action=\"%s\"", what,
+                     d->redis->code[0] ? d->redis->code : sw_redis_strerror(d->redis->err),
+                     d->redis->errstr,
+                     sw_redis_hint(d->redis->err, d->redis->code, d->redis->errstr),
                      d->redis->err == SW_REDIS_ECONNECT
-                         ? "retrying; check that Redis runs at [redis] host:port"
+                         ? "retrying"
                          : "retrying; the processing list is read again before more work");
     d->redis_down = 1;
 }
@@ -351,9 +355,11 @@ static void pg_failed(drain *d)
 {
     if (sw_pg_statement_error(d->pg)) {
         if (!d->refused)
-            sw_log_warn("batch refused by postgres", "sqlstate=%s error=\"%s\" action=\"retrying "
-                        "the same batch; bad jobs are isolated if it goes on\"", d->pg->sqlstate,
-                        d->pg->errstr);
+            sw_log_warn("batch refused by postgres", "sqlstate=%s error=\"%s\" detail=\"%s\" "
+                        "action=\"retrying the same batch; bad jobs are isolated if it goes "
+                        "on\"", d->pg->sqlstate, d->pg->errstr,
+                        !d->pg->detail[0] ? "" : d->cfg->log_include_values
+                            ? d->pg->detail : "(left out: [log] include_values)");
         d->refused = 1;
     } else {
         if (!d->pg_down)
@@ -480,6 +486,34 @@ static void prune(drain *d, int chunks)
     d->next_prune_ms = sw_clock_mono_ms() + (more ? 1000 : PRUNE_EVERY_MS);
 }
 
+/* While idle, a look at PostgreSQL every few seconds, so that an outage
+ * (and its end) shows in spillway_postgres_up and the log with no batch
+ * to reveal it. Main loop only, with the committer idle. */
+static void pg_probe(drain *d)
+{
+    int64_t now = sw_clock_mono_ms();
+    if (now < d->next_probe_ms)
+        return;
+    d->next_probe_ms = now + PROBE_EVERY_MS;
+    int ok = pg_ensure(d) == 0 && sw_pg_exec(d->pg, "SELECT 1") == 0;
+    sw_liveness_pg(d->live, -1);
+    if (!ok && !d->pg_down) {
+        sw_log_error("postgres unavailable", "sqlstate=%s error=\"%s\" action=\"looking again "
+                     "every %d ms while idle\"", d->pg->sqlstate[0] ? d->pg->sqlstate : "-",
+                     d->pg->errstr, PROBE_EVERY_MS);
+        sw_stats_pg_down(1);
+        d->pg_down = 1;
+    } else if (ok && d->pg_down) {
+        sw_log_info("postgres available again", NULL);
+        sw_stats_pg_down(-1);
+        d->pg_down = 0;
+    }
+    if (!ok) {
+        d->pg_ready = 0;
+        sw_pg_disconnect(d->pg);
+    }
+}
+
 /* In the committer's thread: commit the oldest n jobs of `b`. */
 static int commit_batch(void *ctx, sw_batch *b, int n, int fresh)
 {
@@ -586,9 +620,14 @@ static int after_commit(drain *d, int rc)
         const sw_batch_job *j = &b->jobs[i];
         if (j->state == SW_JOB_FAILED) {
             const char *e = d->done[i].error;
+            /* PostgreSQL's DETAIL may quote the row: only with
+             * [log] include_values (the job's status keeps it whole). */
+            int shown = j->error == e && j->error_loggable >= 0 && !d->cfg->log_include_values
+                            ? j->error_loggable : (int)strlen(e);
             sw_stats_failure(strncmp(e, "SQLSTATE ", 9) == 0 ? e + 9 : "");
-            sw_log_warn("job failed", "job_id=%s sink=%s error=\"%s\"", j->env.job_id,
-                        j->env.sink, e);
+            sw_log_warn("job failed", "job_id=%s sink=%s error=\"%.*s\" detail=\"%s\"",
+                        j->env.job_id, j->env.sink, shown, e,
+                        shown < (int)strlen(e) ? "(left out: [log] include_values)" : "");
             failed++;
         }
     }
@@ -809,6 +848,7 @@ static void loop(drain *d)
         int busy = sw_committer_busy(d->committer);
         if (!busy && held_jobs(d) == 0) {
             prune(d, PRUNE_CHUNKS);
+            pg_probe(d);
             if (d->orphan_seen)
                 d->next_takeover_ms = 0;
             d->orphan_seen = 0;

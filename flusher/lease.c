@@ -91,8 +91,10 @@ static void reap(manager *m, int k)
 static void redis_failed(manager *m, sw_redis *r, const char *what)
 {
     if (!m->redis_down && !m->failing)
-        sw_log_warn("redis failed", "op=\"%s\" error=\"%s\" action=\"keeping the shards held, "
-                    "retrying each second\"", what, r->errstr);
+        sw_log_warn("redis failed", "op=\"%s\" cause=\"%s\" error=\"%s\" hint=\"%s\" "
+                    "action=\"keeping the shards held, retrying each second\"", what,
+                    r->code[0] ? r->code : sw_redis_strerror(r->err), r->errstr,
+                    sw_redis_hint(r->err, r->code, r->errstr));
     m->failing = 1;
 }
 

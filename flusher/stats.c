@@ -199,10 +199,10 @@ static int render(sw_buf *o)
      * shares st.lock but not this one. The queue's gauges come from the
      * servers alone: every flusher exporting them too made sum() count
      * each job once per process. */
-    sw_queue_stats q, per[SW_SHARDS_MAX];
-    sw_redis *failed;
+    int up = 1;
     pthread_mutex_lock(&st.redis_lock);
-    int up = sw_shards_stats(st.q, &q, per, &failed) == 0;
+    for (int k = 0; k < st.q->n && up; k++)
+        up = sw_redis_ping(st.q->q[k]) == 0;
     pthread_mutex_unlock(&st.redis_lock);
     rc |= sw_metrics_header(o, "spillway_postgres_reconnects_total", "counter",
                             "PostgreSQL connections made again after a loss.");
@@ -214,7 +214,7 @@ static int render(sw_buf *o)
                             (double)atomic_load(&st.redis_reconnects));
     rc |= sw_metrics_redirects(o, st.redis_redirects);
     rc |= sw_metrics_header(o, "spillway_redis_up", "gauge",
-                            "1 when the last Redis command from this scrape succeeded.");
+                            "1 when every queue shard's Redis answered this scrape's PING.");
     rc |= sw_metrics_sample(o, "spillway_redis_up", "", up);
     rc |= sw_metrics_header(o, "spillway_postgres_up", "gauge",
                             "0 while this flusher's last attempt to reach PostgreSQL failed "

@@ -25,7 +25,8 @@ enum sw_route { R_RECORDS, R_JOB, R_QUEUE, R_STATS, R_UI, R_HEALTHZ, R_READYZ, R
                 R_OTHER, R_COUNT };
 
 enum sw_reject { REJ_VALIDATION, REJ_TOO_LARGE, REJ_BACKPRESSURE, REJ_REDIS_DOWN,
-                 REJ_CONFLICT, REJ_UNAUTHORIZED, REJ_FORBIDDEN, REJ_TIMEOUT, REJ_COUNT };
+                 REJ_CONFLICT, REJ_UNAUTHORIZED, REJ_FORBIDDEN, REJ_TIMEOUT, REJ_SERVER_BUSY,
+                 REJ_COUNT };
 
 /* The HTTP cores the server runs: the API's, and with [server]
  * admin_listen a second one of its own for probes, metrics and the
@@ -80,6 +81,8 @@ struct sw_http {
      * `memory_high` alone (429 while set). */
     atomic_int memory_high;
     atomic_int layout_ok;      /* the layout guard passed (main thread) */
+    atomic_int writes_failing; /* the last enqueue failed (logged on change) */
+    atomic_int draining;       /* SIGTERM seen: /readyz 503 (main thread) */
     char layout_err[256];      /* why not yet, under persist_lock */
     _Atomic long long redis_used, redis_max;
     _Atomic double status_bytes;   /* per job, sampled; 0 unknown */

@@ -378,6 +378,11 @@ void sw_http_set_memory(sw_http *h, const sw_redis_memory *m, double status_byte
     }
 }
 
+void sw_http_set_draining(sw_http *h)
+{
+    atomic_store(&h->draining, 1);
+}
+
 void sw_http_set_layout(sw_http *h, int ok, const char *why)
 {
     pthread_mutex_lock(&h->persist_lock);
@@ -538,8 +543,8 @@ int sw_http_reload_tokens(sw_http *h)
         return -1;
     }
     if (sw_auth_load(a, h->cfg->tokens_file, h->cfg) != 0) {
-        sw_log_error("bad tokens file", "reason=\"%s\"%s", a->errstr,
-                     old ? " action=\"keeping the tokens loaded before\"" : "");
+        sw_log_error("bad tokens file", "reason=\"%s\" action=\"%s\"", a->errstr,
+                     old ? "keeping the tokens loaded before" : "stopping");
         auth_free(a);
         return -1;
     }

@@ -31,6 +31,10 @@ void sw_http_set_memory(sw_http *h, const sw_redis_memory *m, double status_byte
  * a flusher of that layout). */
 void sw_http_set_layout(sw_http *h, int ok, const char *why);
 
+/* Shutting down: /readyz answers 503 shutting-down from now on; every
+ * other route is served as before. */
+void sw_http_set_draining(sw_http *h);
+
 /* Read [server] tokens_file again and use it for the requests that start
  * from now on (a no-op without tokens_file). On an error the current
  * tokens stay and it is logged. Call from one thread (the main loop).

@@ -22,7 +22,7 @@ static void on_signal(int sig)
     if (sig == SIGHUP)
         reload = 1;
     else
-        stop = 1;
+        stop = stop < 2 ? stop + 1 : 2;   /* a second one: no grace */
 }
 
 /* How well a node keeps a 202: 0 may evict, 1 no AOF, 2 AOF without
@@ -169,7 +169,7 @@ int main(int argc, char **argv)
     memset(&last, 0, sizeof last);
     int64_t next_check = 0, next_memory = 0;
     int memory_unknown = 0;
-    int reported_unknown = 0, ready = 0, exit_code = 0;
+    int reported_unknown = 0, ready = 0, exit_code = 0, reads_failing = 0;
     while (!stop) {
         sw_notify_watchdog();
         if (reload) {
@@ -236,21 +236,35 @@ int main(int argc, char **argv)
                 } else {
                     sw_notify_status(status);
                 }
+                if (reads_failing)
+                    sw_log_info("redis available again", NULL);
+                reads_failing = 0;
             } else {
                 snprintf(status, sizeof status, "listening on %s; Redis unreachable: %s",
                          cfg.listen, failed->errstr);
                 sw_notify_status(status);
+                /* Once per outage, with its real cause. */
+                if (!reads_failing)
+                    sw_log_error("redis unavailable", "cause=\"%s\" error=\"%s\" hint=\"%s\"",
+                                 failed->code[0] ? failed->code : sw_redis_strerror(failed->err),
+                                 failed->errstr,
+                                 sw_redis_hint(failed->err, failed->code, failed->errstr));
+                reads_failing = 1;
             }
             if (known || read_persistence(probe, queues, &now) == 0) {
                 known = 0;
                 if (memcmp(&now, &last, sizeof now) != 0) {
                     int evicts = sw_redis_persistence_evicts(&now) && !cfg.allow_eviction;
-                    sw_log(evicts ? SW_LOG_ERROR : SW_LOG_INFO, "redis persistence",
-                           "appendonly=%s appendfsync=%s maxmemory_policy=%s durability=\"%s\"%s",
-                           now.appendonly, now.appendfsync, now.policy,
-                           sw_redis_persistence_text(&now),
-                           evicts ? " action=\"refusing writes until maxmemory-policy is "
-                                    "noeviction\"" : "");
+                    if (evicts)
+                        sw_log_error("redis persistence", "appendonly=%s appendfsync=%s "
+                                     "maxmemory_policy=%s durability=\"%s\" action=\"refusing "
+                                     "writes until maxmemory-policy is noeviction\"",
+                                     now.appendonly, now.appendfsync, now.policy,
+                                     sw_redis_persistence_text(&now));
+                    else
+                        sw_log_info("redis persistence", "appendonly=%s appendfsync=%s "
+                                    "maxmemory_policy=%s durability=\"%s\"", now.appendonly,
+                                    now.appendfsync, now.policy, sw_redis_persistence_text(&now));
                     last = now;
                 }
                 sw_http_set_persistence(h, &now);
@@ -266,6 +280,19 @@ int main(int argc, char **argv)
         sw_clock_sleep_ms(100);
     }
     sw_notify_stopping();
+    if (exit_code == 0 && cfg.shutdown_grace_ms > 0) {
+        /* Lame duck: load balancers see /readyz fail and stop sending,
+         * while everything that still comes is served. A second signal
+         * ends it. */
+        sw_http_set_draining(h);
+        sw_log_info("server draining", "grace_ms=%d note=\"/readyz answers 503; requests are "
+                    "still served\"", cfg.shutdown_grace_ms);
+        int64_t until = sw_clock_mono_ms() + cfg.shutdown_grace_ms;
+        while (stop < 2 && sw_clock_mono_ms() < until)
+            sw_clock_sleep_ms(50);
+    }
+    /* The listeners close; requests under way (an upload too) finish
+     * within request_timeout_ms, idle connections close. */
     sw_log_info("server stopping", "reason=%s", exit_code ? "layout" : "signal");
     sw_http_stop(h);
     sw_shards_free(queues);

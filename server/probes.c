@@ -17,7 +17,7 @@ static const char *const route_names[R_COUNT] = {
 
 static const char *const reject_names[REJ_COUNT] = {
     "validation", "too_large", "backpressure", "redis_down", "idempotency_conflict",
-    "unauthorized", "forbidden", "timeout"};
+    "unauthorized", "forbidden", "timeout", "server_busy"};
 
 const int sw_api_codes[SW_NCODES] = {200, 202, 400, 401, 403, 404, 405, 408, 409, 411,
                                      413, 415, 422, 429, 431, 500, 501, 503, 505};
@@ -54,6 +54,11 @@ static const char *redis_cause(const sw_redis *r)
 void sw_api_readyz(sw_http *h, sw_worker *w, sw_http_exchange *x)
 {
     sw_buf *o = &w->out;
+    if (atomic_load(&h->draining)) {
+        sw_api_problem(x, 503, "shutting-down", "Shutting down",
+                       "this server is stopping: send new requests to another one", NULL);
+        return;
+    }
     if (!atomic_load(&h->layout_ok)) {
         sw_api_layout_unconfirmed(h, x, "not-ready");
         return;
@@ -161,9 +166,13 @@ static long live_flushers(sw_worker *w)
     long n = -1;
     json_t *all = NULL, *seen = json_object(), *v;
     size_t i;
-    if (seen == NULL || sw_shards_overview(w->shards, 1, &b, &failed) != 0)
+    if (seen == NULL || sw_shards_overview(w->shards, 0, &b, &failed) != 0)
         goto out;
+    /* Not readable (cjson passes bytes jansson refuses): no figure, rather
+     * than a 0 that would page "no live flusher". */
     all = json_loadb(b.data, b.len, 0, NULL);
+    if (all == NULL)
+        goto out;
     n = 0;
     json_array_foreach(json_object_get(all, "flushers"), i, v) {
         const char *id = json_string_value(json_object_get(v, "id"));

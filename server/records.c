@@ -143,7 +143,7 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
     size_t cost = sizeof(post_job) + w->sb.size;
     if (atomic_fetch_add(&h->lane_bytes, (long long)cost) + (long long)cost > h->lane_max_bytes) {
         atomic_fetch_sub(&h->lane_bytes, (long long)cost);
-        sw_metrics_add(&h->rejected[REJ_REDIS_DOWN], 1);
+        sw_metrics_add(&h->rejected[REJ_SERVER_BUSY], 1);
         sw_api_problem(x, 503, "server-busy", "Server busy",
                        "too many writes are waiting for Redis to answer; nothing was queued",
                        "Retry-After: 1\r\n");
@@ -225,6 +225,24 @@ static int pick_shard(sw_http *h, const sw_sink *sink, const char *idem, msgpack
     return sw_envelope_set_shard(env->data, env->size, shard) == 0 ? shard : -1;
 }
 
+/* One log line per change in whether Redis takes writes, with the real
+ * cause, from whichever lane sees the change first: an outage logs once,
+ * not once per refused POST. A full queue (429) is not a failure. */
+static void note_write(sw_http *h, const sw_pipeline_req *r)
+{
+    int failing = r->err != SW_REDIS_OK && r->err != SW_REDIS_EFULL;
+    if (atomic_load_explicit(&h->writes_failing, memory_order_relaxed) == failing ||
+        atomic_exchange(&h->writes_failing, failing) == failing)
+        return;
+    if (failing)
+        sw_log_error("redis refusing writes", "cause=\"%s\" error=\"%s\" hint=\"%s\" "
+                     "action=\"answering POST with 503 until it takes writes again\"",
+                     r->code[0] ? r->code : sw_redis_strerror(r->err), r->errstr,
+                     sw_redis_hint(r->err, r->code, r->errstr));
+    else
+        sw_log_info("redis taking writes again", NULL);
+}
+
 /* On the lane thread, with Redis' answer: reply, and give the connection
  * back. */
 static void post_done(sw_pipeline_req *r)
@@ -235,6 +253,7 @@ static void post_done(sw_pipeline_req *r)
     char extra[96], body[160];
     const char *job_id = pj->job_id;
     long n = pj->n;
+    note_write(h, r);
     if (r->err != SW_REDIS_OK) {
         sw_metrics_add(&h->rejected[r->err == SW_REDIS_EFULL ? REJ_BACKPRESSURE
                                                              : REJ_REDIS_DOWN], 1);

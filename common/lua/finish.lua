@@ -95,12 +95,16 @@ end
 -- Only those present go, and when that is all of them the hash goes in one
 -- command: a sliced HDEL could empty it and then touch it again.
 if #ids > 0 and redis.call('EXISTS', deliveries) == 1 then
-  local present = {}
+  local present, seen = {}, {}
   for i = 1, #ids, 1000 do
     local last = math.min(i + 999, #ids)
     local got = redis.call('HMGET', deliveries, unpack(ids, i, last))
     for j = 1, #got do
-      if got[j] then present[#present + 1] = ids[i + j - 1] end
+      local id = ids[i + j - 1]
+      if got[j] and not seen[id] then
+        seen[id] = true
+        present[#present + 1] = id
+      end
     end
   end
   if #present > 0 and #present == redis.call('HLEN', deliveries) then
@@ -122,22 +126,28 @@ if committed > 0 then redis.call('HINCRBY', stats, 'committed_records', committe
 -- on.
 local bytes = tonumber(redis.call('HGET', stats, 'dead_bytes') or '0')
 local len = redis.call('LLEN', dead)
-local gone, freed = {}, 0
+-- An id listed twice (never expected) is freed once.
+local npop, gone, seen, freed = 0, {}, {}, 0
 if len > max_dead or (bytes > max_dead_bytes and len > 0) then
   local oldest = redis.call('LRANGE', dead, -math.min(len, 1000), -1)
   for i = #oldest, 1, -1 do
-    if len - #gone <= max_dead and (bytes - freed <= max_dead_bytes or len == #gone) then
+    if len - npop <= max_dead and (bytes - freed <= max_dead_bytes or len == npop) then
       break
     end
-    gone[#gone + 1] = oldest[i]
-    freed = freed + redis.call('HSTRLEN', deadenv, oldest[i])
+    npop = npop + 1
+    local id = oldest[i]
+    if not seen[id] then
+      seen[id] = true
+      gone[#gone + 1] = id
+      freed = freed + redis.call('HSTRLEN', deadenv, id)
+    end
   end
 end
-if #gone > 0 then
-  redis.call('RPOP', dead, #gone)
+if npop > 0 then
+  redis.call('RPOP', dead, npop)
   redis.call('HDEL', deadenv, unpack(gone))
   redis.call('HDEL', deadinfo, unpack(gone))
   redis.call('HINCRBY', stats, 'dead_bytes', -freed)
-  redis.call('HINCRBY', stats, 'dead_dropped', #gone)
+  redis.call('HINCRBY', stats, 'dead_dropped', npop)
 end
-return {1, #gone}
+return {1, npop}

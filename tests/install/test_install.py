@@ -97,7 +97,7 @@ class InstallTest(unittest.TestCase):
                             os.path.join(self.prefix, "share/spillway/spillway-alerts.yml")],
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.assertIn("SUCCESS: 10 rules found", r.stdout)
+        self.assertIn("SUCCESS: 15 rules found", r.stdout)
 
     def test_help_lists_options(self):
         for b, needles in (("spillway-server", ["--config", "--help", "--version"]),

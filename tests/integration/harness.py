@@ -6,6 +6,7 @@ loopback is contacted."""
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -284,7 +285,10 @@ class Service:
         self.prefix = "t%d" % os.getpid()
         extra = extra or {}
         sections = {
-            "server": {"listen": "127.0.0.1:%d" % self.port, "threads": "8"},
+            # No lame-duck phase: tests stop servers often (test_shutdown
+            # tests the phase itself).
+            "server": {"listen": "127.0.0.1:%d" % self.port, "threads": "8",
+                       "shutdown_grace_ms": "0"},
             "redis": {"host": "127.0.0.1",
                       "port": str(self.redis_proxy.port if proxies else self.redis.port),
                       "prefix": self.prefix, "timeout_ms": "500"},
@@ -645,6 +649,17 @@ class Stream:
             t.join(timeout=120)
             assert not t.is_alive(), "a writer thread hung"
         return self
+
+
+LOGFMT_PAIR = r'[A-Za-z_][A-Za-z0-9_.-]*=(?:"(?:[^"\\]|\\.)*"|[^\s"=]*)'
+LOGFMT_LINE = re.compile(r"^ts=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z level=(?:debug|info|warn|error) "
+                         r"%s(?: %s)*$" % (LOGFMT_PAIR, LOGFMT_PAIR))
+
+
+def bad_log_lines(text):
+    """Lines of a daemon's log that are not logfmt led by ts= and level=
+    (a daemon not under journald stamps every line)."""
+    return [line for line in text.splitlines() if not LOGFMT_LINE.match(line)]
 
 
 class Promises:

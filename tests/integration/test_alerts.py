@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -186,6 +187,7 @@ class AlertsTest(unittest.TestCase):
             self.wait_active("SpillwayPostsFailing")
         finally:
             self.assertEqual(self.redis_cli("CONFIG", "SET", "maxmemory", "0"), "OK")
+        self.assertEqual(self.posts(3), [202] * 3)
         # An eviction policy: the server refuses while Redis would accept.
         self.assertEqual(self.redis_cli("CONFIG", "SET", "maxmemory-policy", "allkeys-lru"),
                          "OK")
@@ -197,6 +199,7 @@ class AlertsTest(unittest.TestCase):
             self.assertEqual(self.redis_cli("CONFIG", "SET", "maxmemory-policy", "noeviction"),
                              "OK")
         self.wait_true('spillway_redis_writable{job="spillway-server"} == 1')
+        self.assertEqual(self.posts(3), [202] * 3)
         # A wrong password: the daemons' connections are dropped and their
         # AUTH-less reconnects refused; nothing answers the scrape.
         self.assertEqual(self.redis_cli("CONFIG", "SET", "requirepass", "s3cret"), "OK")
@@ -206,11 +209,41 @@ class AlertsTest(unittest.TestCase):
                 x["metric"].get("__name__") == "spillway_redis_up" and
                 x["metric"]["job"] == "spillway-server" for x in r))
             self.assertEqual(set(self.posts(5)), {503})
+            # A flusher given the wrong password says so, not "is Redis
+            # running?".
+            wrong = self.svc.start_flusher("a2", SPILLWAY_REDIS_PASSWORD="not-it")
+            harness.wait_for(lambda: 'msg="redis unavailable"' in wrong.output(), 30,
+                             "flusher a2 to report Redis")
+            wrong.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(wrong.proc.wait(timeout=30), 0)
+            line = next(l for l in wrong.output().splitlines() if "redis unavailable" in l)
+            self.assertIn("WRONGPASS", line)
+            self.assertIn('hint="Redis refused [redis] user and password', line)
+            del self.svc.flushers["a2"]
         finally:
             self.assertEqual(self.redis_cli("CONFIG", "SET", "requirepass", "",
                                             password="s3cret"), "OK")
         self.wait_true('spillway_redis_up{job="spillway-server"} == 1', timeout=30)
         self.assertEqual(self.posts(5), [202] * 5)
+        # The server logged each outage of writes once, with its real
+        # cause and what to do; the flusher named the password too.
+        log = self.svc.server.output()
+        refusing = [l for l in log.splitlines() if 'msg="redis refusing writes"' in l]
+        self.assertEqual(len(refusing), 2, refusing)
+        self.assertIn('cause="OOM"', refusing[0])
+        self.assertIn("maxmemory", refusing[0])
+        self.assertIn('cause="NOAUTH"', refusing[1])
+        self.assertIn("set [redis] password", refusing[1])
+        self.assertEqual(log.count('msg="redis taking writes again"'), 2)
+        self.assertLessEqual(log.count('msg="redis unavailable"'), 1)
+        self.assertIn('maxmemory_policy=allkeys-lru durability="AOF fsync always: an '
+                      'acknowledged job survives a Redis or host crash" action="refusing writes '
+                      'until maxmemory-policy is noeviction"', log)
+        # The flusher's connection was cut first (its cause), and it said
+        # so once for the whole outage.
+        flog = [l for l in self.flusher.output().splitlines()
+                if 'msg="redis unavailable"' in l]
+        self.assertEqual(len(flog), 1, flog)
 
     def test_3_dead_letters(self):
         job = self.svc.post_ok("checked", {"id": 9_000_000, "qty": -1})
@@ -218,6 +251,14 @@ class AlertsTest(unittest.TestCase):
         self.wait_true("max(spillway_dead_letter_jobs) > 0")
         self.wait_active("SpillwayDeadLetters")
         self.assertIn("firing", self.prom.active()["SpillwayJobsFailing"])
+        # The row's values (PostgreSQL's DETAIL: "Failing row contains
+        # (9000000, -1)") stay out of the logs.
+        code, st = self.svc.job(job)
+        self.assertIn("violates check constraint", st["error"])
+        out = self.flusher.output()
+        self.assertIn('msg="job failed" job_id=%s' % job, out)
+        self.assertNotIn("Failing row", out)
+        self.assertNotIn("9000000", out)
         self.svc.ctl("dead", "drop", job)
         self.wait_true("max(spillway_dead_letter_jobs) == 0")
 
@@ -234,6 +275,14 @@ class AlertsTest(unittest.TestCase):
             proxy.drop(False)
         self.wait_true("spillway_postgres_up == 1", timeout=60)
         harness.wait_drained(self.svc)
+
+    def test_6_logs_are_logfmt(self):
+        """After all of the above, every line either daemon wrote is
+        logfmt, led by its timestamp."""
+        for name, daemon in [("server", self.svc.server)] + sorted(self.svc.flushers.items()):
+            text = daemon.output()
+            self.assertGreater(len(text.splitlines()), 5, name)
+            self.assertEqual(harness.bad_log_lines(text), [], name)
 
     def test_5_no_flusher(self):
         self.assertEqual(self.flusher.terminate(), 0)

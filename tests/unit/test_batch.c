@@ -85,6 +85,33 @@ static const char now_ini[] =
 
 /* Columns reordered (and one added) while the job waited: its values go
  * to the columns of the same names. */
+/* PostgreSQL's DETAIL goes into the job's error (its status) but past
+ * the part logs may show: it quotes rows. */
+static void test_pg_error_keeps_detail_out_of_logs(void **state)
+{
+    (void)state;
+    sw_config cfg;
+    assert_int_equal(sw_config_load_string(&cfg, "t.ini", ini), 0);
+    sw_batch *b = sw_batch_new(&cfg, NULL, NULL);
+    assert_non_null(b);
+    static const char junk[] = "not an envelope";
+    assert_int_equal(sw_batch_add(b, junk, sizeof junk - 1, 0, 1), 0);
+    assert_int_equal(sw_batch_add(b, junk, sizeof junk - 1, 0, 1), 0);
+    assert_int_equal(b->jobs[0].error_loggable, -1);
+    sw_batch_pg_error(b, 0, 0, "23514", "new row violates check constraint \"c\"",
+                      "Failing row contains (5, -1).");
+    assert_string_equal(b->jobs[0].error, "SQLSTATE 23514: new row violates check constraint "
+                                          "\"c\" Failing row contains (5, -1).");
+    assert_int_equal(b->jobs[0].error_loggable,
+                     strlen("SQLSTATE 23514: new row violates check constraint \"c\""));
+    sw_batch_pg_error(b, 1, 1, "23505", "duplicate key", "");
+    assert_string_equal(b->jobs[1].error, "SQLSTATE 23505: duplicate key");
+    assert_int_equal(b->jobs[1].error_loggable, -1);
+    assert_true(b->jobs[1].prefailed);
+    sw_batch_free(b);
+    sw_config_free(&cfg);
+}
+
 static void test_reordered_sink_maps_by_name(void **state)
 {
     (void)state;
@@ -248,6 +275,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_corrupt_envelopes_fail_with_distinct_ids),
+        cmocka_unit_test(test_pg_error_keeps_detail_out_of_logs),
         cmocka_unit_test(test_reordered_sink_maps_by_name),
         cmocka_unit_test(test_unsafe_changes_are_refused),
         cmocka_unit_test(test_dropped_null_column_maps),
