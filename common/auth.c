@@ -89,7 +89,7 @@ static int parse_line(const char *line, size_t len, const sw_config *cfg, sw_aut
         e->all_sinks = 1;
         return 0;
     }
-    if (sn == 0 || sn + 3 > sizeof e->sinks) {
+    if (sn > 0 && sn + 3 > sizeof e->sinks) {
         snprintf(why, whylen, "expected the sinks (\"*\" or \"a,b\") after the hash");
         return -1;
     }
@@ -104,6 +104,17 @@ static int parse_line(const char *line, size_t len, const sw_config *cfg, sw_aut
         size_t n = (size_t)(stop - p);
         while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
             n--;
+        /* "+admin": the dashboard's actions (no sink is named so). */
+        if (n == 6 && memcmp(p, "+admin", 6) == 0) {
+            e->admin = 1;
+            p = stop + 1;
+            continue;
+        }
+        if (n == 1 && p[0] == '*') {
+            e->all_sinks = 1;
+            p = stop + 1;
+            continue;
+        }
         if (sw_config_sink(cfg, p, n) == NULL) {
             snprintf(why, whylen, "no sink named \"%.*s\" is configured", (int)(n > 64 ? 64 : n),
                      p);
@@ -115,6 +126,10 @@ static int parse_line(const char *line, size_t len, const sw_config *cfg, sw_aut
         p = stop + 1;
     }
     e->sinks[o] = '\0';
+    if (o == 1 && !e->all_sinks && !e->admin) {
+        snprintf(why, whylen, "expected the sinks (\"*\" or \"a,b\") after the hash");
+        return -1;
+    }
     return 0;
 }
 

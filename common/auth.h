@@ -7,7 +7,9 @@
 
 /* Bearer-token authentication for the /v1 API. The tokens file holds one
  * line per token: the SHA-256 of the token in hex, then the sinks it may
- * use, comma-separated, or "*" for all of them. '#' starts a comment.
+ * use, comma-separated, or "*" for all of them; "+admin" among them lets
+ * the token run the dashboard's actions (/v1/admin/...). '#' starts a
+ * comment.
  * Only hashes are stored, so the file is not a secret. A presented token
  * is hashed and looked up by its digest in a hash table (the digest is
  * uniform, and public knowledge of the stored ones tells nothing about a
@@ -21,6 +23,7 @@ typedef struct sw_auth_entry {
     char scope[17];      /* 16 hex digits of SHA-256(hash): scopes the
                             token's Idempotency-Keys, names nothing secret */
     int all_sinks;
+    int admin;           /* "+admin" in the list: the dashboard's actions */
     char sinks[512];     /* ",orders,events," for a cheap membership test */
 } sw_auth_entry;
 

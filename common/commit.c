@@ -360,21 +360,24 @@ int sw_commit_prepare(sw_commit *c, sw_pg *pg)
 /* ROLLBACK, keeping the failure's error: ROLLBACK would overwrite it. */
 static void rollback(sw_pg *pg)
 {
-    char state[6], msg[sizeof pg->errstr], ctx[sizeof pg->context];
+    char state[6], msg[sizeof pg->errstr], ctx[sizeof pg->context], detail[sizeof pg->detail];
     memcpy(state, pg->sqlstate, sizeof state);
     memcpy(msg, pg->errstr, sizeof msg);
     memcpy(ctx, pg->context, sizeof ctx);
+    memcpy(detail, pg->detail, sizeof detail);
     if (sw_pg_exec(pg, "ROLLBACK") != 0)
         sw_pg_disconnect(pg);
     memcpy(pg->sqlstate, state, sizeof state);
     memcpy(pg->errstr, msg, sizeof msg);
     memcpy(pg->context, ctx, sizeof ctx);
+    memcpy(pg->detail, detail, sizeof detail);
 }
 
 static void oom(sw_pg *pg, const char *what)
 {
     snprintf(pg->errstr, sizeof pg->errstr, "out of memory %s", what);
     pg->sqlstate[0] = '\0';
+    pg->detail[0] = '\0';
 }
 
 /* COPY rows of sink k's fresh jobs among pend[0..n) into c->copy, for
@@ -601,6 +604,7 @@ static int record_iso_failures(sw_batch *b, PGresult *res, sw_pg *pg)
             snprintf(pg->sqlstate, sizeof pg->sqlstate, "%s", state);
             snprintf(pg->errstr, sizeof pg->errstr, "%s", msg);
             pg->context[0] = '\0';
+            pg->detail[0] = '\0';
             return TXN_FAIL;
         }
     }
@@ -725,12 +729,19 @@ static int isolate(sw_commit *c, sw_batch *b, int n, sw_pg *pg, int accept_alike
             continue;
         char state[6];
         if (!accept_alike && failed_alike(c, b, n, state)) {
-            const char *e = NULL;
-            for (int p = 0; p < n && e == NULL; p++)
-                e = b->jobs[c->pend[p]].error;
+            /* The error of the first job, without any PostgreSQL DETAIL:
+             * pg->errstr reaches the logs, which keep row values out. */
+            const sw_batch_job *first = NULL;
+            for (int p = 0; p < n && first == NULL; p++)
+                if (b->jobs[c->pend[p]].error)
+                    first = &b->jobs[c->pend[p]];
+            int shown = first && first->error_loggable >= 0 ? first->error_loggable
+                        : first ? (int)strlen(first->error) : 0;
             snprintf(pg->sqlstate, sizeof pg->sqlstate, "%s", state);
-            snprintf(pg->errstr, sizeof pg->errstr, "every job failed alike (%s)", e ? e : state);
+            snprintf(pg->errstr, sizeof pg->errstr, "every job failed alike (%.*s)",
+                     first ? shown : (int)strlen(state), first ? first->error : state);
             pg->context[0] = '\0';
+            pg->detail[0] = '\0';
             rollback(pg);
             return TXN_ALIKE;
         }
@@ -807,6 +818,7 @@ static int solo_pass(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
     if (rc == TXN_OK && committed == 0 && nondata > 0 && c->strikes < SOLO_ALONE_STRIKES) {
         snprintf(pg->sqlstate, sizeof pg->sqlstate, "%s", state);
         snprintf(pg->errstr, sizeof pg->errstr, "no job committed alone either: %s", msg);
+        pg->detail[0] = '\0';
         rc = TXN_FAIL;
     }
     if (rc != TXN_OK) {

@@ -49,7 +49,7 @@ static const struct key {
     L("server", "max_body_buffer_bytes", max_body_buffer_bytes, 0, 1L << 40),
     S("server", "trusted_proxies", trusted_proxies),
     S("server", "tls_ciphers", tls_ciphers),
-    I("server", "shutdown_grace_ms", shutdown_grace_ms, 0, 600000),
+    I("server", "shutdown_grace_ms", shutdown_grace_ms, 0, 50000),
     S("redis", "host", redis_host),
     I("redis", "port", redis_port, 1, 65535),
     S("redis", "prefix", prefix),

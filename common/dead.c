@@ -5,12 +5,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "envelope.h"
+#include "jobid.h"
 #include "keys.h"
+#include "status.h"
 
 int sw_dead_ids(sw_redis *r, long limit, void **reply)
 {
-    void *rep = sw_redis_callf(r, "dead", SW_REPLY_ARRAY, 1, "LRANGE %s 0 %ld", r->keys.dead,
-                               limit - 1);
+    return sw_dead_ids_from(r, 0, limit, reply);
+}
+
+int sw_dead_ids_from(sw_redis *r, long start, long count, void **reply)
+{
+    void *rep = sw_redis_callf(r, "dead", SW_REPLY_ARRAY, 1, "LRANGE %s %ld %ld", r->keys.dead,
+                               start, start + count - 1);
     if (rep == NULL)
         return -1;
     if (sw_redis_check_elements(r, rep, SW_REPLY_STRING, "dead") != 0) {
@@ -224,4 +232,39 @@ long sw_dead_convert_legacy(sw_redis *r)
         sw_redis_reply_free(mark);
     }
     return moved;
+}
+
+int sw_dead_requeue_job(sw_redis *r, const char *job_id, int ttl_s)
+{
+    sw_dead_job d;
+    int found = sw_dead_get(r, job_id, &d);
+    if (found <= 0)
+        return found;
+    sw_envelope e;
+    char why[128];
+    int rc = -1;
+    sw_buf status = SW_BUF_INIT, compact = SW_BUF_INIT;
+    if (sw_envelope_decode(d.env, d.env_len, &e, why, sizeof why) != 0) {
+        r->err = SW_REDIS_EPROTO;
+        r->code[0] = '\0';
+        snprintf(r->errstr, sizeof r->errstr, "%s: undecodable envelope (%s): drop it", job_id,
+                 why);
+        goto out;
+    }
+    /* Its status goes back to "queued": the JSON, and the compact form
+     * (status.h). */
+    sw_status st = {job_id, "queued", e.sink, e.nrecords,
+                    (int64_t)sw_jobid_time_ms(job_id) * 1000, 0, NULL};
+    if (sw_status_json(&status, &st) != 0 ||
+        sw_status_compact(&compact, 'q', e.nrecords, e.sink, 0) != 0) {
+        r->err = SW_REDIS_ENOMEM;
+        snprintf(r->errstr, sizeof r->errstr, "requeue: out of memory");
+        goto out;
+    }
+    rc = sw_dead_requeue(r, job_id, status.data, compact.data, ttl_s);
+out:
+    sw_buf_free(&status);
+    sw_buf_free(&compact);
+    sw_dead_job_free(&d);
+    return rc;
 }

@@ -14,6 +14,10 @@
 /* The newest `limit` dead job ids, as a reply array of strings (free with
  * sw_redis_reply_free). 0, or -1. */
 __attribute__((warn_unused_result)) int sw_dead_ids(sw_redis *r, long limit, void **reply);
+/* The same from position `start` (0 the newest), at most `count`: a long
+ * store is read a page at a time, never in one command. */
+__attribute__((warn_unused_result))
+int sw_dead_ids_from(sw_redis *r, long start, long count, void **reply);
 
 /* One dead job. The strings point into `reply`, freed by the caller. */
 typedef struct sw_dead_job {
@@ -36,6 +40,12 @@ void sw_dead_job_free(sw_dead_job *d);   /* accepts NULL */
 __attribute__((warn_unused_result))
 int sw_dead_requeue(sw_redis *r, const char *job_id, const char *status, const char *compact,
                     int ttl_s);
+
+/* Read dead job `job_id`, build its "queued" status and requeue it (as
+ * sw_dead_requeue). 1 done, 0 no such dead job, -1 error (an undecodable
+ * envelope too: drop it instead) with the reason in r. */
+__attribute__((warn_unused_result))
+int sw_dead_requeue_job(sw_redis *r, const char *job_id, int ttl_s);
 
 /* Forget a dead job (its status stays "failed"). 1 done, 0 none, -1. */
 __attribute__((warn_unused_result)) int sw_dead_drop(sw_redis *r, const char *job_id);

@@ -20,6 +20,7 @@ void sw_keys_init(sw_keys *k, const char *prefix)
     snprintf(k->layout, sizeof k->layout, "%s:layout", prefix);
     snprintf(k->lease, sizeof k->lease, "%s:lease", prefix);
     snprintf(k->members, sizeof k->members, "%s:members", prefix);
+    snprintf(k->paused, sizeof k->paused, "%s:paused", prefix);
 }
 
 size_t sw_keys_shard_prefix(const char *prefix, int k, char out[64])

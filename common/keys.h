@@ -50,7 +50,10 @@
  *   <p>:members            sorted set: flusher id -> Redis time (ms) its
  *                          membership expires (members.lua); the live
  *                          count sets each flusher's share of the shards
- * <p>:layout and <p>:members stay under the configured prefix.
+ * <p>:layout and <p>:members stay under the configured prefix, and so
+ * does
+ *   <p>:paused             hash: sink -> {"since","note"} while an operator
+ *                          has paused its intake (pause.h)
  */
 
 #define SW_KEY_MAX 192
@@ -61,6 +64,7 @@ typedef struct sw_keys {
     char flushers[SW_KEY_MAX], deliveries[SW_KEY_MAX];
     char dead[SW_KEY_MAX], deadenv[SW_KEY_MAX], deadinfo[SW_KEY_MAX];
     char layout[SW_KEY_MAX], lease[SW_KEY_MAX], members[SW_KEY_MAX];
+    char paused[SW_KEY_MAX];
 } sw_keys;
 
 /* Shards a deployment may have ([redis] shards); a job id has room for

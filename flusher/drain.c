@@ -497,6 +497,10 @@ static void pg_probe(drain *d)
     d->next_probe_ms = now + PROBE_EVERY_MS;
     int ok = pg_ensure(d) == 0 && sw_pg_exec(d->pg, "SELECT 1") == 0;
     sw_liveness_pg(d->live, -1);
+    /* A statement refused (a dropped table, a revoked grant, seen while
+     * preparing) is PostgreSQL answering: not an outage. */
+    if (!ok && sw_pg_statement_error(d->pg))
+        ok = 1;
     if (!ok && !d->pg_down) {
         sw_log_error("postgres unavailable", "sqlstate=%s error=\"%s\" action=\"looking again "
                      "every %d ms while idle\"", d->pg->sqlstate[0] ? d->pg->sqlstate : "-",

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "auth.h"
+#include "history.h"
 #include "buf.h"
 #include "config.h"
 #include "http_exchange.h"
@@ -22,11 +23,11 @@
  * routes and the reply helpers. Internal to server/. */
 
 enum sw_route { R_RECORDS, R_JOB, R_QUEUE, R_STATS, R_UI, R_HEALTHZ, R_READYZ, R_METRICS,
-                R_OTHER, R_COUNT };
+                R_ADMIN, R_OTHER, R_COUNT };
 
 enum sw_reject { REJ_VALIDATION, REJ_TOO_LARGE, REJ_BACKPRESSURE, REJ_REDIS_DOWN,
                  REJ_CONFLICT, REJ_UNAUTHORIZED, REJ_FORBIDDEN, REJ_TIMEOUT, REJ_SERVER_BUSY,
-                 REJ_COUNT };
+                 REJ_PAUSED, REJ_COUNT };
 
 /* The HTTP cores the server runs: the API's, and with [server]
  * admin_listen a second one of its own for probes, metrics and the
@@ -81,8 +82,10 @@ struct sw_http {
      * `memory_high` alone (429 while set). */
     atomic_int memory_high;
     atomic_int layout_ok;      /* the layout guard passed (main thread) */
-    atomic_int writes_failing; /* the last enqueue failed (logged on change) */
+    atomic_int writes_failing[SW_SHARDS_MAX];   /* per lane: the last enqueue failed */
     atomic_int draining;       /* SIGTERM seen: /readyz 503 (main thread) */
+    atomic_int *paused;        /* per sink: intake paused (main thread, pause.h) */
+    sw_history history;        /* the dashboard chart's last hour */
     char layout_err[256];      /* why not yet, under persist_lock */
     _Atomic long long redis_used, redis_max;
     _Atomic double status_bytes;   /* per job, sampled; 0 unknown */
@@ -126,5 +129,6 @@ void sw_api_get_queue(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
 void sw_api_get_stats(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
 void sw_api_readyz(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
 void sw_api_metrics(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
+void sw_api_admin(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
 
 #endif

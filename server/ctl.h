@@ -13,6 +13,7 @@
  * of text. Internal to server/. */
 int sw_ctl_dead(const sw_config *cfg, int argc, char **argv, int json);
 int sw_ctl_token(const sw_config *cfg, int argc, char **argv, int json);
+int sw_ctl_sink(const sw_config *cfg, int argc, char **argv, int json);
 
 /* Connections to every queue shard, each tried once; NULL after saying
  * why. */

@@ -10,7 +10,6 @@
 #include "envelope.h"
 #include "jobid.h"
 #include "queue.h"
-#include "status.h"
 
 typedef struct filter {
     const char *sink;       /* NULL: any */
@@ -53,13 +52,20 @@ static int matches(const filter *f, const dead *x)
     return 1;
 }
 
-/* The record an error names ("record 3: ..."), or -1. */
+/* The record an error names, or -1: the flusher's own errors start
+ * "record N" (after "corrupt envelope: " for some); PostgreSQL's never
+ * name one, so only a one-record job's is known. A value quoted later in
+ * the text is not taken for a number. */
 static long named_record(const dead *x)
 {
-    const char *p = x->d.error, *end = x->d.error + x->d.error_len;
-    for (; p + 7 < end; p++)
-        if (strncmp(p, "record ", 7) == 0 && p[7] >= '0' && p[7] <= '9')
-            return strtol(p + 7, NULL, 10);
+    const char *e = x->d.error;
+    size_t n = x->d.error_len, skip = strlen("corrupt envelope: ");
+    if (n > skip && strncmp(e, "corrupt envelope: ", skip) == 0) {
+        e += skip;
+        n -= skip;
+    }
+    if (n > 7 && strncmp(e, "record ", 7) == 0 && e[7] >= '0' && e[7] <= '9')
+        return strtol(e + 7, NULL, 10);
     return x->decoded && x->e.nrecords == 1 ? 0 : -1;
 }
 
@@ -164,65 +170,84 @@ static int show(sw_redis *r, const dead *x, int json)
     return 0;
 }
 
-/* Requeue: back on the queue with a "queued" status. 1, 0 gone, -1. */
-static int requeue(const sw_config *cfg, sw_redis *r, const dead *x)
-{
-    if (!x->decoded) {
-        fprintf(stderr, "spillwayctl: %s: undecodable envelope (%s): drop it\n", x->id, x->why);
-        return -1;
-    }
-    /* The JSON, then NUL, then the compact form (status.h). */
-    sw_buf status = SW_BUF_INIT, compact = SW_BUF_INIT;
-    sw_status st = {x->id, "queued", x->e.sink, x->e.nrecords,
-                    (int64_t)sw_jobid_time_ms(x->id) * 1000, 0, NULL};
-    int rc = -1;
-    if (sw_status_json(&status, &st) == 0 &&
-        sw_status_compact(&compact, 'q', x->e.nrecords, x->e.sink, 0) == 0 &&
-        sw_buf_append(&status, "", 1) == 0)
-        rc = sw_dead_requeue(r, x->id, status.data, compact.data, cfg->status_ttl_s);
-    else
-        fprintf(stderr, "spillwayctl: out of memory\n");
-    if (rc < 0 && r->err != SW_REDIS_OK)
-        fprintf(stderr, "spillwayctl: %s: %s\n", x->id, r->errstr);
-    sw_buf_free(&status);
-    sw_buf_free(&compact);
-    return rc;
-}
-
 static int act(const sw_config *cfg, sw_redis *r, const char *what, const dead *x)
 {
-    if (strcmp(what, "requeue") == 0)
-        return requeue(cfg, r, x);
-    int rc = sw_dead_drop(r, x->id);
+    int rc = strcmp(what, "requeue") == 0 ? sw_dead_requeue_job(r, x->id, cfg->status_ttl_s)
+                                          : sw_dead_drop(r, x->id);
     if (rc < 0)
         fprintf(stderr, "spillwayctl: %s: %s\n", x->id, r->errstr);
     return rc;
 }
 
+#define PAGE 1000   /* ids read from Redis at a time */
+
+/* The ids of shard r's dead jobs, newest first: for a list up to what it
+ * may still show, for an action all of them (read before acting, as
+ * acting moves the others' positions). Page by page: one LRANGE of a
+ * long store would hold Redis. NULL after saying why. */
+static char (*dead_ids(sw_redis *r, long want, size_t *n))[64]
+{
+    char (*ids)[64] = NULL;
+    size_t cap = 0;
+    *n = 0;
+    for (long start = 0; (long)*n < want; start += PAGE) {
+        void *page = NULL;
+        if (sw_dead_ids_from(r, start, PAGE, &page) != 0) {
+            fprintf(stderr, "spillwayctl: %s\n", r->errstr);
+            free(ids);
+            return NULL;
+        }
+        size_t got = sw_redis_reply_len(page);
+        for (size_t i = 0; i < got && (long)*n < want; i++) {
+            if (*n == cap) {
+                size_t ncap = cap ? cap * 2 : PAGE;
+                void *grown = realloc(ids, ncap * sizeof *ids);
+                if (grown == NULL) {
+                    fprintf(stderr, "spillwayctl: out of memory\n");
+                    sw_redis_reply_free(page);
+                    free(ids);
+                    return NULL;
+                }
+                ids = grown;
+                cap = ncap;
+            }
+            size_t len;
+            const char *p = sw_redis_reply_item(page, i, &len);
+            snprintf(ids[(*n)++], 64, "%.*s", (int)len, p);
+        }
+        sw_redis_reply_free(page);
+        if (got < PAGE)
+            break;
+    }
+    if (ids == NULL)
+        ids = malloc(sizeof *ids);   /* none: still a list to free */
+    return ids;
+}
+
 /* Every dead job matching `f`, shard by shard, newest first: listed (up
- * to `limit`) or acted on. */
+ * to `limit`) or acted on. An action that fails for one job (say, an
+ * undecodable envelope on requeue) is reported and the rest go on. */
 static int all(const sw_config *cfg, sw_shards *s, const char *what, const filter *f,
                long limit, int json)
 {
     int list = strcmp(what, "list") == 0, rc = 1;
-    long shown = 0, done = 0;
+    long shown = 0, done = 0, failed = 0;
     json_t *jobs = json_array();
-    void *ids = NULL;
     for (int k = 0; k < s->n && (!list || shown < limit); k++) {
         sw_redis *r = s->q[k];
-        if (sw_dead_ids(r, 100000000L, &ids) != 0) {
-            fprintf(stderr, "spillwayctl: %s\n", r->errstr);
+        size_t n;
+        /* A filtered list reads on until it has `limit` matches. */
+        char (*ids)[64] = dead_ids(r, list && !f->sink && !f->sqlstate ? limit - shown
+                                                                       : 100000000L, &n);
+        if (ids == NULL)
             goto out;
-        }
-        for (size_t i = 0; i < sw_redis_reply_len(ids) && (!list || shown < limit); i++) {
-            size_t len;
-            char id[64];
-            const char *p = sw_redis_reply_item(ids, i, &len);
-            snprintf(id, sizeof id, "%.*s", (int)len, p);
+        for (size_t i = 0; i < n && (!list || shown < limit); i++) {
             dead x;
-            int found = dead_read(r, id, &x);
-            if (found < 0)
+            int found = dead_read(r, ids[i], &x);
+            if (found < 0) {
+                free(ids);
                 goto out;
+            }
             if (found == 1 && matches(f, &x)) {
                 int one = 1;
                 if (!list)
@@ -231,28 +256,24 @@ static int all(const sw_config *cfg, sw_shards *s, const char *what, const filte
                     json_array_append_new(jobs, summary_json(&x));
                 else
                     summary_text(&x);
-                if (one < 0) {
-                    sw_dead_job_free(&x.d);
-                    goto out;
-                }
                 shown++;
-                done += one;
+                done += one > 0;
+                failed += one < 0;
             }
             sw_dead_job_free(&x.d);
         }
-        sw_redis_reply_free(ids);
-        ids = NULL;
+        free(ids);
     }
-    rc = 0;
+    rc = failed ? 1 : 0;
     if (list && json)
-        rc = sw_ctl_print_json(json_pack("{s:O,s:i}", "jobs", jobs, "shown", (json_int_t)shown));
+        rc = sw_ctl_print_json(json_pack("{s:O,s:I}", "jobs", jobs, "shown", (json_int_t)shown));
     else if (list)
         printf("%ld shown\n", shown);
     else
-        printf("%ld %s\n", done, strcmp(what, "requeue") == 0 ? "requeued" : "dropped");
+        printf("%ld %s%s\n", done, strcmp(what, "requeue") == 0 ? "requeued" : "dropped",
+               failed ? "; some failed, see above" : "");
 out:
     json_decref(jobs);
-    sw_redis_reply_free(ids);
     return rc;
 }
 
@@ -304,6 +325,9 @@ int sw_ctl_dead(const sw_config *cfg, int argc, char **argv, int json)
                             strcmp(what, "show") == 0 ? "" : " or --all");
     if (id && (f.sink || f.sqlstate || limit != 20))
         return sw_ctl_usage("dead", "filters go with --all, not with a JOB_ID");
+    if (limit != 20 && strcmp(what, "list") != 0)
+        return sw_ctl_usage("dead", "--limit goes with dead list; dead %s --all acts on every "
+                            "match", what);
     if (strcmp(what, "show") != 0 && strcmp(what, "list") != 0 && json)
         return sw_ctl_usage("dead", "--json goes with dead list and dead show");
     if (id && !sw_jobid_valid(id, strlen(id)))
@@ -323,9 +347,15 @@ int sw_ctl_dead(const sw_config *cfg, int argc, char **argv, int json)
             fprintf(stderr, "spillwayctl: no dead-lettered job %s\n", id);
         else if (found == 1 && strcmp(what, "show") == 0)
             rc = show(r, &x, json);
-        else if (found == 1 && act(cfg, r, what, &x) == 1) {
-            printf("1 %s\n", strcmp(what, "requeue") == 0 ? "requeued" : "dropped");
-            rc = 0;
+        else if (found == 1) {
+            int one = act(cfg, r, what, &x);
+            if (one == 1) {
+                printf("1 %s\n", strcmp(what, "requeue") == 0 ? "requeued" : "dropped");
+                rc = 0;
+            } else if (one == 0) {
+                fprintf(stderr, "spillwayctl: dead job %s went meanwhile (another operator?)\n",
+                        id);
+            }
         }
         if (found == 1)
             sw_dead_job_free(&x.d);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -46,7 +47,7 @@ static entry *split(const char *text, size_t *n)
         x->line = p;
         x->len = len;
         size_t s = strspn(p, " \t");
-        size_t h = s < len ? strspn(p + s, "0123456789abcdef") : 0;
+        size_t h = s < len ? strspn(p + s, "0123456789abcdefABCDEF") : 0;
         if (h == 64 && s + h < len && (p[s + h] == ' ' || p[s + h] == '\t')) {
             x->hash = p + s;
             x->sinks = p + s + h + strspn(p + s + h, " \t");
@@ -88,18 +89,20 @@ static int cmd_new(const sw_config *cfg, const char *sinks, const char *name)
 {
     char token[SW_AUTH_TOKEN_MAX], line[900], hash[SW_AUTH_HASH_HEX];
     /* Each sink named must be configured: say which is not, and what is. */
-    if (strcmp(sinks, "*") != 0) {
+    {
         for (const char *p = sinks; *p;) {
             p += strspn(p, " \t");
             size_t n = strcspn(p, ",");
             while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
                 n--;
-            if (n == 0 || sw_config_sink(cfg, p, n) == NULL) {
+            int special = (n == 6 && memcmp(p, "+admin", 6) == 0) || (n == 1 && *p == '*');
+            if (n == 0 || (!special && sw_config_sink(cfg, p, n) == NULL)) {
                 sw_buf have = SW_BUF_INIT;
                 for (int k = 0; k < cfg->nsinks; k++)
                     (void)!sw_buf_printf(&have, "%s%s", k ? ", " : "", cfg->sinks[k].name);
                 sw_ctl_usage("token", "--sinks names \"%.*s\", which is not a configured sink "
-                             "(configured: %s; or '*' for all)", (int)n, p,
+                             "(configured: %s; or '*' for all, '+admin' for the dashboard's "
+                             "actions)", (int)n, p,
                              have.data ? have.data : "none");
                 sw_buf_free(&have);
                 return 2;
@@ -170,23 +173,81 @@ out:
     return rc;
 }
 
-/* Rewrite the file without the entry whose hash starts with `id` (and its
- * name line): a new file beside it, synced, renamed over it, so a reader
- * sees the old file or the new, never half of one. */
+/* Write `out` over the tokens file: a new file beside it with the old
+ * one's owner and mode, synced, renamed over it, the directory synced, so
+ * a reader sees the old file or the new, never half of one. Refused when
+ * the file changed since it was read at `was` (someone else's edit would
+ * be lost: run again). 0, or -1 after saying why. */
+static int replace_file(const char *path, const struct stat *was, const sw_buf *out)
+{
+    char tmp[600], dir[600];
+    struct stat now;
+    int fd = -1, err = 0;
+    snprintf(tmp, sizeof tmp, "%s.revoke-XXXXXX", path);
+    if (stat(path, &now) != 0 || now.st_ino != was->st_ino || now.st_size != was->st_size ||
+        now.st_mtim.tv_sec != was->st_mtim.tv_sec || now.st_mtim.tv_nsec != was->st_mtim.tv_nsec) {
+        fprintf(stderr, "spillwayctl: %s changed while it was being read; run again\n", path);
+        return -1;
+    }
+    if ((fd = mkstemp(tmp)) < 0)
+        goto fail;
+    if (fchown(fd, was->st_uid, was->st_gid) != 0 || fchmod(fd, was->st_mode & 07777) != 0)
+        goto fail;
+    for (size_t off = 0; off < out->len;) {
+        ssize_t w = write(fd, out->data + off, out->len - off);
+        if (w <= 0) {
+            if (w == 0)
+                errno = EIO;
+            goto fail;
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) != 0)
+        goto fail;
+    int c = close(fd);
+    fd = -1;
+    if (c != 0 || rename(tmp, path) != 0)
+        goto fail;
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        (void)!fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+fail:
+    err = errno;
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+    fprintf(stderr, "spillwayctl: cannot rewrite %s: %s\n", path, strerror(err));
+    return -1;
+}
+
+/* Take out the entry whose hash starts with `id` (and its name line). The
+ * new text must load as the server would load it: revoking the last token
+ * would leave a file the server refuses (it would keep the old tokens). */
 static int cmd_revoke(const sw_config *cfg, const char *id)
 {
     sw_buf text = SW_BUF_INIT, out = SW_BUF_INIT;
     entry *e = NULL;
     size_t n = 0, idn = strlen(id), hit = 0, which = 0;
-    char tmp[600] = "";
-    int rc = 1, fd = -1;
-    if (idn < 8 || idn > 64 || strspn(id, "0123456789abcdef") != idn)
+    int rc = 1;
+    struct stat was;
+    if (idn < 8 || idn > 64 || strspn(id, "0123456789abcdefABCDEF") != idn)
         return sw_ctl_usage("token", "revoke wants a token id: at least 8 of the hex digits "
                             "token list shows, not \"%s\"", id);
+    if (stat(cfg->tokens_file, &was) != 0 && cfg->tokens_file[0]) {
+        fprintf(stderr, "spillwayctl: %s: %s\n", cfg->tokens_file, strerror(errno));
+        goto out;
+    }
     if (read_tokens(cfg, &text, &e, &n) != 0)
         goto out;
     for (size_t i = 0; i < n; i++)
-        if (e[i].hash && strncmp(e[i].hash, id, idn) == 0) {
+        if (e[i].hash && strncasecmp(e[i].hash, id, idn) == 0) {
             hit++;
             which = i;
         }
@@ -198,28 +259,22 @@ static int cmd_revoke(const sw_config *cfg, const char *id)
     for (size_t i = 0; i < n; i++) {
         if (i == which || (i + 1 == which && e[which].name))
             continue;
-        if (sw_buf_append(&out, e[i].line, e[i].len) != 0 || sw_buf_append(&out, "\n", 1) != 0)
-            goto oom;
+        if (sw_buf_append(&out, e[i].line, e[i].len) != 0 || sw_buf_append(&out, "\n", 1) != 0) {
+            fprintf(stderr, "spillwayctl: out of memory\n");
+            goto out;
+        }
     }
-    struct stat st;
-    snprintf(tmp, sizeof tmp, "%s.revoke-XXXXXX", cfg->tokens_file);
-    if (stat(cfg->tokens_file, &st) != 0 || (fd = mkstemp(tmp)) < 0 ||
-        fchmod(fd, st.st_mode & 07777) != 0 ||
-        (out.len && write(fd, out.data, out.len) != (ssize_t)out.len) || fsync(fd) != 0 ||
-        close(fd) != 0 || rename(tmp, cfg->tokens_file) != 0) {
-        fprintf(stderr, "spillwayctl: cannot rewrite %s: %s\n", cfg->tokens_file,
-                strerror(errno));
-        if (fd >= 0)
-            unlink(tmp);
+    sw_auth check;
+    int loads = sw_auth_parse(&check, cfg->tokens_file, out.data ? out.data : "", cfg);
+    if (loads != 0)
+        fprintf(stderr, "spillwayctl: not revoked: without it %s\n", check.errstr);
+    sw_auth_free(&check);
+    if (loads != 0 || replace_file(cfg->tokens_file, &was, &out) != 0)
         goto out;
-    }
     printf("revoked %.*s (sinks %.*s); reload the server (SIGHUP, or systemctl reload "
            "spillway-server) for it to take effect\n", ID_LEN, e[which].hash,
            (int)e[which].sinks_len, e[which].sinks);
     rc = 0;
-    goto out;
-oom:
-    fprintf(stderr, "spillwayctl: out of memory\n");
 out:
     free(e);
     sw_buf_free(&text);

@@ -132,6 +132,30 @@ static int forbidden(sw_http *h, sw_http_exchange *x, const char *detail)
                           "error=\"insufficient_scope\"\r\n");
 }
 
+/* The dashboard's actions: POST, and a token with the +admin scope (so
+ * only with a tokens_file; the admin listener takes no other token). */
+static int admin_action(sw_http *h, sw_http_exchange *x, int pool)
+{
+    x->route = R_ADMIN;
+    if (!is_method(x, "POST"))
+        return sw_api_method_not_allowed(x, "POST");
+    const sw_auth *auth = atomic_load_explicit(&h->auth, memory_order_acquire);
+    if (auth == NULL)
+        return forbidden(h, x, "actions need [server] tokens_file and a token made with "
+                               "spillwayctl token new --sinks '+admin'");
+    enum sw_auth_result res;
+    const sw_auth_entry *grant = sw_auth_check(auth, sw_http_header(x, "Authorization"), &res);
+    if (grant == NULL)
+        return unauthorized(h, x, res);
+    if (!grant->admin)
+        return forbidden(h, x, "this token has no +admin scope; make one with spillwayctl token "
+                               "new --sinks '+admin'");
+    x->note2 = grant;
+    if (x->head.framing != SW_HTTP_NO_BODY)
+        sw_http_accept_body(x, 4096, "an action's body (4096 bytes)");
+    return pool;
+}
+
 /* GET (or HEAD) to `pool`, else 405. */
 static int get_only(sw_http_exchange *x, int get, int pool)
 {
@@ -178,6 +202,10 @@ static int route(void *user, sw_http_exchange *x)
     int rc;
 
     x->route = R_OTHER;
+    /* Draining: every answer closes its connection, so keep-alive clients
+     * and load balancers move on before the listener goes. */
+    if (atomic_load_explicit(&h->draining, memory_order_relaxed))
+        x->close = 1;
     if ((admin || !h->has_admin) && (rc = admin_route(x, uri, get, admin_pool)) != -2)
         return rc;
     /* Load balancers probe the port they send to: with an admin listener
@@ -185,6 +213,9 @@ static int route(void *user, sw_http_exchange *x)
      * pool (they say what that port can do). */
     if (!admin && (strcmp(uri, "/healthz") == 0 || strcmp(uri, "/readyz") == 0))
         return admin_route(x, uri, get, POOL_API);
+    /* The dashboard's actions, where the dashboard is served. */
+    if (strncmp(uri, "/v1/admin/", 10) == 0 && (admin || !h->has_admin))
+        return admin_action(h, x, admin_pool);
     /* The admin listener also answers what the dashboard reads, with no
      * token, and nothing else. */
     if (admin) {
@@ -273,6 +304,8 @@ static void serve(void *user, void *state, sw_http_exchange *x)
                        "retry", NULL);
         return;
     }
+    if (atomic_load_explicit(&h->draining, memory_order_relaxed))
+        x->close = 1;
     switch (x->route) {
     case R_RECORDS: sw_api_post_records(h, w, x); break;
     case R_JOB: sw_api_get_job(h, w, x); break;
@@ -280,6 +313,7 @@ static void serve(void *user, void *state, sw_http_exchange *x)
     case R_STATS: sw_api_get_stats(h, w, x); break;
     case R_READYZ: sw_api_readyz(h, w, x); break;
     case R_METRICS: sw_api_metrics(h, w, x); break;
+    case R_ADMIN: sw_api_admin(h, w, x); break;
     default:
         sw_api_problem(x, 500, "internal", "Internal error", "no handler for this route", NULL);
     }
@@ -378,6 +412,25 @@ void sw_http_set_memory(sw_http *h, const sw_redis_memory *m, double status_byte
     }
 }
 
+void sw_http_set_paused(sw_http *h, const unsigned char *paused)
+{
+    for (int k = 0; k < h->cfg->nsinks; k++) {
+        int now = paused[k] != 0;
+        if (atomic_exchange(&h->paused[k], now) == now)
+            continue;
+        if (now)
+            sw_log_warn("sink intake paused", "sink=%s action=\"answering its POSTs 503 until "
+                        "spillwayctl sink resume\"", h->cfg->sinks[k].name);
+        else
+            sw_log_info("sink intake resumed", "sink=%s", h->cfg->sinks[k].name);
+    }
+}
+
+void sw_http_sample(sw_http *h, const sw_history_sample *s)
+{
+    sw_history_add(&h->history, s);
+}
+
 void sw_http_set_draining(sw_http *h)
 {
     atomic_store(&h->draining, 1);
@@ -421,6 +474,7 @@ sw_http *sw_http_start(const sw_config *cfg)
     /* One queue needs no gate (http.h); shards wait for the guard. */
     atomic_init(&h->layout_ok, cfg->shards == 0);
     pthread_mutex_init(&h->persist_lock, NULL);
+    sw_history_init(&h->history);
     atomic_init(&h->evicting, 0);
     for (int r = 0; r < R_COUNT; r++) {
         h->latency[r].bounds = latency_bounds;
@@ -431,7 +485,8 @@ sw_http *sw_http_start(const sw_config *cfg)
     h->shapes = calloc((size_t)cfg->nsinks + 1, sizeof *h->shapes);
     h->shape_text = calloc((size_t)cfg->nsinks + 1, sizeof *h->shape_text);
     h->key_flags = calloc((size_t)cfg->nsinks + 1, sizeof *h->key_flags);
-    if (h->shapes == NULL || h->shape_text == NULL || h->key_flags == NULL)
+    h->paused = calloc((size_t)cfg->nsinks + 1, sizeof *h->paused);
+    if (h->shapes == NULL || h->shape_text == NULL || h->key_flags == NULL || h->paused == NULL)
         goto fail;
     for (int k = 0; k < cfg->nsinks; k++) {
         for (int c = 0; c < cfg->sinks[k].ncolumns && c < SW_SINK_MAX_COLUMNS; c++)
@@ -584,6 +639,8 @@ void sw_http_stop(sw_http *h)
     free(h->shape_text);
     free(h->shapes);
     free(h->key_flags);
+    free(h->paused);
+    sw_history_destroy(&h->history);
     pthread_mutex_destroy(&h->persist_lock);
     free(h);
 }

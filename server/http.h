@@ -31,6 +31,14 @@ void sw_http_set_memory(sw_http *h, const sw_redis_memory *m, double status_byte
  * a flusher of that layout). */
 void sw_http_set_layout(sw_http *h, int ok, const char *why);
 
+/* Which sinks' intake an operator paused (pause.h), one flag per sink:
+ * their POSTs answer 503 sink-paused. Logged on each change. */
+void sw_http_set_paused(sw_http *h, const unsigned char *paused);
+
+/* One sample of the queue for the dashboard's chart (history.h). */
+struct sw_history_sample;
+void sw_http_sample(sw_http *h, const struct sw_history_sample *s);
+
 /* Shutting down: /readyz answers 503 shutting-down from now on; every
  * other route is served as before. */
 void sw_http_set_draining(sw_http *h);

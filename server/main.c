@@ -1,6 +1,8 @@
 /* spillway-server: accepts writes over HTTP and queues them in Redis. */
 #include <malloc.h>
+#include <jansson.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,6 +14,8 @@
 #include "notify.h"
 #include "queue.h"
 #include "redis.h"
+#include "history.h"
+#include "pause.h"
 #include "shards.h"
 #include "status.h"
 
@@ -23,6 +27,30 @@ static void on_signal(int sig)
         reload = 1;
     else
         stop = stop < 2 ? stop + 1 : 2;   /* a second one: no grace */
+}
+
+/* A sample of the queue for the dashboard's chart (history.h): the
+ * overview's totals, on Redis' clock. Skipped when Redis does not answer. */
+static void sample_history(sw_http *h, sw_shards *q, sw_buf *scratch)
+{
+    sw_redis *failed;
+    if (sw_shards_overview(q, 0, scratch, &failed) != 0)
+        return;
+    json_t *o = json_loadb(scratch->data, scratch->len, 0, NULL);
+    sw_history_sample s = {
+        json_integer_value(json_object_get(o, "now_ms")),
+        json_integer_value(json_object_get(o, "depth")),
+        json_integer_value(json_object_get(o, "in_flight")),
+        json_integer_value(json_object_get(o, "accepted_records_total")),
+        json_integer_value(json_object_get(o, "committed_records_total")),
+        0,
+    };
+    json_int_t oldest = json_integer_value(json_object_get(o, "oldest_enqueued_ms"));
+    if (oldest > 0 && s.t_ms > oldest)
+        s.oldest_age_ms = s.t_ms - oldest;
+    json_decref(o);
+    if (s.t_ms > 0)
+        sw_http_sample(h, &s);
 }
 
 /* How well a node keeps a 202: 0 may evict, 1 no AOF, 2 AOF without
@@ -170,7 +198,24 @@ int main(int argc, char **argv)
     int64_t next_check = 0, next_memory = 0;
     int memory_unknown = 0;
     int reported_unknown = 0, ready = 0, exit_code = 0, reads_failing = 0;
-    while (!stop) {
+    unsigned char *paused = calloc((size_t)cfg.nsinks + 1, 1);
+    int64_t next_sample = 0;
+    sw_buf scratch = SW_BUF_INIT;
+    /* On SIGTERM, a lame-duck phase first: /readyz answers 503 and every
+     * answer closes its connection, so load balancers move away, while
+     * everything that still comes is served and this loop's checks go
+     * on. A second signal ends it. */
+    int64_t drain_until = 0;
+    for (;;) {
+        if (stop && drain_until == 0 && cfg.shutdown_grace_ms > 0) {
+            sw_notify_stopping();
+            sw_http_set_draining(h);
+            sw_log_info("server draining", "grace_ms=%d note=\"/readyz answers 503; requests "
+                        "are still served\"", cfg.shutdown_grace_ms);
+            drain_until = sw_clock_mono_ms() + cfg.shutdown_grace_ms;
+        }
+        if (stop && (stop >= 2 || sw_clock_mono_ms() >= drain_until))
+            break;
         sw_notify_watchdog();
         if (reload) {
             reload = 0;
@@ -189,6 +234,9 @@ int main(int argc, char **argv)
             int64_t last_job_ms;
             int shift;
             sw_status_last(&last_job_ms, &shift);
+            /* Paused sinks: an unreadable state keeps the last known. */
+            if (paused && sw_pause_flags(probe, &cfg, paused) == 0)
+                sw_http_set_paused(h, paused);
             if (read_memory(queues, &mem) == 0) {
                 /* The newest bucket, in the first shard with enough of it. */
                 int got = 0;
@@ -210,6 +258,10 @@ int main(int argc, char **argv)
                 sw_redis_memory none = {0, 0};
                 sw_http_set_memory(h, &none, 0);
             }
+        }
+        if (sw_clock_mono_ms() >= next_sample) {
+            next_sample = sw_clock_mono_ms() + SW_HISTORY_STEP_MS;
+            sample_history(h, queues, &scratch);
         }
         if (sw_clock_mono_ms() >= next_check) {
             next_check = sw_clock_mono_ms() + (layout == SW_LAYOUT_OK ? 5000 : 1000);
@@ -280,21 +332,12 @@ int main(int argc, char **argv)
         sw_clock_sleep_ms(100);
     }
     sw_notify_stopping();
-    if (exit_code == 0 && cfg.shutdown_grace_ms > 0) {
-        /* Lame duck: load balancers see /readyz fail and stop sending,
-         * while everything that still comes is served. A second signal
-         * ends it. */
-        sw_http_set_draining(h);
-        sw_log_info("server draining", "grace_ms=%d note=\"/readyz answers 503; requests are "
-                    "still served\"", cfg.shutdown_grace_ms);
-        int64_t until = sw_clock_mono_ms() + cfg.shutdown_grace_ms;
-        while (stop < 2 && sw_clock_mono_ms() < until)
-            sw_clock_sleep_ms(50);
-    }
     /* The listeners close; requests under way (an upload too) finish
      * within request_timeout_ms, idle connections close. */
     sw_log_info("server stopping", "reason=%s", exit_code ? "layout" : "signal");
     sw_http_stop(h);
+    free(paused);
+    sw_buf_free(&scratch);
     sw_shards_free(queues);
     sw_redis_free(probe);
     sw_config_free(&cfg);

@@ -12,12 +12,12 @@
 
 static const char *const route_names[R_COUNT] = {
     "/v1/sinks/{sink}/records", "/v1/jobs/{job_id}", "/v1/queue", "/v1/stats", "/ui",
-    "/healthz", "/readyz", "/metrics", "other"};
+    "/healthz", "/readyz", "/metrics", "/v1/admin/...", "other"};
 
 
 static const char *const reject_names[REJ_COUNT] = {
     "validation", "too_large", "backpressure", "redis_down", "idempotency_conflict",
-    "unauthorized", "forbidden", "timeout", "server_busy"};
+    "unauthorized", "forbidden", "timeout", "server_busy", "paused"};
 
 const int sw_api_codes[SW_NCODES] = {200, 202, 400, 401, 403, 404, 405, 408, 409, 411,
                                      413, 415, 422, 429, 431, 500, 501, 503, 505};
@@ -146,6 +146,13 @@ static int accepted(sw_http *h, sw_buf *o)
         snprintf(labels, sizeof labels, "sink=\"%s\"", h->cfg->sinks[k].name);
         rc |= sw_metrics_sample(o, "spillway_records_accepted_total", labels,
                                 (double)atomic_load(&h->records_by_sink[k]));
+    }
+    rc |= sw_metrics_header(o, "spillway_sink_paused", "gauge",
+                            "1 while an operator has paused the sink's intake (POST 503).");
+    for (int k = 0; k < h->cfg->nsinks; k++) {
+        snprintf(labels, sizeof labels, "sink=\"%s\"", h->cfg->sinks[k].name);
+        rc |= sw_metrics_sample(o, "spillway_sink_paused", labels,
+                                atomic_load(&h->paused[k]));
     }
     rc |= sw_metrics_header(o, "spillway_requests_rejected_total", "counter",
                             "POST requests refused, by reason.");

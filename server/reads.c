@@ -55,13 +55,37 @@ void sw_api_get_queue(sw_http *h, sw_worker *w, sw_http_exchange *x)
     sw_api_json(x, 200, NULL, &w->out);
 }
 
+/* The overview from Redis, then what this server knows: each sink and
+ * whether its intake is paused, and with ?history=1 the chart's last hour
+ * (history.h). */
 void sw_api_get_stats(sw_http *h, sw_worker *w, sw_http_exchange *x)
 {
-    (void)h;
     sw_redis *failed;
-    if (sw_shards_overview(w->shards, 10, &w->out, &failed) != 0) {
+    sw_buf *o = &w->out;
+    if (sw_shards_overview(w->shards, 20, o, &failed) != 0) {
         sw_api_redis_unavailable(x, failed);
         return;
     }
-    sw_api_json(x, 200, NULL, &w->out);
+    if (o->len < 2 || o->data[o->len - 1] != '}') {
+        sw_api_problem(x, 500, "internal", "Internal error", "an overview not a JSON object",
+                       NULL);
+        return;
+    }
+    o->len--;
+    int rc = sw_buf_puts(o, ",\"sinks\":[");
+    for (int k = 0; k < h->cfg->nsinks; k++)
+        rc |= sw_buf_printf(o, "%s{\"name\":\"%s\",\"paused\":%s}", k ? "," : "",
+                            h->cfg->sinks[k].name, atomic_load(&h->paused[k]) ? "true" : "false");
+    rc |= sw_buf_puts(o, "]");
+    if (strstr(x->query, "history=1")) {
+        rc |= sw_buf_puts(o, ",\"history_step_ms\":");
+        rc |= sw_buf_printf(o, "%d,\"history\":", SW_HISTORY_STEP_MS);
+        rc |= sw_history_json(&h->history, o);
+    }
+    rc |= sw_buf_puts(o, "}");
+    if (rc != 0) {
+        sw_api_problem(x, 500, "internal", "Internal error", "out of memory", NULL);
+        return;
+    }
+    sw_api_json(x, 200, NULL, o);
 }

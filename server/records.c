@@ -54,7 +54,7 @@ typedef struct post_job {
     sw_http *h;
     size_t cost;                /* its bytes, counted in h->lane_bytes */
     sw_http_exchange *x;
-    int sink;
+    int sink, shard;
     long n;
     char job_id[SW_JOBID_LEN + 1];
     char fp[65];
@@ -90,6 +90,15 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
     if (!atomic_load_explicit(&h->layout_ok, memory_order_acquire)) {
         sw_metrics_add(&h->rejected[REJ_REDIS_DOWN], 1);
         sw_api_layout_unconfirmed(h, x, "redis-unavailable");
+        return;
+    }
+    int sink_idx = (int)(sink - cfg->sinks);
+    if (atomic_load_explicit(&h->paused[sink_idx], memory_order_relaxed)) {
+        char detail[256];
+        sw_metrics_add(&h->rejected[REJ_PAUSED], 1);
+        snprintf(detail, sizeof detail, "an operator paused the intake of sink \"%s\"; nothing "
+                 "was queued (spillwayctl sink resume %s)", sink->name, sink->name);
+        sw_api_problem(x, 503, "sink-paused", "Sink paused", detail, "Retry-After: 30\r\n");
         return;
     }
     if (atomic_load_explicit(&h->evicting, memory_order_relaxed)) {
@@ -163,6 +172,7 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
     pj->cost = cost;
     pj->x = x;
     pj->sink = (int)(sink - cfg->sinks);
+    pj->shard = shard;
     pj->n = n;
     memcpy(pj->job_id, job_id, sizeof job_id);
     /* The compact "queued" status (status.h); the flusher rewrites it. */
@@ -225,22 +235,24 @@ static int pick_shard(sw_http *h, const sw_sink *sink, const char *idem, msgpack
     return sw_envelope_set_shard(env->data, env->size, shard) == 0 ? shard : -1;
 }
 
-/* One log line per change in whether Redis takes writes, with the real
- * cause, from whichever lane sees the change first: an outage logs once,
- * not once per refused POST. A full queue (429) is not a failure. */
-static void note_write(sw_http *h, const sw_pipeline_req *r)
+/* One log line per change in whether a shard's Redis takes writes, with
+ * the real cause: an outage logs once, not once per refused POST (each
+ * shard its own state, so one shard down among several does not flap). A
+ * full queue (429) is not a failure. */
+static void note_write(sw_http *h, const sw_pipeline_req *r, int shard)
 {
     int failing = r->err != SW_REDIS_OK && r->err != SW_REDIS_EFULL;
-    if (atomic_load_explicit(&h->writes_failing, memory_order_relaxed) == failing ||
-        atomic_exchange(&h->writes_failing, failing) == failing)
+    atomic_int *state = &h->writes_failing[shard];
+    if (atomic_load_explicit(state, memory_order_relaxed) == failing ||
+        atomic_exchange(state, failing) == failing)
         return;
     if (failing)
-        sw_log_error("redis refusing writes", "cause=\"%s\" error=\"%s\" hint=\"%s\" "
-                     "action=\"answering POST with 503 until it takes writes again\"",
+        sw_log_error("redis refusing writes", "shard=%d cause=\"%s\" error=\"%s\" hint=\"%s\" "
+                     "action=\"answering POST with 503 until it takes writes again\"", shard,
                      r->code[0] ? r->code : sw_redis_strerror(r->err), r->errstr,
                      sw_redis_hint(r->err, r->code, r->errstr));
     else
-        sw_log_info("redis taking writes again", NULL);
+        sw_log_info("redis taking writes again", "shard=%d", shard);
 }
 
 /* On the lane thread, with Redis' answer: reply, and give the connection
@@ -253,7 +265,7 @@ static void post_done(sw_pipeline_req *r)
     char extra[96], body[160];
     const char *job_id = pj->job_id;
     long n = pj->n;
-    note_write(h, r);
+    note_write(h, r, pj->shard);
     if (r->err != SW_REDIS_OK) {
         sw_metrics_add(&h->rejected[r->err == SW_REDIS_EFULL ? REJ_BACKPRESSURE
                                                              : REJ_REDIS_DOWN], 1);

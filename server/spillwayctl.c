@@ -51,6 +51,12 @@ static void usage(FILE *f)
             "                 print a new API token, then the lines that let it in: add\n"
             "                 them to [server] tokens_file\n"
             "  token list     the tokens file's tokens: id, sinks, name\n"
+            "  sink list      the sinks, each with its intake open or paused\n"
+            "  sink pause NAME [--note TEXT]\n"
+            "                 stop taking the sink's writes (POST 503 sink-paused) on every\n"
+            "                 server; queued jobs still flush\n"
+            "  sink resume NAME\n"
+            "                 take its writes again\n"
             "  token revoke ID\n"
             "                 remove a token from the tokens file (then reload the server)\n"
             "\n"
@@ -58,7 +64,7 @@ static void usage(FILE *f)
             "  -c, --config FILE     the INI file shared with the daemons (default\n"
             "                        " SW_DEFAULT_CONFIG ")\n"
             "  --json                print one JSON document (queue, check-config, dead list,\n"
-            "                        dead show, token list)\n"
+            "                        dead show, token list, sink list)\n"
             "  --migrations DIR      where the numbered *.sql files are (default: the\n"
             "                        source tree's migrations/ when run from a build, else\n"
             "                        " SW_MIGRATIONS_DIR ")\n"
@@ -248,10 +254,22 @@ static int load_config(sw_config *cfg, const char *path, int is_default)
     return 0;
 }
 
+/* The commands' options that take a value: the value is theirs, even
+ * when it looks like an option ("--name -h"). */
+static int value_option(const char *a)
+{
+    static const char *const opts[] = {"--sinks", "--name", "--note", "--sink", "--sqlstate",
+                                       "--limit"};
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        if (strcmp(a, opts[i]) == 0)
+            return 1;
+    return 0;
+}
+
 /* Commands that take arguments of their own. */
 static int takes_args(const char *cmd)
 {
-    return strcmp(cmd, "dead") == 0 || strcmp(cmd, "token") == 0;
+    return strcmp(cmd, "dead") == 0 || strcmp(cmd, "token") == 0 || strcmp(cmd, "sink") == 0;
 }
 
 int main(int argc, char **argv)
@@ -263,9 +281,23 @@ int main(int argc, char **argv)
         return 1;
     /* Options anywhere; the first word is the command, the rest its
      * arguments. --json goes with any read command. */
+    int raw = 0;   /* after "--": only arguments */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0 ||
+        if (!raw && strcmp(a, "--") == 0) {
+            raw = 1;
+        } else if (raw || (cmd && takes_args(cmd) && value_option(a) && i + 1 < argc)) {
+            if (cmd == NULL) {
+                cmd = a;
+            } else if (takes_args(cmd)) {
+                cmd_argv[cmd_argc++] = argv[i];
+                if (!raw)
+                    cmd_argv[cmd_argc++] = argv[++i];
+            } else {
+                free(cmd_argv);
+                return sw_ctl_usage(cmd, "unexpected argument \"%s\"", a);
+            }
+        } else if (strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0 ||
             strcmp(a, "--migrations") == 0) {
             if (i + 1 >= argc) {
                 free(cmd_argv);
@@ -294,17 +326,18 @@ int main(int argc, char **argv)
     }
     if (cmd == NULL) {
         free(cmd_argv);
-        return sw_ctl_usage(NULL, "no command given: migrate, check-config, queue, dead or "
-                            "token");
+        return sw_ctl_usage(NULL, "no command given: migrate, check-config, queue, dead, "
+                            "token or sink");
     }
-    static const char *const known[] = {"migrate", "check-config", "queue", "dead", "token"};
+    static const char *const known[] = {"migrate", "check-config", "queue", "dead", "token",
+                                        "sink"};
     size_t c = 0;
     while (c < sizeof known / sizeof known[0] && strcmp(cmd, known[c]) != 0)
         c++;
     if (c == sizeof known / sizeof known[0]) {
         free(cmd_argv);
         return sw_ctl_usage(NULL, "unknown command \"%s\": migrate, check-config, queue, "
-                            "dead or token", cmd);
+                            "dead, token or sink", cmd);
     }
     if (json && strcmp(cmd, "migrate") == 0) {
         free(cmd_argv);
@@ -328,6 +361,8 @@ int main(int argc, char **argv)
         rc = cmd_queue(&cfg, json);
     else if (strcmp(cmd, "dead") == 0)
         rc = sw_ctl_dead(&cfg, cmd_argc, cmd_argv, json);
+    else if (strcmp(cmd, "sink") == 0)
+        rc = sw_ctl_sink(&cfg, cmd_argc, cmd_argv, json);
     else
         rc = sw_ctl_token(&cfg, cmd_argc, cmd_argv, json);
     sw_config_free(&cfg);

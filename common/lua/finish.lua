@@ -77,8 +77,10 @@ for k = 1, n do
     -- Only a failed job's envelope is read: it goes to the dead letters.
     local v = redis.call('LINDEX', processing, -k)
     redis.call('HSET', deadenv, dead_id, v)
+    local ok, st = pcall(cjson.decode, ARGV[a + 7])
     redis.call('HSET', deadinfo, dead_id,
-               cjson.encode({error = err, failed_at = now, records = count}))
+               cjson.encode({error = err, failed_at = now, records = count,
+                             sink = ok and type(st) == 'table' and st.sink or nil}))
     redis.call('LPUSH', dead, dead_id)
     redis.call('HINCRBY', stats, 'dead_bytes', #v)
   end

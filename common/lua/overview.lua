@@ -30,6 +30,6 @@ for _, id in ipairs(limit > 0 and redis.call('LRANGE', dead, 0, limit - 1) or {}
   local info = redis.call('HGET', deadinfo, id)
   local d = info and cjson.decode(info) or {}
   out.failed[#out.failed + 1] = {job_id = id, error = d.error or '', failed_at = d.failed_at or '',
-                                 records = tonumber(d.records or 0)}
+                                 records = tonumber(d.records or 0), sink = d.sink or ''}
 end
 return cjson.encode(out)

@@ -554,7 +554,7 @@ def main():
 
 # Problem types whose answer says nothing was queued (a client may simply
 # retry): a test asserts that none of their records lands.
-NOTHING_QUEUED = (b"redis-unavailable", b"redis-refused", b"redis-out-of-memory",
+NOTHING_QUEUED = (b"sink-paused", b"redis-unavailable", b"redis-refused", b"redis-out-of-memory",
                   b"queue-full", b"redis-memory-high", b"server-busy")
 
 

@@ -135,6 +135,48 @@ class CtlTest(harness.ServiceTest):
         self.assertEqual([s["sink"] for s in doc["sinks"]], ["checked", "keyed"])
         self.assertEqual(doc["sinks"][0]["mode"], "insert")
 
+    def test_3b_sink_intake_paused_and_resumed(self):
+        """Pause one sink's intake: every POST to it answers 503 sink-paused
+        (nothing queued) within a second, the other sink and reads go on,
+        the queued jobs still flush; resume, and it takes writes again."""
+        svc = self.svc
+        self.addCleanup(svc.ctl, "sink", "resume", "checked")
+        with harness.TableLock(svc.db, "checked"):
+            queued = svc.post_ok("checked", [{"id": 700, "qty": 1}])
+            out = svc.ctl("sink", "pause", "checked", "--note", "adding a column")
+            self.assertIn("intake of checked paused", out.stdout)
+            paused = lambda v: ('spillway_sink_paused{sink="checked"} %d\n' % v  # noqa: E731
+                                in svc.request("GET", "/metrics")[2].decode())
+            harness.wait_for(lambda: paused(1), 5, "the server to see the pause")
+        code, h, body = svc.post("checked", [{"id": 702, "qty": 1}])
+        self.assertEqual(code, 503)
+        self.assertEqual(h["retry-after"], "30")
+        p = json.loads(body)
+        self.assertEqual(p["type"].rsplit(":", 1)[-1], "sink-paused")
+        self.assertIn('paused the intake of sink "checked"; nothing was queued', p["detail"])
+        self.assertEqual(svc.post("keyed", [{"id": 700, "note": "x"}])[0], 202)
+        svc.wait_jobs([queued])                      # queued before: still flushed
+        listed = json.loads(svc.ctl("sink", "list", "--json").stdout)["sinks"]
+        self.assertEqual([(s["sink"], s["intake_paused"]) for s in listed],
+                         [("checked", True), ("keyed", False)])
+        self.assertEqual(listed[0]["paused"]["note"], "adding a column")
+        self.assertIn("checked  table=public.checked mode=insert intake=paused since=",
+                      svc.ctl("sink", "list").stdout)
+        metrics = svc.request("GET", "/metrics")[2].decode()
+        self.assertIn('spillway_sink_paused{sink="checked"} 1\n', metrics)
+        self.assertIn('spillway_sink_paused{sink="keyed"} 0\n', metrics)
+        self.assertRegex(metrics, r'spillway_requests_rejected_total\{reason="paused"\} [1-9]')
+        self.assertEqual(svc.ctl("sink", "resume", "checked").stdout, "intake of checked resumed\n")
+        harness.wait_for(lambda: paused(0), 5, "the server to see the resume")
+        svc.wait_jobs([svc.post_ok("checked", [{"id": 703, "qty": 1}])])
+        self.assertEqual(svc.sql("SELECT count(*) FROM checked WHERE id = 702"), [["0"]])
+        log = svc.server.output()
+        self.assertIn('msg="sink intake paused" sink=checked', log)
+        self.assertIn('msg="sink intake resumed" sink=checked', log)
+        out = svc.ctl("sink", "pause", "nosuch", check=False)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn('"nosuch" is not a configured sink', out.stderr)
+
     def test_4_tokens_listed_and_revoked(self):
         svc = self.svc
         path = os.path.join(svc.tmp, "tokens")
@@ -173,6 +215,18 @@ class CtlTest(harness.ServiceTest):
         out = ctl("token", "revoke", made["ci"][1], check=False)
         self.assertEqual(out.returncode, 1)
         self.assertIn("no token", out.stderr)
+        # The last one stays: a file without tokens is one the server
+        # refuses (and it would go on with the old ones).
+        out = ctl("token", "revoke", made["ops"][1].upper(), check=False)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("not revoked: without it", out.stderr)
+        self.assertIn("holds no tokens", out.stderr)
+        with open(path) as f:
+            self.assertEqual(f.read(), kept)
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o644)
+        # A command's value that looks like an option is the value.
+        out = ctl("token", "new", "--sinks", "checked", "--name", "-h")
+        self.assertIn("# token: -h\n", out.stdout)
         svc.server.proc.send_signal(signal.SIGHUP)
         harness.wait_for(lambda: svc.server.output().count('msg="tokens reloaded"') == 1, 10,
                          "the server to reload its tokens")

@@ -1,0 +1,33 @@
+#ifndef SW_PAUSE_H_
+#define SW_PAUSE_H_
+
+#include "buf.h"
+#include "config.h"
+#include "redis.h"
+
+/* An operator pauses a sink's intake: every server then answers its POSTs
+ * 503 sink-paused (nothing queued) until it is resumed, while the jobs
+ * already queued still flush. Pausing, waiting for the queue to drain,
+ * changing the table and resuming is how a sink's columns change safely.
+ * The state lives in Redis (<p>:paused, keys.h) under the configured
+ * prefix, so every server follows it within a second. */
+
+/* Pause `sink`'s intake, with a note for whoever looks (may be ""). 0, or
+ * -1 with the error in r. */
+__attribute__((warn_unused_result))
+int sw_pause_set(sw_redis *r, const char *sink, const char *note);
+
+/* Resume it. 1 was paused, 0 was not, -1 error. */
+__attribute__((warn_unused_result)) int sw_pause_clear(sw_redis *r, const char *sink);
+
+/* Which of cfg's sinks are paused: paused[k] 1 or 0 for each. 0, or -1
+ * (paused untouched). */
+__attribute__((warn_unused_result))
+int sw_pause_flags(sw_redis *r, const sw_config *cfg, unsigned char *paused);
+
+/* The pause record of `sink` ({"since","note"} as JSON) into `out`: 1
+ * paused, 0 not, -1 error. */
+__attribute__((warn_unused_result))
+int sw_pause_get(sw_redis *r, const char *sink, sw_buf *out);
+
+#endif

@@ -1,0 +1,126 @@
+/* The dashboard's actions, POST /v1/admin/...: pause and resume a sink's
+ * intake, requeue and drop a dead job. Only a token with the +admin scope
+ * runs them (route() checks it), and each is logged with the token's id
+ * and the client. */
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+#include "dead.h"
+#include "jobid.h"
+#include "log.h"
+#include "pause.h"
+
+/* Log an action done: what, on what, by which token (the id spillwayctl
+ * token list shows), from where. */
+static void logged(sw_http_exchange *x, const char *action, const char *target)
+{
+    const sw_auth_entry *grant = x->note2;
+    char id[13] = "-";
+    for (int k = 0; grant && k < 6; k++)
+        snprintf(id + 2 * k, 3, "%02x", grant->hash[k]);
+    sw_log_info("admin action", "action=%s target=%s token=%s client=%s", action, target, id,
+                x->client[0] ? x->client : "-");
+}
+
+static void done_json(sw_http_exchange *x, sw_buf *o, const char *action, const char *key,
+                      const char *target)
+{
+    sw_buf_reset(o);
+    if (sw_buf_printf(o, "{\"action\":\"%s\",\"%s\":", action, key) != 0 ||
+        sw_buf_json_str(o, target, strlen(target)) != 0 || sw_buf_puts(o, "}") != 0) {
+        sw_api_problem(x, 500, "internal", "Internal error", "out of memory", NULL);
+        return;
+    }
+    logged(x, action, target);
+    sw_api_json(x, 200, NULL, o);
+}
+
+/* The pause state is under the configured prefix, not a shard's: one
+ * connection for the action (actions are rare). */
+static void sink_action(sw_http *h, sw_worker *w, sw_http_exchange *x, const sw_sink *sink,
+                        int pause)
+{
+    char note[512] = "";
+    if (pause && x->body_len > 0) {
+        json_t *b = json_loadb(x->body, x->body_len, 0, NULL);
+        const char *n = json_string_value(json_object_get(b, "note"));
+        if (b == NULL || (json_object_get(b, "note") && n == NULL)) {
+            json_decref(b);
+            sw_api_problem(x, 400, "bad-request", "Bad request",
+                           "the body is optional: {\"note\": \"why\"}", NULL);
+            return;
+        }
+        snprintf(note, sizeof note, "%s", n ? n : "");
+        json_decref(b);
+    }
+    sw_redis_opts ro = sw_config_redis(h->cfg);
+    sw_redis *r = sw_redis_new(&ro);
+    if (r == NULL) {
+        sw_api_problem(x, 500, "internal", "Internal error", "out of memory", NULL);
+        return;
+    }
+    int rc = pause ? sw_pause_set(r, sink->name, note) : sw_pause_clear(r, sink->name);
+    if (rc < 0)
+        sw_api_redis_unavailable(x, r);
+    else
+        done_json(x, &w->out, pause ? "pause" : "resume", "sink", sink->name);
+    sw_redis_free(r);
+}
+
+static void dead_action(sw_http *h, sw_worker *w, sw_http_exchange *x, const char *id,
+                        int requeue)
+{
+    sw_redis *r = sw_shards_job(w->shards, id);
+    int rc = requeue ? sw_dead_requeue_job(r, id, h->cfg->status_ttl_s) : sw_dead_drop(r, id);
+    if (rc == 0) {
+        sw_api_problem(x, 404, "no-such-dead-job", "No such dead job",
+                       "no failed job with this id waits in the dead-letter store", NULL);
+    } else if (rc < 0 && r->err == SW_REDIS_EPROTO && strstr(r->errstr, "undecodable")) {
+        sw_api_problem(x, 409, "undecodable", "Cannot requeue", r->errstr, NULL);
+    } else if (rc < 0) {
+        sw_api_redis_unavailable(x, r);
+    } else {
+        done_json(x, &w->out, requeue ? "requeue" : "drop", "job_id", id);
+    }
+}
+
+void sw_api_admin(sw_http *h, sw_worker *w, sw_http_exchange *x)
+{
+    const char *p = x->path + 10;   /* past "/v1/admin/" */
+    char name[128];
+    const char *slash = strchr(p, '/');
+    const char *verb = NULL, *rest = NULL;
+    if (strncmp(p, "sinks/", 6) == 0 || strncmp(p, "dead/", 5) == 0) {
+        rest = p + (p[0] == 's' ? 6 : 5);
+        slash = strchr(rest, '/');
+        verb = slash ? slash + 1 : NULL;
+    }
+    size_t n = slash && rest ? (size_t)(slash - rest) : 0;
+    if (verb == NULL || n == 0 || n >= sizeof name) {
+        sw_api_problem(x, 404, "not-found", "Not found",
+                       "actions: POST /v1/admin/sinks/{sink}/pause|resume, "
+                       "/v1/admin/dead/{job_id}/requeue|drop", NULL);
+        return;
+    }
+    memcpy(name, rest, n);
+    name[n] = '\0';
+    if (p[0] == 's') {
+        const sw_sink *sink = sw_config_sink(h->cfg, name, n);
+        if (sink == NULL || (strcmp(verb, "pause") != 0 && strcmp(verb, "resume") != 0)) {
+            sw_api_problem(x, 404, "not-found", "Not found",
+                           sink ? "POST /v1/admin/sinks/{sink}/pause or /resume"
+                                : "no sink of that name is configured", NULL);
+            return;
+        }
+        sink_action(h, w, x, sink, verb[0] == 'p');
+        return;
+    }
+    if (!sw_jobid_valid(name, n) || (strcmp(verb, "requeue") != 0 && strcmp(verb, "drop") != 0)) {
+        sw_api_problem(x, 404, "not-found", "Not found",
+                       "POST /v1/admin/dead/{job_id}/requeue or /drop, with a job id", NULL);
+        return;
+    }
+    dead_action(h, w, x, name, verb[0] == 'r');
+}
