@@ -25,6 +25,7 @@
 #define SW_ENVELOPE_ID_OFFSET 15      /* 0xd9, 36, then the id */
 #define SW_ENVELOPE_ID_LEN 36
 #define SW_ENVELOPE_SHAPE_OFFSET 53   /* version 2: 0xcf + 8 bytes */
+#define SW_ENVELOPE_SINK_OFFSET 62    /* version 2: the sink's str header (1: at 53) */
 /* Decoding refuses more columns than this, so a caller's array of this
  * many sw_values always holds a record (found by fuzzing: a forged
  * envelope could claim 65,535). */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "status.h"
 
 int sw_queue_enqueue(sw_redis *r, int njobs, sw_queue_job *jobs, int ttl_s, int idem_ttl_s,
@@ -288,4 +289,33 @@ double sw_queue_oldest_age(const sw_queue_stats *st, int64_t now_us)
         return 0;
     double age = (double)(now_us - st->oldest_enqueued_us) / 1e6;
     return age > 0 ? age : 0;
+}
+
+int sw_queue_sink_depths(sw_redis *r, const sw_config *cfg, long long *depth)
+{
+    void *rep = sw_redis_callf(r, "sink depths", SW_REPLY_ARRAY, 1, "HGETALL %s",
+                               r->keys.stats);
+    if (rep == NULL)
+        return -1;
+    if (sw_redis_check_elements(r, rep, SW_REPLY_STRING, "sink depths") != 0 ||
+        sw_redis_reply_len(rep) % 2 != 0) {
+        if (r->err != SW_REDIS_EPROTO)
+            sw_redis_fail_proto(r, "sink depths", "not field-value pairs");
+        sw_redis_reply_free(rep);
+        return -1;
+    }
+    for (size_t i = 0; i + 1 < sw_redis_reply_len(rep); i += 2) {
+        size_t len, vlen;
+        const char *f = sw_redis_reply_item(rep, i, &len);
+        const char *v = sw_redis_reply_item(rep, i + 1, &vlen);
+        if (len < 3 || f[0] != 'q' || f[1] != ':')
+            continue;
+        const sw_sink *s = sw_config_sink(cfg, f + 2, len - 2);
+        char num[32];
+        snprintf(num, sizeof num, "%.*s", (int)(vlen < sizeof num ? vlen : sizeof num - 1), v);
+        if (s)
+            depth[s - cfg->sinks] += strtoll(num, NULL, 10);
+    }
+    sw_redis_reply_free(rep);
+    return 0;
 }

@@ -64,6 +64,14 @@ typedef struct sw_queue_stats {
 /* Seconds the oldest waiting job has waited at `now_us` (0 when none). */
 double sw_queue_oldest_age(const sw_queue_stats *st, int64_t now_us);
 
+/* Add each of cfg's sinks' queued records in this queue (the stats
+ * hash's q:<sink> fields, lua/prelude.lua count_sinks) to depth[k]. 0, or
+ * -1 with the error in r. A sink's figure can be below 0 while jobs
+ * queued before these counters remain: callers show at least 0. */
+struct sw_config;
+__attribute__((warn_unused_result))
+int sw_queue_sink_depths(sw_redis *r, const struct sw_config *cfg, long long *depth);
+
 /* Queue depth figures from O(1) commands. 0, or -1. */
 __attribute__((warn_unused_result)) int sw_queue_stats_get(sw_redis *r, sw_queue_stats *out);
 

@@ -46,10 +46,12 @@ static void sink_action(sw_http *h, sw_worker *w, sw_http_exchange *x, const sw_
     if (pause && x->body_len > 0) {
         json_t *b = json_loadb(x->body, x->body_len, 0, NULL);
         const char *n = json_string_value(json_object_get(b, "note"));
-        if (b == NULL || (json_object_get(b, "note") && n == NULL)) {
+        if (b == NULL || (json_object_get(b, "note") && n == NULL) ||
+            (n && strlen(n) > 500)) {
             json_decref(b);
             sw_api_problem(x, 400, "bad-request", "Bad request",
-                           "the body is optional: {\"note\": \"why\"}", NULL);
+                           "the body is optional: {\"note\": \"why\"}, at most 500 bytes",
+                           NULL);
             return;
         }
         snprintf(note, sizeof note, "%s", n ? n : "");
@@ -62,7 +64,9 @@ static void sink_action(sw_http *h, sw_worker *w, sw_http_exchange *x, const sw_
         return;
     }
     int rc = pause ? sw_pause_set(r, sink->name, note) : sw_pause_clear(r, sink->name);
-    if (rc < 0)
+    if (rc < 0 && r->err == SW_REDIS_ENOMEM)
+        sw_api_problem(x, 500, "internal", "Internal error", r->errstr, NULL);
+    else if (rc < 0)
         sw_api_redis_unavailable(x, r);
     else
         done_json(x, &w->out, pause ? "pause" : "resume", "sink", sink->name);
@@ -72,8 +76,10 @@ static void sink_action(sw_http *h, sw_worker *w, sw_http_exchange *x, const sw_
 static void dead_action(sw_http *h, sw_worker *w, sw_http_exchange *x, const char *id,
                         int requeue)
 {
+    /* An id naming a shard this deployment has not is no job of ours. */
     sw_redis *r = sw_shards_job(w->shards, id);
-    int rc = requeue ? sw_dead_requeue_job(r, id, h->cfg->status_ttl_s) : sw_dead_drop(r, id);
+    int rc = r == NULL ? 0
+             : requeue ? sw_dead_requeue_job(r, id, h->cfg->status_ttl_s) : sw_dead_drop(r, id);
     if (rc == 0) {
         sw_api_problem(x, 404, "no-such-dead-job", "No such dead job",
                        "no failed job with this id waits in the dead-letter store", NULL);

@@ -339,10 +339,10 @@ int sw_ctl_dead(const sw_config *cfg, int argc, char **argv, int json)
     if (id == NULL) {
         rc = all(cfg, s, what, &f, limit, json);
     } else {
-        /* One job: the shard its id names. */
+        /* One job: the shard its id names (none: not a job of ours). */
         sw_redis *r = sw_shards_job(s, id);
         dead x;
-        int found = dead_read(r, id, &x);
+        int found = r ? dead_read(r, id, &x) : 0;
         if (found == 0)
             fprintf(stderr, "spillwayctl: no dead-lettered job %s\n", id);
         else if (found == 1 && strcmp(what, "show") == 0)

@@ -6,28 +6,40 @@
 
 #include "ctl.h"
 #include "pause.h"
+#include "queue.h"
 
 static int cmd_list(const sw_config *cfg, sw_redis *r, int json)
 {
     sw_buf rec = SW_BUF_INIT;
     json_t *all = json_array();
     int rc = 1;
+    long long *depth = calloc((size_t)cfg->nsinks + 1, sizeof *depth);
+    sw_shards *s = depth ? sw_ctl_connect_redis(cfg) : NULL;
+    for (int k = 0; s && k < s->n; k++)
+        if (sw_queue_sink_depths(s->q[k], cfg, depth) != 0) {
+            fprintf(stderr, "spillwayctl: %s\n", s->q[k]->errstr);
+            goto out;
+        }
+    if (s == NULL)
+        goto out;
     for (int k = 0; k < cfg->nsinks; k++) {
-        const sw_sink *s = &cfg->sinks[k];
-        int paused = sw_pause_get(r, s->name, &rec);
+        const sw_sink *sk = &cfg->sinks[k];
+        long long queued = depth[k] > 0 ? depth[k] : 0;
+        int paused = sw_pause_get(r, sk->name, &rec);
         if (paused < 0) {
             fprintf(stderr, "spillwayctl: %s (%s)\n", r->errstr,
                     sw_redis_hint(r->err, r->code, r->errstr));
             goto out;
         }
         json_t *p = paused ? json_loadb(rec.data, rec.len, 0, NULL) : NULL;
-        json_t *o = json_pack("{s:s,s:s,s:s,s:b}", "sink", s->name, "table", s->table, "mode",
-                              sw_sink_mode_name(s->mode), "intake_paused", paused);
+        json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:b}", "sink", sk->name, "table", sk->table,
+                              "mode", sw_sink_mode_name(sk->mode), "queued_records",
+                              (json_int_t)queued, "intake_paused", paused);
         if (p)
             json_object_set(o, "paused", p);
         if (!json)
-            printf("%s  table=%s mode=%s intake=%s%s%s%s%s\n", s->name, s->table,
-                   sw_sink_mode_name(s->mode), paused ? "paused" : "open",
+            printf("%s  table=%s mode=%s queued=%lld intake=%s%s%s%s%s\n", sk->name, sk->table,
+                   sw_sink_mode_name(sk->mode), queued, paused ? "paused" : "open",
                    p ? " since=" : "", p ? json_string_value(json_object_get(p, "since")) : "",
                    p && json_string_length(json_object_get(p, "note")) ? " note=" : "",
                    p && json_string_length(json_object_get(p, "note"))
@@ -37,6 +49,8 @@ static int cmd_list(const sw_config *cfg, sw_redis *r, int json)
     }
     rc = json ? sw_ctl_print_json(json_pack("{s:O}", "sinks", all)) : 0;
 out:
+    sw_shards_free(s);
+    free(depth);
     json_decref(all);
     sw_buf_free(&rec);
     return rc;

@@ -181,7 +181,7 @@ out:
 static int replace_file(const char *path, const struct stat *was, const sw_buf *out)
 {
     char tmp[600], dir[600];
-    struct stat now;
+    struct stat now, mine;
     int fd = -1, err = 0;
     snprintf(tmp, sizeof tmp, "%s.revoke-XXXXXX", path);
     if (stat(path, &now) != 0 || now.st_ino != was->st_ino || now.st_size != was->st_size ||
@@ -189,9 +189,15 @@ static int replace_file(const char *path, const struct stat *was, const sw_buf *
         fprintf(stderr, "spillwayctl: %s changed while it was being read; run again\n", path);
         return -1;
     }
-    if ((fd = mkstemp(tmp)) < 0)
-        goto fail;
-    if (fchown(fd, was->st_uid, was->st_gid) != 0 || fchmod(fd, was->st_mode & 07777) != 0)
+    if ((fd = mkstemp(tmp)) < 0) {
+        fprintf(stderr, "spillwayctl: cannot write beside %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    /* The old file's owner (the server reads it as its own user) and mode. */
+    if (fstat(fd, &mine) != 0 ||
+        ((mine.st_uid != was->st_uid || mine.st_gid != was->st_gid) &&
+         fchown(fd, was->st_uid, was->st_gid) != 0) ||
+        fchmod(fd, was->st_mode & 07777) != 0)
         goto fail;
     for (size_t off = 0; off < out->len;) {
         ssize_t w = write(fd, out->data + off, out->len - off);

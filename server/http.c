@@ -145,6 +145,11 @@ static int admin_action(sw_http *h, sw_http_exchange *x, int pool)
                                "spillwayctl token new --sinks '+admin'");
     enum sw_auth_result res;
     const sw_auth_entry *grant = sw_auth_check(auth, sw_http_header(x, "Authorization"), &res);
+    if (grant == NULL || !grant->admin)
+        sw_log_warn("admin action refused", "path=\"%.*s\" reason=%s client=%s",
+                    (int)(strlen(x->path) > 200 ? 200 : strlen(x->path)), x->path,
+                    grant ? "no_admin_scope" : res == SW_AUTH_MISSING ? "no_token" : "bad_token",
+                    x->client[0] ? x->client : "-");
     if (grant == NULL)
         return unauthorized(h, x, res);
     if (!grant->admin)
@@ -170,9 +175,14 @@ static int admin_route(sw_http_exchange *x, const char *uri, int get, int pool)
 {
     if (strcmp(uri, "/ui") == 0 || strcmp(uri, "/ui/") == 0) {
         x->route = R_UI;
-        return get ? sw_api_text(x, 200, "text/html; charset=utf-8", (const char *)sw_ui_html,
-                                 sw_ui_html_len)
-                   : sw_api_method_not_allowed(x, "GET, HEAD");
+        /* Its buttons act: no other site may frame it. */
+        if (!get)
+            return sw_api_method_not_allowed(x, "GET, HEAD");
+        if (sw_http_reply(x, 200, "text/html; charset=utf-8",
+                          "X-Frame-Options: DENY\r\nContent-Security-Policy: frame-ancestors "
+                          "'none'\r\n", sw_ui_html, sw_ui_html_len) != 0)
+            sw_log_error("out of memory for a reply", "status=200");
+        return SW_HTTPD_ANSWERED;
     }
     if (strcmp(uri, "/healthz") == 0) {
         x->route = R_HEALTHZ;

@@ -200,6 +200,7 @@ int main(int argc, char **argv)
     int reported_unknown = 0, ready = 0, exit_code = 0, reads_failing = 0;
     unsigned char *paused = calloc((size_t)cfg.nsinks + 1, 1);
     int64_t next_sample = 0;
+    int pause_unknown = 0;
     sw_buf scratch = SW_BUF_INIT;
     /* On SIGTERM, a lame-duck phase first: /readyz answers 503 and every
      * answer closes its connection, so load balancers move away, while
@@ -216,6 +217,12 @@ int main(int argc, char **argv)
         }
         if (stop && (stop >= 2 || sw_clock_mono_ms() >= drain_until))
             break;
+        if (drain_until) {
+            /* Draining: no Redis check that could stall past the end. */
+            sw_notify_watchdog();
+            sw_clock_sleep_ms(50);
+            continue;
+        }
         sw_notify_watchdog();
         if (reload) {
             reload = 0;
@@ -235,8 +242,13 @@ int main(int argc, char **argv)
             int shift;
             sw_status_last(&last_job_ms, &shift);
             /* Paused sinks: an unreadable state keeps the last known. */
-            if (paused && sw_pause_flags(probe, &cfg, paused) == 0)
+            if (paused && sw_pause_flags(probe, &cfg, paused) == 0) {
                 sw_http_set_paused(h, paused);
+                pause_unknown = 0;
+            } else if (!pause_unknown++) {
+                sw_log_warn("cannot read paused sinks", "error=\"%s\" note=\"the last known "
+                            "state holds until it can be read\"", probe->errstr);
+            }
             if (read_memory(queues, &mem) == 0) {
                 /* The newest bucket, in the first shard with enough of it. */
                 int got = 0;

@@ -2,6 +2,7 @@
  * the admin pool). /healthz and /ui are answered in http.c's router. */
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
@@ -287,6 +288,18 @@ static int redis(sw_http *h, sw_worker *w, sw_buf *o)
     rc |= sw_metrics_header(o, "spillway_dead_letter_jobs", "gauge",
                             "Failed jobs kept in the dead-letter list.");
     rc |= sw_metrics_sample(o, "spillway_dead_letter_jobs", "", (double)st.dead_jobs);
+    long long *depth = calloc((size_t)h->cfg->nsinks + 1, sizeof *depth);
+    if (depth && sw_api_sink_depths(h, w, depth) == 0) {
+        rc |= sw_metrics_header(o, "spillway_queue_sink_depth_records", "gauge",
+                                "Records waiting in the queue, by sink (the queue's view: "
+                                "aggregate with max).");
+        for (int k = 0; k < h->cfg->nsinks; k++) {
+            snprintf(labels, sizeof labels, "sink=\"%s\"", h->cfg->sinks[k].name);
+            rc |= sw_metrics_sample(o, "spillway_queue_sink_depth_records", labels,
+                                    (double)depth[k]);
+        }
+    }
+    free(depth);
     rc |= sw_metrics_header(o, "spillway_queue_oldest_age_seconds", "gauge",
                             "Age of the oldest waiting job.");
     rc |= sw_metrics_sample(o, "spillway_queue_oldest_age_seconds", "",

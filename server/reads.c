@@ -1,4 +1,5 @@
 /* The API's reads: GET /v1/jobs/{id}, /v1/queue and /v1/stats. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
@@ -55,6 +56,27 @@ void sw_api_get_queue(sw_http *h, sw_worker *w, sw_http_exchange *x)
     sw_api_json(x, 200, NULL, &w->out);
 }
 
+/* "history=1" among the query's &-separated parameters. */
+static int wants_history(const char *q)
+{
+    for (const char *p = q; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL)
+        if (strncmp(p, "history=1", 9) == 0 && (p[9] == '\0' || p[9] == '&'))
+            return 1;
+    return 0;
+}
+
+int sw_api_sink_depths(sw_http *h, sw_worker *w, long long *depth)
+{
+    memset(depth, 0, (size_t)h->cfg->nsinks * sizeof *depth);
+    for (int k = 0; k < w->shards->n; k++)
+        if (sw_queue_sink_depths(w->shards->q[k], h->cfg, depth) != 0)
+            return -1;
+    for (int k = 0; k < h->cfg->nsinks; k++)
+        if (depth[k] < 0)
+            depth[k] = 0;
+    return 0;
+}
+
 /* The overview from Redis, then what this server knows: each sink and
  * whether its intake is paused, and with ?history=1 the chart's last hour
  * (history.h). */
@@ -72,12 +94,19 @@ void sw_api_get_stats(sw_http *h, sw_worker *w, sw_http_exchange *x)
         return;
     }
     o->len--;
+    long long *depth = calloc((size_t)h->cfg->nsinks + 1, sizeof *depth);
+    int known = depth && sw_api_sink_depths(h, w, depth) == 0;
     int rc = sw_buf_puts(o, ",\"sinks\":[");
-    for (int k = 0; k < h->cfg->nsinks; k++)
-        rc |= sw_buf_printf(o, "%s{\"name\":\"%s\",\"paused\":%s}", k ? "," : "",
-                            h->cfg->sinks[k].name, atomic_load(&h->paused[k]) ? "true" : "false");
+    for (int k = 0; k < h->cfg->nsinks; k++) {
+        const char *name = h->cfg->sinks[k].name;
+        rc |= sw_buf_puts(o, k ? ",{\"name\":" : "{\"name\":");
+        rc |= sw_buf_json_str(o, name, strlen(name));
+        rc |= sw_buf_printf(o, ",\"paused\":%s", atomic_load(&h->paused[k]) ? "true" : "false");
+        rc |= known ? sw_buf_printf(o, ",\"depth\":%lld}", depth[k]) : sw_buf_puts(o, "}");
+    }
+    free(depth);
     rc |= sw_buf_puts(o, "]");
-    if (strstr(x->query, "history=1")) {
+    if (wants_history(x->query)) {
         rc |= sw_buf_puts(o, ",\"history_step_ms\":");
         rc |= sw_buf_printf(o, "%d,\"history\":", SW_HISTORY_STEP_MS);
         rc |= sw_history_json(&h->history, o);

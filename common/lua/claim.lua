@@ -50,6 +50,7 @@ push_all('LPUSH', processing, moved)
 if records > 0 then
   redis.call('HINCRBY', stats, 'queued_records', -records)
   redis.call('HINCRBY', stats, 'inflight_records', records)
+  count_sinks(stats, moved, -1)
   redis.call('INCRBY', inflight, records)
 end
 return moved

@@ -65,5 +65,6 @@ if #envs > 0 then
   push_all('LPUSH', queue, envs)
   redis.call('HINCRBY', stats, 'queued_records', total)
   redis.call('HINCRBY', stats, 'accepted_records', total)
+  count_sinks(stats, envs, 1)
 end
 return res

@@ -34,6 +34,31 @@ local function env_id(v)
   return string.sub(v, ENV_ID, ENV_ID + ENV_ID_LEN - 1)
 end
 
+-- An envelope's sink name, or '' (version 1 has no shape before it).
+local function env_sink(v)
+  local at = ENV_SINK
+  if string.byte(v, 1) == 1 then at = ENV_SINK_V1 end
+  local b = string.byte(v, at)
+  if b and b >= 0xa0 and b <= 0xbf then return string.sub(v, at + 1, at + b - 0xa0) end
+  if b == 0xd9 then return string.sub(v, at + 2, at + 1 + (string.byte(v, at + 1) or 0)) end
+  return ''
+end
+
+-- Records queued per sink: the stats hash's q:<sink> fields, moved by
+-- `sign` for each envelope of `envs` (one HINCRBY per sink met). Counted
+-- since the upgrade that brought them: jobs queued before it make a
+-- sink's figure read low (the servers show no less than 0).
+local function count_sinks(stats, envs, sign)
+  local by = {}
+  for i = 1, #envs do
+    local s = env_sink(envs[i])
+    by[s] = (by[s] or 0) + env_count(envs[i])
+  end
+  for s, n in pairs(by) do
+    if n ~= 0 then redis.call('HINCRBY', stats, 'q:' .. s, sign * n) end
+  end
+end
+
 -- unpack() is bounded by Lua's stack: push long lists in slices.
 local function push_all(cmd, key, list)
   for i = 1, #list, 1000 do

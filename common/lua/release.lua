@@ -8,12 +8,14 @@
 local queue, stats, processing, inflight = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 -- Exactly as many moves as the list holds: the last one empties it, and
 -- nothing touches it after (prelude.lua).
-local n, records = redis.call('LLEN', processing), 0
-for _ = 1, n do
+local n, records, moved = redis.call('LLEN', processing), 0, {}
+for i = 1, n do
   -- Newest first from the head onto the queue's tail: the oldest lands
   -- last, at the very tail, and is taken first again.
-  records = records + env_count(redis.call('LMOVE', processing, queue, 'LEFT', 'RIGHT'))
+  moved[i] = redis.call('LMOVE', processing, queue, 'LEFT', 'RIGHT')
+  records = records + env_count(moved[i])
 end
+count_sinks(stats, moved, 1)
 redis.call('DEL', inflight)
 if records > 0 then
   redis.call('HINCRBY', stats, 'inflight_records', -records)

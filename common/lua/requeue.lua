@@ -20,6 +20,7 @@ end
 if not v then return 0 end
 redis.call('RPUSH', queue, v)
 redis.call('HINCRBY', stats, 'queued_records', env_count(v))
+count_sinks(stats, {v}, 1)
 redis.call('LREM', dead, 1, id)
 if old then
   redis.call('DEL', legacy)

@@ -160,7 +160,8 @@ class CtlTest(harness.ServiceTest):
         self.assertEqual([(s["sink"], s["intake_paused"]) for s in listed],
                          [("checked", True), ("keyed", False)])
         self.assertEqual(listed[0]["paused"]["note"], "adding a column")
-        self.assertIn("checked  table=public.checked mode=insert intake=paused since=",
+        self.assertEqual(listed[0]["queued_records"], 0)
+        self.assertIn("checked  table=public.checked mode=insert queued=0 intake=paused since=",
                       svc.ctl("sink", "list").stdout)
         metrics = svc.request("GET", "/metrics")[2].decode()
         self.assertIn('spillway_sink_paused{sink="checked"} 1\n', metrics)

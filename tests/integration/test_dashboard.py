@@ -49,6 +49,11 @@ class DashboardTest(harness.ServiceTest):
             self.svc.post_ok("checked", [{"id": 100 + 2 * i, "qty": 1}, {"id": 101 + 2 * i, "qty": 1}])
         depth = self.svc.queue()["depth"]
         self.assertEqual(depth, 14)
+        # By sink too, in /metrics and /v1/stats.
+        metrics = self.svc.request("GET", "/metrics")[2].decode()
+        self.assertIn('spillway_queue_sink_depth_records{sink="checked"} 14\n', metrics)
+        stats = harness.json.loads(self.svc.request("GET", "/v1/stats")[2])
+        self.assertEqual(stats["sinks"], [{"name": "checked", "paused": False, "depth": 14}])
 
         url = "http://127.0.0.1:%d/ui" % self.svc.port
         r = chromium(url, "--dump-dom")
@@ -65,6 +70,8 @@ class DashboardTest(harness.ServiceTest):
         # sample may be from before the writes).
         self.assertTrue(pts[-1].endswith(",20.0") and pts[-2].endswith(",20.0"), pts)
         self.assertIn('data-id="dash-1"', dom)
+        self.assertIn('<tr data-sink="checked"><td>checked</td><td>14</td><td class="ok">open</td>',
+                      dom)
         self.assertIn('data-id="%s"' % bad, dom)
         self.assertIn(html.escape("SQLSTATE 23514"), dom)
         self.assertIn('<span id="error"></span>', dom)   # no fetch failed
@@ -172,7 +179,7 @@ class ActionsTest(unittest.TestCase):
         b.click('tr[data-sink="checked"] button[data-action$="/pause"]')
         b.wait("document.getElementById('action-result').textContent === 'Pause done: checked'")
         harness.wait_for(lambda: self.post_fresh() == 503, 5, "POSTs to answer 503 sink-paused")
-        b.wait("document.querySelector('tr[data-sink=\"checked\"] td:nth-child(2)')"
+        b.wait("document.querySelector('tr[data-sink=\"checked\"] td:nth-child(3)')"
                ".textContent === 'paused'", what="the sink shown paused")
         b.click('tr[data-sink="checked"] button[data-action$="/resume"]')
         b.wait("document.getElementById('action-result').textContent === 'Resume done: checked'")
@@ -183,8 +190,15 @@ class ActionsTest(unittest.TestCase):
         b.click((row % bad[0]) + ' button[data-action$="/requeue"]')
         b.wait("document.getElementById('action-result').textContent.startsWith('Requeue done')")
         self.wait_job(bad[0], "committed")
+        # Drop asks first: declined, nothing happens; accepted, it goes.
+        b.eval("window.confirm = () => false")
+        b.click((row % bad[1]) + ' button[data-action$="/drop"]')
+        time.sleep(0.5)
+        self.assertTrue(b.eval("!!document.querySelector('%s')" % (row % bad[1])))
+        b.eval("window.confirm = (t) => (window.lastConfirm = t, true)")
         b.click((row % bad[1]) + ' button[data-action$="/drop"]')
         b.wait("document.getElementById('action-result').textContent.startsWith('Drop done')")
+        self.assertIn("Drop failed job %s of sink checked?" % bad[1], b.eval("window.lastConfirm"))
         b.wait("document.querySelector('%s') === null" % (row % bad[1]), what="the row to go")
         q = harness.json.loads(svc.request("GET", "/v1/queue", port=self.admin_port)[2])
         self.assertEqual(q["dead_jobs"], 0)

@@ -66,6 +66,7 @@ class MetricsTest(harness.ServiceTest):
         # flushers and says whether a write would be queued.
         self.assertEqual(value(server, "spillway_dead_letter_jobs"), 1)
         self.assertEqual(value(server, "spillway_queue_depth_records"), 0)
+        self.assertEqual(value(server, 'spillway_queue_sink_depth_records{sink="checked"}'), 0)
         self.assertEqual(value(server, "spillway_flushers_live"), 1)
         self.assertEqual(value(server, "spillway_redis_writable"), 1)
         for p in (server,):
