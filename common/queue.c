@@ -304,7 +304,13 @@ int sw_queue_sink_depths(sw_redis *r, const sw_config *cfg, long long *depth)
         sw_redis_reply_free(rep);
         return -1;
     }
+    int known = 0;
     for (size_t i = 0; i + 1 < sw_redis_reply_len(rep); i += 2) {
+        size_t len;
+        const char *f = sw_redis_reply_item(rep, i, &len);
+        known |= len == 11 && memcmp(f, "sink_counts", 11) == 0;
+    }
+    for (size_t i = 0; known && i + 1 < sw_redis_reply_len(rep); i += 2) {
         size_t len, vlen;
         const char *f = sw_redis_reply_item(rep, i, &len);
         const char *v = sw_redis_reply_item(rep, i + 1, &vlen);
@@ -313,9 +319,10 @@ int sw_queue_sink_depths(sw_redis *r, const sw_config *cfg, long long *depth)
         const sw_sink *s = sw_config_sink(cfg, f + 2, len - 2);
         char num[32];
         snprintf(num, sizeof num, "%.*s", (int)(vlen < sizeof num ? vlen : sizeof num - 1), v);
-        if (s)
-            depth[s - cfg->sinks] += strtoll(num, NULL, 10);
+        long long n = strtoll(num, NULL, 10);
+        if (s && n > 0)
+            depth[s - cfg->sinks] += n;
     }
     sw_redis_reply_free(rep);
-    return 0;
+    return known;
 }

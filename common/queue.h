@@ -65,9 +65,9 @@ typedef struct sw_queue_stats {
 double sw_queue_oldest_age(const sw_queue_stats *st, int64_t now_us);
 
 /* Add each of cfg's sinks' queued records in this queue (the stats
- * hash's q:<sink> fields, lua/prelude.lua count_sinks) to depth[k]. 0, or
- * -1 with the error in r. A sink's figure can be below 0 while jobs
- * queued before these counters remain: callers show at least 0. */
+ * hash's q:<sink> fields, lua/prelude.lua count_sinks) to depth[k]. 1
+ * added, 0 not known yet (the queue has not been empty since the counters
+ * came: nothing added), -1 with the error in r. */
 struct sw_config;
 __attribute__((warn_unused_result))
 int sw_queue_sink_depths(sw_redis *r, const struct sw_config *cfg, long long *depth);

@@ -131,8 +131,9 @@ void sw_api_readyz(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
 void sw_api_metrics(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
 void sw_api_admin(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
 
-/* Each sink's queued records over every shard into depth[nsinks] (at
- * least 0). 0, or -1 when a shard's Redis did not answer. */
+/* Each sink's queued records over every shard into depth[nsinks]. 0, or
+ * -1 when a shard's Redis did not answer or its counts are not known yet
+ * (queue.h sw_queue_sink_depths). */
 int sw_api_sink_depths(struct sw_http *h, sw_worker *w, long long *depth);
 
 #endif

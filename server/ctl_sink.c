@@ -13,18 +13,22 @@ static int cmd_list(const sw_config *cfg, sw_redis *r, int json)
     sw_buf rec = SW_BUF_INIT;
     json_t *all = json_array();
     int rc = 1;
+    /* Depths when every shard gives them; the pause state in any case. */
     long long *depth = calloc((size_t)cfg->nsinks + 1, sizeof *depth);
-    sw_shards *s = depth ? sw_ctl_connect_redis(cfg) : NULL;
-    for (int k = 0; s && k < s->n; k++)
-        if (sw_queue_sink_depths(s->q[k], cfg, depth) != 0) {
-            fprintf(stderr, "spillwayctl: %s\n", s->q[k]->errstr);
-            goto out;
-        }
-    if (s == NULL)
+    sw_redis_opts ro = sw_config_redis(cfg);
+    sw_shards *s = depth ? sw_shards_new(&ro, cfg->shards) : NULL;
+    int known = s != NULL;
+    for (int k = 0; s && k < s->n && known; k++)
+        known = sw_queue_sink_depths(s->q[k], cfg, depth) == 1;
+    if (depth == NULL) {
+        fprintf(stderr, "spillwayctl: out of memory\n");
         goto out;
+    }
     for (int k = 0; k < cfg->nsinks; k++) {
         const sw_sink *sk = &cfg->sinks[k];
-        long long queued = depth[k] > 0 ? depth[k] : 0;
+        long long queued = depth[k];
+        char num[32];
+        snprintf(num, sizeof num, "%lld", queued);
         int paused = sw_pause_get(r, sk->name, &rec);
         if (paused < 0) {
             fprintf(stderr, "spillwayctl: %s (%s)\n", r->errstr,
@@ -32,14 +36,15 @@ static int cmd_list(const sw_config *cfg, sw_redis *r, int json)
             goto out;
         }
         json_t *p = paused ? json_loadb(rec.data, rec.len, 0, NULL) : NULL;
-        json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:b}", "sink", sk->name, "table", sk->table,
+        json_t *o = json_pack("{s:s,s:s,s:s,s:o,s:b}", "sink", sk->name, "table", sk->table,
                               "mode", sw_sink_mode_name(sk->mode), "queued_records",
-                              (json_int_t)queued, "intake_paused", paused);
+                              known ? json_integer(queued) : json_null(), "intake_paused",
+                              paused);
         if (p)
             json_object_set(o, "paused", p);
         if (!json)
-            printf("%s  table=%s mode=%s queued=%lld intake=%s%s%s%s%s\n", sk->name, sk->table,
-                   sw_sink_mode_name(sk->mode), queued, paused ? "paused" : "open",
+            printf("%s  table=%s mode=%s queued=%s intake=%s%s%s%s%s\n", sk->name, sk->table,
+                   sw_sink_mode_name(sk->mode), known ? num : "?", paused ? "paused" : "open",
                    p ? " since=" : "", p ? json_string_value(json_object_get(p, "since")) : "",
                    p && json_string_length(json_object_get(p, "note")) ? " note=" : "",
                    p && json_string_length(json_object_get(p, "note"))

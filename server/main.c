@@ -204,8 +204,8 @@ int main(int argc, char **argv)
     sw_buf scratch = SW_BUF_INIT;
     /* On SIGTERM, a lame-duck phase first: /readyz answers 503 and every
      * answer closes its connection, so load balancers move away, while
-     * everything that still comes is served and this loop's checks go
-     * on. A second signal ends it. */
+     * everything that still comes is served on the state last read (no
+     * Redis check may stall past its end). A second signal ends it. */
     int64_t drain_until = 0;
     for (;;) {
         if (stop && drain_until == 0 && cfg.shutdown_grace_ms > 0) {

@@ -69,11 +69,8 @@ int sw_api_sink_depths(sw_http *h, sw_worker *w, long long *depth)
 {
     memset(depth, 0, (size_t)h->cfg->nsinks * sizeof *depth);
     for (int k = 0; k < w->shards->n; k++)
-        if (sw_queue_sink_depths(w->shards->q[k], h->cfg, depth) != 0)
+        if (sw_queue_sink_depths(w->shards->q[k], h->cfg, depth) != 1)
             return -1;
-    for (int k = 0; k < h->cfg->nsinks; k++)
-        if (depth[k] < 0)
-            depth[k] = 0;
     return 0;
 }
 

@@ -51,6 +51,7 @@ if records > 0 then
   redis.call('HINCRBY', stats, 'queued_records', -records)
   redis.call('HINCRBY', stats, 'inflight_records', records)
   count_sinks(stats, moved, -1)
+  if #moved == len then sink_counts_reset(stats) end
   redis.call('INCRBY', inflight, records)
 end
 return moved

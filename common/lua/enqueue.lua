@@ -62,6 +62,7 @@ for b, fields in pairs(buckets) do
   redis.call('EXPIRE', b, status_ttl)
 end
 if #envs > 0 then
+  if redis.call('LLEN', queue) == 0 then sink_counts_reset(stats) end
   push_all('LPUSH', queue, envs)
   redis.call('HINCRBY', stats, 'queued_records', total)
   redis.call('HINCRBY', stats, 'accepted_records', total)

@@ -45,9 +45,11 @@ local function env_sink(v)
 end
 
 -- Records queued per sink: the stats hash's q:<sink> fields, moved by
--- `sign` for each envelope of `envs` (one HINCRBY per sink met). Counted
--- since the upgrade that brought them: jobs queued before it make a
--- sink's figure read low (the servers show no less than 0).
+-- `sign` for each envelope of `envs` (one HINCRBY per sink met). They are
+-- exact once the queue was seen empty with them counting: jobs queued
+-- before (by a release that did not count) would leave them off for good,
+-- so whenever the queue is empty they are set to 0 and the sink_counts
+-- field says they can be trusted (sink_counts_reset).
 local function count_sinks(stats, envs, sign)
   local by = {}
   for i = 1, #envs do
@@ -57,6 +59,18 @@ local function count_sinks(stats, envs, sign)
   for s, n in pairs(by) do
     if n ~= 0 then redis.call('HINCRBY', stats, 'q:' .. s, sign * n) end
   end
+end
+
+-- The queue is empty: every q:<sink> is 0, and from now on exact.
+local function sink_counts_reset(stats)
+  local zero = {'sink_counts', 1}
+  for _, f in ipairs(redis.call('HKEYS', stats)) do
+    if string.sub(f, 1, 2) == 'q:' then
+      zero[#zero + 1] = f
+      zero[#zero + 1] = 0
+    end
+  end
+  redis.call('HSET', stats, unpack(zero))
 end
 
 -- unpack() is bounded by Lua's stack: push long lists in slices.
