@@ -65,7 +65,7 @@ fi
 [ -f "$STATE/pg/PG_VERSION" ] || as_pg "$PGBIN/initdb" -D "$STATE/pg" -U postgres --auth=trust >/dev/null
 as_pg "$PGBIN/pg_ctl" -D "$STATE/pg" -l "$STATE/run/postgresql.log" -w \
     -o "-p $PG_PORT -k $STATE/run -c listen_addresses=127.0.0.1" start >/dev/null
-psql_pg() { psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres "$@"; }
+psql_pg() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres "$@"; }
 psql_pg -d postgres -tc "SELECT 1 FROM pg_database WHERE datname = 'spillway'" | grep -q 1 ||
     psql_pg -d postgres -c "CREATE DATABASE spillway"
 psql_pg -d spillway -c "CREATE TABLE IF NOT EXISTS public.orders (
