@@ -285,10 +285,7 @@ class Service:
         self.prefix = "t%d" % os.getpid()
         extra = extra or {}
         sections = {
-            # No lame-duck phase: tests stop servers often (test_shutdown
-            # tests the phase itself).
-            "server": {"listen": "127.0.0.1:%d" % self.port, "threads": "8",
-                       "shutdown_grace_ms": "0"},
+            "server": {"listen": "127.0.0.1:%d" % self.port, "threads": "8"},
             "redis": {"host": "127.0.0.1",
                       "port": str(self.redis_proxy.port if proxies else self.redis.port),
                       "prefix": self.prefix, "timeout_ms": "500"},
@@ -312,7 +309,10 @@ class Service:
                 for k, v in kv.items():
                     f.write("%s = %s\n" % (k, v))
             f.write(sinks)
-        self.env = dict(os.environ)
+        # No lame-duck phase: tests stop servers often (test_shutdown tests
+        # the phase itself). From the environment, so that an older build
+        # (the benchmark's baseline), which knows no such key, still starts.
+        self.env = dict(os.environ, SPILLWAY_SERVER_SHUTDOWN_GRACE_MS="0")
         self.env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
         self.server = None
         self.flushers = {}
