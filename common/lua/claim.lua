@@ -19,7 +19,7 @@ local max_bytes, oversize = tonumber(ARGV[3]), ARGV[4] == '1'
 -- and the queue is not touched after the command that may empty it
 -- (prelude.lua: a cluster slot being migrated).
 local len = redis.call('LLEN', queue)
-local moved, records, bytes, step, seen = {}, 0, 0, 16, 0
+local moved, records, bytes, step, seen, by = {}, 0, 0, 16, 0, {}
 local full = false
 while not full and #moved < max_jobs and seen < len do
   local want = math.min(step, max_jobs - #moved, len - seen)
@@ -31,12 +31,14 @@ while not full and #moved < max_jobs and seen < len do
     if records + n > max_records or bytes + #v > max_bytes then
       if #moved == 0 and oversize then
         moved[1], records, bytes = v, n, #v
+        tally_sink(by, v, n)
       end
       full = true
       break
     end
     moved[#moved + 1] = v
     records, bytes = records + n, bytes + #v
+    tally_sink(by, v, n)
   end
   if #part < want then break end
   step = math.min(step * 4, 4096)
@@ -50,8 +52,9 @@ push_all('LPUSH', processing, moved)
 if records > 0 then
   redis.call('HINCRBY', stats, 'queued_records', -records)
   redis.call('HINCRBY', stats, 'inflight_records', records)
-  count_sinks(stats, moved, -1)
-  if #moved == len then sink_counts_reset(stats) end
+  -- Per sink from the tally the loop kept; an emptied queue sets them all
+  -- to 0 instead.
+  if #moved == len then sink_counts_reset(stats) else add_sink_counts(stats, by, -1) end
   redis.call('INCRBY', inflight, records)
 end
 return moved

@@ -50,15 +50,23 @@ end
 -- before (by a release that did not count) would leave them off for good,
 -- so whenever the queue is empty they are set to 0 and the sink_counts
 -- field says they can be trusted (sink_counts_reset).
-local function count_sinks(stats, envs, sign)
-  local by = {}
-  for i = 1, #envs do
-    local s = env_sink(envs[i])
-    by[s] = (by[s] or 0) + env_count(envs[i])
-  end
+-- tally_sink adds envelope v's `n` records to by[sink]; add_sink_counts
+-- moves each q:<sink> of `by` by `sign` times its tally.
+local function tally_sink(by, v, n)
+  local s = env_sink(v)
+  by[s] = (by[s] or 0) + n
+end
+
+local function add_sink_counts(stats, by, sign)
   for s, n in pairs(by) do
     if n ~= 0 then redis.call('HINCRBY', stats, 'q:' .. s, sign * n) end
   end
+end
+
+local function count_sinks(stats, envs, sign)
+  local by = {}
+  for i = 1, #envs do tally_sink(by, envs[i], env_count(envs[i])) end
+  add_sink_counts(stats, by, sign)
 end
 
 -- The queue is empty: every q:<sink> is 0, and from now on exact.
