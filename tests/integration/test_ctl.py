@@ -240,10 +240,12 @@ class CtlTest(harness.ServiceTest):
         text = ctl("token", "list").stdout
         self.assertIn("%s  sinks=checked  name=ci\n" % made["ci"][1], text)
         self.assertTrue(text.endswith("2 tokens\n"))
+        os.chmod(path, 0o640)
         out = ctl("token", "revoke", made["ci"][1][:10])
         self.assertIn("revoked %s" % made["ci"][1], out.stdout)
         with open(path) as f:
             kept = f.read()
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o640)   # the mode kept
         self.assertEqual(kept.count("# token:"), 1)
         self.assertIn("# the site's tokens\n", kept)
         out = ctl("token", "revoke", made["ci"][1], check=False)
@@ -257,7 +259,6 @@ class CtlTest(harness.ServiceTest):
         self.assertIn("holds no tokens", out.stderr)
         with open(path) as f:
             self.assertEqual(f.read(), kept)
-        self.assertEqual(os.stat(path).st_mode & 0o777, 0o644)
         # A command's value that looks like an option is the value.
         out = ctl("token", "new", "--sinks", "checked", "--name", "-h")
         self.assertIn("# token: -h\n", out.stdout)
