@@ -21,6 +21,7 @@ void sw_keys_init(sw_keys *k, const char *prefix)
     snprintf(k->lease, sizeof k->lease, "%s:lease", prefix);
     snprintf(k->members, sizeof k->members, "%s:members", prefix);
     snprintf(k->paused, sizeof k->paused, "%s:paused", prefix);
+    snprintf(k->flush_paused, sizeof k->flush_paused, "%s:flush_paused", prefix);
 }
 
 size_t sw_keys_shard_prefix(const char *prefix, int k, char out[64])
@@ -51,6 +52,11 @@ static size_t put(size_t outlen, int n)
 size_t sw_keys_job(const sw_keys *k, const char *job_id, char *out)
 {
     return put(SW_KEY_MAX, snprintf(out, SW_KEY_MAX, "%s:job:%s", k->prefix, job_id));
+}
+
+size_t sw_keys_parked(const sw_keys *k, const char *sink, char *out)
+{
+    return put(SW_KEY_MAX, snprintf(out, SW_KEY_MAX, "%s:parked:%s", k->prefix, sink));
 }
 
 size_t sw_keys_dead_legacy(const sw_keys *k, const char *job_id, char *out)

@@ -9,9 +9,15 @@
  * of them share one Redis Cluster slot.
  *
  *   <p>:queue              list of envelopes: LPUSH in, taken from the tail
- *   <p>:stats              hash: queued_records, inflight_records,
- *                          accepted_records, committed_records, dead_bytes,
- *                          dead_dropped (totals)
+ *   <p>:stats              hash: queued_records (parked included),
+ *                          inflight_records, accepted_records,
+ *                          committed_records, dead_bytes, dead_dropped,
+ *                          parked_records, purged_records (totals); per
+ *                          sink q:<sink> (in the queue list) and
+ *                          parked:<sink> (lua/prelude.lua, claim.lua)
+ *   <p>:parked:<sink>      list of a sink's jobs set aside while its
+ *                          flushing is paused, newest at the head
+ *                          (park.h)
  *   <p>:st:<s>:<b>         hash: the compact statuses (status.h) of the
  *                          jobs whose id carries shift <s> (hex) and whose
  *                          Unix ms >> s is <b>; field: the id's 16 bytes.
@@ -54,6 +60,7 @@
  * does
  *   <p>:paused             hash: sink -> {"since","note"} while an operator
  *                          has paused its intake (pause.h)
+ *   <p>:flush_paused       the same for its flushing
  */
 
 #define SW_KEY_MAX 192
@@ -64,7 +71,7 @@ typedef struct sw_keys {
     char flushers[SW_KEY_MAX], deliveries[SW_KEY_MAX];
     char dead[SW_KEY_MAX], deadenv[SW_KEY_MAX], deadinfo[SW_KEY_MAX];
     char layout[SW_KEY_MAX], lease[SW_KEY_MAX], members[SW_KEY_MAX];
-    char paused[SW_KEY_MAX];
+    char paused[SW_KEY_MAX], flush_paused[SW_KEY_MAX];
 } sw_keys;
 
 /* Shards a deployment may have ([redis] shards); a job id has room for
@@ -87,6 +94,9 @@ size_t sw_keys_shard_prefix(const char *prefix, int k, char out[64]);
 
 /* Flusher `fid`'s keys. */
 void sw_keys_flusher(const sw_keys *k, const char *fid, sw_fkeys *out);
+
+/* <p>:parked:<sink> into `out` (SW_KEY_MAX bytes). Returns the length. */
+size_t sw_keys_parked(const sw_keys *k, const char *sink, char *out);
 
 /* <p>:job:<id> and <p>:dead:<id> (the 0.1 layout) into `out`
  * (SW_KEY_MAX bytes). Return the length. */

@@ -7,7 +7,12 @@
 
 #include "clock.h"
 
-int sw_pause_set(sw_redis *r, const char *sink, const char *note)
+static const char *key(const sw_redis *r, enum sw_pause_what what)
+{
+    return what == SW_PAUSE_FLUSH ? r->keys.flush_paused : r->keys.paused;
+}
+
+int sw_pause_set(sw_redis *r, enum sw_pause_what what, const char *sink, const char *note)
 {
     char since[32];
     sw_clock_format(sw_clock_now_us(), since);
@@ -20,7 +25,7 @@ int sw_pause_set(sw_redis *r, const char *sink, const char *note)
         return -1;
     }
     void *rep = sw_redis_callf(r, "pause", SW_REPLY_INTEGER, 0, "HSET %s %s %s",
-                               r->keys.paused, sink, text);
+                               key(r, what), sink, text);
     free(text);
     if (rep == NULL)
         return -1;
@@ -28,9 +33,9 @@ int sw_pause_set(sw_redis *r, const char *sink, const char *note)
     return 0;
 }
 
-int sw_pause_clear(sw_redis *r, const char *sink)
+int sw_pause_clear(sw_redis *r, enum sw_pause_what what, const char *sink)
 {
-    void *rep = sw_redis_callf(r, "resume", SW_REPLY_INTEGER, 0, "HDEL %s %s", r->keys.paused,
+    void *rep = sw_redis_callf(r, "resume", SW_REPLY_INTEGER, 0, "HDEL %s %s", key(r, what),
                                sink);
     if (rep == NULL)
         return -1;
@@ -39,10 +44,11 @@ int sw_pause_clear(sw_redis *r, const char *sink)
     return was;
 }
 
-int sw_pause_flags(sw_redis *r, const sw_config *cfg, unsigned char *paused)
+int sw_pause_flags(sw_redis *r, enum sw_pause_what what, const sw_config *cfg,
+                   unsigned char *paused)
 {
     void *rep = sw_redis_callf(r, "paused sinks", SW_REPLY_ARRAY, 1, "HKEYS %s",
-                               r->keys.paused);
+                               key(r, what));
     if (rep == NULL)
         return -1;
     if (sw_redis_check_elements(r, rep, SW_REPLY_STRING, "paused sinks") != 0) {
@@ -61,10 +67,10 @@ int sw_pause_flags(sw_redis *r, const sw_config *cfg, unsigned char *paused)
     return 0;
 }
 
-int sw_pause_get(sw_redis *r, const char *sink, sw_buf *out)
+int sw_pause_get(sw_redis *r, enum sw_pause_what what, const char *sink, sw_buf *out)
 {
     void *rep = sw_redis_callf(r, "pause", SW_REPLY_STRING_OR_NIL, 1, "HGET %s %s",
-                               r->keys.paused, sink);
+                               key(r, what), sink);
     if (rep == NULL)
         return -1;
     size_t len = 0;

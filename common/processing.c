@@ -23,29 +23,43 @@ static void queue_keys(sw_redis_args *a, const sw_redis *r, const sw_fkeys *fk)
     sw_redis_args_end_keys(a);
 }
 
-int sw_proc_claim(sw_redis *r, const char *fid, long max_records, long max_jobs, long max_bytes,
-                  int oversize, void **reply)
+int sw_proc_claim(sw_redis *r, const char *fid, const sw_claim_limits *lim, void **reply)
 {
     sw_fkeys fk;
     sw_redis_args a;
+    char parked[SW_KEY_MAX];
     sw_keys_flusher(&r->keys, fid, &fk);
     sw_redis_args_init(&a);
-    queue_keys(&a, r, &fk);
-    sw_redis_args_int(&a, max_records);
-    sw_redis_args_int(&a, max_jobs);
-    sw_redis_args_int(&a, max_bytes);
-    sw_redis_args_str(&a, oversize ? "1" : "0");
+    sw_redis_args_str(&a, r->keys.queue);
+    sw_redis_args_str(&a, r->keys.stats);
+    sw_redis_args_str(&a, fk.processing);
+    sw_redis_args_str(&a, fk.inflight);
+    for (int i = 0; i < lim->npaused; i++) {
+        sw_keys_parked(&r->keys, lim->paused[i], parked);
+        sw_redis_args_str(&a, parked);
+    }
+    sw_redis_args_end_keys(&a);
+    sw_redis_args_int(&a, lim->max_records);
+    sw_redis_args_int(&a, lim->max_jobs);
+    sw_redis_args_int(&a, lim->max_bytes);
+    sw_redis_args_str(&a, lim->oversize ? "1" : "0");
+    for (int i = 0; i < lim->npaused; i++)
+        sw_redis_args_str(&a, lim->paused[i]);
     void *rep = sw_redis_eval(r, SW_SCRIPT_CLAIM, "claim", SW_REPLY_ANY, &a);
     sw_redis_args_free(&a);
     *reply = NULL;
     if (rep == NULL)
         return -1;
-    if (sw_redis_reply_type(rep) == SW_REPLY_INTEGER && sw_redis_reply_int(rep) == 0) {
+    if (sw_redis_reply_type(rep) == SW_REPLY_INTEGER) {
+        long long v = sw_redis_reply_int(rep);
         sw_redis_reply_free(rep);
-        return 1;
+        if (v == 0 || v == 1)
+            return v == 0 ? 1 : 2;
+        sw_redis_fail_proto(r, "claim", "an integer neither 0 nor 1");
+        return -1;
     }
     if (sw_redis_check_elements(r, rep, SW_REPLY_STRING, "claim") != 0 ||
-        sw_redis_reply_len(rep) > (size_t)max_jobs) {
+        sw_redis_reply_len(rep) > (size_t)lim->max_jobs) {
         if (r->err != SW_REDIS_EPROTO)
             sw_redis_fail_proto(r, "claim", "more jobs than asked for");
         sw_redis_reply_free(rep);

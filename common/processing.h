@@ -23,15 +23,26 @@
 /* Each returned array of envelopes is a Redis reply that owns their
  * bytes; free it with sw_redis_reply_free() (redis.h). */
 
-/* Move jobs from the queue's tail into fid's processing list: whole jobs,
- * oldest first, until the next would pass `max_records` or `max_bytes`,
- * at most `max_jobs`; with `oversize`, a first job over the limits moves
- * alone. `*reply` gets the envelopes moved, oldest first. 0; 1 nothing
- * moved because the next job does not fit (*reply is NULL: the batch is
- * full); or -1 (after EIO/EPROTO some may have moved: re-read the list). */
+/* What one claim may take: whole jobs until the next would pass
+ * `max_records` or `max_bytes`, at most `max_jobs`; with `oversize`, a
+ * first job over the limits moves alone. The jobs of the `npaused`
+ * sinks named in `paused` (their flushing is paused) are parked instead
+ * (lua/claim.lua, park.h). */
+typedef struct sw_claim_limits {
+    long max_records, max_jobs, max_bytes;
+    int oversize;
+    const char *const *paused;
+    int npaused;
+} sw_claim_limits;
+
+/* Move jobs from the queue's tail into fid's processing list, oldest
+ * first, within `lim`. `*reply` gets the envelopes moved, oldest first.
+ * 0; 1 nothing moved because the next job does not fit (*reply is NULL:
+ * the batch is full); 2 nothing moved but jobs were parked (*reply is
+ * NULL: claim again); or -1 (after EIO/EPROTO some may have moved: re-read
+ * the list). */
 __attribute__((warn_unused_result))
-int sw_proc_claim(sw_redis *r, const char *fid, long max_records, long max_jobs, long max_bytes,
-                  int oversize, void **reply);
+int sw_proc_claim(sw_redis *r, const char *fid, const sw_claim_limits *lim, void **reply);
 
 /* fid's processing list, oldest first, with each job's delivery count.
  * `take`: after a restart or a takeover, count another delivery (see

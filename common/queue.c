@@ -291,7 +291,8 @@ double sw_queue_oldest_age(const sw_queue_stats *st, int64_t now_us)
     return age > 0 ? age : 0;
 }
 
-int sw_queue_sink_depths(sw_redis *r, const sw_config *cfg, long long *depth)
+int sw_queue_sink_depths(sw_redis *r, const sw_config *cfg, long long *depth,
+                         long long *parked)
 {
     void *rep = sw_redis_callf(r, "sink depths", SW_REPLY_ARRAY, 1, "HGETALL %s",
                                r->keys.stats);
@@ -310,18 +311,26 @@ int sw_queue_sink_depths(sw_redis *r, const sw_config *cfg, long long *depth)
         const char *f = sw_redis_reply_item(rep, i, &len);
         known |= len == 11 && memcmp(f, "sink_counts", 11) == 0;
     }
-    for (size_t i = 0; known && i + 1 < sw_redis_reply_len(rep); i += 2) {
+    /* q:<sink> (the queue list's) only once exact; parked:<sink> always. */
+    for (size_t i = 0; i + 1 < sw_redis_reply_len(rep); i += 2) {
         size_t len, vlen;
         const char *f = sw_redis_reply_item(rep, i, &len);
         const char *v = sw_redis_reply_item(rep, i + 1, &vlen);
-        if (len < 3 || f[0] != 'q' || f[1] != ':')
+        int q = len > 2 && memcmp(f, "q:", 2) == 0;
+        int p = len > 7 && memcmp(f, "parked:", 7) == 0;
+        if (!(q && known) && !p)
             continue;
-        const sw_sink *s = sw_config_sink(cfg, f + 2, len - 2);
+        size_t skip = q ? 2 : 7;
+        const sw_sink *s = sw_config_sink(cfg, f + skip, len - skip);
         char num[32];
         snprintf(num, sizeof num, "%.*s", (int)(vlen < sizeof num ? vlen : sizeof num - 1), v);
         long long n = strtoll(num, NULL, 10);
-        if (s && n > 0)
+        if (s == NULL || n <= 0)
+            continue;
+        if (known)
             depth[s - cfg->sinks] += n;
+        if (p && parked)
+            parked[s - cfg->sinks] += n;
     }
     sw_redis_reply_free(rep);
     return known;

@@ -64,13 +64,17 @@ typedef struct sw_queue_stats {
 /* Seconds the oldest waiting job has waited at `now_us` (0 when none). */
 double sw_queue_oldest_age(const sw_queue_stats *st, int64_t now_us);
 
-/* Add each of cfg's sinks' queued records in this queue (the stats
- * hash's q:<sink> fields, lua/prelude.lua count_sinks) to depth[k]. 1
- * added, 0 not known yet (the queue has not been empty since the counters
- * came: nothing added), -1 with the error in r. */
+/* Add each of cfg's sinks' waiting records in this queue to depth[k]:
+ * those in the queue list (the stats hash's q:<sink> fields,
+ * lua/prelude.lua count_sinks) and those parked while its flushing is
+ * paused (parked:<sink>, lua/claim.lua), which are also added to
+ * parked[k] (`parked` may be NULL). 1 added, 0 the list's counts are not
+ * known yet (the queue has not been empty since they came: only `parked`
+ * added to), -1 with the error in r. */
 struct sw_config;
 __attribute__((warn_unused_result))
-int sw_queue_sink_depths(sw_redis *r, const struct sw_config *cfg, long long *depth);
+int sw_queue_sink_depths(sw_redis *r, const struct sw_config *cfg, long long *depth,
+                         long long *parked);
 
 /* Queue depth figures from O(1) commands. 0, or -1. */
 __attribute__((warn_unused_result)) int sw_queue_stats_get(sw_redis *r, sw_queue_stats *out);

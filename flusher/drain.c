@@ -17,6 +17,7 @@
 #include "liveness.h"
 #include "log.h"
 #include "notify.h"
+#include "parking.h"
 #include "pgconn.h"
 #include "processing.h"
 #include "queue.h"
@@ -72,6 +73,7 @@ typedef struct drain {
     int64_t handed_ms;       /* when (monotonic) */
     int retrying;            /* the head's last commit failed */
     sw_liveness *live;
+    sw_parking *parking;     /* which sinks' jobs are set aside */
     int pg_ready, pg_connected_once;
     uint64_t prepared_session;   /* the pg session sw_commit_prepare ran on */
     int redis_down, pg_down; /* for one log line per state change */
@@ -801,9 +803,11 @@ static int claim(drain *d)
     long broom = cfg->batch_max_bytes - (long)b->nbytes;
     long jroom = MAX_BATCH_JOBS - b->njobs;
     void *reply = NULL;
-    int rc = sw_proc_claim(d->redis, d->id, room > 0 ? room : 1,
+    sw_claim_limits lim = {room > 0 ? room : 1,
                            jroom < MAX_JOBS_PER_CLAIM ? jroom : MAX_JOBS_PER_CLAIM,
-                           broom > 0 ? broom : 1, b->njobs == 0, &reply);
+                           broom > 0 ? broom : 1, b->njobs == 0, NULL, 0};
+    lim.paused = sw_parking_paused(d->parking, &lim.npaused);
+    int rc = sw_proc_claim(d->redis, d->id, &lim, &reply);
     if (rc < 0) {
         redis_failed(d, "claim");
         return -1;
@@ -813,6 +817,8 @@ static int claim(drain *d)
         sl->full = 1;
         return 1;
     }
+    if (rc == 2)
+        return 0;   /* only parked: there may be more to claim behind */
     size_t got = sw_proc_count(reply);
     if (take(sl, reply, NULL) != 0) {
         sw_log_warn("cannot add claimed jobs", "error=\"%s\" action=\"reading the batch "
@@ -828,6 +834,7 @@ static void loop(drain *d)
     int need_reload = 2;
     while (!stopping(d)) {
         sw_liveness_busy(d->live, BUSY_MS(d));
+        sw_parking_tick(d->parking, d->redis);
         if (need_reload) {
             int rc = reload(d, need_reload == 2);
             if (rc != 0) {
@@ -925,12 +932,13 @@ int sw_drain_run(const sw_drain_opts *o)
     for (int i = 0; i < 2; i++)
         d.slots[i].batch = sw_batch_new(cfg, shape_lookup, &d);
     d.commit = sw_commit_new(cfg, cfg->flusher_id);
+    d.parking = sw_parking_new(cfg, o->shard >= 0 ? &base : NULL);
     if (d.pg) {
         d.pg->on_statement = pg_statement;
         d.pg->on_statement_ctx = &d;
     }
     if (d.redis == NULL || d.pg == NULL || d.slots[0].batch == NULL || d.slots[1].batch == NULL ||
-        d.commit == NULL) {
+        d.commit == NULL || d.parking == NULL) {
         sw_log_error("out of memory", NULL);
         goto out;
     }
@@ -1027,6 +1035,7 @@ out:
     sw_buf_free(&d.statuses);
     sw_buf_free(&d.scratch);
     sw_commit_free(d.commit);
+    sw_parking_free(d.parking);
     sw_pg_free(d.pg);
     sw_redis_free(d.redis);
     return status;

@@ -85,6 +85,7 @@ struct sw_http {
     atomic_int writes_failing[SW_SHARDS_MAX];   /* per lane: the last enqueue failed */
     atomic_int draining;       /* SIGTERM seen: /readyz 503 (main thread) */
     atomic_int *paused;        /* per sink: intake paused (main thread, pause.h) */
+    atomic_int *flush_paused;  /* per sink: flushing paused (the same) */
     sw_history history;        /* the dashboard chart's last hour */
     char layout_err[256];      /* why not yet, under persist_lock */
     _Atomic long long redis_used, redis_max;
@@ -131,9 +132,10 @@ void sw_api_readyz(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
 void sw_api_metrics(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
 void sw_api_admin(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
 
-/* Each sink's queued records over every shard into depth[nsinks]. 0, or
- * -1 when a shard's Redis did not answer or its counts are not known yet
- * (queue.h sw_queue_sink_depths). */
-int sw_api_sink_depths(struct sw_http *h, sw_worker *w, long long *depth);
+/* Each sink's waiting records over every shard into depth[nsinks], and
+ * of them those parked into parked[nsinks] (queue.h
+ * sw_queue_sink_depths). 1; 0 only `parked` is known (a queue's counts
+ * are not exact yet); -1 a shard's Redis did not answer. */
+int sw_api_sink_depths(struct sw_http *h, sw_worker *w, long long *depth, long long *parked);
 
 #endif

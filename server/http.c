@@ -436,6 +436,12 @@ void sw_http_set_paused(sw_http *h, const unsigned char *paused)
     }
 }
 
+void sw_http_set_flush_paused(sw_http *h, const unsigned char *paused)
+{
+    for (int k = 0; k < h->cfg->nsinks; k++)
+        atomic_store(&h->flush_paused[k], paused[k] != 0);
+}
+
 void sw_http_sample(sw_http *h, const sw_history_sample *s)
 {
     sw_history_add(&h->history, s);
@@ -496,7 +502,9 @@ sw_http *sw_http_start(const sw_config *cfg)
     h->shape_text = calloc((size_t)cfg->nsinks + 1, sizeof *h->shape_text);
     h->key_flags = calloc((size_t)cfg->nsinks + 1, sizeof *h->key_flags);
     h->paused = calloc((size_t)cfg->nsinks + 1, sizeof *h->paused);
-    if (h->shapes == NULL || h->shape_text == NULL || h->key_flags == NULL || h->paused == NULL)
+    h->flush_paused = calloc((size_t)cfg->nsinks + 1, sizeof *h->flush_paused);
+    if (h->shapes == NULL || h->shape_text == NULL || h->key_flags == NULL || h->paused == NULL ||
+        h->flush_paused == NULL)
         goto fail;
     for (int k = 0; k < cfg->nsinks; k++) {
         for (int c = 0; c < cfg->sinks[k].ncolumns && c < SW_SINK_MAX_COLUMNS; c++)
@@ -650,6 +658,7 @@ void sw_http_stop(sw_http *h)
     free(h->shapes);
     free(h->key_flags);
     free(h->paused);
+    free(h->flush_paused);
     sw_history_destroy(&h->history);
     pthread_mutex_destroy(&h->persist_lock);
     free(h);

@@ -34,6 +34,9 @@ void sw_http_set_layout(sw_http *h, int ok, const char *why);
 /* Which sinks' intake an operator paused (pause.h), one flag per sink:
  * their POSTs answer 503 sink-paused. Logged on each change. */
 void sw_http_set_paused(sw_http *h, const unsigned char *paused);
+/* Which sinks' flushing is paused (shown in /v1/stats and /metrics; the
+ * flushers log it). */
+void sw_http_set_flush_paused(sw_http *h, const unsigned char *paused);
 
 /* One sample of the queue for the dashboard's chart (history.h). */
 struct sw_history_sample;

@@ -242,8 +242,13 @@ int main(int argc, char **argv)
             int shift;
             sw_status_last(&last_job_ms, &shift);
             /* Paused sinks: an unreadable state keeps the last known. */
-            if (paused && sw_pause_flags(probe, &cfg, paused) == 0) {
+            int pr = paused ? sw_pause_flags(probe, SW_PAUSE_INTAKE, &cfg, paused) : -1;
+            if (pr == 0) {
                 sw_http_set_paused(h, paused);
+                pr = sw_pause_flags(probe, SW_PAUSE_FLUSH, &cfg, paused);
+            }
+            if (pr == 0) {
+                sw_http_set_flush_paused(h, paused);
                 pause_unknown = 0;
             } else if (!pause_unknown++) {
                 sw_log_warn("cannot read paused sinks", "error=\"%s\" note=\"the last known "

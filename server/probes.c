@@ -155,6 +155,14 @@ static int accepted(sw_http *h, sw_buf *o)
         rc |= sw_metrics_sample(o, "spillway_sink_paused", labels,
                                 atomic_load(&h->paused[k]));
     }
+    rc |= sw_metrics_header(o, "spillway_sink_flush_paused", "gauge",
+                            "1 while an operator has paused the sink's flushing (its jobs are "
+                            "parked).");
+    for (int k = 0; k < h->cfg->nsinks; k++) {
+        snprintf(labels, sizeof labels, "sink=\"%s\"", h->cfg->sinks[k].name);
+        rc |= sw_metrics_sample(o, "spillway_sink_flush_paused", labels,
+                                atomic_load(&h->flush_paused[k]));
+    }
     rc |= sw_metrics_header(o, "spillway_requests_rejected_total", "counter",
                             "POST requests refused, by reason.");
     for (int i = 0; i < REJ_COUNT; i++) {
@@ -288,15 +296,27 @@ static int redis(sw_http *h, sw_worker *w, sw_buf *o)
     rc |= sw_metrics_header(o, "spillway_dead_letter_jobs", "gauge",
                             "Failed jobs kept in the dead-letter list.");
     rc |= sw_metrics_sample(o, "spillway_dead_letter_jobs", "", (double)st.dead_jobs);
-    long long *depth = calloc((size_t)h->cfg->nsinks + 1, sizeof *depth);
-    if (depth && sw_api_sink_depths(h, w, depth) == 0) {
+    long long *depth = calloc((size_t)h->cfg->nsinks * 2 + 1, sizeof *depth);
+    long long *parked = depth ? depth + h->cfg->nsinks : NULL;
+    int known = depth ? sw_api_sink_depths(h, w, depth, parked) : -1;
+    if (known == 1) {
         rc |= sw_metrics_header(o, "spillway_queue_sink_depth_records", "gauge",
-                                "Records waiting in the queue, by sink (the queue's view: "
-                                "aggregate with max).");
+                                "Records waiting, by sink, parked ones included (the queue's "
+                                "view: aggregate with max).");
         for (int k = 0; k < h->cfg->nsinks; k++) {
             snprintf(labels, sizeof labels, "sink=\"%s\"", h->cfg->sinks[k].name);
             rc |= sw_metrics_sample(o, "spillway_queue_sink_depth_records", labels,
                                     (double)depth[k]);
+        }
+    }
+    if (known >= 0) {
+        rc |= sw_metrics_header(o, "spillway_queue_sink_parked_records", "gauge",
+                                "Records set aside while the sink's flushing is paused (the "
+                                "queue's view: aggregate with max).");
+        for (int k = 0; k < h->cfg->nsinks; k++) {
+            snprintf(labels, sizeof labels, "sink=\"%s\"", h->cfg->sinks[k].name);
+            rc |= sw_metrics_sample(o, "spillway_queue_sink_parked_records", labels,
+                                    (double)parked[k]);
         }
     }
     free(depth);

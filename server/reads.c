@@ -65,13 +65,18 @@ static int wants_history(const char *q)
     return 0;
 }
 
-int sw_api_sink_depths(sw_http *h, sw_worker *w, long long *depth)
+int sw_api_sink_depths(sw_http *h, sw_worker *w, long long *depth, long long *parked)
 {
+    int known = 1;
     memset(depth, 0, (size_t)h->cfg->nsinks * sizeof *depth);
-    for (int k = 0; k < w->shards->n; k++)
-        if (sw_queue_sink_depths(w->shards->q[k], h->cfg, depth) != 1)
+    memset(parked, 0, (size_t)h->cfg->nsinks * sizeof *parked);
+    for (int k = 0; k < w->shards->n; k++) {
+        int rc = sw_queue_sink_depths(w->shards->q[k], h->cfg, depth, parked);
+        if (rc < 0)
             return -1;
-    return 0;
+        known &= rc;
+    }
+    return known;
 }
 
 /* The overview from Redis, then what this server knows: each sink and
@@ -91,15 +96,22 @@ void sw_api_get_stats(sw_http *h, sw_worker *w, sw_http_exchange *x)
         return;
     }
     o->len--;
-    long long *depth = calloc((size_t)h->cfg->nsinks + 1, sizeof *depth);
-    int known = depth && sw_api_sink_depths(h, w, depth) == 0;
+    long long *depth = calloc((size_t)h->cfg->nsinks * 2 + 1, sizeof *depth);
+    long long *parked = depth ? depth + h->cfg->nsinks : NULL;
+    int known = depth ? sw_api_sink_depths(h, w, depth, parked) : -1;
     int rc = sw_buf_puts(o, ",\"sinks\":[");
     for (int k = 0; k < h->cfg->nsinks; k++) {
         const char *name = h->cfg->sinks[k].name;
         rc |= sw_buf_puts(o, k ? ",{\"name\":" : "{\"name\":");
         rc |= sw_buf_json_str(o, name, strlen(name));
-        rc |= sw_buf_printf(o, ",\"paused\":%s", atomic_load(&h->paused[k]) ? "true" : "false");
-        rc |= known ? sw_buf_printf(o, ",\"depth\":%lld}", depth[k]) : sw_buf_puts(o, "}");
+        rc |= sw_buf_printf(o, ",\"paused\":%s,\"flush_paused\":%s",
+                            atomic_load(&h->paused[k]) ? "true" : "false",
+                            atomic_load(&h->flush_paused[k]) ? "true" : "false");
+        if (known >= 0)
+            rc |= sw_buf_printf(o, ",\"parked\":%lld", parked[k]);
+        if (known == 1)
+            rc |= sw_buf_printf(o, ",\"depth\":%lld", depth[k]);
+        rc |= sw_buf_puts(o, "}");
     }
     free(depth);
     rc |= sw_buf_puts(o, "]");

@@ -93,28 +93,7 @@ for b, fields in pairs(live) do
     redis.call('EXPIRE', b, ttl, 'GT')
   end
 end
--- Deliveries are counted only for jobs taken up again: mostly none.
--- Only those present go, and when that is all of them the hash goes in one
--- command: a sliced HDEL could empty it and then touch it again.
-if #ids > 0 and redis.call('EXISTS', deliveries) == 1 then
-  local present, seen = {}, {}
-  for i = 1, #ids, 1000 do
-    local last = math.min(i + 999, #ids)
-    local got = redis.call('HMGET', deliveries, unpack(ids, i, last))
-    for j = 1, #got do
-      local id = ids[i + j - 1]
-      if got[j] and not seen[id] then
-        seen[id] = true
-        present[#present + 1] = id
-      end
-    end
-  end
-  if #present > 0 and #present == redis.call('HLEN', deliveries) then
-    redis.call('DEL', deliveries)
-  elseif #present > 0 then
-    push_all('HDEL', deliveries, present)
-  end
-end
+forget_deliveries(deliveries, ids)
 redis.call('LTRIM', processing, 0, -(n + 1))
 if records > 0 then
   if redis.call('DECRBY', inflight, records) <= 0 then redis.call('DEL', inflight) end

@@ -87,3 +87,28 @@ local function push_all(cmd, key, list)
     redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list)))
   end
 end
+
+-- Forget the delivery counts (<p>:deliveries) of the jobs `ids` leaving
+-- for good. Counts exist only for jobs taken up again: mostly none. Only
+-- those present go, and when that is all of them the hash goes in one
+-- command: a sliced HDEL could empty it and then touch it again.
+local function forget_deliveries(deliveries, ids)
+  if #ids == 0 or redis.call('EXISTS', deliveries) == 0 then return end
+  local present, seen = {}, {}
+  for i = 1, #ids, 1000 do
+    local last = math.min(i + 999, #ids)
+    local got = redis.call('HMGET', deliveries, unpack(ids, i, last))
+    for j = 1, #got do
+      local id = ids[i + j - 1]
+      if got[j] and not seen[id] then
+        seen[id] = true
+        present[#present + 1] = id
+      end
+    end
+  end
+  if #present > 0 and #present == redis.call('HLEN', deliveries) then
+    redis.call('DEL', deliveries)
+  elseif #present > 0 then
+    push_all('HDEL', deliveries, present)
+  end
+end
