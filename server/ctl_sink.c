@@ -114,7 +114,8 @@ static int cmd_pause(sw_redis *r, const char *name, int intake, int flush, const
     return 0;
 }
 
-static int cmd_resume(sw_redis *r, const char *name, int intake, int flush)
+/* `both`: neither was named, so only what was paused is mentioned. */
+static int cmd_resume(sw_redis *r, const char *name, int intake, int flush, int both)
 {
     int was_in = intake ? sw_pause_clear(r, SW_PAUSE_INTAKE, name) : 0;
     int was_fl = was_in >= 0 && flush ? sw_pause_clear(r, SW_PAUSE_FLUSH, name) : 0;
@@ -122,6 +123,12 @@ static int cmd_resume(sw_redis *r, const char *name, int intake, int flush)
         redis_error(r);
         return 1;
     }
+    if (both && !was_in && !was_fl) {
+        printf("%s was not paused\n", name);
+        return 0;
+    }
+    intake &= !both || was_in;
+    flush &= !both || was_fl;
     if (intake)
         printf("intake of %s %s\n", name, was_in ? "resumed" : "was not paused");
     if (flush)
@@ -208,6 +215,7 @@ int sw_ctl_sink(const sw_config *cfg, int argc, char **argv, int json)
     if (strlen(note) > 500)
         return sw_ctl_usage("sink", "--note is at most 500 bytes");
     /* pause: the intake unless told; resume: whatever is paused. */
+    int both = !intake && !flush && is_resume;
     if (!intake && !flush) {
         intake = 1;
         flush = is_resume;
@@ -223,7 +231,7 @@ int sw_ctl_sink(const sw_config *cfg, int argc, char **argv, int json)
     else if (is_pause)
         rc = cmd_pause(r, name, intake, flush, note);
     else if (is_resume)
-        rc = cmd_resume(r, name, intake, flush);
+        rc = cmd_resume(r, name, intake, flush, both);
     else
         rc = cmd_purge(cfg, r, name, yes);
     sw_redis_free(r);

@@ -407,8 +407,10 @@ class ClusterTest(ClusterCase):
         empties a key runs here whole: a claim that empties the queue
         (reading on past it, and with a job that does not fit), a release
         of a whole processing list, a finish that trims the dead letters
-        empty and clears every delivery count, and the last flusher
-        leaving. (The tag is this test's own, not the service's.)"""
+        empty and clears every delivery count, the last flusher leaving,
+        a claim that parks a paused sink's jobs until the queue is empty,
+        and the whole parked list given back, and purged. (The tag is
+        this test's own, not the service's.)"""
         sc = Scripts()
         tag = "{swm%d}" % os.getpid()
         slot = keyslot(self.cluster.nodes[0], tag)
@@ -418,7 +420,7 @@ class ClusterTest(ClusterCase):
         dst = self.cluster.by_port(self.cluster.table()[dst_id][0])
         k = {n: "%s:%s" % (tag, n) for n in ("queue", "stats", "proc", "inflight", "dead",
                                               "deadenv", "deadinfo", "deliveries", "members",
-                                              "bucket", "job")}
+                                              "bucket", "job", "parked")}
         P = src.port
 
         def migrating(setup, name, keys, argv):
@@ -494,6 +496,52 @@ class ClusterTest(ClusterCase):
             self.assertEqual(resp(P, "EXISTS", k[gone]), 0, gone)
         self.assertEqual(resp(P, "HMGET", k["stats"], "inflight_records", "dead_bytes",
                               "dead_dropped", "committed_records"), [b"0", b"0", b"2", b"1"])
+
+        # A paused sink's jobs (these envelopes' sink reads as '') are all
+        # parked: the claim empties the queue and moves nothing. (Its
+        # parked list holds one already: a key missing on the source node
+        # makes Redis answer TRYAGAIN, which the daemons retry.)
+        def parking():
+            queue_of(5)()
+            resp(P, "LPUSH", k["parked"], sc.envelope(1, "before"))
+            resp(P, "HSET", k["stats"], "parked_records", 1, "parked:", 1, "queued_records", 6)
+        got = migrating(parking, "claim", claim_keys + ["parked"], [300, 10000, 1 << 30, 0, ""])
+        self.assertEqual(got, 1)
+        self.assertEqual(resp(P, "EXISTS", k["queue"]), 0)
+        self.assertEqual(resp(P, "LLEN", k["parked"]), 6)
+        self.assertEqual(resp(P, "HMGET", k["stats"], "queued_records", "parked_records",
+                              "parked:"), [b"6", b"6", b"6"])
+
+        def parked(n):
+            def setup():
+                resp(P, "LPUSH", k["queue"], sc.envelope(1, "waiting"))
+                resp(P, "LPUSH", k["parked"], *[sc.envelope(1, "p%d" % i) for i in range(n)])
+                resp(P, "HSET", k["stats"], "queued_records", n + 1, "parked_records", n,
+                     "parked:", n)
+            return setup
+        # Given back whole: the parked list is deleted once, at the end.
+        self.assertEqual(migrating(parked(5), "unpark", ["queue", "stats", "parked"], [""]), 5)
+        self.assertEqual(resp(P, "EXISTS", k["parked"]), 0)
+        self.assertEqual(resp(P, "LINDEX", k["queue"], -1), sc.envelope(1, "p0"))
+        self.assertEqual(resp(P, "LLEN", k["queue"]), 6)
+        self.assertEqual(resp(P, "HMGET", k["stats"], "queued_records", "parked_records",
+                              "parked:"), [b"6", b"0", None])
+        # Purged whole, with the only delivery count.
+        env = sc.envelope(1, "p0")
+        pid = env[sc.id_at - 1:sc.id_at - 1 + sc.id_len]
+
+        def purging():
+            parked(1)()
+            resp(P, "HSET", k["deliveries"], pid, 1)
+            resp(P, "HSET", k["bucket"], "other", "c")
+            resp(P, "SET", k["job"], "{}")
+        got = migrating(purging, "purge", ["stats", "deliveries", "parked", "bucket", "job"],
+                        ["", 60, pid, len(env), "f" * 16, "{}"])
+        self.assertEqual(got, [1, 1])
+        for gone in ("parked", "deliveries"):
+            self.assertEqual(resp(P, "EXISTS", k[gone]), 0, gone)
+        self.assertEqual(resp(P, "HMGET", k["stats"], "queued_records", "parked_records",
+                              "parked:", "purged_records"), [b"1", b"0", b"0", b"1"])
 
         # The last member leaves, with a lapsed one swept in the same call.
         def members():

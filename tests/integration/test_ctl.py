@@ -159,9 +159,11 @@ class CtlTest(harness.ServiceTest):
         listed = json.loads(svc.ctl("sink", "list", "--json").stdout)["sinks"]
         self.assertEqual([(s["sink"], s["intake_paused"]) for s in listed],
                          [("checked", True), ("keyed", False)])
-        self.assertEqual(listed[0]["paused"]["note"], "adding a column")
+        self.assertEqual(listed[0]["intake"]["note"], "adding a column")
+        self.assertNotIn("flush", listed[0])
         self.assertEqual(listed[0]["queued_records"], 0)
-        self.assertIn("checked  table=public.checked mode=insert queued=0 intake=paused since=",
+        self.assertIn("checked  table=public.checked mode=insert queued=0 parked=0 intake=paused "
+                      "flushing=running intake_since=",
                       svc.ctl("sink", "list").stdout)
         metrics = svc.request("GET", "/metrics")[2].decode()
         self.assertIn('spillway_sink_paused{sink="checked"} 1\n', metrics)

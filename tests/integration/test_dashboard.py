@@ -53,7 +53,8 @@ class DashboardTest(harness.ServiceTest):
         metrics = self.svc.request("GET", "/metrics")[2].decode()
         self.assertIn('spillway_queue_sink_depth_records{sink="checked"} 14\n', metrics)
         stats = harness.json.loads(self.svc.request("GET", "/v1/stats")[2])
-        self.assertEqual(stats["sinks"], [{"name": "checked", "paused": False, "depth": 14}])
+        self.assertEqual(stats["sinks"], [{"name": "checked", "paused": False, "flush_paused": False,
+                                           "parked": 0, "depth": 14}])
 
         url = "http://127.0.0.1:%d/ui" % self.svc.port
         r = chromium(url, "--dump-dom")
@@ -91,7 +92,8 @@ class ActionsTest(unittest.TestCase):
     """The dashboard's actions clicked in a real Chromium (DevTools
     protocol, cdp.py) on the admin listener: refused without a +admin
     token; with one, pause and resume a sink's intake (the server answers
-    its POSTs 503 in between), requeue a failed job after the table is
+    its POSTs 503 in between), pause its flushing and purge the jobs
+    parked meanwhile (the sink's name typed to confirm), requeue a failed job after the table is
     fixed (it commits) and drop another; each action logged with the
     token's id. Then the banner when the queue stops draining, and the
     chart's hour kept by the server across a reload."""
@@ -185,6 +187,34 @@ class ActionsTest(unittest.TestCase):
         b.wait("document.getElementById('action-result').textContent === 'Resume done: checked'")
         harness.wait_for(lambda: self.post_fresh() == 202, 5, "POSTs to be taken again")
 
+        # Pause the flushing: new jobs are parked; purge them (the sink's
+        # name typed to confirm; cancelled first), then resume.
+        b.click('tr[data-sink="checked"] button[data-action$="/pause-flush"]')
+        b.wait("document.getElementById('action-result').textContent === "
+               "'Pause flushing done: checked'")
+        flog = lambda: "".join(f.output() for f in svc.flushers.values())  # noqa: E731
+        harness.wait_for(lambda: 'msg="sink flushing paused" sink=checked' in flog(), 5,
+                         "the flusher to see the pause")
+        parked = [self.job_of([{"id": next(self.fresh), "qty": 1}]) for _ in range(3)]
+        cell = "document.querySelector('tr[data-sink=\"checked\"] td:nth-child(%d)').textContent"
+        b.wait((cell % 4) + " === 'paused'", what="the flushing shown paused")
+        b.wait((cell % 5) + " === '3'", what="3 parked records shown")
+        b.eval("window.prompt = () => null")
+        b.click('tr[data-sink="checked"] button[data-action$="/purge"]')
+        time.sleep(0.5)
+        self.assertEqual(b.eval(cell % 5), "3")
+        b.eval("window.prompt = (t) => (window.lastPrompt = t, 'checked')")
+        b.click('tr[data-sink="checked"] button[data-action$="/purge"]')
+        b.wait("document.getElementById('action-result').textContent === "
+               "'Purge done: checked (3 jobs, 3 records purged)'")
+        self.assertIn("Purge the 3 parked records of sink checked?", b.eval("window.lastPrompt"))
+        for j in parked:
+            self.wait_job(j, "failed")
+        b.click('tr[data-sink="checked"] button[data-action$="/resume-flush"]')
+        b.wait("document.getElementById('action-result').textContent === "
+               "'Resume flushing done: checked'")
+        b.wait((cell % 4) + " === 'running'", what="the flushing shown running")
+
         # Requeue one failed job once its table takes it; drop the other.
         svc.sql("ALTER TABLE checked DROP CONSTRAINT checked_qty_check")
         b.click((row % bad[0]) + ' button[data-action$="/requeue"]')
@@ -205,10 +235,11 @@ class ActionsTest(unittest.TestCase):
         self.assertEqual(svc.sql("SELECT qty FROM checked WHERE id = 1"), [["-1"]])
 
         log = svc.server.output()
-        actions = re.findall(r'msg="admin action" action=(\w+) target=(\S+) token=(\w+)', log)
+        actions = re.findall(r'msg="admin action" action=([\w-]+) target=(\S+) token=(\w+)', log)
         self.assertEqual([(a, t) for a, t, _ in actions],
-                         [("pause", "checked"), ("resume", "checked"), ("requeue", bad[0]),
-                          ("drop", bad[1])])
+                         [("pause", "checked"), ("resume", "checked"),
+                          ("pause-flush", "checked"), ("purge", "checked"),
+                          ("resume-flush", "checked"), ("requeue", bad[0]), ("drop", bad[1])])
         import hashlib
         want_id = hashlib.sha256(self.tokens["admin"].encode()).hexdigest()[:12]
         self.assertEqual({tok for _, _, tok in actions}, {want_id})
