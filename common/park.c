@@ -199,25 +199,24 @@ int sw_park_purge_sink(sw_redis *base, sw_shards *s, const sw_config *cfg, const
     sw_buf_free(&rec);
     if (paused <= 0)
         return paused;
-    long long *depth = calloc((size_t)cfg->nsinks * 2 + 1, sizeof *depth);
+    sw_sink_figures *fig = calloc((size_t)cfg->nsinks + 1, sizeof *fig);
     const sw_sink *sk = sw_config_sink(cfg, sink, strlen(sink));
-    int known = depth != NULL && sk != NULL;
+    int known = fig != NULL && sk != NULL;
     for (int k = 0; k < s->n; k++) {
         long long recs = 0;
         long n = sw_park_purge(s->q[k], sink, reason, cfg->status_ttl_s, &recs);
         out->records += recs;
         if (n < 0) {
             *failed = s->q[k];
-            free(depth);
+            free(fig);
             return -1;
         }
         out->jobs += n;
         if (known)
-            known = sw_queue_sink_depths(s->q[k], cfg, depth, depth + cfg->nsinks) == 1;
+            known = sw_queue_sink_figures(s->q[k], cfg, fig) == 1;
     }
     /* depth counts the parked ones too (none left, unless parked since). */
-    out->still_queued = known ? depth[sk - cfg->sinks] - depth[cfg->nsinks + (sk - cfg->sinks)]
-                              : -1;
-    free(depth);
+    out->still_queued = known ? fig[sk - cfg->sinks].depth - fig[sk - cfg->sinks].parked : -1;
+    free(fig);
     return 1;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "latency.h"
 
 static void oom(sw_redis *r, const char *what)
 {
@@ -127,6 +128,53 @@ const char *sw_proc_item(const void *reply, size_t i, size_t *len)
     return sw_redis_reply_item(envelopes(reply), i, len);
 }
 
+/* The committed jobs' latencies by sink: stats fields and increments
+ * for the finish script, lat:<sink>:<i> and latsum:<sink> (latency.h).
+ * A batch holds a few sinks; at most MAX_LAT_SINKS are counted (a batch
+ * of more leaves the rest uncounted). */
+#define MAX_LAT_SINKS 16
+typedef struct lat_tally {
+    const char *sink[MAX_LAT_SINKS];
+    long long n[MAX_LAT_SINKS][SW_LAT_NBUCKETS], sum[MAX_LAT_SINKS];
+    int nsinks;
+    char field[MAX_LAT_SINKS * (SW_LAT_NBUCKETS + 1)][80];
+} lat_tally;
+
+static void lat_count(lat_tally *t, const sw_proc_done *j)
+{
+    if (j->error != NULL || j->sink == NULL)
+        return;
+    int k = 0;
+    while (k < t->nsinks && strcmp(t->sink[k], j->sink) != 0)
+        k++;
+    if (k == t->nsinks) {
+        if (k == MAX_LAT_SINKS)
+            return;
+        t->sink[t->nsinks++] = j->sink;
+    }
+    long long ms = j->latency_ms > 0 ? j->latency_ms : 0;
+    t->n[k][sw_lat_bucket(ms)]++;
+    t->sum[k] += ms;
+}
+
+/* Append the tally's fields and increments to the script's ARGV. */
+static void lat_args(lat_tally *t, sw_redis_args *a)
+{
+    int f = 0;
+    for (int k = 0; k < t->nsinks; k++) {
+        for (int i = 0; i < SW_LAT_NBUCKETS; i++) {
+            if (t->n[k][i] == 0)
+                continue;
+            snprintf(t->field[f], sizeof t->field[f], "lat:%s:%d", t->sink[k], i);
+            sw_redis_args_str(a, t->field[f++]);
+            sw_redis_args_int(a, t->n[k][i]);
+        }
+        snprintf(t->field[f], sizeof t->field[f], "latsum:%s", t->sink[k]);
+        sw_redis_args_str(a, t->field[f++]);
+        sw_redis_args_int(a, t->sum[k]);
+    }
+}
+
 int sw_proc_finish(sw_redis *r, const char *fid, int njobs, const sw_proc_done *jobs,
                    int ttl_s, const sw_dead_bounds *bounds, long *dropped)
 {
@@ -136,10 +184,11 @@ int sw_proc_finish(sw_redis *r, const char *fid, int njobs, const sw_proc_done *
     /* Per job its bucket and its <p>:job:<id>; the args point into them. */
     char (*keys)[SW_KEY_MAX] = malloc((size_t)(njobs ? njobs : 1) * 2 * sizeof *keys);
     unsigned char (*fields)[16] = malloc((size_t)(njobs ? njobs : 1) * sizeof *fields);
+    lat_tally *lat = calloc(1, sizeof *lat);
     int rc = -1;
     *dropped = 0;
     sw_redis_args_init(&a);
-    if (keys == NULL || fields == NULL) {
+    if (keys == NULL || fields == NULL || lat == NULL) {
         oom(r, "finish");
         goto out;
     }
@@ -175,7 +224,9 @@ int sw_proc_finish(sw_redis *r, const char *fid, int njobs, const sw_proc_done *
         sw_redis_args_str(&a, jobs[j].error ? jobs[j].error : "");
         sw_redis_args_bin(&a, jobs[j].json ? jobs[j].json : "", jobs[j].json ? jobs[j].json_len : 0);
         sw_redis_args_int(&a, jobs[j].records);
+        lat_count(lat, &jobs[j]);
     }
+    lat_args(lat, &a);
     void *rep = sw_redis_eval(r, SW_SCRIPT_FINISH, "finish", SW_REPLY_ARRAY, &a);
     if (rep == NULL)
         goto out;
@@ -196,6 +247,7 @@ int sw_proc_finish(sw_redis *r, const char *fid, int njobs, const sw_proc_done *
     sw_redis_reply_free(rep);
 out:
     sw_redis_args_free(&a);
+    free(lat);
     free(keys);
     free(fields);
     return rc;

@@ -72,6 +72,8 @@ typedef struct sw_proc_done {
     size_t json_len;
     const char *error;          /* NULL when committed */
     uint32_t records;           /* as the scripts count them (env_count) */
+    const char *sink;           /* committed: its sink, and its commit */
+    long long latency_ms;       /* latency (latency.h); NULL / ignored else */
 } sw_proc_done;
 
 /* Bounds of the dead-letter store. */
@@ -81,9 +83,10 @@ typedef struct sw_dead_bounds {
 } sw_dead_bounds;
 
 /* Close the `njobs` oldest jobs of fid's processing list, oldest first in
- * `jobs`: statuses, dead letters, list tail, in-flight counts and the
+ * `jobs`: statuses, dead letters, list tail, in-flight counts, the
  * committed total (the records of the jobs closed as committed: each job
- * is closed once, so each counts once), atomically. Returns 1 done (*dropped: dead letters the
+ * is closed once, so each counts once) and the committed jobs' latencies
+ * by sink (latency.h), atomically. Returns 1 done (*dropped: dead letters the
  * bound pushed out), 0 the list's tail is not these jobs (nothing
  * changed: re-read the list), -1 error (maybe done after EIO/EPROTO:
  * re-read too). */

@@ -291,17 +291,24 @@ double sw_queue_oldest_age(const sw_queue_stats *st, int64_t now_us)
     return age > 0 ? age : 0;
 }
 
-int sw_queue_sink_depths(sw_redis *r, const sw_config *cfg, long long *depth,
-                         long long *parked)
+/* A decimal field value, bounded. */
+static long long number(const char *v, size_t n)
 {
-    void *rep = sw_redis_callf(r, "sink depths", SW_REPLY_ARRAY, 1, "HGETALL %s",
+    char num[32];
+    snprintf(num, sizeof num, "%.*s", (int)(n < sizeof num ? n : sizeof num - 1), v);
+    return strtoll(num, NULL, 10);
+}
+
+int sw_queue_sink_figures(sw_redis *r, const sw_config *cfg, sw_sink_figures *fig)
+{
+    void *rep = sw_redis_callf(r, "sink figures", SW_REPLY_ARRAY, 1, "HGETALL %s",
                                r->keys.stats);
     if (rep == NULL)
         return -1;
-    if (sw_redis_check_elements(r, rep, SW_REPLY_STRING, "sink depths") != 0 ||
+    if (sw_redis_check_elements(r, rep, SW_REPLY_STRING, "sink figures") != 0 ||
         sw_redis_reply_len(rep) % 2 != 0) {
         if (r->err != SW_REDIS_EPROTO)
-            sw_redis_fail_proto(r, "sink depths", "not field-value pairs");
+            sw_redis_fail_proto(r, "sink figures", "not field-value pairs");
         sw_redis_reply_free(rep);
         return -1;
     }
@@ -311,27 +318,97 @@ int sw_queue_sink_depths(sw_redis *r, const sw_config *cfg, long long *depth,
         const char *f = sw_redis_reply_item(rep, i, &len);
         known |= len == 11 && memcmp(f, "sink_counts", 11) == 0;
     }
-    /* q:<sink> (the queue list's) only once exact; parked:<sink> always. */
+    static const char *const kinds[] = {"q:", "parked:", "lat:", "latsum:"};
     for (size_t i = 0; i + 1 < sw_redis_reply_len(rep); i += 2) {
         size_t len, vlen;
         const char *f = sw_redis_reply_item(rep, i, &len);
         const char *v = sw_redis_reply_item(rep, i + 1, &vlen);
-        int q = len > 2 && memcmp(f, "q:", 2) == 0;
-        int p = len > 7 && memcmp(f, "parked:", 7) == 0;
-        if (!(q && known) && !p)
+        int kind = -1;
+        size_t skip = 0;
+        for (int k = 0; k < 4 && kind < 0; k++) {
+            skip = strlen(kinds[k]);
+            if (len > skip && memcmp(f, kinds[k], skip) == 0)
+                kind = k;
+        }
+        if (kind < 0 || (kind == 0 && !known))
             continue;
-        size_t skip = q ? 2 : 7;
-        const sw_sink *s = sw_config_sink(cfg, f + skip, len - skip);
-        char num[32];
-        snprintf(num, sizeof num, "%.*s", (int)(vlen < sizeof num ? vlen : sizeof num - 1), v);
-        long long n = strtoll(num, NULL, 10);
+        /* lat:<sink>:<i>: the sink's name ends at the last ':'. */
+        size_t name_len = len - skip;
+        long bucket = -1;
+        if (kind == 2) {
+            const char *colon = f + len;
+            while (colon > f + skip && colon[-1] != ':')
+                colon--;
+            if (colon == f + skip)
+                continue;
+            colon--;
+            bucket = (long)number(colon + 1, (size_t)(f + len - colon - 1));
+            name_len = (size_t)(colon - (f + skip));
+            if (bucket < 0 || bucket >= SW_LAT_NBUCKETS)
+                continue;
+        }
+        const sw_sink *s = sw_config_sink(cfg, f + skip, name_len);
+        long long n = number(v, vlen);
         if (s == NULL || n <= 0)
             continue;
-        if (known)
-            depth[s - cfg->sinks] += n;
-        if (p && parked)
-            parked[s - cfg->sinks] += n;
+        sw_sink_figures *g = &fig[s - cfg->sinks];
+        if (kind == 0 || kind == 1)
+            g->depth += known ? n : 0;
+        if (kind == 1)
+            g->parked += n;
+        if (kind == 2)
+            g->lat[bucket] += (uint64_t)n;
+        if (kind == 3)
+            g->lat_sum_ms += n;
     }
     sw_redis_reply_free(rep);
     return known;
+}
+
+int sw_queue_sink_oldest(sw_redis *r, const sw_config *cfg, const sw_sink_figures *here,
+                         int64_t *oldest_us)
+{
+    char (*parked)[SW_KEY_MAX] = malloc((size_t)(cfg->nsinks + 1) * sizeof *parked);
+    sw_redis_args a;
+    int rc = -1;
+    sw_redis_args_init(&a);
+    if (parked == NULL) {
+        r->err = SW_REDIS_ENOMEM;
+        snprintf(r->errstr, sizeof r->errstr, "ages: out of memory");
+        goto out;
+    }
+    sw_redis_args_str(&a, r->keys.queue);
+    for (int k = 0; k < cfg->nsinks; k++) {
+        sw_keys_parked(&r->keys, cfg->sinks[k].name, parked[k]);
+        sw_redis_args_str(&a, parked[k]);
+    }
+    sw_redis_args_end_keys(&a);
+    sw_redis_args_int(&a, SW_QUEUE_AGE_SCAN);
+    for (int k = 0; k < cfg->nsinks; k++)
+        sw_redis_args_str(&a, cfg->sinks[k].name);
+    void *rep = sw_redis_eval(r, SW_SCRIPT_AGES, "ages", SW_REPLY_ARRAY, &a);
+    if (rep == NULL)
+        goto out;
+    if (sw_redis_reply_len(rep) != (size_t)cfg->nsinks + 1 ||
+        sw_redis_check_elements(r, rep, SW_REPLY_INTEGER, "ages") != 0) {
+        if (r->err != SW_REDIS_EPROTO)
+            sw_redis_fail_proto(r, "ages", "not one time per sink and a bound");
+        sw_redis_reply_free(rep);
+        goto out;
+    }
+    int64_t bound = sw_redis_reply_int(sw_redis_reply_at(rep, 0));
+    for (int k = 0; k < cfg->nsinks; k++) {
+        int64_t t = sw_redis_reply_int(sw_redis_reply_at(rep, (size_t)k + 1));
+        /* Not seen, but waiting past the jobs read (or maybe). */
+        if (t == 0 && bound > 0 && (here == NULL || here[k].depth - here[k].parked > 0))
+            t = bound;
+        if (t > 0 && (oldest_us[k] == 0 || t < oldest_us[k]))
+            oldest_us[k] = t;
+    }
+    sw_redis_reply_free(rep);
+    rc = 0;
+out:
+    sw_redis_args_free(&a);
+    free(parked);
+    return rc;
 }

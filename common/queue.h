@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "latency.h"
 #include "redis.h"
 
 /* The queue's producer and observer side: what the server and spillwayctl
@@ -64,17 +65,37 @@ typedef struct sw_queue_stats {
 /* Seconds the oldest waiting job has waited at `now_us` (0 when none). */
 double sw_queue_oldest_age(const sw_queue_stats *st, int64_t now_us);
 
-/* Add each of cfg's sinks' waiting records in this queue to depth[k]:
- * those in the queue list (the stats hash's q:<sink> fields,
- * lua/prelude.lua count_sinks) and those parked while its flushing is
- * paused (parked:<sink>, lua/claim.lua), which are also added to
- * parked[k] (`parked` may be NULL). 1 added, 0 the list's counts are not
- * known yet (the queue has not been empty since they came: only `parked`
- * added to), -1 with the error in r. */
+/* What the stats hash knows of one sink. */
+typedef struct sw_sink_figures {
+    long long depth;      /* records waiting: in the queue list, and parked */
+    long long parked;     /* of which parked (its flushing paused) */
+    uint64_t lat[SW_LAT_NBUCKETS];   /* commit latencies (latency.h) */
+    long long lat_sum_ms;
+} sw_sink_figures;
+
+/* Add this queue's figures of each of cfg's sinks to fig[k] (zero them
+ * first): the queue list's records (q:<sink>, lua/prelude.lua
+ * count_sinks) once they are exact, parked:<sink> (lua/claim.lua), and
+ * the latencies lat:<sink>:<i>, latsum:<sink>. 1 added; 0 the list's
+ * counts are not known yet (the queue has not been empty since they
+ * came: depth is left out, the rest added); -1 with the error in r. */
 struct sw_config;
 __attribute__((warn_unused_result))
-int sw_queue_sink_depths(sw_redis *r, const struct sw_config *cfg, long long *depth,
-                         long long *parked);
+int sw_queue_sink_figures(sw_redis *r, const struct sw_config *cfg, sw_sink_figures *fig);
+
+/* Jobs read at the queue's oldest end for the sinks' oldest ages. */
+#define SW_QUEUE_AGE_SCAN 1000
+
+/* Merge into oldest_us[k] (the smaller non-zero wins) the enqueue time of
+ * each of cfg's sinks' oldest job waiting in this queue, parked ones
+ * included (lua/ages.lua): exact when it is among the SW_QUEUE_AGE_SCAN
+ * jobs at the queue's oldest end or parked; past them, the newest of
+ * those (the job waited at most that long), for a sink with records in
+ * the list by `here` (this queue's figures; NULL: not known). 0, or -1
+ * with the error in r. */
+__attribute__((warn_unused_result))
+int sw_queue_sink_oldest(sw_redis *r, const struct sw_config *cfg, const sw_sink_figures *here,
+                         int64_t *oldest_us);
 
 /* Queue depth figures from O(1) commands. 0, or -1. */
 __attribute__((warn_unused_result)) int sw_queue_stats_get(sw_redis *r, sw_queue_stats *out);

@@ -431,6 +431,8 @@ static int build_done(drain *d, int n)
                                 : NULL;
         size_t json_len = 0;
         int rc;
+        /* Commit time minus enqueue time (the id's). */
+        int64_t lat = now / 1000 - (int64_t)sw_jobid_time_ms(j->env.job_id);
         if (bad) {
             /* The id's time is what GET answers as enqueued_at. */
             int64_t enq = (int64_t)sw_jobid_time_ms(j->env.job_id) * 1000;
@@ -440,9 +442,8 @@ static int build_done(drain *d, int n)
             json_len = d->scratch.len;
             rc |= sw_buf_puts(&d->scratch, "f");
         } else {
-            int64_t delta = now / 1000 - (int64_t)sw_jobid_time_ms(j->env.job_id);
             rc = sw_status_compact(&d->scratch, 'c', j->env.nrecords, j->env.sink,
-                                   delta > 0 ? delta : 0);
+                                   lat > 0 ? lat : 0);
         }
         d->offs[i] = d->statuses.len;
         if (rc != 0 || sw_buf_append(&d->statuses, d->scratch.data, d->scratch.len) != 0)
@@ -450,7 +451,7 @@ static int build_done(drain *d, int n)
         /* Offsets for now: the buffer may still move. */
         d->done[i] = (sw_proc_done){j->list_id, j->list_id_len, j->len, j->env.job_id, NULL,
                                     d->scratch.len - json_len, NULL, json_len, error,
-                                    j->counted};
+                                    j->counted, bad ? NULL : j->env.sink, lat};
     }
     for (int i = 0; i < n; i++) {
         const char *at = d->statuses.data + d->offs[i];

@@ -24,7 +24,7 @@ struct sw_parking {
     int unknown;                /* reads failing (logged once) */
     int64_t next_ms;
     unsigned char *paused, *now;
-    long long *depth, *parked;
+    sw_sink_figures *fig;
     const char **names;
     int npaused;
 };
@@ -38,13 +38,12 @@ sw_parking *sw_parking_new(const sw_config *cfg, const sw_redis_opts *base)
     p->cfg = cfg;
     p->paused = calloc(n, 1);
     p->now = calloc(n, 1);
-    p->depth = calloc(n, sizeof *p->depth);
-    p->parked = calloc(n, sizeof *p->parked);
+    p->fig = calloc(n, sizeof *p->fig);
     p->names = calloc(n, sizeof *p->names);
     if (base)
         p->base = sw_redis_new(base);
-    if (p->paused == NULL || p->now == NULL || p->depth == NULL || p->parked == NULL ||
-        p->names == NULL || (base && p->base == NULL)) {
+    if (p->paused == NULL || p->now == NULL || p->fig == NULL || p->names == NULL ||
+        (base && p->base == NULL)) {
         sw_parking_free(p);
         return NULL;
     }
@@ -58,8 +57,7 @@ void sw_parking_free(sw_parking *p)
     sw_redis_free(p->base);
     free(p->paused);
     free(p->now);
-    free(p->depth);
-    free(p->parked);
+    free(p->fig);
     free(p->names);
     free(p);
 }
@@ -112,11 +110,11 @@ void sw_parking_tick(sw_parking *p, sw_redis *queue)
     adopt(p);
     /* Parked jobs of sinks that run: given back (every flusher of the
      * queue may try; the script makes the second a no-op). */
-    memset(p->parked, 0, (size_t)p->cfg->nsinks * sizeof *p->parked);
-    if (sw_queue_sink_depths(queue, p->cfg, p->depth, p->parked) < 0)
+    memset(p->fig, 0, (size_t)p->cfg->nsinks * sizeof *p->fig);
+    if (sw_queue_sink_figures(queue, p->cfg, p->fig) < 0)
         return;
     for (int k = 0; k < p->cfg->nsinks; k++) {
-        if (p->paused[k] || p->parked[k] <= 0)
+        if (p->paused[k] || p->fig[k].parked <= 0)
             continue;
         const char *name = p->cfg->sinks[k].name;
         long n = sw_park_unpark(queue, name);

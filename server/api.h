@@ -132,10 +132,12 @@ void sw_api_readyz(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
 void sw_api_metrics(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
 void sw_api_admin(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
 
-/* Each sink's waiting records over every shard into depth[nsinks], and
- * of them those parked into parked[nsinks] (queue.h
- * sw_queue_sink_depths). 1; 0 only `parked` is known (a queue's counts
- * are not exact yet); -1 a shard's Redis did not answer. */
-int sw_api_sink_depths(struct sw_http *h, sw_worker *w, long long *depth, long long *parked);
+/* Each sink's figures over every shard into fig[nsinks] (queue.h
+ * sw_queue_sink_figures), and the enqueue time of its oldest waiting job
+ * into oldest_us[nsinks] (0: none; sw_queue_sink_oldest). 1; 0 all but
+ * the depths (a queue's counts are not exact yet); -1 a shard's Redis did
+ * not answer. */
+int sw_api_sink_figures(struct sw_http *h, sw_worker *w, sw_sink_figures *fig,
+                        int64_t *oldest_us);
 
 #endif

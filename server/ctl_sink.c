@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "ctl.h"
 #include "park.h"
 #include "pause.h"
@@ -37,17 +38,25 @@ static int cmd_list(const sw_config *cfg, sw_redis *r, int json)
     json_t *all = json_array();
     int rc = 1;
     /* Depths when every shard gives them; the pause state in any case. */
-    long long *depth = calloc((size_t)cfg->nsinks * 2 + 1, sizeof *depth);
-    long long *parked = depth ? depth + cfg->nsinks : NULL;
+    sw_sink_figures *fig = calloc((size_t)cfg->nsinks + 1, sizeof *fig);
+    int64_t *oldest = calloc((size_t)cfg->nsinks + 1, sizeof *oldest);
     sw_redis_opts ro = sw_config_redis(cfg);
-    sw_shards *s = depth ? sw_shards_new(&ro, cfg->shards) : NULL;
+    sw_shards *s = fig && oldest ? sw_shards_new(&ro, cfg->shards) : NULL;
     int known = s != NULL, parked_known = s != NULL;
-    for (int k = 0; s && k < s->n && parked_known; k++) {
-        int got = sw_queue_sink_depths(s->q[k], cfg, depth, parked);
+    sw_sink_figures *here = calloc((size_t)cfg->nsinks + 1, sizeof *here);
+    for (int k = 0; s && here && k < s->n && parked_known; k++) {
+        memset(here, 0, (size_t)cfg->nsinks * sizeof *here);
+        int got = sw_queue_sink_figures(s->q[k], cfg, here);
         known &= got == 1;
-        parked_known = got >= 0;
+        parked_known = got >= 0 && sw_queue_sink_oldest(s->q[k], cfg, got ? here : NULL,
+                                                        oldest) == 0;
+        for (int j = 0; j < cfg->nsinks; j++) {
+            fig[j].depth += here[j].depth;
+            fig[j].parked += here[j].parked;
+        }
     }
-    if (depth == NULL || all == NULL) {
+    int64_t now_us = sw_clock_now_us();
+    if (fig == NULL || oldest == NULL || here == NULL || all == NULL) {
         fprintf(stderr, "spillwayctl: out of memory\n");
         goto out;
     }
@@ -59,24 +68,29 @@ static int cmd_list(const sw_config *cfg, sw_redis *r, int json)
             redis_error(r);
             goto out;
         }
-        json_t *o = json_pack("{s:s,s:s,s:s,s:o,s:o,s:b,s:b}", "sink", sk->name, "table",
+        double age = oldest[k] > 0 && now_us > oldest[k] ? (double)(now_us - oldest[k]) / 1e6
+                                                         : 0;
+        json_t *o = json_pack("{s:s,s:s,s:s,s:o,s:o,s:o,s:b,s:b}", "sink", sk->name, "table",
                               sk->table, "mode", sw_sink_mode_name(sk->mode), "queued_records",
-                              known ? json_integer(depth[k]) : json_null(), "parked_records",
-                              parked_known ? json_integer(parked[k]) : json_null(),
+                              known ? json_integer(fig[k].depth) : json_null(), "parked_records",
+                              parked_known ? json_integer(fig[k].parked) : json_null(),
+                              "oldest_age_seconds", parked_known ? json_real(age) : json_null(),
                               "intake_paused", in != NULL, "flush_paused", fl != NULL);
         if (in)
             json_object_set(o, "intake", in);
         if (fl)
             json_object_set(o, "flush", fl);
         if (!json) {
-            char q[32] = "?", p[32] = "?";
+            char q[32] = "?", p[32] = "?", a[32] = "?";
             if (known)
-                snprintf(q, sizeof q, "%lld", depth[k]);
-            if (parked_known)
-                snprintf(p, sizeof p, "%lld", parked[k]);
-            printf("%s  table=%s mode=%s queued=%s parked=%s intake=%s flushing=%s", sk->name,
-                   sk->table, sw_sink_mode_name(sk->mode), q, p, in ? "paused" : "open",
-                   fl ? "paused" : "running");
+                snprintf(q, sizeof q, "%lld", fig[k].depth);
+            if (parked_known) {
+                snprintf(p, sizeof p, "%lld", fig[k].parked);
+                snprintf(a, sizeof a, "%.1fs", age);
+            }
+            printf("%s  table=%s mode=%s queued=%s parked=%s oldest=%s intake=%s flushing=%s",
+                   sk->name, sk->table, sw_sink_mode_name(sk->mode), q, p, a,
+                   in ? "paused" : "open", fl ? "paused" : "running");
             for (int i = 0; i < 2; i++) {
                 json_t *rec = i ? fl : in;
                 if (rec && field(rec, "since")[0])
@@ -93,7 +107,9 @@ static int cmd_list(const sw_config *cfg, sw_redis *r, int json)
     rc = json ? sw_ctl_print_json(json_pack("{s:O}", "sinks", all)) : 0;
 out:
     sw_shards_free(s);
-    free(depth);
+    free(fig);
+    free(oldest);
+    free(here);
     json_decref(all);
     return rc;
 }

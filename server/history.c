@@ -28,9 +28,9 @@ int sw_history_json(sw_history *h, sw_buf *out)
     for (int i = 0; i < h->n && rc == 0; i++) {
         const sw_history_sample *s =
             &h->s[(h->head - h->n + i + SW_HISTORY_SAMPLES) % SW_HISTORY_SAMPLES];
-        rc = sw_buf_printf(out, "%s[%lld,%lld,%lld,%lld,%lld,%lld]", i ? "," : "",
+        rc = sw_buf_printf(out, "%s[%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld]", i ? "," : "",
                            (long long)s->t_ms, s->depth, s->in_flight, s->accepted, s->committed,
-                           s->oldest_age_ms);
+                           s->oldest_age_ms, s->p50_ms, s->p99_ms);
     }
     pthread_mutex_unlock(&h->lock);
     return rc | sw_buf_puts(out, "]");

@@ -18,6 +18,8 @@ typedef struct sw_history_sample {
     int64_t t_ms;                         /* Redis' clock */
     long long depth, in_flight, accepted, committed;   /* totals: rates come from two */
     long long oldest_age_ms;              /* of the oldest queued job, 0 when none */
+    long long p50_ms, p99_ms;             /* commit latency over the step, all
+                                             sinks (latency.h); -1 none */
 } sw_history_sample;
 
 typedef struct sw_history {
@@ -33,8 +35,8 @@ void sw_history_destroy(sw_history *h);
 void sw_history_add(sw_history *h, const sw_history_sample *s);
 
 /* Append the samples, oldest first, as a JSON array of
- * [t_ms, depth, in_flight, accepted, committed, oldest_age_ms]. 0, or -1
- * (memory). */
+ * [t_ms, depth, in_flight, accepted, committed, oldest_age_ms, p50_ms,
+ * p99_ms]. 0, or -1 (memory). */
 __attribute__((warn_unused_result)) int sw_history_json(sw_history *h, sw_buf *out);
 
 #endif

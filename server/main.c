@@ -31,9 +31,28 @@ static void on_signal(int sig)
 
 /* A sample of the queue for the dashboard's chart (history.h): the
  * overview's totals, on Redis' clock. Skipped when Redis does not answer. */
-static void sample_history(sw_http *h, sw_shards *q, sw_buf *scratch)
+/* Every sink's commit latencies summed over the queues into lat. 0, -1. */
+static int total_latency(const sw_config *cfg, sw_shards *q, uint64_t *lat)
+{
+    sw_sink_figures *fig = calloc((size_t)cfg->nsinks + 1, sizeof *fig);
+    int rc = fig ? 0 : -1;
+    for (int s = 0; s < q->n && rc == 0; s++)
+        rc = sw_queue_sink_figures(q->q[s], cfg, fig) < 0 ? -1 : 0;
+    memset(lat, 0, SW_LAT_NBUCKETS * sizeof *lat);
+    for (int k = 0; rc == 0 && k < cfg->nsinks; k++)
+        for (int i = 0; i < SW_LAT_NBUCKETS; i++)
+            lat[i] += fig[k].lat[i];
+    free(fig);
+    return rc;
+}
+
+/* One history sample; `prev` holds the latency counts of the last one
+ * (all 0 the first time: the step's percentiles are then left out). */
+static void sample_history(sw_http *h, const sw_config *cfg, sw_shards *q, sw_buf *scratch,
+                           uint64_t *prev)
 {
     sw_redis *failed;
+    uint64_t lat[SW_LAT_NBUCKETS], step[SW_LAT_NBUCKETS];
     if (sw_shards_overview(q, 0, scratch, &failed) != 0)
         return;
     json_t *o = json_loadb(scratch->data, scratch->len, 0, NULL);
@@ -43,8 +62,20 @@ static void sample_history(sw_http *h, sw_shards *q, sw_buf *scratch)
         json_integer_value(json_object_get(o, "in_flight")),
         json_integer_value(json_object_get(o, "accepted_records_total")),
         json_integer_value(json_object_get(o, "committed_records_total")),
-        0,
+        0, -1, -1,
     };
+    if (total_latency(cfg, q, lat) == 0) {
+        int had = 0;
+        for (int i = 0; i < SW_LAT_NBUCKETS; i++) {
+            had |= prev[i] != 0;
+            step[i] = lat[i] >= prev[i] ? lat[i] - prev[i] : 0;
+        }
+        if (had) {
+            s.p50_ms = (long long)sw_lat_quantile(step, 0.5);
+            s.p99_ms = (long long)sw_lat_quantile(step, 0.99);
+        }
+        memcpy(prev, lat, sizeof lat);
+    }
     json_int_t oldest = json_integer_value(json_object_get(o, "oldest_enqueued_ms"));
     if (oldest > 0 && s.t_ms > oldest)
         s.oldest_age_ms = s.t_ms - oldest;
@@ -200,6 +231,7 @@ int main(int argc, char **argv)
     int reported_unknown = 0, ready = 0, exit_code = 0, reads_failing = 0;
     unsigned char *paused = calloc((size_t)cfg.nsinks + 1, 1);
     int64_t next_sample = 0;
+    uint64_t lat_prev[SW_LAT_NBUCKETS] = {0};
     int pause_unknown = 0;
     sw_buf scratch = SW_BUF_INIT;
     /* On SIGTERM, a lame-duck phase first: /readyz answers 503 and every
@@ -278,7 +310,7 @@ int main(int argc, char **argv)
         }
         if (sw_clock_mono_ms() >= next_sample) {
             next_sample = sw_clock_mono_ms() + SW_HISTORY_STEP_MS;
-            sample_history(h, queues, &scratch);
+            sample_history(h, &cfg, queues, &scratch, lat_prev);
         }
         if (sw_clock_mono_ms() >= next_check) {
             next_check = sw_clock_mono_ms() + (layout == SW_LAYOUT_OK ? 5000 : 1000);

@@ -205,6 +205,78 @@ out:
     return n;
 }
 
+/* One sink's commit-latency histogram from the queue's counts. */
+static int latency_histogram(sw_buf *o, const char *sink, const sw_sink_figures *f)
+{
+    char labels[200];
+    uint64_t cum = 0;
+    int rc = 0;
+    for (int i = 0; i < SW_LAT_NBUCKETS; i++) {
+        cum += f->lat[i];
+        if (i < SW_LAT_NBUCKETS - 1)
+            snprintf(labels, sizeof labels, "sink=\"%s\",le=\"%g\"", sink,
+                     (double)sw_lat_bounds_ms[i] / 1000);
+        else
+            snprintf(labels, sizeof labels, "sink=\"%s\",le=\"+Inf\"", sink);
+        rc |= sw_metrics_sample(o, "spillway_sink_commit_latency_seconds_bucket", labels,
+                                (double)cum);
+    }
+    snprintf(labels, sizeof labels, "sink=\"%s\"", sink);
+    rc |= sw_metrics_sample(o, "spillway_sink_commit_latency_seconds_sum", labels,
+                            (double)f->lat_sum_ms / 1000);
+    rc |= sw_metrics_sample(o, "spillway_sink_commit_latency_seconds_count", labels, (double)cum);
+    return rc;
+}
+
+/* The per-sink figures the queue keeps (queue.h): depth once exact,
+ * parked records, the oldest job's age, commit latency. */
+static int sink_metrics(sw_http *h, sw_worker *w, sw_buf *o)
+{
+    int n = h->cfg->nsinks, rc = 0;
+    char labels[160];
+    sw_sink_figures *fig = calloc((size_t)n + 1, sizeof *fig);
+    int64_t *oldest = calloc((size_t)n + 1, sizeof *oldest);
+    int known = fig && oldest ? sw_api_sink_figures(h, w, fig, oldest) : -1;
+    int64_t now_us = sw_clock_now_us();
+    if (known == 1) {
+        rc |= sw_metrics_header(o, "spillway_queue_sink_depth_records", "gauge",
+                                "Records waiting, by sink, parked ones included (the queue's "
+                                "view: aggregate with max).");
+        for (int k = 0; k < n; k++) {
+            snprintf(labels, sizeof labels, "sink=\"%s\"", h->cfg->sinks[k].name);
+            rc |= sw_metrics_sample(o, "spillway_queue_sink_depth_records", labels,
+                                    (double)fig[k].depth);
+        }
+    }
+    if (known >= 0) {
+        rc |= sw_metrics_header(o, "spillway_queue_sink_parked_records", "gauge",
+                                "Records set aside while the sink's flushing is paused (the "
+                                "queue's view: aggregate with max).");
+        for (int k = 0; k < n; k++) {
+            snprintf(labels, sizeof labels, "sink=\"%s\"", h->cfg->sinks[k].name);
+            rc |= sw_metrics_sample(o, "spillway_queue_sink_parked_records", labels,
+                                    (double)fig[k].parked);
+        }
+        rc |= sw_metrics_header(o, "spillway_queue_sink_oldest_age_seconds", "gauge",
+                                "Age of the sink's oldest waiting job, parked ones included "
+                                "(past the 1,000 jobs at the queue's oldest end, at most this).");
+        for (int k = 0; k < n; k++) {
+            snprintf(labels, sizeof labels, "sink=\"%s\"", h->cfg->sinks[k].name);
+            rc |= sw_metrics_sample(o, "spillway_queue_sink_oldest_age_seconds", labels,
+                                    oldest[k] > 0 && now_us > oldest[k]
+                                        ? (double)(now_us - oldest[k]) / 1e6 : 0);
+        }
+        rc |= sw_metrics_header(o, "spillway_sink_commit_latency_seconds", "histogram",
+                                "Enqueue to commit, by sink, of every job committed, kept in "
+                                "Redis by the flushers (the queue's view: aggregate with max).");
+        for (int k = 0; k < n; k++)
+            rc |= latency_histogram(o, h->cfg->sinks[k].name, &fig[k]);
+    }
+    free(fig);
+    free(oldest);
+    return rc;
+}
+
 /* Would a write be queued now: the layout confirmed, Redis not evicting,
  * every shard's master writable (with min_replica_acks, replicas
  * attached). An OOM shows only on a write: spillway_requests_rejected_total
@@ -296,30 +368,7 @@ static int redis(sw_http *h, sw_worker *w, sw_buf *o)
     rc |= sw_metrics_header(o, "spillway_dead_letter_jobs", "gauge",
                             "Failed jobs kept in the dead-letter list.");
     rc |= sw_metrics_sample(o, "spillway_dead_letter_jobs", "", (double)st.dead_jobs);
-    long long *depth = calloc((size_t)h->cfg->nsinks * 2 + 1, sizeof *depth);
-    long long *parked = depth ? depth + h->cfg->nsinks : NULL;
-    int known = depth ? sw_api_sink_depths(h, w, depth, parked) : -1;
-    if (known == 1) {
-        rc |= sw_metrics_header(o, "spillway_queue_sink_depth_records", "gauge",
-                                "Records waiting, by sink, parked ones included (the queue's "
-                                "view: aggregate with max).");
-        for (int k = 0; k < h->cfg->nsinks; k++) {
-            snprintf(labels, sizeof labels, "sink=\"%s\"", h->cfg->sinks[k].name);
-            rc |= sw_metrics_sample(o, "spillway_queue_sink_depth_records", labels,
-                                    (double)depth[k]);
-        }
-    }
-    if (known >= 0) {
-        rc |= sw_metrics_header(o, "spillway_queue_sink_parked_records", "gauge",
-                                "Records set aside while the sink's flushing is paused (the "
-                                "queue's view: aggregate with max).");
-        for (int k = 0; k < h->cfg->nsinks; k++) {
-            snprintf(labels, sizeof labels, "sink=\"%s\"", h->cfg->sinks[k].name);
-            rc |= sw_metrics_sample(o, "spillway_queue_sink_parked_records", labels,
-                                    (double)parked[k]);
-        }
-    }
-    free(depth);
+    rc |= sink_metrics(h, w, o);
     rc |= sw_metrics_header(o, "spillway_queue_oldest_age_seconds", "gauge",
                             "Age of the oldest waiting job.");
     rc |= sw_metrics_sample(o, "spillway_queue_oldest_age_seconds", "",

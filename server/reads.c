@@ -65,17 +65,32 @@ static int wants_history(const char *q)
     return 0;
 }
 
-int sw_api_sink_depths(sw_http *h, sw_worker *w, long long *depth, long long *parked)
+int sw_api_sink_figures(sw_http *h, sw_worker *w, sw_sink_figures *fig, int64_t *oldest_us)
 {
-    int known = 1;
-    memset(depth, 0, (size_t)h->cfg->nsinks * sizeof *depth);
-    memset(parked, 0, (size_t)h->cfg->nsinks * sizeof *parked);
-    for (int k = 0; k < w->shards->n; k++) {
-        int rc = sw_queue_sink_depths(w->shards->q[k], h->cfg, depth, parked);
-        if (rc < 0)
-            return -1;
+    int known = 1, n = h->cfg->nsinks;
+    sw_sink_figures *here = calloc((size_t)n + 1, sizeof *here);
+    if (here == NULL)
+        return -1;
+    memset(fig, 0, (size_t)n * sizeof *fig);
+    memset(oldest_us, 0, (size_t)n * sizeof *oldest_us);
+    for (int s = 0; s < w->shards->n && known >= 0; s++) {
+        memset(here, 0, (size_t)n * sizeof *here);
+        sw_redis *r = w->shards->q[s];
+        int rc = sw_queue_sink_figures(r, h->cfg, here);
+        if (rc < 0 || sw_queue_sink_oldest(r, h->cfg, rc ? here : NULL, oldest_us) != 0) {
+            known = -1;
+            break;
+        }
         known &= rc;
+        for (int k = 0; k < n; k++) {
+            fig[k].depth += here[k].depth;
+            fig[k].parked += here[k].parked;
+            fig[k].lat_sum_ms += here[k].lat_sum_ms;
+            for (int i = 0; i < SW_LAT_NBUCKETS; i++)
+                fig[k].lat[i] += here[k].lat[i];
+        }
     }
+    free(here);
     return known;
 }
 
@@ -96,9 +111,10 @@ void sw_api_get_stats(sw_http *h, sw_worker *w, sw_http_exchange *x)
         return;
     }
     o->len--;
-    long long *depth = calloc((size_t)h->cfg->nsinks * 2 + 1, sizeof *depth);
-    long long *parked = depth ? depth + h->cfg->nsinks : NULL;
-    int known = depth ? sw_api_sink_depths(h, w, depth, parked) : -1;
+    sw_sink_figures *fig = calloc((size_t)h->cfg->nsinks + 1, sizeof *fig);
+    int64_t *oldest = calloc((size_t)h->cfg->nsinks + 1, sizeof *oldest);
+    int known = fig && oldest ? sw_api_sink_figures(h, w, fig, oldest) : -1;
+    int64_t now_us = sw_clock_now_us();
     int rc = sw_buf_puts(o, ",\"sinks\":[");
     for (int k = 0; k < h->cfg->nsinks; k++) {
         const char *name = h->cfg->sinks[k].name;
@@ -107,13 +123,26 @@ void sw_api_get_stats(sw_http *h, sw_worker *w, sw_http_exchange *x)
         rc |= sw_buf_printf(o, ",\"paused\":%s,\"flush_paused\":%s",
                             atomic_load(&h->paused[k]) ? "true" : "false",
                             atomic_load(&h->flush_paused[k]) ? "true" : "false");
-        if (known >= 0)
-            rc |= sw_buf_printf(o, ",\"parked\":%lld", parked[k]);
+        if (known >= 0) {
+            /* Commit latencies: counts per bucket of latency_bounds_ms. */
+            rc |= sw_buf_printf(o, ",\"parked\":%lld,\"oldest_age_ms\":%lld,"
+                                "\"commit_latency_sum_ms\":%lld,\"commit_latency\":[",
+                                fig[k].parked, oldest[k] > 0 && now_us > oldest[k]
+                                                   ? (long long)(now_us - oldest[k]) / 1000 : 0,
+                                fig[k].lat_sum_ms);
+            for (int i = 0; i < SW_LAT_NBUCKETS; i++)
+                rc |= sw_buf_printf(o, "%s%llu", i ? "," : "", (unsigned long long)fig[k].lat[i]);
+            rc |= sw_buf_puts(o, "]");
+        }
         if (known == 1)
-            rc |= sw_buf_printf(o, ",\"depth\":%lld", depth[k]);
+            rc |= sw_buf_printf(o, ",\"depth\":%lld", fig[k].depth);
         rc |= sw_buf_puts(o, "}");
     }
-    free(depth);
+    free(fig);
+    free(oldest);
+    rc |= sw_buf_puts(o, "],\"latency_bounds_ms\":[");
+    for (int i = 0; i < SW_LAT_NBUCKETS - 1; i++)
+        rc |= sw_buf_printf(o, "%s%lld", i ? "," : "", sw_lat_bounds_ms[i]);
     rc |= sw_buf_puts(o, "]");
     if (wants_history(x->query)) {
         rc |= sw_buf_puts(o, ",\"history_step_ms\":");

@@ -8,7 +8,8 @@
 --       envelope), envelope length, dead-letter id, status field (the id's
 --       16 bytes), compact status ('c...', 'f' failed, '' = leave it),
 --       error ('' = committed), the whole status JSON of a failed job,
---       its records as env_count reads them
+--       its records as env_count reads them; then pairs of a stats field
+--       and an increment: the committed jobs' latencies (latency.h)
 -- The jobs must be exactly the tail of the processing list, in order:
 -- otherwise nothing is written and {0, position} is returned (the list is
 -- not what the flusher believes: it re-reads it). A repeat after a lost
@@ -100,6 +101,7 @@ if records > 0 then
   redis.call('HINCRBY', stats, 'inflight_records', -records)
 end
 if committed > 0 then redis.call('HINCRBY', stats, 'committed_records', committed) end
+for i = 4 + n * W + 1, #ARGV - 1, 2 do redis.call('HINCRBY', stats, ARGV[i], ARGV[i + 1]) end
 
 -- The store cut back to its bounds, oldest out first: what goes is read
 -- first, then each key gets one command that removes it all, the last on

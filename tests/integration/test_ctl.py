@@ -162,7 +162,8 @@ class CtlTest(harness.ServiceTest):
         self.assertEqual(listed[0]["intake"]["note"], "adding a column")
         self.assertNotIn("flush", listed[0])
         self.assertEqual(listed[0]["queued_records"], 0)
-        self.assertIn("checked  table=public.checked mode=insert queued=0 parked=0 intake=paused "
+        self.assertIn("checked  table=public.checked mode=insert queued=0 parked=0 oldest=0.0s "
+                      "intake=paused "
                       "flushing=running intake_since=",
                       svc.ctl("sink", "list").stdout)
         metrics = svc.request("GET", "/metrics")[2].decode()

@@ -53,8 +53,14 @@ class DashboardTest(harness.ServiceTest):
         metrics = self.svc.request("GET", "/metrics")[2].decode()
         self.assertIn('spillway_queue_sink_depth_records{sink="checked"} 14\n', metrics)
         stats = harness.json.loads(self.svc.request("GET", "/v1/stats")[2])
-        self.assertEqual(stats["sinks"], [{"name": "checked", "paused": False, "flush_paused": False,
-                                           "parked": 0, "depth": 14}])
+        sink, = stats["sinks"]
+        self.assertGreater(sink.pop("oldest_age_ms"), 0)
+        self.assertGreater(sink.pop("commit_latency_sum_ms"), 0)
+        # The 5 committed jobs, by latency bucket (latency_bounds_ms).
+        lat = sink.pop("commit_latency")
+        self.assertEqual((sum(lat), len(lat), len(stats["latency_bounds_ms"])), (5, 16, 15))
+        self.assertEqual(sink, {"name": "checked", "paused": False, "flush_paused": False,
+                                "parked": 0, "depth": 14})
 
         url = "http://127.0.0.1:%d/ui" % self.svc.port
         r = chromium(url, "--dump-dom")
@@ -195,6 +201,7 @@ class ActionsTest(unittest.TestCase):
         flog = lambda: "".join(f.output() for f in svc.flushers.values())  # noqa: E731
         harness.wait_for(lambda: 'msg="sink flushing paused" sink=checked' in flog(), 5,
                          "the flusher to see the pause")
+        time.sleep(1.1)     # with shards, each shard's drain looks once a second
         parked = [self.job_of([{"id": next(self.fresh), "qty": 1}]) for _ in range(3)]
         cell = "document.querySelector('tr[data-sink=\"checked\"] td:nth-child(%d)').textContent"
         b.wait((cell % 4) + " === 'paused'", what="the flushing shown paused")
@@ -214,6 +221,15 @@ class ActionsTest(unittest.TestCase):
         b.wait("document.getElementById('action-result').textContent === "
                "'Resume flushing done: checked'")
         b.wait((cell % 4) + " === 'running'", what="the flushing shown running")
+        # Commit latency over the last minute, by sink (kept in Redis by
+        # the flusher); no job waits, so no oldest age.
+        self.wait_job(self.job_of([{"id": next(self.fresh), "qty": 1}]), "committed")
+        lat = b.wait("/^[0-9.]+ s \\/ [0-9.]+ s$/.test(%s) && %s" % (cell % 7, cell % 7),
+                     what="the sink's commit p50 / p99")
+        p50, p99 = (float(x.split()[0]) for x in lat.split(" / "))
+        self.assertLessEqual(p50, p99)
+        self.assertLess(p99, 60)
+        self.assertEqual(b.eval(cell % 6), "–")
 
         # Requeue one failed job once its table takes it; drop the other.
         svc.sql("ALTER TABLE checked DROP CONSTRAINT checked_qty_check")

@@ -67,6 +67,18 @@ class MetricsTest(harness.ServiceTest):
         self.assertEqual(value(server, "spillway_dead_letter_jobs"), 1)
         self.assertEqual(value(server, "spillway_queue_depth_records"), 0)
         self.assertEqual(value(server, 'spillway_queue_sink_depth_records{sink="checked"}'), 0)
+        self.assertEqual(value(server, 'spillway_queue_sink_parked_records{sink="checked"}'), 0)
+        self.assertEqual(value(server, 'spillway_queue_sink_oldest_age_seconds{sink="checked"}'),
+                         0)
+        # Commit latency by sink, kept in Redis by the flushers: the 10
+        # committed jobs, not the failed one; every server sees it.
+        lat = 'spillway_sink_commit_latency_seconds_%s{sink="checked"%s}'
+        self.assertEqual(value(server, lat % ("count", "")), 10)
+        self.assertEqual(value(server, lat % ("bucket", ',le="+Inf"')), 10)
+        self.assertEqual(value(server, lat % ("bucket", ',le="3600"')), 10)
+        self.assertLessEqual(value(server, lat % ("bucket", ',le="0.005"')), 10)
+        self.assertGreater(value(server, lat % ("sum", "")), 0)
+        self.assertLess(value(server, lat % ("sum", "")), 10 * 60)
         self.assertEqual(value(server, "spillway_flushers_live"), 1)
         self.assertEqual(value(server, "spillway_redis_writable"), 1)
         for p in (server,):

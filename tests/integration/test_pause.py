@@ -9,6 +9,7 @@ parked, per sink) comes back to 0. Also run with [redis] shards = 4."""
 import json
 import os
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -52,6 +53,8 @@ class PauseTest(harness.ServiceTest):
         self.assertNotIn("intake", out.stdout)
         harness.wait_for(lambda: self.flusher_log().count(
             'msg="sink flushing paused" sink=%s' % sink) > seen, 5, "the flusher to see it")
+        # One line per process; each shard's drain looks once a second.
+        time.sleep(1.1)
 
     def test_1_paused_sink_parked_others_flush_then_resumed_in_order(self):
         svc = self.svc
@@ -73,8 +76,12 @@ class PauseTest(harness.ServiceTest):
         s = self.listed()["keyed"]
         self.assertEqual((s["queued_records"], s["flush_paused"], s["intake_paused"],
                           s["flush"]["note"]), (150, True, False, "fixing the table"))
-        self.assertIn("keyed  table=public.keyed mode=upsert queued=150 parked=150 intake=open "
-                      "flushing=paused flush_since=", svc.ctl("sink", "list").stdout)
+        self.assertRegex(svc.ctl("sink", "list").stdout,
+                         r"keyed  table=public.keyed mode=upsert queued=150 parked=150 "
+                         r"oldest=\d+\.\ds intake=open flushing=paused flush_since=")
+        # The parked jobs' age shows; the other sink has none waiting.
+        self.assertGreater(self.metric("spillway_queue_sink_oldest_age_seconds", "keyed"), 0)
+        self.assertEqual(self.metric("spillway_queue_sink_oldest_age_seconds", "checked"), 0)
         self.assertEqual(svc.llen("parked:keyed"), 150)
         self.assertEqual(svc.llen("queue"), 0)
         q = svc.queue()
@@ -169,6 +176,8 @@ class PauseTest(harness.ServiceTest):
             f.write(line + "\n" + wline + "\n")
         svc.server.terminate()
         svc.start_server(SPILLWAY_SERVER_TOKENS_FILE=path)
+        # Later tests post without a token.
+        self.addCleanup(lambda: (svc.server.terminate(), svc.start_server()))
         self.addCleanup(svc.ctl, "sink", "resume", "checked")
         auth = {"Authorization": "Bearer " + token}
         wauth = {"Authorization": "Bearer " + writer}
@@ -186,6 +195,7 @@ class PauseTest(harness.ServiceTest):
         harness.wait_for(lambda: 'msg="sink flushing paused" sink=checked' in
                          self.flusher_log().split('msg="sink flushing resumed" sink=checked')[-1],
                          5, "the flusher to see it")
+        time.sleep(1.1)
         jobs = []
         for i in range(10):
             code, _, body = svc.post("checked", [{"id": 8000 + i, "qty": 1}], headers=wauth)
@@ -214,6 +224,26 @@ class PauseTest(harness.ServiceTest):
         self.assertIn('msg="admin action" action=purge target=checked', log)
         self.assertIn('msg="sink purged" sink=checked jobs=10 records=10', log)
 
+    def test_4_oldest_age_by_sink(self):
+        """Each sink's oldest waiting job: exact among the 1,000 jobs at the
+        queue's oldest end (test_1: parked ones); past them, the age of the
+        newest of those 1,000 (it waited at most that long), never 0 while
+        it waits."""
+        svc = self.svc
+        fid, = list(svc.flushers)
+        self.assertEqual(svc.flushers[fid].terminate(), 0)
+        jobs = [svc.post_ok("checked", [{"id": 9000 + i, "qty": 1}]) for i in range(1000)]
+        t_late = time.time()
+        jobs.append(svc.post_ok("keyed", [{"id": 901, "note": "late"}]))
+        time.sleep(0.2)
+        a = {k: self.metric("spillway_queue_sink_oldest_age_seconds", k)
+             for k in ("checked", "keyed")}
+        waited = time.time() - t_late
+        self.assertGreaterEqual(a["keyed"], 0.2)
+        self.assertLessEqual(a["keyed"], waited + 0.05)
+        self.assertGreater(a["checked"], a["keyed"])
+        svc.start_flusher(fid)
+        svc.wait_jobs(jobs)
 
 if __name__ == "__main__":
     harness.main()
