@@ -412,3 +412,50 @@ out:
     free(parked);
     return rc;
 }
+
+int sw_queue_live_flushers(sw_redis *r, sw_buf *out)
+{
+    enum { MAX_IDS = 4096, CHUNK = 500 };
+    char (*ids)[64] = malloc(MAX_IDS * sizeof *ids);
+    char (*keys)[SW_KEY_MAX] = malloc(CHUNK * sizeof *keys);
+    int n = ids && keys ? sw_queue_flusher_ids(r, ids, MAX_IDS) : -1, live = 0;
+    if (ids == NULL || keys == NULL) {
+        r->err = SW_REDIS_ENOMEM;
+        snprintf(r->errstr, sizeof r->errstr, "live flushers: out of memory");
+    }
+    for (int from = 0; from < n && live >= 0; from += CHUNK) {
+        int m = n - from < CHUNK ? n - from : CHUNK;
+        sw_redis_args a;
+        sw_redis_args_init(&a);
+        for (int i = 0; i < m; i++) {
+            sw_fkeys fk;
+            sw_keys_flusher(&r->keys, ids[from + i], &fk);
+            memcpy(keys[i], fk.heartbeat, sizeof keys[i]);
+            sw_redis_args_str(&a, keys[i]);
+        }
+        sw_redis_args_end_keys(&a);
+        void *rep = sw_redis_eval(r, SW_SCRIPT_LIVE, "live flushers", SW_REPLY_ARRAY, &a);
+        sw_redis_args_free(&a);
+        if (rep == NULL || sw_redis_reply_len(rep) != (size_t)m ||
+            sw_redis_check_elements(r, rep, SW_REPLY_INTEGER, "live flushers") != 0) {
+            if (rep && r->err != SW_REDIS_EPROTO)
+                sw_redis_fail_proto(r, "live flushers", "not one answer per flusher");
+            sw_redis_reply_free(rep);
+            live = -1;
+            break;
+        }
+        for (int i = 0; i < m; i++) {
+            if (sw_redis_reply_int(sw_redis_reply_at(rep, (size_t)i)) != 1)
+                continue;
+            if (sw_buf_append(out, ids[from + i], strlen(ids[from + i]) + 1) != 0) {
+                live = -1;
+                break;
+            }
+            live++;
+        }
+        sw_redis_reply_free(rep);
+    }
+    free(ids);
+    free(keys);
+    return n < 0 ? -1 : live;
+}

@@ -111,6 +111,11 @@ int sw_queue_overview(sw_redis *r, int failed_limit, sw_buf *out);
  * (at most `max`), or -1. */
 __attribute__((warn_unused_result)) int sw_queue_flusher_ids(sw_redis *r, char (*ids)[64], int max);
 
+/* The ids of the flushers in the registry whose heartbeat is alive,
+ * each NUL-terminated, appended to `out` (at most 4,096 read). Returns
+ * how many, or -1. */
+__attribute__((warn_unused_result)) int sw_queue_live_flushers(sw_redis *r, sw_buf *out);
+
 /* Record a sink's shape (its fingerprint and column list, see shape.h) in
  * <p>:shapes, so that a flusher running another definition can map its
  * jobs. Idempotent. 0, or -1. */

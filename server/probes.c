@@ -178,29 +178,23 @@ static int accepted(sw_http *h, sw_buf *o)
 static long live_flushers(sw_worker *w)
 {
     sw_buf b = {0};
-    sw_redis *failed = NULL;
-    long n = -1;
-    json_t *all = NULL, *seen = json_object(), *v;
-    size_t i;
-    if (seen == NULL || sw_shards_overview(w->shards, 0, &b, &failed) != 0)
-        goto out;
-    /* Not readable (cjson passes bytes jansson refuses): no figure, rather
-     * than a 0 that would page "no live flusher". */
-    all = json_loadb(b.data, b.len, 0, NULL);
-    if (all == NULL)
-        goto out;
-    n = 0;
-    json_array_foreach(json_object_get(all, "flushers"), i, v) {
-        const char *id = json_string_value(json_object_get(v, "id"));
-        if (id && json_integer_value(json_object_get(v, "heartbeat_ttl_ms")) > 0 &&
-            json_object_get(seen, id) == NULL) {
-            json_object_set_new(seen, id, json_true());
-            n++;
+    long n = 0;
+    json_t *seen = json_object();
+    for (int k = 0; k < w->shards->n && n >= 0; k++) {
+        sw_buf_reset(&b);
+        int m = seen ? sw_queue_live_flushers(w->shards->q[k], &b) : -1;
+        if (m < 0) {
+            n = -1;
+            break;
+        }
+        for (const char *id = b.data; m-- > 0; id += strlen(id) + 1) {
+            if (json_object_get(seen, id) == NULL) {
+                json_object_set_new(seen, id, json_true());
+                n++;
+            }
         }
     }
-out:
     json_decref(seen);
-    json_decref(all);
     sw_buf_free(&b);
     return n;
 }

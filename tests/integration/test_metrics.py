@@ -80,6 +80,12 @@ class MetricsTest(harness.ServiceTest):
         self.assertGreater(value(server, lat % ("sum", "")), 0)
         self.assertLess(value(server, lat % ("sum", "")), 10 * 60)
         self.assertEqual(value(server, "spillway_flushers_live"), 1)
+        # Every registered flusher is looked at, however many dead ones
+        # wait in the registry for their lists to be taken over.
+        for p in self.svc.prefixes():
+            self.svc.redis.cli("SADD", p + ":flushers", *["gone-%d" % i for i in range(100)])
+        self.assertEqual(value(self.svc.request("GET", "/metrics")[2].decode(),
+                               "spillway_flushers_live"), 1)
         self.assertEqual(value(server, "spillway_redis_writable"), 1)
         for p in (server,):
             self.assertGreater(value(p, "process_resident_memory_bytes"), 1 << 20)
