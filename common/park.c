@@ -16,26 +16,6 @@
 /* Jobs one purge round trip takes: its arguments stay small. */
 #define PURGE_ROUND 500
 
-long sw_park_unpark(sw_redis *r, const char *sink)
-{
-    char parked[SW_KEY_MAX];
-    sw_redis_args a;
-    sw_keys_parked(&r->keys, sink, parked);
-    sw_redis_args_init(&a);
-    sw_redis_args_str(&a, r->keys.queue);
-    sw_redis_args_str(&a, r->keys.stats);
-    sw_redis_args_str(&a, parked);
-    sw_redis_args_end_keys(&a);
-    sw_redis_args_str(&a, sink);
-    void *rep = sw_redis_eval(r, SW_SCRIPT_UNPARK, "unpark", SW_REPLY_INTEGER, &a);
-    sw_redis_args_free(&a);
-    if (rep == NULL)
-        return -1;
-    long n = (long)sw_redis_reply_int(rep);
-    sw_redis_reply_free(rep);
-    return n;
-}
-
 long sw_park_jobs(sw_redis *r, const char *sink)
 {
     char parked[SW_KEY_MAX];
@@ -97,7 +77,7 @@ static int describe(sw_redis *r, const void *rep, size_t n, const char *sink,
 }
 
 long sw_park_purge(sw_redis *r, const char *sink, const char *reason, int ttl_s,
-                   long long *records)
+                   long max_jobs, long long *records)
 {
     char parked[SW_KEY_MAX];
     sw_buf json = SW_BUF_INIT;
@@ -111,6 +91,8 @@ long sw_park_purge(sw_redis *r, const char *sink, const char *reason, int ttl_s,
     }
     if (todo < 0)
         goto fail;
+    if (max_jobs > 0 && todo > max_jobs)
+        todo = max_jobs;
     sw_keys_parked(&r->keys, sink, parked);
     while (done < todo) {
         long want = todo - done < PURGE_ROUND ? todo - done : PURGE_ROUND;
@@ -124,7 +106,7 @@ long sw_park_purge(sw_redis *r, const char *sink, const char *reason, int ttl_s,
         }
         size_t n = sw_redis_reply_len(rep);
         if (n == 0 || n > (size_t)want) {
-            /* Resumed (given back) meanwhile, or a list not as asked. */
+            /* Resumed (taken by claims) meanwhile, or a list not as asked. */
             sw_redis_reply_free(rep);
             break;
         }
@@ -190,7 +172,8 @@ fail:
 }
 
 int sw_park_purge_sink(sw_redis *base, sw_shards *s, const sw_config *cfg, const char *sink,
-                       const char *reason, sw_purge_result *out, sw_redis **failed)
+                       const char *reason, long max_jobs, sw_purge_result *out,
+                       sw_redis **failed)
 {
     sw_buf rec = SW_BUF_INIT;
     memset(out, 0, sizeof *out);
@@ -204,14 +187,18 @@ int sw_park_purge_sink(sw_redis *base, sw_shards *s, const sw_config *cfg, const
     int known = fig != NULL && sk != NULL;
     for (int k = 0; k < s->n; k++) {
         long long recs = 0;
-        long n = sw_park_purge(s->q[k], sink, reason, cfg->status_ttl_s, &recs);
+        long left = max_jobs > 0 ? max_jobs - out->jobs : 0;
+        long n = max_jobs > 0 && left <= 0 ? 0
+                 : sw_park_purge(s->q[k], sink, reason, cfg->status_ttl_s, left, &recs);
+        long more = n >= 0 ? sw_park_jobs(s->q[k], sink) : 0;
         out->records += recs;
-        if (n < 0) {
+        if (n < 0 || more < 0) {
             *failed = s->q[k];
             free(fig);
             return -1;
         }
         out->jobs += n;
+        out->still_parked += more;
         if (known)
             known = sw_queue_sink_figures(s->q[k], cfg, fig) == 1;
     }

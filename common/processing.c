@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "clock.h"
 #include "latency.h"
 
@@ -14,13 +15,19 @@ static void oom(sw_redis *r, const char *what)
     snprintf(r->errstr, sizeof r->errstr, "%s: out of memory", what);
 }
 
-/* queue, stats, processing, inflight: the KEYS of claim and release. */
-static void queue_keys(sw_redis_args *a, const sw_redis *r, const sw_fkeys *fk)
+/* The KEYS of claim and release: queue, stats, processing, inflight,
+ * then each sink's parked list (names in `parked`, SW_KEY_MAX each). */
+static void queue_keys(sw_redis_args *a, const sw_redis *r, const sw_fkeys *fk,
+                       const sw_sink_view *sinks, char (*parked)[SW_KEY_MAX])
 {
     sw_redis_args_str(a, r->keys.queue);
     sw_redis_args_str(a, r->keys.stats);
     sw_redis_args_str(a, fk->processing);
     sw_redis_args_str(a, fk->inflight);
+    for (int i = 0; i < sinks->n; i++) {
+        sw_keys_parked(&r->keys, sinks->names[i], parked[i]);
+        sw_redis_args_str(a, parked[i]);
+    }
     sw_redis_args_end_keys(a);
 }
 
@@ -28,27 +35,27 @@ int sw_proc_claim(sw_redis *r, const char *fid, const sw_claim_limits *lim, void
 {
     sw_fkeys fk;
     sw_redis_args a;
-    char parked[SW_KEY_MAX];
+    /* One key each: the arguments point into them until the call. */
+    char (*parked)[SW_KEY_MAX] = malloc((size_t)(lim->sinks.n + 1) * sizeof *parked);
+    *reply = NULL;
+    if (parked == NULL) {
+        oom(r, "claim");
+        return -1;
+    }
     sw_keys_flusher(&r->keys, fid, &fk);
     sw_redis_args_init(&a);
-    sw_redis_args_str(&a, r->keys.queue);
-    sw_redis_args_str(&a, r->keys.stats);
-    sw_redis_args_str(&a, fk.processing);
-    sw_redis_args_str(&a, fk.inflight);
-    for (int i = 0; i < lim->npaused; i++) {
-        sw_keys_parked(&r->keys, lim->paused[i], parked);
-        sw_redis_args_str(&a, parked);
-    }
-    sw_redis_args_end_keys(&a);
+    queue_keys(&a, r, &fk, &lim->sinks, parked);
     sw_redis_args_int(&a, lim->max_records);
     sw_redis_args_int(&a, lim->max_jobs);
     sw_redis_args_int(&a, lim->max_bytes);
     sw_redis_args_str(&a, lim->oversize ? "1" : "0");
-    for (int i = 0; i < lim->npaused; i++)
-        sw_redis_args_str(&a, lim->paused[i]);
+    for (int i = 0; i < lim->sinks.n; i++) {
+        sw_redis_args_str(&a, lim->sinks.names[i]);
+        sw_redis_args_str(&a, lim->sinks.paused[i] ? "1" : "0");
+    }
     void *rep = sw_redis_eval(r, SW_SCRIPT_CLAIM, "claim", SW_REPLY_ANY, &a);
     sw_redis_args_free(&a);
-    *reply = NULL;
+    free(parked);
     if (rep == NULL)
         return -1;
     if (sw_redis_reply_type(rep) == SW_REPLY_INTEGER) {
@@ -129,50 +136,71 @@ const char *sw_proc_item(const void *reply, size_t i, size_t *len)
 }
 
 /* The committed jobs' latencies by sink: stats fields and increments
- * for the finish script, lat:<sink>:<i> and latsum:<sink> (latency.h).
- * A batch holds a few sinks; at most MAX_LAT_SINKS are counted (a batch
- * of more leaves the rest uncounted). */
-#define MAX_LAT_SINKS 16
+ * for the finish script, lat:<sink>:<i> and latsum:<sink> (latency.h),
+ * for as many sinks as the batch holds. */
+typedef struct lat_sink {
+    const char *sink;
+    long long n[SW_LAT_NBUCKETS], sum;
+} lat_sink;
+
 typedef struct lat_tally {
-    const char *sink[MAX_LAT_SINKS];
-    long long n[MAX_LAT_SINKS][SW_LAT_NBUCKETS], sum[MAX_LAT_SINKS];
-    int nsinks;
-    char field[MAX_LAT_SINKS * (SW_LAT_NBUCKETS + 1)][80];
+    lat_sink *s;
+    int n, cap;
+    sw_buf fields;              /* NUL-separated, in lat_args' order */
 } lat_tally;
 
-static void lat_count(lat_tally *t, const sw_proc_done *j)
+static int lat_count(lat_tally *t, const sw_proc_done *j)
 {
     if (j->error != NULL || j->sink == NULL)
-        return;
+        return 0;
     int k = 0;
-    while (k < t->nsinks && strcmp(t->sink[k], j->sink) != 0)
+    while (k < t->n && strcmp(t->s[k].sink, j->sink) != 0)
         k++;
-    if (k == t->nsinks) {
-        if (k == MAX_LAT_SINKS)
-            return;
-        t->sink[t->nsinks++] = j->sink;
+    if (k == t->n) {
+        if (t->n == t->cap) {
+            int cap = t->cap ? 2 * t->cap : 4;
+            lat_sink *s = realloc(t->s, (size_t)cap * sizeof *s);
+            if (s == NULL)
+                return -1;
+            t->s = s;
+            t->cap = cap;
+        }
+        memset(&t->s[t->n], 0, sizeof t->s[t->n]);
+        t->s[t->n++].sink = j->sink;
     }
     long long ms = j->latency_ms > 0 ? j->latency_ms : 0;
-    t->n[k][sw_lat_bucket(ms)]++;
-    t->sum[k] += ms;
+    t->s[k].n[sw_lat_bucket(ms)]++;
+    t->s[k].sum += ms;
+    return 0;
 }
 
-/* Append the tally's fields and increments to the script's ARGV. */
-static void lat_args(lat_tally *t, sw_redis_args *a)
+/* Append the tally's fields and increments to the script's ARGV; the
+ * fields are written first (the buffer may move), then pointed at. */
+static int lat_args(lat_tally *t, sw_redis_args *a)
 {
-    int f = 0;
-    for (int k = 0; k < t->nsinks; k++) {
-        for (int i = 0; i < SW_LAT_NBUCKETS; i++) {
-            if (t->n[k][i] == 0)
-                continue;
-            snprintf(t->field[f], sizeof t->field[f], "lat:%s:%d", t->sink[k], i);
-            sw_redis_args_str(a, t->field[f++]);
-            sw_redis_args_int(a, t->n[k][i]);
-        }
-        snprintf(t->field[f], sizeof t->field[f], "latsum:%s", t->sink[k]);
-        sw_redis_args_str(a, t->field[f++]);
-        sw_redis_args_int(a, t->sum[k]);
+    int rc = 0;
+    for (int k = 0; k < t->n; k++) {
+        for (int i = 0; i < SW_LAT_NBUCKETS; i++)
+            if (t->s[k].n[i] != 0)
+                rc |= sw_buf_printf(&t->fields, "lat:%s:%d%c", t->s[k].sink, i, '\0');
+        rc |= sw_buf_printf(&t->fields, "latsum:%s%c", t->s[k].sink, '\0');
     }
+    if (rc != 0)
+        return -1;
+    const char *f = t->fields.data;
+    for (int k = 0; k < t->n; k++) {
+        for (int i = 0; i < SW_LAT_NBUCKETS; i++) {
+            if (t->s[k].n[i] == 0)
+                continue;
+            sw_redis_args_str(a, f);
+            sw_redis_args_int(a, t->s[k].n[i]);
+            f += strlen(f) + 1;
+        }
+        sw_redis_args_str(a, f);
+        sw_redis_args_int(a, t->s[k].sum);
+        f += strlen(f) + 1;
+    }
+    return 0;
 }
 
 int sw_proc_finish(sw_redis *r, const char *fid, int njobs, const sw_proc_done *jobs,
@@ -184,11 +212,11 @@ int sw_proc_finish(sw_redis *r, const char *fid, int njobs, const sw_proc_done *
     /* Per job its bucket and its <p>:job:<id>; the args point into them. */
     char (*keys)[SW_KEY_MAX] = malloc((size_t)(njobs ? njobs : 1) * 2 * sizeof *keys);
     unsigned char (*fields)[16] = malloc((size_t)(njobs ? njobs : 1) * sizeof *fields);
-    lat_tally *lat = calloc(1, sizeof *lat);
+    lat_tally lat = {NULL, 0, 0, SW_BUF_INIT};
     int rc = -1;
     *dropped = 0;
     sw_redis_args_init(&a);
-    if (keys == NULL || fields == NULL || lat == NULL) {
+    if (keys == NULL || fields == NULL) {
         oom(r, "finish");
         goto out;
     }
@@ -224,9 +252,15 @@ int sw_proc_finish(sw_redis *r, const char *fid, int njobs, const sw_proc_done *
         sw_redis_args_str(&a, jobs[j].error ? jobs[j].error : "");
         sw_redis_args_bin(&a, jobs[j].json ? jobs[j].json : "", jobs[j].json ? jobs[j].json_len : 0);
         sw_redis_args_int(&a, jobs[j].records);
-        lat_count(lat, &jobs[j]);
+        if (lat_count(&lat, &jobs[j]) != 0) {
+            oom(r, "finish");
+            goto out;
+        }
     }
-    lat_args(lat, &a);
+    if (lat_args(&lat, &a) != 0) {
+        oom(r, "finish");
+        goto out;
+    }
     void *rep = sw_redis_eval(r, SW_SCRIPT_FINISH, "finish", SW_REPLY_ARRAY, &a);
     if (rep == NULL)
         goto out;
@@ -247,21 +281,30 @@ int sw_proc_finish(sw_redis *r, const char *fid, int njobs, const sw_proc_done *
     sw_redis_reply_free(rep);
 out:
     sw_redis_args_free(&a);
-    free(lat);
+    free(lat.s);
+    sw_buf_free(&lat.fields);
     free(keys);
     free(fields);
     return rc;
 }
 
-long sw_proc_release(sw_redis *r, const char *fid)
+long sw_proc_release(sw_redis *r, const char *fid, const sw_sink_view *sinks)
 {
     sw_fkeys fk;
     sw_redis_args a;
+    char (*parked)[SW_KEY_MAX] = malloc((size_t)(sinks->n + 1) * sizeof *parked);
+    if (parked == NULL) {
+        oom(r, "release");
+        return -1;
+    }
     sw_keys_flusher(&r->keys, fid, &fk);
     sw_redis_args_init(&a);
-    queue_keys(&a, r, &fk);
+    queue_keys(&a, r, &fk, sinks, parked);
+    for (int i = 0; i < sinks->n; i++)
+        sw_redis_args_str(&a, sinks->names[i]);
     void *rep = sw_redis_eval(r, SW_SCRIPT_RELEASE, "release", SW_REPLY_INTEGER, &a);
     sw_redis_args_free(&a);
+    free(parked);
     if (rep == NULL)
         return -1;
     long n = (long)sw_redis_reply_int(rep);

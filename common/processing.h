@@ -23,20 +23,26 @@
 /* Each returned array of envelopes is a Redis reply that owns their
  * bytes; free it with sw_redis_reply_free() (redis.h). */
 
+/* The configured sinks as a claim or a release sees them: their names,
+ * and which ones' flushing is paused (pause.h). */
+typedef struct sw_sink_view {
+    const char *const *names;
+    const unsigned char *paused;
+    int n;
+} sw_sink_view;
+
 /* What one claim may take: whole jobs until the next would pass
  * `max_records` or `max_bytes`, at most `max_jobs`; with `oversize`, a
- * first job over the limits moves alone. The jobs of the `npaused`
- * sinks named in `paused` (their flushing is paused) are parked instead
- * (lua/claim.lua, park.h). */
+ * first job over the limits moves alone. The jobs of paused sinks are
+ * parked instead (lua/claim.lua, park.h). */
 typedef struct sw_claim_limits {
     long max_records, max_jobs, max_bytes;
     int oversize;
-    const char *const *paused;
-    int npaused;
+    sw_sink_view sinks;
 } sw_claim_limits;
 
-/* Move jobs from the queue's tail into fid's processing list, oldest
- * first, within `lim`. `*reply` gets the envelopes moved, oldest first.
+/* Move jobs into fid's processing list, oldest first, within `lim`: a
+ * running sink's parked jobs first, then from the queue's tail. `*reply` gets the envelopes moved, oldest first.
  * 0; 1 nothing moved because the next job does not fit (*reply is NULL:
  * the batch is full); 2 nothing moved but jobs were parked (*reply is
  * NULL: claim again); or -1 (after EIO/EPROTO some may have moved: re-read
@@ -94,9 +100,11 @@ __attribute__((warn_unused_result))
 int sw_proc_finish(sw_redis *r, const char *fid, int njobs, const sw_proc_done *jobs,
                    int ttl_s, const sw_dead_bounds *bounds, long *dropped);
 
-/* Give fid's whole processing list back to the queue, in order, at the
- * tail flushers take next. Returns the jobs given back, or -1. */
-__attribute__((warn_unused_result)) long sw_proc_release(sw_redis *r, const char *fid);
+/* Give fid's whole processing list back, in order, at the tail flushers
+ * take next: of the queue, or of a sink's parked list while it has one
+ * (lua/release.lua). Returns the jobs given back, or -1. */
+__attribute__((warn_unused_result))
+long sw_proc_release(sw_redis *r, const char *fid, const sw_sink_view *sinks);
 
 /* Move `victim`'s processing list to fid if victim's heartbeat expired and
  * fid holds none. 1 taken, 0 nothing to take, 2 fid is busy, -1. */

@@ -399,8 +399,8 @@ int sw_queue_sink_oldest(sw_redis *r, const sw_config *cfg, const sw_sink_figure
     int64_t bound = sw_redis_reply_int(sw_redis_reply_at(rep, 0));
     for (int k = 0; k < cfg->nsinks; k++) {
         int64_t t = sw_redis_reply_int(sw_redis_reply_at(rep, (size_t)k + 1));
-        /* Not seen, but waiting past the jobs read (or maybe). */
-        if (t == 0 && bound > 0 && (here == NULL || here[k].depth - here[k].parked > 0))
+        /* Not seen, but waiting past the jobs read. */
+        if (t == 0 && bound > 0 && here && here[k].depth - here[k].parked > 0)
             t = bound;
         if (t > 0 && (oldest_us[k] == 0 || t < oldest_us[k]))
             oldest_us[k] = t;
@@ -448,6 +448,8 @@ int sw_queue_live_flushers(sw_redis *r, sw_buf *out)
             if (sw_redis_reply_int(sw_redis_reply_at(rep, (size_t)i)) != 1)
                 continue;
             if (sw_buf_append(out, ids[from + i], strlen(ids[from + i]) + 1) != 0) {
+                r->err = SW_REDIS_ENOMEM;
+                snprintf(r->errstr, sizeof r->errstr, "live flushers: out of memory");
                 live = -1;
                 break;
             }

@@ -84,15 +84,15 @@ __attribute__((warn_unused_result))
 int sw_queue_sink_figures(sw_redis *r, const struct sw_config *cfg, sw_sink_figures *fig);
 
 /* Jobs read at the queue's oldest end for the sinks' oldest ages. */
-#define SW_QUEUE_AGE_SCAN 1000
+#define SW_QUEUE_AGE_SCAN 256
 
 /* Merge into oldest_us[k] (the smaller non-zero wins) the enqueue time of
  * each of cfg's sinks' oldest job waiting in this queue, parked ones
  * included (lua/ages.lua): exact when it is among the SW_QUEUE_AGE_SCAN
  * jobs at the queue's oldest end or parked; past them, the newest of
  * those (the job waited at most that long), for a sink with records in
- * the list by `here` (this queue's figures; NULL: not known). 0, or -1
- * with the error in r. */
+ * the list by `here` (this queue's figures; NULL: not known, and such a
+ * sink is left out). 0, or -1 with the error in r. */
 __attribute__((warn_unused_result))
 int sw_queue_sink_oldest(sw_redis *r, const struct sw_config *cfg, const sw_sink_figures *here,
                          int64_t *oldest_us);

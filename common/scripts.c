@@ -18,7 +18,7 @@ extern const unsigned long sw_lua_nfiles;
 
 static const char *const names[SW_SCRIPT_COUNT] = {
     "enqueue", "stats", "claim", "resume", "finish", "release", "takeover", "heartbeat",
-    "requeue", "drop", "convert", "overview", "status", "lease", "members", "unpark", "purge", "ages", "live"};
+    "requeue", "drop", "convert", "overview", "status", "lease", "members", "purge", "ages", "live"};
 
 static char *texts[SW_SCRIPT_COUNT];
 static size_t lens[SW_SCRIPT_COUNT];

@@ -781,7 +781,7 @@ static void stop_with_batch(drain *d)
     if (held_jobs(d) == 0)
         return;
 give_back:;
-    long n = sw_proc_release(d->redis, d->id);
+    long n = sw_proc_release(d->redis, d->id, sw_parking_sinks(d->parking));
     if (n >= 0) {
         if (n > 0)
             sw_log_info("stopped with jobs in hand; gave them back to the queue", "jobs=%ld", n);
@@ -804,10 +804,12 @@ static int claim(drain *d)
     long broom = cfg->batch_max_bytes - (long)b->nbytes;
     long jroom = MAX_BATCH_JOBS - b->njobs;
     void *reply = NULL;
+    const sw_sink_view *view = sw_parking_view(d->parking);
+    if (view == NULL)
+        return 2;   /* which sinks are paused is not known yet */
     sw_claim_limits lim = {room > 0 ? room : 1,
                            jroom < MAX_JOBS_PER_CLAIM ? jroom : MAX_JOBS_PER_CLAIM,
-                           broom > 0 ? broom : 1, b->njobs == 0, NULL, 0};
-    lim.paused = sw_parking_paused(d->parking, &lim.npaused);
+                           broom > 0 ? broom : 1, b->njobs == 0, *view};
     int rc = sw_proc_claim(d->redis, d->id, &lim, &reply);
     if (rc < 0) {
         redis_failed(d, "claim");

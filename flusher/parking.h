@@ -2,13 +2,14 @@
 #define SW_PARKING_H_
 
 #include "config.h"
+#include "processing.h"
 #include "redis.h"
 
-/* One drain's view of which sinks' flushing an operator paused (pause.h):
- * read at most once a second, its paused sinks' jobs are parked by the
- * drain's claims (park.h), and once a sink runs again its parked jobs go
- * back to the queue. A view a second stale is harmless: a job parked
- * after the resume is given back at the next look. */
+/* One drain's view of which sinks' flushing an operator paused (pause.h),
+ * read at most once a second: its claims park a paused sink's jobs and
+ * take a running sink's parked jobs first (lua/claim.lua), so a view a
+ * second stale can delay a pause or a resume by that second, but cannot
+ * reorder a sink's jobs. */
 typedef struct sw_parking sw_parking;
 
 /* A view for a drain of `cfg`; `base` the configured prefix's connection
@@ -18,12 +19,16 @@ typedef struct sw_parking sw_parking;
 sw_parking *sw_parking_new(const sw_config *cfg, const sw_redis_opts *base);
 void sw_parking_free(sw_parking *p);   /* accepts NULL */
 
-/* At most once a second: read the paused sinks again (an unreadable state
- * keeps the last known, logged once), then give back what `queue` holds
- * parked for sinks that run. */
+/* At most once a second: read the paused sinks again. An unreadable state
+ * keeps the last known (logged once). */
 void sw_parking_tick(sw_parking *p, sw_redis *queue);
 
-/* The paused sinks' names, for a claim (processing.h): *n of them. */
-const char *const *sw_parking_paused(const sw_parking *p, int *n);
+/* The sinks as claims and releases see them; NULL until the state has
+ * been read once (a drain claims nothing before: it might flush a paused
+ * sink). */
+const sw_sink_view *sw_parking_view(const sw_parking *p);
+
+/* The same whether read or not, for a release (only the names count). */
+const sw_sink_view *sw_parking_sinks(const sw_parking *p);
 
 #endif

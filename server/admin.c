@@ -13,6 +13,9 @@
 #include "park.h"
 #include "pause.h"
 
+/* Jobs one purge request takes at most (send it again for more). */
+#define PURGE_MAX_JOBS 10000
+
 /* Log an action done: what, on what, by which token (the id spillwayctl
  * token list shows), from where. */
 static void logged(sw_http_exchange *x, const char *action, const char *target)
@@ -68,8 +71,9 @@ static void purge(sw_worker *w, sw_http_exchange *x, sw_redis *r, const sw_confi
     }
     sw_purge_result res;
     sw_redis *failed;
+    /* Bounded per request: a worker thread runs it. */
     int rc = sw_park_purge_sink(r, w->shards, cfg, sink->name, "purged by an operator "
-                                "(dashboard)", &res, &failed);
+                                "(dashboard)", PURGE_MAX_JOBS, &res, &failed);
     if (rc == 0) {
         sw_api_problem(x, 409, "flushing-not-paused", "Flushing not paused",
                        "pause the sink's flushing first (POST /v1/admin/sinks/{sink}/"
@@ -81,15 +85,18 @@ static void purge(sw_worker *w, sw_http_exchange *x, sw_redis *r, const sw_confi
         if (res.records > 0)
             sw_log_warn("purge cut short", "sink=%s purged_records=%lld error=\"%s\"",
                         sink->name, res.records, failed->errstr);
-        sw_api_redis_unavailable(x, failed);
+        if (failed->err == SW_REDIS_EREFUSED && strstr(failed->errstr, "kept changing"))
+            sw_api_problem(x, 409, "purge-conflict", "Purge interrupted", failed->errstr, NULL);
+        else
+            sw_api_redis_unavailable(x, failed);
         return;
     }
     sw_buf *o = &w->out;
     sw_buf_reset(o);
     int bad = sw_buf_puts(o, "{\"action\":\"purge\",\"sink\":");
     bad |= sw_buf_json_str(o, sink->name, strlen(sink->name));
-    bad |= sw_buf_printf(o, ",\"purged_jobs\":%ld,\"purged_records\":%lld", res.jobs,
-                         res.records);
+    bad |= sw_buf_printf(o, ",\"purged_jobs\":%ld,\"purged_records\":%lld,"
+                         "\"still_parked_jobs\":%ld", res.jobs, res.records, res.still_parked);
     bad |= res.still_queued >= 0 ? sw_buf_printf(o, ",\"still_queued_records\":%lld}",
                                                  res.still_queued)
                                  : sw_buf_puts(o, "}");

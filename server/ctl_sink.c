@@ -50,6 +50,7 @@ static int cmd_list(const sw_config *cfg, sw_redis *r, int json)
         known &= got == 1;
         parked_known = got >= 0 && sw_queue_sink_oldest(s->q[k], cfg, got ? here : NULL,
                                                         oldest) == 0;
+        known &= parked_known;
         for (int j = 0; j < cfg->nsinks; j++) {
             fig[j].depth += here[j].depth;
             fig[j].parked += here[j].parked;
@@ -130,8 +131,7 @@ static int cmd_pause(sw_redis *r, const char *name, int intake, int flush, const
     return 0;
 }
 
-/* `both`: neither was named, so only what was paused is mentioned. */
-static int cmd_resume(sw_redis *r, const char *name, int intake, int flush, int both)
+static int cmd_resume(sw_redis *r, const char *name, int intake, int flush)
 {
     int was_in = intake ? sw_pause_clear(r, SW_PAUSE_INTAKE, name) : 0;
     int was_fl = was_in >= 0 && flush ? sw_pause_clear(r, SW_PAUSE_FLUSH, name) : 0;
@@ -139,17 +139,11 @@ static int cmd_resume(sw_redis *r, const char *name, int intake, int flush, int 
         redis_error(r);
         return 1;
     }
-    if (both && !was_in && !was_fl) {
-        printf("%s was not paused\n", name);
-        return 0;
-    }
-    intake &= !both || was_in;
-    flush &= !both || was_fl;
     if (intake)
         printf("intake of %s %s\n", name, was_in ? "resumed" : "was not paused");
     if (flush)
-        printf("flushing of %s %s\n", name, was_fl ? "resumed: its parked jobs go back to the "
-               "queue, oldest first, within a second" : "was not paused");
+        printf("flushing of %s %s\n", name, was_fl ? "resumed: within a second its parked jobs "
+               "flush, oldest first" : "was not paused");
     return 0;
 }
 
@@ -177,7 +171,7 @@ static int cmd_purge(const sw_config *cfg, sw_redis *r, const char *name, int ye
     sw_purge_result res;
     sw_redis *failed;
     int done = sw_park_purge_sink(r, s, cfg, name, "purged by an operator (spillwayctl sink "
-                                  "purge)", &res, &failed);
+                                  "purge)", 0, &res, &failed);
     if (done == 0) {
         fprintf(stderr, "spillwayctl: the flushing of %s is not paused: pause it first "
                 "(spillwayctl sink pause %s --flush), so its jobs are parked\n", name, name);
@@ -188,6 +182,8 @@ static int cmd_purge(const sw_config *cfg, sw_redis *r, const char *name, int ye
                     res.records);
     } else {
         printf("purged %ld jobs (%lld records) of %s", res.jobs, res.records, name);
+        if (res.still_parked > 0)
+            printf("; %ld more jobs were parked meanwhile", res.still_parked);
         if (res.still_queued > 0)
             printf("; %lld of its records are still queued behind other sinks' jobs: they are "
                    "parked as flushers reach them, purge again then", res.still_queued);
@@ -230,12 +226,9 @@ int sw_ctl_sink(const sw_config *cfg, int argc, char **argv, int json)
         return sw_ctl_usage("sink", "--json goes with sink list");
     if (strlen(note) > 500)
         return sw_ctl_usage("sink", "--note is at most 500 bytes");
-    /* pause: the intake unless told; resume: whatever is paused. */
-    int both = !intake && !flush && is_resume;
-    if (!intake && !flush) {
+    /* The intake unless told: pause and resume alike. */
+    if (!intake && !flush)
         intake = 1;
-        flush = is_resume;
-    }
     /* The pause state is under the configured prefix, not a shard's. */
     sw_redis_opts ro = sw_config_redis(cfg);
     sw_redis *r = sw_redis_new(&ro);
@@ -247,7 +240,7 @@ int sw_ctl_sink(const sw_config *cfg, int argc, char **argv, int json)
     else if (is_pause)
         rc = cmd_pause(r, name, intake, flush, note);
     else if (is_resume)
-        rc = cmd_resume(r, name, intake, flush, both);
+        rc = cmd_resume(r, name, intake, flush);
     else
         rc = cmd_purge(cfg, r, name, yes);
     sw_redis_free(r);

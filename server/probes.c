@@ -253,7 +253,7 @@ static int sink_metrics(sw_http *h, sw_worker *w, sw_buf *o)
         }
         rc |= sw_metrics_header(o, "spillway_queue_sink_oldest_age_seconds", "gauge",
                                 "Age of the sink's oldest waiting job, parked ones included "
-                                "(past the 1,000 jobs at the queue's oldest end, at most this).");
+                                "(past the 256 jobs at the queue's oldest end, at most this).");
         for (int k = 0; k < n; k++) {
             snprintf(labels, sizeof labels, "sink=\"%s\"", h->cfg->sinks[k].name);
             rc |= sw_metrics_sample(o, "spillway_queue_sink_oldest_age_seconds", labels,

@@ -409,7 +409,8 @@ class ClusterTest(ClusterCase):
         of a whole processing list, a finish that trims the dead letters
         empty and clears every delivery count, the last flusher leaving,
         a claim that parks a paused sink's jobs until the queue is empty,
-        and the whole parked list given back, and purged. (The tag is
+        one that takes a resumed sink's whole parked list, and a purge of
+        it. (The tag is
         this test's own, not the service's.)"""
         sc = Scripts()
         tag = "{swm%d}" % os.getpid()
@@ -505,7 +506,8 @@ class ClusterTest(ClusterCase):
             queue_of(5)()
             resp(P, "LPUSH", k["parked"], sc.envelope(1, "before"))
             resp(P, "HSET", k["stats"], "parked_records", 1, "parked:", 1, "queued_records", 6)
-        got = migrating(parking, "claim", claim_keys + ["parked"], [300, 10000, 1 << 30, 0, ""])
+        got = migrating(parking, "claim", claim_keys + ["parked"],
+                        [300, 10000, 1 << 30, 0, "", "1"])
         self.assertEqual(got, 1)
         self.assertEqual(resp(P, "EXISTS", k["queue"]), 0)
         self.assertEqual(resp(P, "LLEN", k["parked"]), 6)
@@ -518,14 +520,19 @@ class ClusterTest(ClusterCase):
                 resp(P, "LPUSH", k["parked"], *[sc.envelope(1, "p%d" % i) for i in range(n)])
                 resp(P, "HSET", k["stats"], "queued_records", n + 1, "parked_records", n,
                      "parked:", n)
+                resp(P, "LPUSH", k["proc"], sc.envelope(1, "held"))
+                resp(P, "SET", k["inflight"], 1)
             return setup
-        # Given back whole: the parked list is deleted once, at the end.
-        self.assertEqual(migrating(parked(5), "unpark", ["queue", "stats", "parked"], [""]), 5)
-        self.assertEqual(resp(P, "EXISTS", k["parked"]), 0)
-        self.assertEqual(resp(P, "LINDEX", k["queue"], -1), sc.envelope(1, "p0"))
-        self.assertEqual(resp(P, "LLEN", k["queue"]), 6)
+        # Resumed: a claim takes the whole parked list, oldest first, then
+        # the queue, emptying both.
+        got = migrating(parked(5), "claim", claim_keys + ["parked"],
+                        [300, 10000, 1 << 30, 0, "", "0"])
+        self.assertEqual(got, [sc.envelope(1, "p%d" % i) for i in range(5)] +
+                         [sc.envelope(1, "waiting")])
+        for gone in ("parked", "queue"):
+            self.assertEqual(resp(P, "EXISTS", k[gone]), 0, gone)
         self.assertEqual(resp(P, "HMGET", k["stats"], "queued_records", "parked_records",
-                              "parked:"), [b"6", b"0", None])
+                              "parked:", "inflight_records"), [b"0", b"0", b"0", b"6"])
         # Purged whole, with the only delivery count.
         env = sc.envelope(1, "p0")
         pid = env[sc.id_at - 1:sc.id_at - 1 + sc.id_len]

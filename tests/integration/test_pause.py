@@ -58,7 +58,7 @@ class PauseTest(harness.ServiceTest):
 
     def test_1_paused_sink_parked_others_flush_then_resumed_in_order(self):
         svc = self.svc
-        self.addCleanup(svc.ctl, "sink", "resume", "keyed")
+        self.addCleanup(svc.ctl, "sink", "resume", "keyed", "--flush")
         self.pause_flush("keyed")
         # Writes to 5 hot keys, each a new value, interleaved with another
         # sink's: only the other sink's commit.
@@ -116,13 +116,11 @@ class PauseTest(harness.ServiceTest):
                          (0, 0, False))
         for p in svc.prefixes():
             self.assertIn(svc.redis.cli("HGET", p + ":stats", "parked_records"), ("0", ""))
-        log = self.flusher_log()
-        self.assertIn('msg="sink flushing resumed" sink=keyed', log)
-        self.assertRegex(log, r'msg="parked jobs given back to the queue" sink=keyed jobs=\d+')
+        self.assertIn('msg="sink flushing resumed" sink=keyed', self.flusher_log())
 
     def test_2_purge_parked_jobs(self):
         svc = self.svc
-        self.addCleanup(svc.ctl, "sink", "resume", "checked")
+        self.addCleanup(svc.ctl, "sink", "resume", "checked", "--flush")
         # Not while its flushing runs.
         out = svc.ctl("sink", "purge", "checked", "--yes", check=False)
         self.assertEqual(out.returncode, 1)
@@ -159,7 +157,7 @@ class PauseTest(harness.ServiceTest):
         # purged rows never came.
         self.assertEqual(svc.ctl("sink", "purge", "checked", "--yes").stdout,
                          "purged 0 jobs (0 records) of checked\n")
-        svc.ctl("sink", "resume", "checked")
+        svc.ctl("sink", "resume", "checked", "--flush")
         svc.wait_jobs([svc.post_ok("checked", [{"id": 7999, "qty": 1}])])
         self.assertEqual(svc.sql("SELECT count(*) FROM checked WHERE id BETWEEN 7000 AND 7998"),
                          [["0"]])
@@ -178,7 +176,7 @@ class PauseTest(harness.ServiceTest):
         svc.start_server(SPILLWAY_SERVER_TOKENS_FILE=path)
         # Later tests post without a token.
         self.addCleanup(lambda: (svc.server.terminate(), svc.start_server()))
-        self.addCleanup(svc.ctl, "sink", "resume", "checked")
+        self.addCleanup(svc.ctl, "sink", "resume", "checked", "--flush")
         auth = {"Authorization": "Bearer " + token}
         wauth = {"Authorization": "Bearer " + writer}
 
@@ -209,8 +207,8 @@ class PauseTest(harness.ServiceTest):
         self.assertEqual(admin("purge", {"confirm": "keyed"})[0], 400)
         code, out = admin("purge", {"confirm": "checked"})
         self.assertEqual(code, 200, out)
-        self.assertEqual((out["purged_jobs"], out["purged_records"], out["still_queued_records"]),
-                         (10, 10, 0))
+        self.assertEqual((out["purged_jobs"], out["purged_records"], out["still_queued_records"],
+                          out["still_parked_jobs"]), (10, 10, 0, 0))
         code, out = admin("resume-flush")
         self.assertEqual((code, out["action"]), (200, "resume-flush"))
         code, out = admin("purge", {"confirm": "checked"})
@@ -225,25 +223,82 @@ class PauseTest(harness.ServiceTest):
         self.assertIn('msg="sink purged" sink=checked jobs=10 records=10', log)
 
     def test_4_oldest_age_by_sink(self):
-        """Each sink's oldest waiting job: exact among the 1,000 jobs at the
+        """Each sink's oldest waiting job: exact among the 256 jobs at the
         queue's oldest end (test_1: parked ones); past them, the age of the
-        newest of those 1,000 (it waited at most that long), never 0 while
-        it waits."""
+        newest of those 256 (it waited at most that long, so never less
+        than its own wait), never 0 while it waits."""
         svc = self.svc
         fid, = list(svc.flushers)
         self.assertEqual(svc.flushers[fid].terminate(), 0)
-        jobs = [svc.post_ok("checked", [{"id": 9000 + i, "qty": 1}]) for i in range(1000)]
+        jobs = [svc.post_ok("checked", [{"id": 9000 + i, "qty": 1}]) for i in range(300)]
         t_late = time.time()
         jobs.append(svc.post_ok("keyed", [{"id": 901, "note": "late"}]))
         time.sleep(0.2)
+        t0 = time.time()
         a = {k: self.metric("spillway_queue_sink_oldest_age_seconds", k)
              for k in ("checked", "keyed")}
-        waited = time.time() - t_late
-        self.assertGreaterEqual(a["keyed"], 0.2)
-        self.assertLessEqual(a["keyed"], waited + 0.05)
+        self.assertGreaterEqual(a["keyed"], t0 - t_late - 0.01)
         self.assertGreater(a["checked"], a["keyed"])
         svc.start_flusher(fid)
         svc.wait_jobs(jobs)
+    def test_5_two_paused_sinks_and_a_release(self):
+        """Two sinks paused at once (names of different lengths) park each
+        into its own list. A flusher stopping with a paused sink's older
+        job in hand gives it back to the parked list's oldest end (the
+        real release script, run on this Redis): resumed, the older write
+        applies first, so the newest wins."""
+        svc = self.svc
+        if svc.shards:
+            self.skipTest("the hand-made processing list below is for one queue")
+        p = svc.prefix
+        fid, = list(svc.flushers)
+        self.assertEqual(svc.flushers[fid].terminate(), 0)
+        # A stopped flusher "ghost" held keyed's older write in hand.
+        old = svc.post_ok("keyed", [{"id": 77, "note": "older"}])
+        # (The reply is the envelope's bytes: not text.)
+        harness.subprocess.run(["redis-cli", "-p", str(svc.redis.port), "LMOVE", p + ":queue",
+                                p + ":processing:ghost", "RIGHT", "LEFT"], check=True,
+                               capture_output=True, timeout=10)
+        svc.redis.cli("SET", p + ":inflight:ghost", "1")
+        svc.redis.cli("HINCRBY", p + ":stats", "queued_records", "-1")
+        svc.redis.cli("HINCRBY", p + ":stats", "inflight_records", "1")
+        svc.redis.cli("HINCRBY", p + ":stats", "q:keyed", "-1")
+        self.addCleanup(svc.ctl, "sink", "resume", "keyed", "--intake", "--flush")
+        self.addCleanup(svc.ctl, "sink", "resume", "checked", "--intake", "--flush")
+        svc.ctl("sink", "pause", "keyed", "--flush")
+        svc.ctl("sink", "pause", "checked", "--flush")
+        svc.start_flusher(fid)
+        jobs = [svc.post_ok("keyed", [{"id": 77, "note": "newer"}])]
+        jobs += [svc.post_ok("checked", [{"id": 7700 + i, "qty": 1}]) for i in range(3)]
+        jobs += [svc.post_ok("keyed", [{"id": 78 + i, "note": "k"}]) for i in range(2)]
+        harness.wait_for(lambda: self.listed()["keyed"]["parked_records"] == 3 and
+                         self.listed()["checked"]["parked_records"] == 3, 10, "both parked")
+        self.assertEqual((svc.llen("parked:keyed"), svc.llen("parked:checked")), (3, 3))
+        self.assertEqual(self.keys_parked(), {p + ":parked:keyed", p + ":parked:checked"})
+        # The ghost's list given back as a stopping flusher gives it.
+        script = harness.subprocess.run([os.path.join(harness.BIN, "test-script-text"),
+                                         "release"], capture_output=True, text=True,
+                                        check=True).stdout
+        keys = [p + ":queue", p + ":stats", p + ":processing:ghost", p + ":inflight:ghost",
+                p + ":parked:checked", p + ":parked:keyed"]
+        self.assertEqual(svc.redis.cli("EVAL", script, str(len(keys)), *keys,
+                                       "checked", "keyed"), "1")
+        self.assertEqual(svc.llen("parked:keyed"), 4)
+        self.assertEqual(svc.llen("queue"), 0)
+        self.assertEqual(self.listed()["keyed"]["parked_records"], 4)
+        svc.ctl("sink", "resume", "keyed", "--flush")
+        svc.ctl("sink", "resume", "checked", "--flush")
+        svc.wait_jobs(jobs + [old])
+        self.assertEqual(svc.sql("SELECT note FROM keyed WHERE id = 77"), [["newer"]])
+        harness.wait_drained(svc)
+        self.assertEqual((svc.llen("parked:keyed"), svc.llen("parked:checked")), (0, 0))
+        st = svc.redis.cli("HMGET", p + ":stats", "parked_records", "queued_records",
+                           "inflight_records").split()
+        self.assertEqual(st, ["0", "0", "0"])
+
+    def keys_parked(self):
+        return set(self.svc.keys("parked:*"))
+
 
 if __name__ == "__main__":
     harness.main()
