@@ -384,6 +384,7 @@ int sw_queue_sink_oldest(sw_redis *r, const sw_config *cfg, const sw_sink_figure
     }
     sw_redis_args_end_keys(&a);
     sw_redis_args_int(&a, SW_QUEUE_AGE_SCAN);
+    sw_redis_args_int(&a, SW_QUEUE_AGE_SCAN_BYTES);
     for (int k = 0; k < cfg->nsinks; k++)
         sw_redis_args_str(&a, cfg->sinks[k].name);
     void *rep = sw_redis_eval(r, SW_SCRIPT_AGES, "ages", SW_REPLY_ARRAY, &a);

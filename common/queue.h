@@ -83,13 +83,16 @@ struct sw_config;
 __attribute__((warn_unused_result))
 int sw_queue_sink_figures(sw_redis *r, const struct sw_config *cfg, sw_sink_figures *fig);
 
-/* Jobs read at the queue's oldest end for the sinks' oldest ages. */
+/* Jobs, and bytes, read at most at the queue's oldest end for the sinks'
+ * oldest ages. */
 #define SW_QUEUE_AGE_SCAN 256
+#define SW_QUEUE_AGE_SCAN_BYTES (4 << 20)
 
 /* Merge into oldest_us[k] (the smaller non-zero wins) the enqueue time of
  * each of cfg's sinks' oldest job waiting in this queue, parked ones
- * included (lua/ages.lua): exact when it is among the SW_QUEUE_AGE_SCAN
- * jobs at the queue's oldest end or parked; past them, the newest of
+ * included (lua/ages.lua): exact when it is among the jobs read at the
+ * queue's oldest end (SW_QUEUE_AGE_SCAN, or fewer once
+ * SW_QUEUE_AGE_SCAN_BYTES are read) or parked; past them, the newest of
  * those (the job waited at most that long), for a sink with records in
  * the list by `here` (this queue's figures; NULL: not known, and such a
  * sink is left out). 0, or -1 with the error in r. */

@@ -87,6 +87,11 @@ struct sw_http {
     atomic_int *paused;        /* per sink: intake paused (main thread, pause.h) */
     atomic_int *flush_paused;  /* per sink: flushing paused (the same) */
     sw_history history;        /* the dashboard chart's last hour */
+    /* Each sink's oldest waiting job (sw_api_sink_figures), read at most
+     * every SW_AGES_EVERY_MS: it reads envelopes, not counters. */
+    pthread_mutex_t ages_lock;
+    int64_t ages_at_ms;        /* monotonic; 0 never */
+    int64_t *ages_us;
     char layout_err[256];      /* why not yet, under persist_lock */
     _Atomic long long redis_used, redis_max;
     _Atomic double status_bytes;   /* per job, sampled; 0 unknown */
@@ -139,5 +144,6 @@ void sw_api_admin(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
  * not answer. */
 int sw_api_sink_figures(struct sw_http *h, sw_worker *w, sw_sink_figures *fig,
                         int64_t *oldest_us);
+#define SW_AGES_EVERY_MS 2000
 
 #endif

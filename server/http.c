@@ -490,6 +490,7 @@ sw_http *sw_http_start(const sw_config *cfg)
     /* One queue needs no gate (http.h); shards wait for the guard. */
     atomic_init(&h->layout_ok, cfg->shards == 0);
     pthread_mutex_init(&h->persist_lock, NULL);
+    pthread_mutex_init(&h->ages_lock, NULL);
     sw_history_init(&h->history);
     atomic_init(&h->evicting, 0);
     for (int r = 0; r < R_COUNT; r++) {
@@ -503,8 +504,9 @@ sw_http *sw_http_start(const sw_config *cfg)
     h->key_flags = calloc((size_t)cfg->nsinks + 1, sizeof *h->key_flags);
     h->paused = calloc((size_t)cfg->nsinks + 1, sizeof *h->paused);
     h->flush_paused = calloc((size_t)cfg->nsinks + 1, sizeof *h->flush_paused);
+    h->ages_us = calloc((size_t)cfg->nsinks + 1, sizeof *h->ages_us);
     if (h->shapes == NULL || h->shape_text == NULL || h->key_flags == NULL || h->paused == NULL ||
-        h->flush_paused == NULL)
+        h->flush_paused == NULL || h->ages_us == NULL)
         goto fail;
     for (int k = 0; k < cfg->nsinks; k++) {
         for (int c = 0; c < cfg->sinks[k].ncolumns && c < SW_SINK_MAX_COLUMNS; c++)
@@ -661,5 +663,7 @@ void sw_http_stop(sw_http *h)
     free(h->flush_paused);
     sw_history_destroy(&h->history);
     pthread_mutex_destroy(&h->persist_lock);
+    pthread_mutex_destroy(&h->ages_lock);
+    free(h->ages_us);
     free(h);
 }

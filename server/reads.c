@@ -73,11 +73,20 @@ int sw_api_sink_figures(sw_http *h, sw_worker *w, sw_sink_figures *fig, int64_t 
         return -1;
     memset(fig, 0, (size_t)n * sizeof *fig);
     memset(oldest_us, 0, (size_t)n * sizeof *oldest_us);
+    /* The ages from the last read while it is recent (every request of
+     * the dashboards and scrapes would read envelopes otherwise). */
+    int64_t now = sw_clock_mono_ms();
+    pthread_mutex_lock(&h->ages_lock);
+    int fresh = h->ages_at_ms != 0 && now - h->ages_at_ms < SW_AGES_EVERY_MS;
+    if (fresh)
+        memcpy(oldest_us, h->ages_us, (size_t)n * sizeof *oldest_us);
+    pthread_mutex_unlock(&h->ages_lock);
     for (int s = 0; s < w->shards->n && known >= 0; s++) {
         memset(here, 0, (size_t)n * sizeof *here);
         sw_redis *r = w->shards->q[s];
         int rc = sw_queue_sink_figures(r, h->cfg, here);
-        if (rc < 0 || sw_queue_sink_oldest(r, h->cfg, rc ? here : NULL, oldest_us) != 0) {
+        if (rc < 0 ||
+            (!fresh && sw_queue_sink_oldest(r, h->cfg, rc ? here : NULL, oldest_us) != 0)) {
             known = -1;
             break;
         }
@@ -91,6 +100,12 @@ int sw_api_sink_figures(sw_http *h, sw_worker *w, sw_sink_figures *fig, int64_t 
         }
     }
     free(here);
+    if (known >= 0 && !fresh) {
+        pthread_mutex_lock(&h->ages_lock);
+        memcpy(h->ages_us, oldest_us, (size_t)n * sizeof *oldest_us);
+        h->ages_at_ms = now;
+        pthread_mutex_unlock(&h->ages_lock);
+    }
     return known;
 }
 
