@@ -784,7 +784,8 @@ give_back:;
     long n = sw_proc_release(d->redis, d->id, sw_parking_sinks(d->parking));
     if (n >= 0) {
         if (n > 0)
-            sw_log_info("stopped with jobs in hand; gave them back to the queue", "jobs=%ld", n);
+            sw_log_info("stopped with jobs in hand; gave them back to the queue", "jobs=%ld "
+                        "note=\"jobs of a sink with parked jobs went to its parked list\"", n);
         drop_all(d);
         return;
     }

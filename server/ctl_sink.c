@@ -141,6 +141,10 @@ static int cmd_resume(sw_redis *r, const char *name, int intake, int flush)
     }
     if (intake)
         printf("intake of %s %s\n", name, was_in ? "resumed" : "was not paused");
+    sw_buf rec = SW_BUF_INIT;
+    if (!flush && sw_pause_get(r, SW_PAUSE_FLUSH, name, &rec) == 1)
+        printf("flushing of %s is still paused (add --flush to resume it)\n", name);
+    sw_buf_free(&rec);
     if (flush)
         printf("flushing of %s %s\n", name, was_fl ? "resumed: within a second its parked jobs "
                "flush, oldest first" : "was not paused");

@@ -15,9 +15,10 @@ for i = 3, #ARGV do
   out[i - 1] = 0
 end
 local len = redis.call('LLEN', queue)
-local seen, bytes, last = 0, 0, 0
+local seen, bytes, last, step = 0, 0, 0, 2
 while seen < len and seen < limit and bytes < max_bytes do
-  local want = math.min(32, limit - seen, len - seen)
+  local want = math.min(step, limit - seen, len - seen)
+  step = math.min(step * 2, 32)
   local part = redis.call('LRANGE', queue, -(seen + want), -(seen + 1))
   if #part == 0 then break end
   seen = seen + #part

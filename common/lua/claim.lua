@@ -64,7 +64,7 @@ for _, name in ipairs(order) do
   local s = sinks[name]
   local seen, step = 0, 16
   while not s.paused and not full and seen < s.len do
-    local want = math.min(step, s.len - seen)
+    local want = math.min(step, s.len - seen, math.max(max_jobs - #moved, 1))
     local part = redis.call('LRANGE', s.key, -(seen + want), -(seen + 1))
     seen = seen + #part
     for i = #part, 1, -1 do

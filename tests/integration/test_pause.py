@@ -285,6 +285,11 @@ class PauseTest(harness.ServiceTest):
                                        "checked", "keyed"), "1")
         self.assertEqual(svc.llen("parked:keyed"), 4)
         self.assertEqual(svc.llen("queue"), 0)
+        # At the oldest end (a paused sink's parked tail is left alone).
+        tail = harness.subprocess.run(["redis-cli", "-p", str(svc.redis.port), "--no-raw",
+                                       "LINDEX", p + ":parked:keyed", "-1"],
+                                      capture_output=True, check=True, timeout=10).stdout
+        self.assertIn(old.encode(), tail)
         self.assertEqual(self.listed()["keyed"]["parked_records"], 4)
         svc.ctl("sink", "resume", "keyed", "--flush")
         svc.ctl("sink", "resume", "checked", "--flush")
