@@ -50,6 +50,7 @@ static const struct key {
     S("server", "trusted_proxies", trusted_proxies),
     S("server", "tls_ciphers", tls_ciphers),
     I("server", "shutdown_grace_ms", shutdown_grace_ms, 0, 50000),
+    I("server", "max_waiting", max_waiting, 0, 1024),
     S("redis", "host", redis_host),
     I("redis", "port", redis_port, 1, 65535),
     S("redis", "prefix", prefix),
@@ -350,6 +351,16 @@ static int finish(parse_state *st)
     if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0')) {
         snprintf(st->reason, sizeof st->reason,
                  "[server] tls_cert and tls_key go together: set both, or neither");
+        return -1;
+    }
+    /* Waiting requests hold worker threads: half of them unless told, and
+     * never all. */
+    if (cfg->max_waiting == 0)
+        cfg->max_waiting = cfg->threads / 2;
+    if (cfg->max_waiting >= cfg->threads) {
+        snprintf(st->reason, sizeof st->reason, "[server] max_waiting (%d) must be below "
+                 "threads (%d): waiting requests hold worker threads", cfg->max_waiting,
+                 cfg->threads);
         return -1;
     }
     if (cfg->max_body_buffer_bytes != 0 && cfg->max_body_buffer_bytes < 2 * cfg->max_body_bytes) {

@@ -71,6 +71,7 @@ typedef struct sw_config {
     long dead_max_bytes;      /* envelope bytes of dead letters kept */
     /* [log] */
     int shutdown_grace_ms;    /* after SIGTERM: /readyz 503, still serving */
+    int max_waiting;          /* GET ?wait=N at once (0: threads / 2) */
     char log_level[16];
     int log_include_values;   /* PostgreSQL's DETAIL (row contents) in logs */
 

@@ -22,6 +22,8 @@ void sw_keys_init(sw_keys *k, const char *prefix)
     snprintf(k->members, sizeof k->members, "%s:members", prefix);
     snprintf(k->paused, sizeof k->paused, "%s:paused", prefix);
     snprintf(k->flush_paused, sizeof k->flush_paused, "%s:flush_paused", prefix);
+    snprintf(k->waiters, sizeof k->waiters, "%s:waiters", prefix);
+    snprintf(k->done, sizeof k->done, "%s:done", prefix);
 }
 
 size_t sw_keys_shard_prefix(const char *prefix, int k, char out[64])

@@ -46,6 +46,10 @@
  *   <p>:layout             the queue shard count the data was written
  *                          with ("0": one queue); daemons configured with
  *                          another count refuse to start
+ *   <p>:waiters            sorted set: job id -> Unix ms until which a
+ *                          client waits for it (GET ?wait=N, waits.h)
+ *   <p>:done               stream of finished jobs somebody waits for:
+ *                          entries {ids: "id,id,..."}, capped (~10,000)
  *
  * With [redis] shards = N, each shard k (0..N-1) is a whole queue of the
  * layout above under its own prefix {<b>:<k>}, <b> being the configured
@@ -72,6 +76,7 @@ typedef struct sw_keys {
     char dead[SW_KEY_MAX], deadenv[SW_KEY_MAX], deadinfo[SW_KEY_MAX];
     char layout[SW_KEY_MAX], lease[SW_KEY_MAX], members[SW_KEY_MAX];
     char paused[SW_KEY_MAX], flush_paused[SW_KEY_MAX];
+    char waiters[SW_KEY_MAX], done[SW_KEY_MAX];
 } sw_keys;
 
 /* Shards a deployment may have ([redis] shards); a job id has room for

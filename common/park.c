@@ -122,6 +122,8 @@ long sw_park_purge(sw_redis *r, const char *sink, const char *reason, int ttl_s,
         sw_redis_args_str(&a, r->keys.stats);
         sw_redis_args_str(&a, r->keys.deliveries);
         sw_redis_args_str(&a, parked);
+        sw_redis_args_str(&a, r->keys.waiters);
+        sw_redis_args_str(&a, r->keys.done);
         for (size_t i = 0; i < n; i++) {
             sw_redis_args_str(&a, p[i].bucket);
             sw_redis_args_str(&a, p[i].job_key);
@@ -192,12 +194,12 @@ int sw_park_purge_sink(sw_redis *base, sw_shards *s, const sw_config *cfg, const
                  : sw_park_purge(s->q[k], sink, reason, cfg->status_ttl_s, left, &recs);
         long more = n >= 0 ? sw_park_jobs(s->q[k], sink) : 0;
         out->records += recs;
+        out->jobs += n > 0 ? n : 0;
         if (n < 0 || more < 0) {
             *failed = s->q[k];
             free(fig);
             return -1;
         }
-        out->jobs += n;
         out->still_parked += more;
         if (known)
             known = sw_queue_sink_figures(s->q[k], cfg, fig) == 1;

@@ -223,8 +223,9 @@ int sw_proc_finish(sw_redis *r, const char *fid, int njobs, const sw_proc_done *
     sw_keys_flusher(&r->keys, fid, &fk);
     sw_clock_format(sw_clock_now_us(), now);
     const char *fixed[] = {r->keys.stats, r->keys.dead, r->keys.deadenv, r->keys.deadinfo,
-                           r->keys.deliveries, fk.processing, fk.inflight};
-    for (int i = 0; i < 7; i++)
+                           r->keys.deliveries, fk.processing, fk.inflight, r->keys.waiters,
+                           r->keys.done};
+    for (int i = 0; i < 9; i++)
         sw_redis_args_str(&a, fixed[i]);
     for (int j = 0; j < njobs; j++) {
         /* An id that is none (a corrupt envelope's stand-in is one) has

@@ -8,6 +8,7 @@
 
 #include "auth.h"
 #include "history.h"
+#include "waits.h"
 #include "buf.h"
 #include "config.h"
 #include "http_exchange.h"
@@ -23,7 +24,7 @@
  * routes and the reply helpers. Internal to server/. */
 
 enum sw_route { R_RECORDS, R_JOB, R_QUEUE, R_STATS, R_UI, R_HEALTHZ, R_READYZ, R_METRICS,
-                R_ADMIN, R_OTHER, R_COUNT };
+                R_ADMIN, R_LOOKUP, R_OTHER, R_COUNT };
 
 enum sw_reject { REJ_VALIDATION, REJ_TOO_LARGE, REJ_BACKPRESSURE, REJ_REDIS_DOWN,
                  REJ_CONFLICT, REJ_UNAUTHORIZED, REJ_FORBIDDEN, REJ_TIMEOUT, REJ_SERVER_BUSY,
@@ -87,6 +88,7 @@ struct sw_http {
     atomic_int *paused;        /* per sink: intake paused (main thread, pause.h) */
     atomic_int *flush_paused;  /* per sink: flushing paused (the same) */
     sw_history history;        /* the dashboard chart's last hour */
+    sw_waits *waits;           /* GET /v1/jobs/{id}?wait=N (waits.h) */
     /* Each sink's oldest waiting job (sw_api_sink_figures), read at most
      * every SW_AGES_EVERY_MS: it reads envelopes, not counters. */
     pthread_mutex_t ages_lock;
@@ -131,6 +133,7 @@ int sw_api_layout_unconfirmed(struct sw_http *h, sw_http_exchange *x, const char
 /* The handlers, on a worker. */
 void sw_api_post_records(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
 void sw_api_get_job(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
+void sw_api_lookup_jobs(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
 void sw_api_get_queue(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
 void sw_api_get_stats(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
 void sw_api_readyz(struct sw_http *h, sw_worker *w, sw_http_exchange *x);

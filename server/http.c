@@ -280,6 +280,17 @@ static int route(void *user, sw_http_exchange *x)
         sw_http_accept_body(x, (size_t)h->cfg->max_body_bytes, "[server] max_body_bytes");
         return POOL_API;
     }
+    if (strcmp(uri, "/v1/jobs/lookup") == 0) {
+        x->route = R_LOOKUP;
+        if (!is_method(x, "POST"))
+            return sw_api_method_not_allowed(x, "POST");
+        if (x->head.framing == SW_HTTP_NO_BODY)
+            return sw_api_problem(x, 411, "length-required", "Length required",
+                                  "send a Content-Length header (or a chunked body)", NULL);
+        /* 1,000 ids of 36 bytes, quoted, with room for spaces. */
+        sw_http_accept_body(x, 64 * 1024, "a lookup's body (65536 bytes)");
+        return POOL_API;
+    }
     if (strncmp(uri, "/v1/jobs/", 9) == 0) {
         x->route = R_JOB;
         return get_only(x, get, POOL_API);
@@ -319,6 +330,7 @@ static void serve(void *user, void *state, sw_http_exchange *x)
     switch (x->route) {
     case R_RECORDS: sw_api_post_records(h, w, x); break;
     case R_JOB: sw_api_get_job(h, w, x); break;
+    case R_LOOKUP: sw_api_lookup_jobs(h, w, x); break;
     case R_QUEUE: sw_api_get_queue(h, w, x); break;
     case R_STATS: sw_api_get_stats(h, w, x); break;
     case R_READYZ: sw_api_readyz(h, w, x); break;
@@ -450,6 +462,7 @@ void sw_http_sample(sw_http *h, const sw_history_sample *s)
 void sw_http_set_draining(sw_http *h)
 {
     atomic_store(&h->draining, 1);
+    sw_waits_drain(h->waits);   /* waiting requests answer now */
 }
 
 void sw_http_set_layout(sw_http *h, int ok, const char *why)
@@ -541,6 +554,10 @@ sw_http *sw_http_start(const sw_config *cfg)
         goto fail;
     }
     h->has_admin = cfg->admin_listen[0] != '\0';
+    if ((h->waits = sw_waits_start(cfg, cfg->max_waiting)) == NULL) {
+        sw_log_error("cannot start the readers of finished jobs", NULL);
+        goto fail;
+    }
     /* Request bodies held at once: room for many full ones by default. */
     size_t buffered = (size_t)cfg->max_body_buffer_bytes;
     if (buffered == 0) {
@@ -639,12 +656,14 @@ void sw_http_stop(sw_http *h)
      * the API core) is gone before the API core is freed. After this no
      * worker can enqueue any more. */
     sw_httpd *api = atomic_load(&h->front[0].core), *admin = atomic_load(&h->front[1].core);
+    sw_waits_drain(h->waits);   /* no request waits through the stop */
     sw_httpd_shutdown(api);
     sw_httpd_shutdown(admin);
     atomic_store(&h->front[1].core, NULL);
     sw_httpd_stop(admin);
     atomic_store(&h->front[0].core, NULL);
     sw_httpd_stop(api);
+    sw_waits_stop(h->waits);
     for (int k = 0; k < h->nlanes; k++)
         sw_pipeline_free(h->pipeline[k]);
     sw_tls_ctx_free(h->tls);

@@ -13,7 +13,7 @@
 
 static const char *const route_names[R_COUNT] = {
     "/v1/sinks/{sink}/records", "/v1/jobs/{job_id}", "/v1/queue", "/v1/stats", "/ui",
-    "/healthz", "/readyz", "/metrics", "/v1/admin/...", "other"};
+    "/healthz", "/readyz", "/metrics", "/v1/admin/...", "/v1/jobs/lookup", "other"};
 
 
 static const char *const reject_names[REJ_COUNT] = {
@@ -163,6 +163,10 @@ static int accepted(sw_http *h, sw_buf *o)
         rc |= sw_metrics_sample(o, "spillway_sink_flush_paused", labels,
                                 atomic_load(&h->flush_paused[k]));
     }
+    rc |= sw_metrics_header(o, "spillway_jobs_waiting", "gauge",
+                            "GET /v1/jobs/{id}?wait=N requests waiting now (at most [server] "
+                            "max_waiting).");
+    rc |= sw_metrics_sample(o, "spillway_jobs_waiting", "", sw_waits_count(h->waits));
     rc |= sw_metrics_header(o, "spillway_requests_rejected_total", "counter",
                             "POST requests refused, by reason.");
     for (int i = 0; i < REJ_COUNT; i++) {

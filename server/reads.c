@@ -1,4 +1,4 @@
-/* The API's reads: GET /v1/jobs/{id}, /v1/queue and /v1/stats. */
+/* The API's reads: GET /v1/queue and /v1/stats (jobs: jobs.c). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,33 +7,6 @@
 #include "jobid.h"
 #include "queue.h"
 #include "status.h"
-
-/* A job of a sink the caller's token may not use answers 404, like one
- * that does not exist, so ids cannot be probed across sinks. */
-void sw_api_get_job(sw_http *h, sw_worker *w, sw_http_exchange *x)
-{
-    (void)h;
-    const sw_auth_entry *grant = x->note2;
-    const char *id = x->path + 9;
-    int found = 0;
-    sw_redis *r = sw_jobid_valid(id, strlen(id)) ? sw_shards_job(w->shards, id) : NULL;
-    if (r && (found = sw_queue_status(r, id, &w->out)) < 0) {
-        sw_api_redis_unavailable(x, r);
-        return;
-    }
-    if (found && grant) {
-        size_t n = 0;
-        const char *sink = sw_status_sink(w->out.data, w->out.len, &n);
-        found = sink != NULL && sw_auth_allows(grant, sink, n);
-    }
-    if (!found) {
-        sw_api_problem(x, 404, "job-not-found", "Job not found",
-                       "no job with this id: it was never accepted, or its status expired "
-                       "([redis] status_ttl_s)", NULL);
-        return;
-    }
-    sw_api_json(x, 200, NULL, &w->out);
-}
 
 void sw_api_get_queue(sw_http *h, sw_worker *w, sw_http_exchange *x)
 {

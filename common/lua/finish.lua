@@ -2,7 +2,8 @@
 -- finish: close the oldest jobs of a flusher's processing list, whose
 -- fate PostgreSQL has decided.
 -- KEYS: stats, dead, deadenv, deadinfo, deliveries, processing, inflight,
---       then per job its status bucket and its <p>:job:<id> (keys.h)
+--       waiters, done, then per job its status bucket and its
+--       <p>:job:<id> (keys.h)
 -- ARGV: now (RFC 3339), status_ttl_s, dead_max_jobs, dead_max_bytes,
 --       then per job, oldest first: list id (what env_id reads from its
 --       envelope), envelope length, dead-letter id, status field (the id's
@@ -25,9 +26,10 @@
 -- Returns {1, dead letters dropped by the bound}.
 local stats, dead, deadenv, deadinfo = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local deliveries, processing, inflight = KEYS[5], KEYS[6], KEYS[7]
+local waiters, done = KEYS[8], KEYS[9]
 local now, ttl = ARGV[1], ARGV[2]
 local max_dead, max_dead_bytes = tonumber(ARGV[3]), tonumber(ARGV[4])
-local n = (#KEYS - 7) / 2
+local n = (#KEYS - 9) / 2
 local W = 8
 
 -- The list grows only at its head (claim) and shrinks only at its tail
@@ -57,7 +59,7 @@ local records, committed, ids, live = 0, 0, {}, {}
 for k = 1, n do
   local a = 4 + (k - 1) * W
   local dead_id, field, status, err = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
-  local bucket, job = KEYS[6 + 2 * k], KEYS[7 + 2 * k]
+  local bucket, job = KEYS[8 + 2 * k], KEYS[9 + 2 * k]
   local count = tonumber(ARGV[a + 8])
   records = records + count
   if status ~= '' then
@@ -102,6 +104,9 @@ if records > 0 then
 end
 if committed > 0 then redis.call('HINCRBY', stats, 'committed_records', committed) end
 for i = 4 + n * W + 1, #ARGV - 1, 2 do redis.call('HINCRBY', stats, ARGV[i], ARGV[i + 1]) end
+local woken = {}
+for k = 1, n do woken[k] = ARGV[4 + (k - 1) * W + 3] end
+notify_waiters(waiters, done, woken)
 
 -- The store cut back to its bounds, oldest out first: what goes is read
 -- first, then each key gets one command that removes it all, the last on

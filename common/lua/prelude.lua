@@ -112,3 +112,22 @@ local function forget_deliveries(deliveries, ids)
     push_all('HDEL', deliveries, present)
   end
 end
+
+-- Tell the servers which of the jobs `ids`, just finished, somebody waits
+-- for (GET /v1/jobs/{id}?wait=N registers them in `waiters` with its
+-- deadline): one entry of their ids on the `done` stream, which every
+-- server reads (waits.h). Nothing when nobody waits.
+local function notify_waiters(waiters, done, ids)
+  if #ids == 0 or redis.call('EXISTS', waiters) == 0 then return end
+  local hit = {}
+  for i = 1, #ids, 1000 do
+    local last = math.min(i + 999, #ids)
+    local scores = redis.call('ZMSCORE', waiters, unpack(ids, i, last))
+    for j = 1, #scores do
+      if scores[j] then hit[#hit + 1] = ids[i + j - 1] end
+    end
+  end
+  if #hit > 0 then
+    redis.call('XADD', done, 'MAXLEN', '~', 10000, '*', 'ids', table.concat(hit, ','))
+  end
+end

@@ -3,17 +3,17 @@
 -- whose flushing is paused. Each one's status turns "failed" with the
 -- reason given, and its records leave the counts; purged jobs are not
 -- dead-lettered (purged means gone).
--- KEYS: stats, deliveries, the sink's parked list, then per job its
---       status bucket and its <p>:job:<id> (keys.h)
+-- KEYS: stats, deliveries, the sink's parked list, waiters, done, then
+--       per job its status bucket and its <p>:job:<id> (keys.h)
 -- ARGV: sink, status_ttl_s, then per job, oldest first: list id (what
 --       env_id reads), envelope length, status field (the id's 16 bytes),
 --       its failed status JSON
 -- The jobs must be exactly the list's tail, in order: otherwise nothing
 -- is written and {0, position} is returned (read the list again).
 -- Returns {1, records purged}.
-local stats, deliveries, parked = KEYS[1], KEYS[2], KEYS[3]
+local stats, deliveries, parked, waiters, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local sink, ttl = ARGV[1], ARGV[2]
-local n = (#KEYS - 3) / 2
+local n = (#KEYS - 5) / 2
 local W = 4
 if n < 1 or redis.call('LLEN', parked) < n then return {0, 0} end
 -- The tail, newest of the n first: job k (oldest first) is tail[n - k + 1].
@@ -27,7 +27,7 @@ for k = 1, n do
 end
 for k = 1, n do
   local a = 2 + (k - 1) * W
-  local bucket, job = KEYS[2 + 2 * k], KEYS[3 + 2 * k]
+  local bucket, job = KEYS[4 + 2 * k], KEYS[5 + 2 * k]
   if live[bucket] == nil then live[bucket] = redis.call('EXISTS', bucket) == 1 and {} end
   if live[bucket] then
     local fields = live[bucket]
@@ -45,6 +45,7 @@ for b, fields in pairs(live) do
   end
 end
 forget_deliveries(deliveries, ids)
+notify_waiters(waiters, done, ids)
 redis.call('LTRIM', parked, 0, -(n + 1))
 redis.call('HINCRBY', stats, 'queued_records', -records)
 redis.call('HINCRBY', stats, 'parked_records', -records)

@@ -421,7 +421,8 @@ class ClusterTest(ClusterCase):
         dst = self.cluster.by_port(self.cluster.table()[dst_id][0])
         k = {n: "%s:%s" % (tag, n) for n in ("queue", "stats", "proc", "inflight", "dead",
                                               "deadenv", "deadinfo", "deliveries", "members",
-                                              "bucket", "job", "parked")}
+                                              "bucket", "job", "parked", "waiters",
+                                              "done")}
         P = src.port
 
         def migrating(setup, name, keys, argv):
@@ -487,16 +488,20 @@ class ClusterTest(ClusterCase):
             resp(P, "HSET", k["stats"], "inflight_records", 1, "dead_bytes", 5)
             resp(P, "HSET", k["bucket"], "other", "c")
             resp(P, "SET", k["job"], "{}")
+            # A client waits for it (GET ?wait=N): the finish says so.
+            resp(P, "ZADD", k["waiters"], 99999999999999, jid)
+            resp(P, "XADD", k["done"], "*", "ids", "earlier")
         got = migrating(finishing, "finish",
                         ["stats", "dead", "deadenv", "deadinfo", "deliveries", "proc",
-                         "inflight", "bucket", "job"],
-                        ["2026-01-01T00:00:00Z", 60, 0, 1 << 30, jid, len(env), "", "f",
+                         "inflight", "waiters", "done", "bucket", "job"],
+                        ["2026-01-01T00:00:00Z", 60, 0, 1 << 30, jid, len(env), jid, "f",
                          "c1", "", "", 1])
         self.assertEqual(got, [1, 2])
         for gone in ("proc", "inflight", "deliveries", "dead", "deadenv", "deadinfo"):
             self.assertEqual(resp(P, "EXISTS", k[gone]), 0, gone)
         self.assertEqual(resp(P, "HMGET", k["stats"], "inflight_records", "dead_bytes",
                               "dead_dropped", "committed_records"), [b"0", b"0", b"2", b"1"])
+        self.assertEqual(resp(P, "XLEN", k["done"]), 2)
 
         # A paused sink's jobs (these envelopes' sink reads as '') are all
         # parked: the claim empties the queue and moves nothing. (Its
@@ -542,7 +547,10 @@ class ClusterTest(ClusterCase):
             resp(P, "HSET", k["deliveries"], pid, 1)
             resp(P, "HSET", k["bucket"], "other", "c")
             resp(P, "SET", k["job"], "{}")
-        got = migrating(purging, "purge", ["stats", "deliveries", "parked", "bucket", "job"],
+            resp(P, "ZADD", k["waiters"], 1, "nobody")
+            resp(P, "XADD", k["done"], "*", "ids", "earlier")
+        got = migrating(purging, "purge", ["stats", "deliveries", "parked", "waiters", "done",
+                                           "bucket", "job"],
                         ["", 60, pid, len(env), "f" * 16, "{}"])
         self.assertEqual(got, [1, 1])
         for gone in ("parked", "deliveries"):
