@@ -89,3 +89,28 @@ out:
     sw_redis_reply_free(rep);
     return got;
 }
+
+int sw_waitlist_tail(sw_redis *r, char last[64])
+{
+    void *rep = sw_redis_callf(r, "done", SW_REPLY_ARRAY, 1, "XREVRANGE %s + - COUNT 1",
+                               r->keys.done);
+    if (rep == NULL)
+        return -1;
+    const void *e = sw_redis_reply_len(rep) == 1 ? sw_redis_reply_at(rep, 0) : NULL;
+    size_t n = 0;
+    const char *id = e && sw_redis_reply_type(e) == SW_REPLY_ARRAY && sw_redis_reply_len(e) == 2
+                         ? sw_redis_reply_item(e, 0, &n) : NULL;
+    if (sw_redis_reply_len(rep) > 1 || (e && (id == NULL || n == 0 || n >= 64))) {
+        sw_redis_fail_proto(r, "done", "XREVRANGE not [[id, fields]]");
+        sw_redis_reply_free(rep);
+        return -1;
+    }
+    if (id) {
+        memcpy(last, id, n);
+        last[n] = '\0';
+    } else {
+        snprintf(last, 64, "0-0");
+    }
+    sw_redis_reply_free(rep);
+    return 0;
+}

@@ -21,6 +21,11 @@ int sw_waitlist_mark(sw_redis *r, const char *job_id, int64_t until_ms);
 /* Forget marks whose wait ended before `now_ms`. 0, or -1. */
 __attribute__((warn_unused_result)) int sw_waitlist_sweep(sw_redis *r, int64_t now_ms);
 
+/* The id of the stream's newest entry into `last` (64 bytes), "0-0"
+ * when it has none: where a reader starts, so that nothing added from
+ * then on is missed ("$" would be read anew at each call). 0, or -1. */
+__attribute__((warn_unused_result)) int sw_waitlist_tail(sw_redis *r, char last[64]);
+
 /* Called with each job id read from the stream (not NUL-terminated). */
 typedef void (*sw_waitlist_fn)(void *ctx, const char *id, size_t len);
 

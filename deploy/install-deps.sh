@@ -43,3 +43,20 @@ for tool in promtool:prometheus nginx:nginx redis-sentinel:redis-sentinel; do
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${tool#*:}" >/dev/null
     [ -z "$guard" ] || $SUDO rm -f /usr/sbin/policy-rc.d
 done
+# The OpenAPI test validates server/openapi.json with an npm package made
+# for it (Debian 12 packages no OpenAPI 3.1 validator), installed once into
+# a directory of its own; node also runs the API's Node client example.
+if [ "${1:-}" = "--test" ]; then
+    TOOLS=${SPILLWAY_TEST_TOOLS:-/opt/spillway-test-tools}
+    if ! command -v npm >/dev/null; then
+        echo "installing: nodejs npm (for the OpenAPI test)"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+    fi
+    if [ ! -x "$TOOLS/node_modules/.bin/validate-api" ]; then
+        echo "installing: @seriousme/openapi-schema-validator 2.11.0 into $TOOLS"
+        $SUDO mkdir -p "$TOOLS"
+        $SUDO npm install --silent --no-audit --no-fund --prefix "$TOOLS" \
+            @seriousme/openapi-schema-validator@2.11.0 >/dev/null
+    fi
+fi

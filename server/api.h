@@ -24,7 +24,7 @@
  * routes and the reply helpers. Internal to server/. */
 
 enum sw_route { R_RECORDS, R_JOB, R_QUEUE, R_STATS, R_UI, R_HEALTHZ, R_READYZ, R_METRICS,
-                R_ADMIN, R_LOOKUP, R_OTHER, R_COUNT };
+                R_ADMIN, R_LOOKUP, R_OPENAPI, R_OTHER, R_COUNT };
 
 enum sw_reject { REJ_VALIDATION, REJ_TOO_LARGE, REJ_BACKPRESSURE, REJ_REDIS_DOWN,
                  REJ_CONFLICT, REJ_UNAUTHORIZED, REJ_FORBIDDEN, REJ_TIMEOUT, REJ_SERVER_BUSY,
@@ -133,6 +133,9 @@ int sw_api_layout_unconfirmed(struct sw_http *h, sw_http_exchange *x, const char
 /* The handlers, on a worker. */
 void sw_api_post_records(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
 void sw_api_get_job(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
+/* x->note of a job read on the admin listener: no ?wait there. */
+extern const char sw_api_no_wait;
+#define SW_API_NO_WAIT ((const void *)&sw_api_no_wait)
 void sw_api_lookup_jobs(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
 void sw_api_get_queue(struct sw_http *h, sw_worker *w, sw_http_exchange *x);
 void sw_api_get_stats(struct sw_http *h, sw_worker *w, sw_http_exchange *x);

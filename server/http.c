@@ -233,9 +233,10 @@ static int route(void *user, sw_http_exchange *x)
             x->route = R_STATS;
         else if (strcmp(uri, "/v1/queue") == 0)
             x->route = R_QUEUE;
-        else if (strncmp(uri, "/v1/jobs/", 9) == 0)
+        else if (strncmp(uri, "/v1/jobs/", 9) == 0) {
             x->route = R_JOB;
-        else
+            x->note = SW_API_NO_WAIT;
+        } else
             return sw_api_problem(x, 404, "not-found", "Not found",
                                   "this is the admin listener: /metrics, /healthz, /readyz, "
                                   "/ui and GET /v1/stats, /v1/queue, /v1/jobs/{id}; the API is "
@@ -243,6 +244,16 @@ static int route(void *user, sw_http_exchange *x)
         return get_only(x, get, admin_pool);
     }
 
+    /* The API's description, for client generators: no token. */
+    if (strcmp(uri, "/v1/openapi.json") == 0) {
+        x->route = R_OPENAPI;
+        if (!get)
+            return sw_api_method_not_allowed(x, "GET, HEAD");
+        if (sw_http_reply(x, 200, "application/json", NULL, sw_openapi_json,
+                          sw_openapi_json_len) != 0)
+            sw_log_error("out of memory for a reply", "status=200");
+        return SW_HTTPD_ANSWERED;
+    }
     /* Everything else is the API: with a tokens_file, a token first. */
     const sw_auth_entry *grant = NULL;
     const sw_auth *auth = atomic_load_explicit(&h->auth, memory_order_acquire);

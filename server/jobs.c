@@ -1,6 +1,8 @@
 /* A job's status: GET /v1/jobs/{id}, optionally waiting for it to finish
  * (?wait=N, waits.h), and POST /v1/jobs/lookup for many at once. */
+#include <ctype.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +17,8 @@
 #define LOOKUP_MAX_IDS 1000
 /* The longest wait a client may ask for, in seconds. */
 #define WAIT_MAX_S 30
+
+const char sw_api_no_wait = 1;
 
 /* Read job `id`'s status into `out` as the caller may see it: 1 found,
  * 0 unknown (never accepted, expired, or of a sink the caller's token may
@@ -60,29 +64,29 @@ static int wait_param(const char *q)
     return -1;
 }
 
-/* Wait for job `id` to finish, up to `secs`: its slot taken, the wait
- * marked in Redis, then its status read, so a finish at any moment is
- * seen. Leaves the final (or current) status in w->out. 1 found, 0
- * unknown, -1 Redis failed, -2 no slot free. */
+/* Wait for queued job `id` (its status in w->out) to finish, up to
+ * `secs`: a slot taken, the wait marked in Redis, then the status read
+ * again, so a finish at any moment is seen. Leaves the final (or current)
+ * status in w->out. 1 found, 0 unknown, -1 Redis failed. A wait that
+ * cannot be had (no slot: *busy set; the mark refused) answers the state
+ * read. */
 static int wait_for(sw_http *h, sw_worker *w, const sw_auth_entry *grant, const char *id,
-                    int secs, sw_redis **failed)
+                    int secs, int *busy, sw_redis **failed)
 {
     int slot;
-    if (sw_waits_enter(h->waits, id, &slot) != 0)
-        return -2;
+    if (sw_waits_enter(h->waits, id, &slot) != 0) {
+        *busy = 1;
+        return 1;
+    }
     int64_t deadline = sw_clock_mono_ms() + (int64_t)secs * 1000;
     sw_redis *r = sw_shards_job(w->shards, id);
-    int found = 0;
-    if (r && sw_waitlist_mark(r, id, sw_clock_now_us() / 1000 + (int64_t)secs * 1000 + 1000)
-             != 0) {
-        *failed = r;
-        found = -1;
-    } else {
+    int found = 1;
+    if (r && sw_waitlist_mark(r, id, sw_clock_now_us() / 1000 + (int64_t)secs * 1000) == 0) {
         found = read_status(w, grant, id, &w->out, failed);
-        if (found == 1 && !finished(&w->out) && sw_waits_wait(h->waits, slot, deadline))
+        if (found == 1 && !finished(&w->out)) {
+            (void)sw_waits_wait(h->waits, slot, deadline);
             found = read_status(w, grant, id, &w->out, failed);
-        else if (found == 1 && !finished(&w->out))
-            found = read_status(w, grant, id, &w->out, failed);   /* the state at the end */
+        }
     }
     sw_waits_leave(h->waits, slot);
     return found;
@@ -91,20 +95,27 @@ static int wait_for(sw_http *h, sw_worker *w, const sw_auth_entry *grant, const 
 void sw_api_get_job(sw_http *h, sw_worker *w, sw_http_exchange *x)
 {
     const sw_auth_entry *grant = x->note2;
-    const char *id = x->path + 9;
-    int secs = wait_param(x->query);
+    char id[SW_JOBID_LEN + 1];
+    int secs = wait_param(x->query), busy = 0;
     sw_redis *failed = NULL;
-    int found;
     if (secs == -2) {
         sw_api_problem(x, 400, "bad-wait", "Bad wait",
                        "wait is a whole number of seconds from 0 to 30", NULL);
         return;
     }
-    if (secs > 0 && sw_jobid_valid(id, strlen(id)))
-        found = wait_for(h, w, grant, id, secs, &failed);
-    else
-        found = read_status(w, grant, id, &w->out, &failed);
-    if (found == -2) {
+    /* Ids are made in lower case; the finish names them so. */
+    snprintf(id, sizeof id, "%s", x->path + 9);
+    for (char *c = id; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    if (strlen(x->path + 9) > SW_JOBID_LEN)
+        id[0] = '\0';
+    int found = read_status(w, grant, id, &w->out, &failed);
+    /* Only a queued job one may see is waited for; not on the admin
+     * listener (its two threads serve the probes), nor with no slots. */
+    if (found == 1 && secs > 0 && !finished(&w->out) && x->note != SW_API_NO_WAIT &&
+        h->cfg->max_waiting > 0)
+        found = wait_for(h, w, grant, id, secs, &busy, &failed);
+    if (busy) {
         sw_api_problem(x, 429, "too-many-waiting", "Too many waiting",
                        "this server has as many requests waiting for jobs as it takes "
                        "([server] max_waiting); retry, or ask without ?wait",

@@ -13,7 +13,8 @@
 
 static const char *const route_names[R_COUNT] = {
     "/v1/sinks/{sink}/records", "/v1/jobs/{job_id}", "/v1/queue", "/v1/stats", "/ui",
-    "/healthz", "/readyz", "/metrics", "/v1/admin/...", "/v1/jobs/lookup", "other"};
+    "/healthz", "/readyz", "/metrics", "/v1/admin/...", "/v1/jobs/lookup",
+    "/v1/openapi.json", "other"};
 
 
 static const char *const reject_names[REJ_COUNT] = {

@@ -61,7 +61,7 @@ static void *read_loop(void *arg)
     reader *rd = arg;
     sw_waits *w = rd->w;
     const sw_config *cfg = w->cfg;
-    char prefix[64], last[64] = "$";
+    char prefix[64], last[64] = "";
     char ctx[32];
     if (cfg->shards > 0) {
         snprintf(ctx, sizeof ctx, "shard=%d", rd->shard);
@@ -70,12 +70,16 @@ static void *read_loop(void *arg)
     sw_redis_opts base = sw_config_redis(cfg);
     sw_redis_opts o = sw_shards_opts(&base, cfg->shards, rd->shard, prefix);
     sw_redis *r = sw_redis_new(&o);
+    if (r == NULL)
+        sw_log_error("out of memory", "action=\"waiting requests answer at their deadline\"");
     /* Block for less than a reply may take, so a silent Redis is seen. */
-    int block = cfg->redis_timeout_ms / 2 > 50 ? cfg->redis_timeout_ms / 2 : 50;
+    int block = cfg->redis_timeout_ms / 2 > 1 ? cfg->redis_timeout_ms / 2 : 1;
     int64_t next_sweep = 0;
     int failing = 0;
     while (r && !atomic_load(&w->stop)) {
-        if (sw_waitlist_read(r, last, block, finished, w) < 0) {
+        /* Start at the newest entry, once it can be read. */
+        if ((last[0] == '\0' && sw_waitlist_tail(r, last) != 0) ||
+            (last[0] != '\0' && sw_waitlist_read(r, last, block, finished, w) < 0)) {
             if (!failing++)
                 sw_log_warn("cannot read finished jobs", "error=\"%s\" note=\"waiting requests "
                             "answer at their deadline until it can be read\"", r->errstr);
@@ -88,7 +92,8 @@ static void *read_loop(void *arg)
         failing = 0;
         if (sw_clock_mono_ms() >= next_sweep) {
             next_sweep = sw_clock_mono_ms() + SWEEP_EVERY_MS;
-            if (sw_waitlist_sweep(r, sw_clock_now_us() / 1000) != 0)
+            /* A minute late: another server's clock may be ahead. */
+            if (sw_waitlist_sweep(r, sw_clock_now_us() / 1000 - 60000) != 0)
                 sw_log_debug("cannot sweep the waiters", "error=\"%s\"", r->errstr);
         }
     }

@@ -45,6 +45,11 @@ end
 if not same(1, redis.call('LINDEX', processing, -1)) then return {0, 1} end
 if not same(n, redis.call('LINDEX', processing, -n)) then return {0, n} end
 
+-- Who waits for these jobs, read before anything is written.
+local woken = {}
+for k = 1, n do woken[k] = ARGV[4 + (k - 1) * W + 3] end
+local hit = waited_for(waiters, woken)
+
 -- A status in the layout of a release before buckets: rewritten in place.
 local function old_status(key)
   local old = redis.call('GET', key)
@@ -104,9 +109,7 @@ if records > 0 then
 end
 if committed > 0 then redis.call('HINCRBY', stats, 'committed_records', committed) end
 for i = 4 + n * W + 1, #ARGV - 1, 2 do redis.call('HINCRBY', stats, ARGV[i], ARGV[i + 1]) end
-local woken = {}
-for k = 1, n do woken[k] = ARGV[4 + (k - 1) * W + 3] end
-notify_waiters(waiters, done, woken)
+tell_waiters(done, hit)
 
 -- The store cut back to its bounds, oldest out first: what goes is read
 -- first, then each key gets one command that removes it all, the last on

@@ -113,13 +113,12 @@ local function forget_deliveries(deliveries, ids)
   end
 end
 
--- Tell the servers which of the jobs `ids`, just finished, somebody waits
--- for (GET /v1/jobs/{id}?wait=N registers them in `waiters` with its
--- deadline): one entry of their ids on the `done` stream, which every
--- server reads (waits.h). Nothing when nobody waits.
-local function notify_waiters(waiters, done, ids)
-  if #ids == 0 or redis.call('EXISTS', waiters) == 0 then return end
+-- Which of the jobs `ids` somebody waits for: GET /v1/jobs/{id}?wait=N
+-- registers them in `waiters` with its deadline (waits.h). Read before a
+-- script writes anything, so an error here leaves nothing half done.
+local function waited_for(waiters, ids)
   local hit = {}
+  if #ids == 0 or redis.call('EXISTS', waiters) == 0 then return hit end
   for i = 1, #ids, 1000 do
     local last = math.min(i + 999, #ids)
     local scores = redis.call('ZMSCORE', waiters, unpack(ids, i, last))
@@ -127,7 +126,14 @@ local function notify_waiters(waiters, done, ids)
       if scores[j] then hit[#hit + 1] = ids[i + j - 1] end
     end
   end
+  return hit
+end
+
+-- Tell the servers those jobs finished: one entry of their ids on the
+-- `done` stream, which every server reads. The stream keeps the last
+-- thousand entries (readers need only the last seconds').
+local function tell_waiters(done, hit)
   if #hit > 0 then
-    redis.call('XADD', done, 'MAXLEN', '~', 10000, '*', 'ids', table.concat(hit, ','))
+    redis.call('XADD', done, 'MAXLEN', '~', 1000, '*', 'ids', table.concat(hit, ','))
   end
 end

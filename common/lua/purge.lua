@@ -25,6 +25,7 @@ for k = 1, n do
   records = records + env_count(v)
   if ARGV[a + 1] ~= '' then ids[#ids + 1] = ARGV[a + 1] end
 end
+local hit = waited_for(waiters, ids)
 for k = 1, n do
   local a = 2 + (k - 1) * W
   local bucket, job = KEYS[4 + 2 * k], KEYS[5 + 2 * k]
@@ -45,10 +46,10 @@ for b, fields in pairs(live) do
   end
 end
 forget_deliveries(deliveries, ids)
-notify_waiters(waiters, done, ids)
 redis.call('LTRIM', parked, 0, -(n + 1))
 redis.call('HINCRBY', stats, 'queued_records', -records)
 redis.call('HINCRBY', stats, 'parked_records', -records)
 redis.call('HINCRBY', stats, 'parked:' .. sink, -records)
 redis.call('HINCRBY', stats, 'purged_records', records)
+tell_waiters(done, hit)
 return {1, records}

@@ -6,9 +6,11 @@ with its state after N seconds; waits are bounded by [server] max_waiting
 its waiters at once. POST /v1/jobs/lookup answers up to 1,000 statuses in
 one round trip. Also run with [redis] shards = 4."""
 
+import hashlib
 import json
 import os
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -17,7 +19,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 
-UNKNOWN = "0190a0e4-7b8c-7abc-8123-456789abcdef"
+UNKNOWN = "0190a0e4-7b8c-7abc-8100-456789abcdef"   # shard digits 00
 
 
 class WaitTest(harness.ServiceTest):
@@ -84,21 +86,15 @@ class WaitTest(harness.ServiceTest):
         fid = self.stop_flusher()
         try:
             jobs = [self.post() for _ in range(3)]
-            # The scripts the server's own timers run in 2 s, nobody waiting.
-            m0 = self.evalsha_calls()
-            time.sleep(2)
-            idle = self.evalsha_calls() - m0
             out = []
             ts = [threading.Thread(target=lambda j=j: out.append(
                 self.get("/v1/jobs/%s?wait=4" % j))) for j in jobs[:2]]
             for t in ts:
                 t.start()
             time.sleep(0.5)
-            m0 = self.evalsha_calls()
-            time.sleep(2)
-            # No more than the timers ran: the waiters read nothing meanwhile
-            # (polling every half second would be 8 more).
-            self.assertLessEqual(self.evalsha_calls() - m0 - idle, 3)
+            # Redis sees no status read while they wait (MONITOR, filtered
+            # on the status script's sha).
+            self.assertEqual(self.status_reads(2.0), 0)
             self.assertEqual(self.waiting(), 2)
             code, headers, p, took = self.get("/v1/jobs/%s?wait=3" % jobs[2])
             self.assertEqual((code, headers["retry-after"], p["type"].rsplit(":", 1)[-1]),
@@ -165,10 +161,45 @@ class WaitTest(harness.ServiceTest):
         self.assertEqual((code, len(json.loads(body)["jobs"])), (200, 1000))
         self.assertLess(time.time() - t0, 10)
 
-    def evalsha_calls(self):
-        info = self.svc.redis.raw("INFO", "commandstats")
-        m = re.search(r"cmdstat_evalsha:calls=(\d+)", info)
-        return int(m.group(1)) if m else 0
+    def status_reads(self, seconds):
+        """EVALSHA calls of the status script (lua/status.lua) Redis runs
+        in the next `seconds`; the test itself reads nothing meanwhile."""
+        text = subprocess.run([os.path.join(harness.BIN, "test-script-text"), "status"],
+                              capture_output=True, check=True, timeout=10).stdout
+        sha = hashlib.sha1(text).hexdigest()
+        mon = subprocess.Popen(["redis-cli", "-p", str(self.svc.redis.port), "MONITOR"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            # A status read once MONITOR is on proves it sees them.
+            time.sleep(0.3)
+            self.svc.request("GET", "/v1/jobs/" + UNKNOWN)
+            time.sleep(seconds)
+        finally:
+            mon.terminate()
+            out = mon.communicate(timeout=10)[0].decode(errors="replace")
+        n = sum(1 for line in out.splitlines() if sha in line)
+        self.assertGreaterEqual(n, 1, "MONITOR saw no status read at all")
+        return n - 1
+
+    def test_7_case_and_admin_listener(self):
+        """An id sent in upper case is woken like its own; on the admin
+        listener (two threads for the probes) ?wait answers at once."""
+        svc = self.svc
+        admin = harness.free_port()
+        svc.server.terminate()
+        svc.start_server(SPILLWAY_SERVER_ADMIN_LISTEN="127.0.0.1:%d" % admin)
+        fid = self.stop_flusher()
+        job = self.post()
+        t0 = time.time()
+        code, _, body = svc.request("GET", "/v1/jobs/%s?wait=5" % job, port=admin)
+        self.assertEqual((code, json.loads(body)["status"]), (200, "queued"))
+        self.assertLess(time.time() - t0, 1)
+        threading.Timer(1.0, lambda: svc.start_flusher(fid)).start()
+        code, _, st, took = self.get("/v1/jobs/%s?wait=20" % job.upper())
+        self.assertEqual((code, st["status"], st["job_id"]), (200, "committed", job))
+        self.assertLess(took, 6)
+        svc.server.terminate()
+        svc.start_server()
 
     def waiting(self):
         text = self.svc.request("GET", "/metrics")[2].decode()
