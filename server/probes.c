@@ -131,6 +131,19 @@ static int requests(sw_http *h, sw_buf *o)
     return rc;
 }
 
+/* A gauge per sink from flags the main thread sets. */
+static int sink_flags(sw_http *h, sw_buf *o, const char *name, const char *help,
+                      atomic_int *flags)
+{
+    char labels[160];
+    int rc = sw_metrics_header(o, name, "gauge", help);
+    for (int k = 0; k < h->cfg->nsinks; k++) {
+        snprintf(labels, sizeof labels, "sink=\"%s\"", h->cfg->sinks[k].name);
+        rc |= sw_metrics_sample(o, name, labels, atomic_load(&flags[k]));
+    }
+    return rc;
+}
+
 static int accepted(sw_http *h, sw_buf *o)
 {
     char labels[160];
@@ -149,21 +162,11 @@ static int accepted(sw_http *h, sw_buf *o)
         rc |= sw_metrics_sample(o, "spillway_records_accepted_total", labels,
                                 (double)atomic_load(&h->records_by_sink[k]));
     }
-    rc |= sw_metrics_header(o, "spillway_sink_paused", "gauge",
-                            "1 while an operator has paused the sink's intake (POST 503).");
-    for (int k = 0; k < h->cfg->nsinks; k++) {
-        snprintf(labels, sizeof labels, "sink=\"%s\"", h->cfg->sinks[k].name);
-        rc |= sw_metrics_sample(o, "spillway_sink_paused", labels,
-                                atomic_load(&h->paused[k]));
-    }
-    rc |= sw_metrics_header(o, "spillway_sink_flush_paused", "gauge",
-                            "1 while an operator has paused the sink's flushing (its jobs are "
-                            "parked).");
-    for (int k = 0; k < h->cfg->nsinks; k++) {
-        snprintf(labels, sizeof labels, "sink=\"%s\"", h->cfg->sinks[k].name);
-        rc |= sw_metrics_sample(o, "spillway_sink_flush_paused", labels,
-                                atomic_load(&h->flush_paused[k]));
-    }
+    rc |= sink_flags(h, o, "spillway_sink_paused",
+                     "1 while an operator has paused the sink's intake (POST 503).", h->paused);
+    rc |= sink_flags(h, o, "spillway_sink_flush_paused",
+                     "1 while an operator has paused the sink's flushing (its jobs are parked).",
+                     h->flush_paused);
     rc |= sw_metrics_header(o, "spillway_jobs_waiting", "gauge",
                             "GET /v1/jobs/{id}?wait=N requests waiting now (at most [server] "
                             "max_waiting).");

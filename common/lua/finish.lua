@@ -94,13 +94,7 @@ for k = 1, n do
   end
   if ARGV[a + 1] ~= '' then ids[#ids + 1] = ARGV[a + 1] end
 end
--- One HSET per bucket, not per job.
-for b, fields in pairs(live) do
-  if fields and #fields > 0 then
-    push_all('HSET', b, fields)
-    redis.call('EXPIRE', b, ttl, 'GT')
-  end
-end
+write_buckets(live, ttl)
 forget_deliveries(deliveries, ids)
 redis.call('LTRIM', processing, 0, -(n + 1))
 if records > 0 then

@@ -137,3 +137,15 @@ local function tell_waiters(done, hit)
     redis.call('XADD', done, 'MAXLEN', '~', 1000, '*', 'ids', table.concat(hit, ','))
   end
 end
+
+-- Statuses gathered by bucket (`live`: bucket -> {field, value, ...}, or
+-- false for a bucket that expired): one HSET per bucket, not per job, and
+-- the bucket kept at least `ttl` seconds more.
+local function write_buckets(live, ttl)
+  for b, fields in pairs(live) do
+    if fields and #fields > 0 then
+      push_all('HSET', b, fields)
+      redis.call('EXPIRE', b, ttl, 'GT')
+    end
+  end
+end

@@ -39,12 +39,7 @@ for k = 1, n do
     redis.call('SET', job, ARGV[a + 4], 'XX', 'EX', ttl)
   end
 end
-for b, fields in pairs(live) do
-  if fields and #fields > 0 then
-    push_all('HSET', b, fields)
-    redis.call('EXPIRE', b, ttl, 'GT')
-  end
-end
+write_buckets(live, ttl)
 forget_deliveries(deliveries, ids)
 redis.call('LTRIM', parked, 0, -(n + 1))
 redis.call('HINCRBY', stats, 'queued_records', -records)

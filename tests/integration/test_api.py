@@ -327,6 +327,10 @@ class PersistenceTest(harness.ServiceTest):
     FLUSHER = False
 
     def test_durability_reported_and_eviction_refused(self):
+        # The main thread reads Redis' persistence once it runs (with
+        # shards, every shard's): ready may come a moment before.
+        harness.wait_for(lambda: "redis" in json.loads(self.svc.request("GET", "/readyz")[2]),
+                         10, "the persistence settings read")
         code, _, body = self.svc.request("GET", "/readyz")
         redis = json.loads(body)["redis"]
         self.assertEqual(code, 200)
