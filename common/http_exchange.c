@@ -156,3 +156,12 @@ int sw_http_reply_problem(sw_http_exchange *x, const sw_problem *p, const char *
     sw_buf_free(&b);
     return rc;
 }
+
+const char *sw_http_query_param(const char *query, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL)
+        if (strncmp(p, name, n) == 0 && p[n] == '=')
+            return p + n + 1;
+    return NULL;
+}

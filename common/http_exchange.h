@@ -49,6 +49,10 @@ __attribute__((warn_unused_result)) int sw_http_exchange_prepare(sw_http_exchang
 /* The value of request header `name` (any case), NUL-terminated, or NULL. */
 const char *sw_http_header(const sw_http_exchange *x, const char *name);
 
+/* The value of parameter `name` in an &-separated query (it ends at the
+ * next '&' or the end), or NULL when the query has none. Pure. */
+const char *sw_http_query_param(const char *query, const char *name);
+
 /* Accept a body of at most `max` bytes for this request (route() calls
  * it); `setting` names the limit in the 413 a larger body gets. */
 void sw_http_accept_body(sw_http_exchange *x, size_t max, const char *setting);

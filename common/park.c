@@ -184,9 +184,6 @@ int sw_park_purge_sink(sw_redis *base, sw_shards *s, const sw_config *cfg, const
     sw_buf_free(&rec);
     if (paused <= 0)
         return paused;
-    sw_sink_figures *fig = calloc((size_t)cfg->nsinks + 1, sizeof *fig);
-    const sw_sink *sk = sw_config_sink(cfg, sink, strlen(sink));
-    int known = fig != NULL && sk != NULL;
     for (int k = 0; k < s->n; k++) {
         long long recs = 0;
         long left = max_jobs > 0 ? max_jobs - out->jobs : 0;
@@ -197,15 +194,18 @@ int sw_park_purge_sink(sw_redis *base, sw_shards *s, const sw_config *cfg, const
         out->jobs += n > 0 ? n : 0;
         if (n < 0 || more < 0) {
             *failed = s->q[k];
-            free(fig);
             return -1;
         }
         out->still_parked += more;
-        if (known)
-            known = sw_queue_sink_figures(s->q[k], cfg, fig) == 1;
     }
-    /* depth counts the parked ones too (none left, unless parked since). */
-    out->still_queued = known ? fig[sk - cfg->sinks].depth - fig[sk - cfg->sinks].parked : -1;
+    /* The sink's records still in the queue lists: depth counts the
+     * parked ones too (none left, unless parked since). */
+    sw_sink_figures *fig = calloc((size_t)cfg->nsinks + 1, sizeof *fig);
+    const sw_sink *sk = sw_config_sink(cfg, sink, strlen(sink));
+    sw_redis *ignored;
+    out->still_queued = -1;
+    if (fig && sk && sw_shards_sink_figures(s, cfg, fig, NULL, &ignored) == 1)
+        out->still_queued = fig[sk - cfg->sinks].depth - fig[sk - cfg->sinks].parked;
     free(fig);
     return 1;
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "hash.h"
 #include "jobid.h"
 #include "log.h"
@@ -106,6 +107,42 @@ int sw_shards_stats(sw_shards *s, sw_queue_stats *sum, sw_queue_stats *per, sw_r
             sum->oldest_enqueued_us = st.oldest_enqueued_us;
     }
     return 0;
+}
+
+int sw_shards_sink_figures(sw_shards *s, const sw_config *cfg, sw_sink_figures *fig,
+                           int64_t *oldest_us, sw_redis **failed)
+{
+    int known = 1, n = cfg->nsinks;
+    sw_sink_figures *here = calloc((size_t)n + 1, sizeof *here);
+    memset(fig, 0, (size_t)n * sizeof *fig);
+    if (oldest_us)
+        memset(oldest_us, 0, (size_t)n * sizeof *oldest_us);
+    *failed = s->q[0];
+    if (here == NULL) {
+        s->q[0]->err = SW_REDIS_ENOMEM;
+        snprintf(s->q[0]->errstr, sizeof s->q[0]->errstr, "sink figures: out of memory");
+        return -1;
+    }
+    for (int k = 0; k < s->n && known >= 0; k++) {
+        memset(here, 0, (size_t)n * sizeof *here);
+        int rc = sw_queue_sink_figures(s->q[k], cfg, here);
+        if (rc < 0 ||
+            (oldest_us && sw_queue_sink_oldest(s->q[k], cfg, rc ? here : NULL, oldest_us) != 0)) {
+            *failed = s->q[k];
+            known = -1;
+            break;
+        }
+        known &= rc;
+        for (int j = 0; j < n; j++) {
+            fig[j].depth += here[j].depth;
+            fig[j].parked += here[j].parked;
+            fig[j].lat_sum_ms += here[j].lat_sum_ms;
+            for (int i = 0; i < SW_LAT_NBUCKETS; i++)
+                fig[j].lat[i] += here[j].lat[i];
+        }
+    }
+    free(here);
+    return known;
 }
 
 /* Newest failure first; failed_at is ISO 8601 UTC, so text order is time

@@ -57,6 +57,15 @@ int sw_shards_of_key(int n, const char *sink, const char *key);
 __attribute__((warn_unused_result))
 int sw_shards_stats(sw_shards *s, sw_queue_stats *sum, sw_queue_stats *per, sw_redis **failed);
 
+/* Each of cfg's sinks' figures (sw_queue_sink_figures) summed over the
+ * shards into fig[nsinks], and, when `oldest_us` is not NULL, the enqueue
+ * time of its oldest waiting job (sw_queue_sink_oldest; 0: none). 1; 0
+ * all but the depths (a queue's counts are not exact yet); -1 with the
+ * failing connection in *failed. */
+__attribute__((warn_unused_result))
+int sw_shards_sink_figures(sw_shards *s, const struct sw_config *cfg, sw_sink_figures *fig,
+                           int64_t *oldest_us, sw_redis **failed);
+
 /* The dashboard's JSON (sw_queue_overview) over every shard: totals and
  * gauges summed, flushers listed with their shard, the newest failed
  * jobs of all, and "shards": each shard's gauges. Replaces `out`. 0, or

@@ -42,22 +42,11 @@ static int cmd_list(const sw_config *cfg, sw_redis *r, int json)
     int64_t *oldest = calloc((size_t)cfg->nsinks + 1, sizeof *oldest);
     sw_redis_opts ro = sw_config_redis(cfg);
     sw_shards *s = fig && oldest ? sw_shards_new(&ro, cfg->shards) : NULL;
-    int known = s != NULL, parked_known = s != NULL;
-    sw_sink_figures *here = calloc((size_t)cfg->nsinks + 1, sizeof *here);
-    for (int k = 0; s && here && k < s->n && parked_known; k++) {
-        memset(here, 0, (size_t)cfg->nsinks * sizeof *here);
-        int got = sw_queue_sink_figures(s->q[k], cfg, here);
-        known &= got == 1;
-        parked_known = got >= 0 && sw_queue_sink_oldest(s->q[k], cfg, got ? here : NULL,
-                                                        oldest) == 0;
-        known &= parked_known;
-        for (int j = 0; j < cfg->nsinks; j++) {
-            fig[j].depth += here[j].depth;
-            fig[j].parked += here[j].parked;
-        }
-    }
+    sw_redis *failed;
+    int got = s ? sw_shards_sink_figures(s, cfg, fig, oldest, &failed) : -1;
+    int known = got == 1, parked_known = got >= 0;
     int64_t now_us = sw_clock_now_us();
-    if (fig == NULL || oldest == NULL || here == NULL || all == NULL) {
+    if (fig == NULL || oldest == NULL || all == NULL) {
         fprintf(stderr, "spillwayctl: out of memory\n");
         goto out;
     }
@@ -110,7 +99,6 @@ out:
     sw_shards_free(s);
     free(fig);
     free(oldest);
-    free(here);
     json_decref(all);
     return rc;
 }

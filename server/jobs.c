@@ -52,16 +52,14 @@ static int finished(const sw_buf *status)
 /* ?wait=N: -1 absent, the seconds, or -2 when not 0..WAIT_MAX_S. */
 static int wait_param(const char *q)
 {
-    for (const char *p = q; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
-        if (strncmp(p, "wait=", 5) != 0)
-            continue;
-        char *end;
-        long v = strtol(p + 5, &end, 10);
-        if (end == p + 5 || (*end != '\0' && *end != '&') || v < 0 || v > WAIT_MAX_S)
-            return -2;
-        return (int)v;
-    }
-    return -1;
+    const char *p = sw_http_query_param(q, "wait");
+    if (p == NULL)
+        return -1;
+    char *end;
+    long v = isdigit((unsigned char)*p) ? strtol(p, &end, 10) : -1;
+    if (v < 0 || (*end != '\0' && *end != '&') || v > WAIT_MAX_S)
+        return -2;
+    return (int)v;
 }
 
 /* Wait for queued job `id` (its status in w->out) to finish, up to

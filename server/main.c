@@ -35,9 +35,8 @@ static void on_signal(int sig)
 static int total_latency(const sw_config *cfg, sw_shards *q, uint64_t *lat)
 {
     sw_sink_figures *fig = calloc((size_t)cfg->nsinks + 1, sizeof *fig);
-    int rc = fig ? 0 : -1;
-    for (int s = 0; s < q->n && rc == 0; s++)
-        rc = sw_queue_sink_figures(q->q[s], cfg, fig) < 0 ? -1 : 0;
+    sw_redis *failed;
+    int rc = fig && sw_shards_sink_figures(q, cfg, fig, NULL, &failed) >= 0 ? 0 : -1;
     memset(lat, 0, SW_LAT_NBUCKETS * sizeof *lat);
     for (int k = 0; rc == 0 && k < cfg->nsinks; k++)
         for (int i = 0; i < SW_LAT_NBUCKETS; i++)

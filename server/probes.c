@@ -132,14 +132,15 @@ static int requests(sw_http *h, sw_buf *o)
 }
 
 /* A gauge per sink from flags the main thread sets. */
-static int sink_flags(sw_http *h, sw_buf *o, const char *name, const char *help,
-                      atomic_int *flags)
+/* One series per sink, the sink's value v[k]. */
+static int by_sink(sw_http *h, sw_buf *o, const char *name, const char *type, const char *help,
+                   const double *v)
 {
     char labels[160];
-    int rc = sw_metrics_header(o, name, "gauge", help);
+    int rc = sw_metrics_header(o, name, type, help);
     for (int k = 0; k < h->cfg->nsinks; k++) {
         snprintf(labels, sizeof labels, "sink=\"%s\"", h->cfg->sinks[k].name);
-        rc |= sw_metrics_sample(o, name, labels, atomic_load(&flags[k]));
+        rc |= sw_metrics_sample(o, name, labels, v[k]);
     }
     return rc;
 }
@@ -147,26 +148,27 @@ static int sink_flags(sw_http *h, sw_buf *o, const char *name, const char *help,
 static int accepted(sw_http *h, sw_buf *o)
 {
     char labels[160];
-    int rc = 0;
-    rc |= sw_metrics_header(o, "spillway_jobs_accepted_total", "counter",
-                            "Jobs accepted (202) and queued, by sink.");
-    for (int k = 0; k < h->cfg->nsinks; k++) {
-        snprintf(labels, sizeof labels, "sink=\"%s\"", h->cfg->sinks[k].name);
-        rc |= sw_metrics_sample(o, "spillway_jobs_accepted_total", labels,
-                                (double)atomic_load(&h->jobs_by_sink[k]));
-    }
-    rc |= sw_metrics_header(o, "spillway_records_accepted_total", "counter",
-                            "Records accepted and queued, by sink.");
-    for (int k = 0; k < h->cfg->nsinks; k++) {
-        snprintf(labels, sizeof labels, "sink=\"%s\"", h->cfg->sinks[k].name);
-        rc |= sw_metrics_sample(o, "spillway_records_accepted_total", labels,
-                                (double)atomic_load(&h->records_by_sink[k]));
-    }
-    rc |= sink_flags(h, o, "spillway_sink_paused",
-                     "1 while an operator has paused the sink's intake (POST 503).", h->paused);
-    rc |= sink_flags(h, o, "spillway_sink_flush_paused",
-                     "1 while an operator has paused the sink's flushing (its jobs are parked).",
-                     h->flush_paused);
+    int n = h->cfg->nsinks, rc = 0;
+    double *v = calloc((size_t)n + 1, sizeof *v);
+    if (v == NULL)
+        return -1;
+    for (int k = 0; k < n; k++)
+        v[k] = (double)atomic_load(&h->jobs_by_sink[k]);
+    rc |= by_sink(h, o, "spillway_jobs_accepted_total", "counter",
+                  "Jobs accepted (202) and queued, by sink.", v);
+    for (int k = 0; k < n; k++)
+        v[k] = (double)atomic_load(&h->records_by_sink[k]);
+    rc |= by_sink(h, o, "spillway_records_accepted_total", "counter",
+                  "Records accepted and queued, by sink.", v);
+    for (int k = 0; k < n; k++)
+        v[k] = atomic_load(&h->paused[k]);
+    rc |= by_sink(h, o, "spillway_sink_paused", "gauge",
+                  "1 while an operator has paused the sink's intake (POST 503).", v);
+    for (int k = 0; k < n; k++)
+        v[k] = atomic_load(&h->flush_paused[k]);
+    rc |= by_sink(h, o, "spillway_sink_flush_paused", "gauge",
+                  "1 while an operator has paused the sink's flushing (its jobs are parked).", v);
+    free(v);
     rc |= sw_metrics_header(o, "spillway_jobs_waiting", "gauge",
                             "GET /v1/jobs/{id}?wait=N requests waiting now (at most [server] "
                             "max_waiting).");
@@ -235,39 +237,28 @@ static int latency_histogram(sw_buf *o, const char *sink, const sw_sink_figures 
 static int sink_metrics(sw_http *h, sw_worker *w, sw_buf *o)
 {
     int n = h->cfg->nsinks, rc = 0;
-    char labels[160];
     sw_sink_figures *fig = calloc((size_t)n + 1, sizeof *fig);
     int64_t *oldest = calloc((size_t)n + 1, sizeof *oldest);
-    int known = fig && oldest ? sw_api_sink_figures(h, w, fig, oldest) : -1;
+    double *v = calloc((size_t)n + 1, sizeof *v);
+    int known = fig && oldest && v ? sw_api_sink_figures(h, w, fig, oldest) : -1;
     int64_t now_us = sw_clock_now_us();
-    if (known == 1) {
-        rc |= sw_metrics_header(o, "spillway_queue_sink_depth_records", "gauge",
-                                "Records waiting, by sink, parked ones included (the queue's "
-                                "view: aggregate with max).");
-        for (int k = 0; k < n; k++) {
-            snprintf(labels, sizeof labels, "sink=\"%s\"", h->cfg->sinks[k].name);
-            rc |= sw_metrics_sample(o, "spillway_queue_sink_depth_records", labels,
-                                    (double)fig[k].depth);
-        }
-    }
+    for (int k = 0; known == 1 && k < n; k++)
+        v[k] = (double)fig[k].depth;
+    if (known == 1)
+        rc |= by_sink(h, o, "spillway_queue_sink_depth_records", "gauge",
+                      "Records waiting, by sink, parked ones included (the queue's view: "
+                      "aggregate with max).", v);
     if (known >= 0) {
-        rc |= sw_metrics_header(o, "spillway_queue_sink_parked_records", "gauge",
-                                "Records set aside while the sink's flushing is paused (the "
-                                "queue's view: aggregate with max).");
-        for (int k = 0; k < n; k++) {
-            snprintf(labels, sizeof labels, "sink=\"%s\"", h->cfg->sinks[k].name);
-            rc |= sw_metrics_sample(o, "spillway_queue_sink_parked_records", labels,
-                                    (double)fig[k].parked);
-        }
-        rc |= sw_metrics_header(o, "spillway_queue_sink_oldest_age_seconds", "gauge",
-                                "Age of the sink's oldest waiting job, parked ones included "
-                                "(past the 256 jobs at the queue's oldest end, at most this).");
-        for (int k = 0; k < n; k++) {
-            snprintf(labels, sizeof labels, "sink=\"%s\"", h->cfg->sinks[k].name);
-            rc |= sw_metrics_sample(o, "spillway_queue_sink_oldest_age_seconds", labels,
-                                    oldest[k] > 0 && now_us > oldest[k]
-                                        ? (double)(now_us - oldest[k]) / 1e6 : 0);
-        }
+        for (int k = 0; k < n; k++)
+            v[k] = (double)fig[k].parked;
+        rc |= by_sink(h, o, "spillway_queue_sink_parked_records", "gauge",
+                      "Records set aside while the sink's flushing is paused (the queue's "
+                      "view: aggregate with max).", v);
+        for (int k = 0; k < n; k++)
+            v[k] = oldest[k] > 0 && now_us > oldest[k] ? (double)(now_us - oldest[k]) / 1e6 : 0;
+        rc |= by_sink(h, o, "spillway_queue_sink_oldest_age_seconds", "gauge",
+                      "Age of the sink's oldest waiting job, parked ones included (past the "
+                      "256 jobs at the queue's oldest end, at most this).", v);
         rc |= sw_metrics_header(o, "spillway_sink_commit_latency_seconds", "histogram",
                                 "Enqueue to commit, by sink, of every job committed, kept in "
                                 "Redis by the flushers (the queue's view: aggregate with max).");
@@ -276,6 +267,7 @@ static int sink_metrics(sw_http *h, sw_worker *w, sw_buf *o)
     }
     free(fig);
     free(oldest);
+    free(v);
     return rc;
 }
 

@@ -29,23 +29,17 @@ void sw_api_get_queue(sw_http *h, sw_worker *w, sw_http_exchange *x)
     sw_api_json(x, 200, NULL, &w->out);
 }
 
-/* "history=1" among the query's &-separated parameters. */
+/* "history=1" among the query's parameters. */
 static int wants_history(const char *q)
 {
-    for (const char *p = q; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL)
-        if (strncmp(p, "history=1", 9) == 0 && (p[9] == '\0' || p[9] == '&'))
-            return 1;
-    return 0;
+    const char *v = sw_http_query_param(q, "history");
+    return v && v[0] == '1' && (v[1] == '\0' || v[1] == '&');
 }
 
 int sw_api_sink_figures(sw_http *h, sw_worker *w, sw_sink_figures *fig, int64_t *oldest_us)
 {
-    int known = 1, n = h->cfg->nsinks;
-    sw_sink_figures *here = calloc((size_t)n + 1, sizeof *here);
-    if (here == NULL)
-        return -1;
-    memset(fig, 0, (size_t)n * sizeof *fig);
-    memset(oldest_us, 0, (size_t)n * sizeof *oldest_us);
+    int n = h->cfg->nsinks;
+    sw_redis *failed;
     /* The ages from the last read while it is recent (every request of
      * the dashboards and scrapes would read envelopes otherwise). */
     int64_t now = sw_clock_mono_ms();
@@ -54,25 +48,7 @@ int sw_api_sink_figures(sw_http *h, sw_worker *w, sw_sink_figures *fig, int64_t 
     if (fresh)
         memcpy(oldest_us, h->ages_us, (size_t)n * sizeof *oldest_us);
     pthread_mutex_unlock(&h->ages_lock);
-    for (int s = 0; s < w->shards->n && known >= 0; s++) {
-        memset(here, 0, (size_t)n * sizeof *here);
-        sw_redis *r = w->shards->q[s];
-        int rc = sw_queue_sink_figures(r, h->cfg, here);
-        if (rc < 0 ||
-            (!fresh && sw_queue_sink_oldest(r, h->cfg, rc ? here : NULL, oldest_us) != 0)) {
-            known = -1;
-            break;
-        }
-        known &= rc;
-        for (int k = 0; k < n; k++) {
-            fig[k].depth += here[k].depth;
-            fig[k].parked += here[k].parked;
-            fig[k].lat_sum_ms += here[k].lat_sum_ms;
-            for (int i = 0; i < SW_LAT_NBUCKETS; i++)
-                fig[k].lat[i] += here[k].lat[i];
-        }
-    }
-    free(here);
+    int known = sw_shards_sink_figures(w->shards, h->cfg, fig, fresh ? NULL : oldest_us, &failed);
     if (known >= 0 && !fresh) {
         pthread_mutex_lock(&h->ages_lock);
         memcpy(h->ages_us, oldest_us, (size_t)n * sizeof *oldest_us);
