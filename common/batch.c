@@ -218,6 +218,9 @@ int sw_batch_add(sw_batch *b, const char *data, size_t len, long deliveries, int
             sw_jobid_new(j->env.job_id);
     } else if (s == NULL) {
         sw_batch_fail(b, i, "sink \"%s\" is no longer configured", j->env.sink);
+    } else if (j->env.op == SW_OP_DELETE && s->deletes <= 0) {
+        sw_batch_fail(b, i, "sink \"%s\" takes no deletes any more (deletes = off, or mode "
+                      "%s without it)", s->name, sw_sink_mode_name(s->mode));
     } else if (j->map && !j->map->map.usable) {
         sw_batch_fail(b, i, "%s", j->map->map.reason);
     } else if (j->map) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "copyrow.h"
+#include "keyed.h"
 #include "ledger.h"
 
 enum { TXN_OK = 0, TXN_FAIL = -1, TXN_ALIKE = -2, TXN_AGAIN = -3 };
@@ -38,6 +39,7 @@ typedef struct stage {
     char unique[MAX_UNIQUE][64];
     int nunique;
     int conflicts;             /* batches left to pre-check */
+    sw_keyed kd;               /* keyed sinks: the keyed path (keyed.h) */
 } stage;
 
 struct sw_commit {
@@ -230,6 +232,7 @@ void sw_commit_free(sw_commit *c)
         free(st->iso_copy);
         free(st->iso_insert);
         free(st->precheck);
+        sw_keyed_clear(&st->kd);
     }
     free(c->st);
     free(c->vals);
@@ -349,10 +352,31 @@ int sw_commit_prepare(sw_commit *c, sw_pg *pg)
 {
     for (int k = 0; k < c->cfg->nsinks; k++) {
         stage *st = &c->st[k];
+        const sw_sink *s = &c->cfg->sinks[k];
         if (sw_pg_exec(pg, st->create) != 0 || sw_pg_exec(pg, st->iso_create) != 0 ||
-            find_unique(st, &c->cfg->sinks[k], k, pg) != 0 ||
-            (st->direct_ok = direct_ok(&c->cfg->sinks[k], pg)) < 0)
+            find_unique(st, s, k, pg) != 0 || (st->direct_ok = direct_ok(s, pg)) < 0)
             return -1;
+        if (sw_sink_keyed(s) &&
+            (sw_keyed_build(&st->kd, s, k, pg) != 0 || sw_pg_exec(pg, st->kd.create) != 0))
+            return -1;
+    }
+    return 0;
+}
+
+/* Does sink k's part of the batch take the keyed path: a merge sink or
+ * one with a version_column, or a delete among its jobs? */
+static int keyed(sw_commit *c, sw_batch *b, int k, int n)
+{
+    const sw_sink *s = &c->cfg->sinks[k];
+    if (!sw_sink_keyed(s))
+        return 0;
+    if (sw_sink_v3(s))
+        return 1;
+    for (int p = 0; p < n; p++) {
+        const sw_batch_job *j = &b->jobs[c->pend[p]];
+        if (c->fresh[p] && j->sink_idx == k && j->state != SW_JOB_FAILED &&
+            j->env.op == SW_OP_DELETE)
+            return 1;
     }
     return 0;
 }
@@ -381,9 +405,9 @@ static void oom(sw_pg *pg, const char *what)
 }
 
 /* COPY rows of sink k's fresh jobs among pend[0..n) into c->copy, for
- * staging, or with `direct` for the sink's own table; returns the number
- * of rows, or -1. */
-static long stage_rows(sw_commit *c, sw_batch *b, int k, int n, sw_pg *pg, int direct)
+ * staging, with `direct` for the sink's own table, with `kd` for the keyed
+ * path's staging; returns the number of rows, or -1. */
+static long stage_rows(sw_commit *c, sw_batch *b, int k, int n, sw_pg *pg, int direct, int kd)
 {
     const sw_sink *s = &c->cfg->sinks[k];
     long seq = 0;
@@ -394,8 +418,16 @@ static long stage_rows(sw_commit *c, sw_batch *b, int k, int n, sw_pg *pg, int d
             continue;
         const unsigned char *cur = NULL;
         int got;
+        const sw_envelope *env = &b->jobs[i].env;
+        /* The job's sequence orders it on a sink with a version_column; a
+         * job queued before it had one (no sequence) goes by its time. */
+        int64_t ver = !s->version_column[0] ? 0
+                      : env->seq ? (int64_t)env->seq : env->enqueued_us;
         while ((got = sw_batch_next_record(b, i, &cur, c->vals)) == 1) {
-            if (sw_copyrow_append(&c->copy, direct ? -1 : seq, i, s, c->vals) != 0) {
+            int rc = kd ? sw_copyrow_append_keyed(&c->copy, seq, i, ver,
+                                                  env->op == SW_OP_DELETE, s, c->vals)
+                        : sw_copyrow_append(&c->copy, direct ? -1 : seq, i, s, c->vals);
+            if (rc != 0) {
                 oom(pg, "building COPY rows");
                 return -1;
             }
@@ -535,14 +567,23 @@ static int fast_once(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
         goto fail;
     for (int k = 0; k < c->cfg->nsinks; k++) {
         stage *st = &c->st[k];
+        int kd = keyed(c, b, k, n);
         /* Insert mode with no recent duplicate key: straight into the
          * table, in queue order, as fast as PostgreSQL's own COPY. */
-        int direct = st->direct_ok && !c->no_direct && st->conflicts == 0;
-        long rows = stage_rows(c, b, k, n, pg, direct);
+        int direct = !kd && st->direct_ok && !c->no_direct && st->conflicts == 0;
+        long rows = stage_rows(c, b, k, n, pg, direct, kd);
         if (rows < 0)
             goto fail;
         if (rows == 0)
             continue;
+        if (kd) {
+            if (sw_pg_copy(pg, st->kd.copy, c->copy.data, c->copy.len) != 0)
+                goto fail;
+            for (int q = 0; q < st->kd.nstmts; q++)
+                if (sw_pg_exec(pg, st->kd.stmts[q]) != 0)
+                    goto fail;
+            continue;
+        }
         if (direct) {
             if (sw_pg_copy(pg, st->direct, c->copy.data, c->copy.len) == 0)
                 continue;
@@ -571,7 +612,8 @@ static int fast_once(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
                 goto fail;
             st->conflicts = found ? CONFLICT_MEMORY : st->conflicts - 1;
         }
-        if (sw_pg_exec(pg, st->insert) != 0)
+        if ((st->kd.plain_lock && sw_pg_exec(pg, st->kd.plain_lock) != 0) ||
+            sw_pg_exec(pg, st->insert) != 0)
             goto fail;
     }
     if (finish_txn(c, b, n, pg) != TXN_OK)
@@ -664,6 +706,28 @@ static int failed_alike(sw_commit *c, sw_batch *b, int n, char state[6])
     return 0;
 }
 
+/* Run sink st's statement (or the keyed path's statements) once per job
+ * of c->scratch (an int[] literal), each job in a subtransaction. */
+static PGresult *apply_each(sw_commit *c, stage *st, int kd, sw_pg *pg)
+{
+    if (!kd) {
+        const char *params[] = {st->iso_insert, c->scratch.data};
+        return sw_pg_query(pg, "SELECT failed_job, failed_state, failed_message "
+                               "FROM spillway.apply_each($1, $2::int[])", 2, params);
+    }
+    const char *params[SW_KEYED_MAX_STMTS + 1];
+    char sql[256];
+    int n = st->kd.nstmts, at = snprintf(sql, sizeof sql, "SELECT failed_job, failed_state, "
+                                         "failed_message FROM spillway.apply_each_all(ARRAY[");
+    for (int q = 0; q < n; q++) {
+        params[q] = st->kd.iso_stmts[q];
+        at += snprintf(sql + at, sizeof sql - (size_t)at, "%s$%d", q ? ", " : "", q + 1);
+    }
+    params[n] = c->scratch.data;
+    snprintf(sql + at, sizeof sql - (size_t)at, "]::text[], $%d::int[])", n + 1);
+    return sw_pg_query(pg, sql, n + 1, params);
+}
+
 static int isolate(sw_commit *c, sw_batch *b, int n, sw_pg *pg, int accept_alike)
 {
     /* Each pass either commits or finds one more job whose rows cannot
@@ -687,12 +751,14 @@ static int isolate(sw_commit *c, sw_batch *b, int n, sw_pg *pg, int accept_alike
         int restaged = 0;
         for (int k = 0; k < c->cfg->nsinks && !restaged; k++) {
             stage *st = &c->st[k];
-            long rows = stage_rows(c, b, k, n, pg, 0);
+            int kd = keyed(c, b, k, n);
+            long rows = stage_rows(c, b, k, n, pg, 0, kd);
             if (rows < 0)
                 goto fail;
             if (rows == 0)
                 continue;
-            if (sw_pg_copy(pg, st->iso_copy, c->copy.data, c->copy.len) != 0) {
+            if (sw_pg_copy(pg, kd ? st->kd.iso_copy : st->iso_copy, c->copy.data,
+                           c->copy.len) != 0) {
                 int culprit = sw_pg_classify(pg->sqlstate) == SW_PG_DATA
                                   ? copy_culprit(c, b, k, n, pg) : -1;
                 if (culprit < 0)
@@ -714,10 +780,7 @@ static int isolate(sw_commit *c, sw_batch *b, int n, sw_pg *pg, int accept_alike
                 oom(pg, "isolating jobs");
                 goto fail;
             }
-            const char *params[] = {st->iso_insert, c->scratch.data};
-            PGresult *res = sw_pg_query(pg, "SELECT failed_job, failed_state, failed_message "
-                                            "FROM spillway.apply_each($1, $2::int[])",
-                                        2, params);
+            PGresult *res = apply_each(c, st, kd, pg);
             if (res == NULL)
                 goto fail;
             rc = record_iso_failures(b, res, pg);

@@ -87,7 +87,8 @@ static const struct key {
 #undef B
 };
 
-static const char *const sink_keys[] = {"table", "mode", "key", "columns"};
+static const char *const sink_keys[] = {"table", "mode", "key", "columns", "version_column",
+                                        "deletes"};
 
 int sw_config_key(int i, const char **section, const char **name)
 {
@@ -167,6 +168,7 @@ static sw_sink *sink_get(sw_config *cfg, parse_state *st, const char *name)
     memset(s, 0, sizeof *s);
     snprintf(s->name, sizeof s->name, "%s", name);
     s->mode = SW_MODE_INSERT;
+    s->deletes = -1;
     st->colspec[cfg->nsinks] = NULL;
     cfg->nsinks++;
     return s;
@@ -201,7 +203,8 @@ static int set_sink_key(parse_state *st, const char *sname, const char *name,
     } else if (strcmp(name, "mode") == 0) {
         if (sw_sink_parse_mode(value, &s->mode) != 0) {
             snprintf(st->reason, sizeof st->reason,
-                     "[sink.%s] mode = \"%s\": expected insert, upsert or ignore", sname, value);
+                     "[sink.%s] mode = \"%s\": expected insert, upsert, ignore or merge", sname,
+                     value);
             return -1;
         }
     } else if (strcmp(name, "key") == 0) {
@@ -210,6 +213,21 @@ static int set_sink_key(parse_state *st, const char *sname, const char *name,
             return -1;
         }
         snprintf(s->key_spec, sizeof s->key_spec, "%s", value);
+    } else if (strcmp(name, "version_column") == 0) {
+        if (!sw_sink_ident_ok(value, strlen(value)) || strlen(value) > SW_NAME_MAX) {
+            snprintf(st->reason, sizeof st->reason,
+                     "[sink.%s] version_column = \"%s\": expected a lower-case column name",
+                     sname, value);
+            return -1;
+        }
+        snprintf(s->version_column, sizeof s->version_column, "%s", value);
+    } else if (strcmp(name, "deletes") == 0) {
+        if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0) {
+            snprintf(st->reason, sizeof st->reason,
+                     "[sink.%s] deletes = \"%s\": expected on or off", sname, value);
+            return -1;
+        }
+        s->deletes = strcmp(value, "on") == 0;
     } else if (strcmp(name, "columns") == 0) {
         char **spec = &st->colspec[s - cfg->sinks];
         size_t old = *spec ? strlen(*spec) : 0;
@@ -226,7 +244,8 @@ static int set_sink_key(parse_state *st, const char *sname, const char *name,
         *spec = n;
     } else {
         snprintf(st->reason, sizeof st->reason,
-                 "unknown key \"%s\" in [sink.%s] (expected table, mode, key, columns)", name,
+                 "unknown key \"%s\" in [sink.%s] (expected table, mode, key, columns, "
+                 "version_column, deletes)", name,
                  sname);
         return -1;
     }

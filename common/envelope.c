@@ -13,15 +13,18 @@ static void put_be64(unsigned char *p, uint64_t v)
 }
 
 int sw_envelope_begin(msgpack_packer *pk, const char *job_id, const char *sink,
-                      uint64_t shape, uint32_t ncolumns, int64_t enqueued_us)
+                      uint64_t shape, uint32_t ncolumns, int64_t enqueued_us, int v3,
+                      enum sw_op op)
 {
     /* msgpack_pack_uint32/64 and str would pick the shortest forms; the
      * Redis scripts need fixed widths and offsets, so write those bytes
      * directly. */
-    unsigned char head[SW_ENVELOPE_SHAPE_OFFSET + 9];
+    unsigned char head[SW_ENVELOPE_SINK_OFFSET_V3];
+    size_t n = SW_ENVELOPE_SINK_OFFSET;
     if (strlen(job_id) != SW_ENVELOPE_ID_LEN)
         return -1;
-    head[0] = SW_ENVELOPE_VERSION;
+    v3 = v3 || op != SW_OP_WRITE;
+    head[0] = v3 ? SW_ENVELOPE_V3 : SW_ENVELOPE_VERSION;
     head[1] = 0xce;
     memset(head + 2, 0, 4);
     head[6] = 0xcf;
@@ -31,11 +34,23 @@ int sw_envelope_begin(msgpack_packer *pk, const char *job_id, const char *sink,
     memcpy(head + SW_ENVELOPE_ID_OFFSET + 2, job_id, SW_ENVELOPE_ID_LEN);
     head[SW_ENVELOPE_SHAPE_OFFSET] = 0xcf;
     put_be64(head + SW_ENVELOPE_SHAPE_OFFSET + 1, shape);
-    if (pk->callback(pk->data, (const char *)head, sizeof head) != 0 ||
+    if (v3) {
+        head[SW_ENVELOPE_SEQ_OFFSET] = 0xcf;
+        put_be64(head + SW_ENVELOPE_SEQ_OFFSET + 1, 0);
+        head[SW_ENVELOPE_KIND_OFFSET] = (unsigned char)op;
+        n = SW_ENVELOPE_SINK_OFFSET_V3;
+    }
+    if (pk->callback(pk->data, (const char *)head, n) != 0 ||
         msgpack_pack_str_with_body(pk, sink, strlen(sink)) != 0 ||
         msgpack_pack_uint32(pk, ncolumns) != 0)
         return -1;
     return 0;
+}
+
+int sw_envelope_pack_absent(msgpack_packer *pk)
+{
+    static const char absent[3] = {(char)0xd4, 1, 0};
+    return pk->callback(pk->data, absent, sizeof absent);
 }
 
 void sw_envelope_finish(char *data, uint32_t nrecords)
@@ -50,7 +65,8 @@ void sw_envelope_finish(char *data, uint32_t nrecords)
 int sw_envelope_peek(const void *data, size_t len, uint32_t *nrecords, int64_t *enqueued_us)
 {
     const unsigned char *p = data;
-    if (len < SW_ENVELOPE_HEAD_LEN || (p[0] != 1 && p[0] != 2) || p[1] != 0xce || p[6] != 0xcf)
+    if (len < SW_ENVELOPE_HEAD_LEN || p[0] < 1 || p[0] > SW_ENVELOPE_V3 || p[1] != 0xce ||
+        p[6] != 0xcf)
         return -1;
     *nrecords = (uint32_t)p[2] << 24 | (uint32_t)p[3] << 16 | (uint32_t)p[4] << 8 | p[5];
     uint64_t t = 0;
@@ -105,6 +121,11 @@ static int read_value(reader *r, sw_value *v)
     }
     switch (t) {
     case 0xc0: v->kind = SW_V_NULL; return 0;
+    case 0xd4:   /* fixext1: only the absent marker */
+        if (need(r, 2) != 0 || r->p[0] != 1 || r->p[1] != 0) return -1;
+        r->p += 2;
+        v->kind = SW_V_ABSENT;
+        return 0;
     case 0xc2: v->kind = SW_V_BOOL; v->i = 0; return 0;
     case 0xc3: v->kind = SW_V_BOOL; v->i = 1; return 0;
     case 0xcc: case 0xcd: case 0xce: case 0xcf: {
@@ -179,6 +200,28 @@ static int read_str(reader *r, char *out, size_t outlen)
     return 0;
 }
 
+/* The header after the fixed head: id, then by version the shape, the
+ * sequence and the operation, then the sink name. */
+static int read_header(reader *r, sw_envelope *env)
+{
+    if (read_str(r, env->job_id, sizeof env->job_id) != 0)
+        return -1;
+    if (env->version >= 2) {
+        if (need(r, 9) != 0 || r->p[0] != 0xcf)
+            return -1;
+        env->shape = be(r->p + 1, 8);
+        r->p += 9;
+    }
+    if (env->version >= 3) {
+        if (need(r, 10) != 0 || r->p[0] != 0xcf || r->p[9] > SW_OP_DELETE)
+            return -1;
+        env->seq = be(r->p + 1, 8);
+        env->op = (enum sw_op)r->p[9];
+        r->p += 10;
+    }
+    return read_str(r, env->sink, sizeof env->sink);
+}
+
 int sw_envelope_decode(const void *data, size_t len, sw_envelope *env, char *errstr,
                        size_t errlen)
 {
@@ -186,25 +229,13 @@ int sw_envelope_decode(const void *data, size_t len, sw_envelope *env, char *err
     sw_value v;
     memset(env, 0, sizeof *env);
     if (sw_envelope_peek(data, len, &env->nrecords, &env->enqueued_us) != 0) {
-        snprintf(errstr, errlen, "not a version 1 or 2 envelope");
+        snprintf(errstr, errlen, "not a version 1, 2 or 3 envelope");
         return -1;
     }
     env->version = ((const unsigned char *)data)[0];
     r.p += SW_ENVELOPE_HEAD_LEN;
-    if (read_str(&r, env->job_id, sizeof env->job_id) != 0) {
-        snprintf(errstr, errlen, "bad envelope header");
-        return -1;
-    }
-    if (env->version >= 2) {
-        if (need(&r, 9) != 0 || r.p[0] != 0xcf) {
-            snprintf(errstr, errlen, "bad envelope header (shape)");
-            return -1;
-        }
-        env->shape = be(r.p + 1, 8);
-        r.p += 9;
-    }
-    if (read_str(&r, env->sink, sizeof env->sink) != 0 || read_value(&r, &v) != 0 ||
-        v.kind != SW_V_INT || v.i < 1 || v.i > SW_ENVELOPE_MAX_COLUMNS) {
+    if (read_header(&r, env) != 0 || read_value(&r, &v) != 0 || v.kind != SW_V_INT || v.i < 1 ||
+        v.i > SW_ENVELOPE_MAX_COLUMNS) {
         snprintf(errstr, errlen, "bad envelope header");
         return -1;
     }
@@ -231,7 +262,7 @@ int sw_envelope_decode(const void *data, size_t len, sw_envelope *env, char *err
             return -1;
         }
         for (uint32_t c = 0; c < n; c++) {
-            if (read_value(&r, &v) != 0) {
+            if (read_value(&r, &v) != 0 || (v.kind == SW_V_ABSENT && env->version < 3)) {
                 snprintf(errstr, errlen, "record %u value %u: truncated or bad type", i, c);
                 return -1;
             }
@@ -277,19 +308,14 @@ int sw_envelope_first_key_hash(const void *data, size_t len, const unsigned char
     reader r = {data, (const unsigned char *)data + len};
     uint32_t nrecords, n;
     int64_t t;
-    char id[40], sink[64];
+    sw_envelope env;
     sw_value v;
     if (sw_envelope_peek(data, len, &nrecords, &t) != 0)
         return -1;
+    memset(&env, 0, sizeof env);
+    env.version = ((const unsigned char *)data)[0];
     r.p += SW_ENVELOPE_HEAD_LEN;
-    if (read_str(&r, id, sizeof id) != 0)
-        return -1;
-    if (((const unsigned char *)data)[0] >= 2) {
-        if (need(&r, 9) != 0)
-            return -1;
-        r.p += 9;
-    }
-    if (read_str(&r, sink, sizeof sink) != 0 || read_value(&r, &v) != 0)
+    if (read_header(&r, &env) != 0 || read_value(&r, &v) != 0)
         return -1;
     if (nrecords == 0)
         return 0;

@@ -17,10 +17,22 @@
  *     …  uint               columns per record
  *     …  array(columns)     one per record: nil | bool | int | float64 | str
  *
- * Version 1 (release 0.1) is the same without the shape fingerprint; both
- * are read. Record values are positional, in the column order of the
- * shape the job was written under. */
+ * Version 1 (release 0.1) is the same without the shape fingerprint.
+ *
+ * Version 3 (merge sinks, deletes, sinks with a version_column) adds two
+ * fields after the fingerprint, so the sink name moves to byte 72:
+ *    62  uint64 (0xcf)      the job's sequence: 0 as the server writes it,
+ *                           stamped by the enqueue script (lua/enqueue.lua)
+ *    71  positive fixint    what the job does: 0 write, 1 delete
+ * and a record value may be "absent" (fixext1 0xd4, type 1, data 0): the
+ * record did not name the column (merge), or it is not a key column (a
+ * delete). All three versions are read. Record values are positional, in
+ * the column order of the shape the job was written under. */
 #define SW_ENVELOPE_VERSION 2
+#define SW_ENVELOPE_V3 3
+#define SW_ENVELOPE_SEQ_OFFSET 62     /* version 3: 0xcf + 8 bytes */
+#define SW_ENVELOPE_KIND_OFFSET 71    /* version 3 */
+#define SW_ENVELOPE_SINK_OFFSET_V3 72
 #define SW_ENVELOPE_HEAD_LEN 15       /* version, count and time */
 #define SW_ENVELOPE_ID_OFFSET 15      /* 0xd9, 36, then the id */
 #define SW_ENVELOPE_ID_LEN 36
@@ -33,7 +45,10 @@
 #define SW_ENVELOPE_COUNT_OFFSET 1    /* 0xce + 4 bytes, big-endian */
 #define SW_ENVELOPE_TIME_OFFSET 6     /* 0xcf + 8 bytes, big-endian */
 
-enum sw_value_kind { SW_V_NULL, SW_V_BOOL, SW_V_INT, SW_V_FLOAT, SW_V_STR };
+enum sw_value_kind { SW_V_NULL, SW_V_BOOL, SW_V_INT, SW_V_FLOAT, SW_V_STR, SW_V_ABSENT };
+
+/* What a job does to its records' rows (version 3; older jobs write). */
+enum sw_op { SW_OP_WRITE = 0, SW_OP_DELETE = 1 };
 
 /* One decoded value; strings point into the envelope's bytes. */
 typedef struct sw_value {
@@ -48,6 +63,8 @@ typedef struct sw_value {
 typedef struct sw_envelope {
     int version;
     uint64_t shape;      /* version 2: the sink's shape fingerprint; 1: 0 */
+    uint64_t seq;        /* version 3: the enqueue script's sequence; else 0 */
+    enum sw_op op;       /* version 3: write or delete; else write */
     uint32_t nrecords;
     uint32_t ncolumns;
     int64_t enqueued_us;
@@ -58,10 +75,16 @@ typedef struct sw_envelope {
 } sw_envelope;
 
 /* Write the header into `pk`, with a record count of 0 to be patched by
- * sw_envelope_finish(). 0, or -1 when the packer's buffer fails. */
+ * sw_envelope_finish(): version 2 for a plain write, else (`v3`, or a
+ * delete) version 3 with sequence 0 and `op`. 0, or -1 when the packer's
+ * buffer fails. */
 __attribute__((warn_unused_result))
 int sw_envelope_begin(msgpack_packer *pk, const char *job_id, const char *sink,
-                      uint64_t shape, uint32_t ncolumns, int64_t enqueued_us);
+                      uint64_t shape, uint32_t ncolumns, int64_t enqueued_us, int v3,
+                      enum sw_op op);
+
+/* Append the absent marker (version 3 only). 0, or -1. */
+__attribute__((warn_unused_result)) int sw_envelope_pack_absent(msgpack_packer *pk);
 
 /* Patch the record count into an envelope that starts at `data`. */
 void sw_envelope_finish(char *data, uint32_t nrecords);

@@ -85,15 +85,16 @@ static int no_records(sw_problem *p, const char *what)
 }
 
 /* The records of a JSON body: one object, or an array of them. */
-static long read_json(const sw_sink *sink, sw_json_reader *r, const sw_ingest_limits *lim,
-                      msgpack_packer *pk, sw_record_work *w, sw_problem *p)
+static long read_json(const sw_sink *sink, enum sw_record_how how, sw_json_reader *r,
+                      const sw_ingest_limits *lim, msgpack_packer *pk, sw_record_work *w,
+                      sw_problem *p)
 {
     sw_json_token t;
     long n = 0;
     if (sw_json_next(r, &t) == SW_JSON_ERROR)
         return sw_record_malformed(r, 0, p);
     if (t.type != SW_JSON_ARRAY) {
-        if (sw_record_read(sink, r, &t, 0, &lim->record, pk, w, p) != 0)
+        if (sw_record_read(sink, how, r, &t, 0, &lim->record, pk, w, p) != 0)
             return -1;
         n = 1;
     } else {
@@ -104,7 +105,7 @@ static long read_json(const sw_sink *sink, sw_json_reader *r, const sw_ingest_li
                 break;
             if (n == lim->max_records)
                 return too_many(p, lim->max_records);
-            if (sw_record_read(sink, r, &t, (size_t)n, &lim->record, pk, w, p) != 0)
+            if (sw_record_read(sink, how, r, &t, (size_t)n, &lim->record, pk, w, p) != 0)
                 return -1;
             n++;
         }
@@ -117,9 +118,9 @@ static long read_json(const sw_sink *sink, sw_json_reader *r, const sw_ingest_li
 }
 
 /* The records of an NDJSON body: one object per non-empty line. */
-static long read_ndjson(const sw_sink *sink, const char *body, size_t len, int max_depth,
-                        const sw_ingest_limits *lim, msgpack_packer *pk, sw_record_work *w,
-                        sw_problem *p)
+static long read_ndjson(const sw_sink *sink, enum sw_record_how how, const char *body,
+                        size_t len, int max_depth, const sw_ingest_limits *lim,
+                        msgpack_packer *pk, sw_record_work *w, sw_problem *p)
 {
     const char *line = body, *end = body + len;
     long lineno = 0, n = 0;
@@ -140,7 +141,7 @@ static long read_ndjson(const sw_sink *sink, const char *body, size_t len, int m
                                 &w->strings);
             if (sw_json_next(&r, &t) == SW_JSON_ERROR) {
                 sw_record_malformed(&r, lineno, p);
-            } else if (sw_record_read(sink, &r, &t, (size_t)n, &lim->record, pk, w, p) == 0) {
+            } else if (sw_record_read(sink, how, &r, &t, (size_t)n, &lim->record, pk, w, p) == 0) {
                 if (sw_json_next(&r, &t) != SW_JSON_EOF)
                     sw_record_malformed(&r, lineno, p);
                 else
@@ -161,10 +162,14 @@ static long read_ndjson(const sw_sink *sink, const char *body, size_t len, int m
     return n;
 }
 
-long sw_ingest_build(const sw_sink *sink, const char *content_type, const char *body,
-                     size_t len, const sw_ingest_limits *lim, const char *job_id, int64_t now_us,
-                     msgpack_sbuffer *sb, sw_record_work *w, sw_problem *p)
+long sw_ingest_build(const sw_sink *sink, enum sw_op op, const char *content_type,
+                     const char *body, size_t len, const sw_ingest_limits *lim,
+                     const char *job_id, int64_t now_us, msgpack_sbuffer *sb, sw_record_work *w,
+                     sw_problem *p)
 {
+    enum sw_record_how how = op == SW_OP_DELETE         ? SW_RECORD_KEY
+                             : sink->mode == SW_MODE_MERGE ? SW_RECORD_MERGE
+                                                         : SW_RECORD_FULL;
     msgpack_packer pk;
     long n = -1, records = 0;
     enum body_kind kind = body_kind(content_type);
@@ -179,8 +184,15 @@ long sw_ingest_build(const sw_sink *sink, const char *content_type, const char *
                        content_type ? content_type : "(none)");
         return -1;
     }
+    if (op == SW_OP_DELETE && sink->deletes <= 0) {
+        sw_problem_set(p, 422, "deletes-not-allowed", "Sink does not take deletes",
+                       "sink \"%s\" is in %s mode and takes no deletes; set deletes = on (and "
+                       "a key) in [sink.%s] to allow them", sink->name,
+                       sw_sink_mode_name(sink->mode), sink->name);
+        return -1;
+    }
     if (sw_envelope_begin(&pk, job_id, sink->name, sink->shape, (uint32_t)sink->ncolumns,
-                          now_us) != 0) {
+                          now_us, sw_sink_v3(sink), op) != 0) {
         sw_problem_set(p, 500, "internal", "Internal error", "out of memory");
         return -1;
     }
@@ -198,9 +210,9 @@ long sw_ingest_build(const sw_sink *sink, const char *content_type, const char *
     if (kind == BODY_JSON) {
         sw_json_reader r;
         sw_json_reader_init(&r, body, len, max_depth, lim->record.max_string_bytes, &w->strings);
-        n = read_json(sink, &r, lim, &pk, w, p);
+        n = read_json(sink, how, &r, lim, &pk, w, p);
     } else {
-        n = read_ndjson(sink, body, len, max_depth, lim, &pk, w, p);
+        n = read_ndjson(sink, how, body, len, max_depth, lim, &pk, w, p);
     }
     if (n < 0)
         return -1;

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "envelope.h"
 #include "problem.h"
 #include "record.h"
 #include "sink.h"
@@ -17,7 +18,9 @@ typedef struct sw_ingest_limits {
     sw_record_limits record;
 } sw_ingest_limits;
 
-/* Turn a request body into one queue envelope: parse it by content type
+/* Turn a request body into one queue envelope of `op` (a delete's records
+ * hold exactly the key; 422 deletes-not-allowed when the sink takes none;
+ * a merge sink's records the fields they set): parse it by content type
  * (application/json: an object or an array of objects; application/
  * x-ndjson: one object per line), check every record against the sink and
  * write the envelope into `sb` (which the caller cleared). All or nothing:
@@ -34,8 +37,9 @@ typedef struct sw_ingest_limits {
  * number of records (>= 1), or -1 with a 400/413/415/422 (500: out of
  * memory) in `p`. `work` is reused across requests. */
 __attribute__((warn_unused_result))
-long sw_ingest_build(const sw_sink *sink, const char *content_type, const char *body,
-                     size_t len, const sw_ingest_limits *lim, const char *job_id, int64_t now_us,
-                     msgpack_sbuffer *sb, sw_record_work *work, sw_problem *p);
+long sw_ingest_build(const sw_sink *sink, enum sw_op op, const char *content_type,
+                     const char *body, size_t len, const sw_ingest_limits *lim,
+                     const char *job_id, int64_t now_us, msgpack_sbuffer *sb,
+                     sw_record_work *work, sw_problem *p);
 
 #endif

@@ -24,6 +24,7 @@ void sw_keys_init(sw_keys *k, const char *prefix)
     snprintf(k->flush_paused, sizeof k->flush_paused, "%s:flush_paused", prefix);
     snprintf(k->waiters, sizeof k->waiters, "%s:waiters", prefix);
     snprintf(k->done, sizeof k->done, "%s:done", prefix);
+    snprintf(k->seq, sizeof k->seq, "%s:seq", prefix);
 }
 
 size_t sw_keys_shard_prefix(const char *prefix, int k, char out[64])

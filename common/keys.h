@@ -50,6 +50,8 @@
  *                          client waits for it (GET ?wait=N, waits.h)
  *   <p>:done               stream of finished jobs somebody waits for:
  *                          entries {ids: "id,id,..."}, capped (~10,000)
+ *   <p>:seq                the last sequence number the enqueue script
+ *                          gave a version 3 envelope (envelope.h)
  *
  * With [redis] shards = N, each shard k (0..N-1) is a whole queue of the
  * layout above under its own prefix {<b>:<k>}, <b> being the configured
@@ -76,7 +78,7 @@ typedef struct sw_keys {
     char dead[SW_KEY_MAX], deadenv[SW_KEY_MAX], deadinfo[SW_KEY_MAX];
     char layout[SW_KEY_MAX], lease[SW_KEY_MAX], members[SW_KEY_MAX];
     char paused[SW_KEY_MAX], flush_paused[SW_KEY_MAX];
-    char waiters[SW_KEY_MAX], done[SW_KEY_MAX];
+    char waiters[SW_KEY_MAX], done[SW_KEY_MAX], seq[SW_KEY_MAX];
 } sw_keys;
 
 /* Shards a deployment may have ([redis] shards); a job id has room for

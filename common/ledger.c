@@ -134,20 +134,26 @@ long sw_ledger_prune(sw_pg *pg, int retention_s, int chunk, int max_chunks, int 
     snprintf(secs, sizeof secs, "%d", retention_s);
     snprintf(lim, sizeof lim, "%d", chunk);
     const char *params[] = {secs, lim};
+    /* The ledger, then the tombstones (keyed.h): both kept as long. */
+    static const char *const prune_sql[] = {
+        "DELETE FROM spillway.ledger WHERE job_id IN (SELECT job_id FROM spillway.ledger "
+        "WHERE committed_at < now() - make_interval(secs => $1::int) LIMIT $2::int)",
+        "DELETE FROM spillway.tombstones WHERE ctid IN (SELECT ctid FROM spillway.tombstones "
+        "WHERE deleted_at < now() - make_interval(secs => $1::int) LIMIT $2::int)"};
     for (int i = 0; i < max_chunks; i++) {
-        PGresult *res = sw_pg_query(pg,
-                                    "DELETE FROM spillway.ledger WHERE job_id IN ("
-                                    "SELECT job_id FROM spillway.ledger WHERE committed_at < "
-                                    "now() - make_interval(secs => $1::int) LIMIT $2::int)",
-                                    2, params);
-        if (res == NULL) {
-            total = -1;
-            break;
+        long most = 0;
+        for (int q = 0; q < 2 && total >= 0; q++) {
+            PGresult *res = sw_pg_query(pg, prune_sql[q], 2, params);
+            if (res == NULL) {
+                total = -1;
+                break;
+            }
+            long n = strtol(PQcmdTuples(res), NULL, 10);
+            PQclear(res);
+            total += n;
+            most = n > most ? n : most;
         }
-        long n = strtol(PQcmdTuples(res), NULL, 10);
-        PQclear(res);
-        total += n;
-        if (n < chunk)
+        if (total < 0 || most < chunk)
             break;
         if (i == max_chunks - 1)
             *more = 1;
@@ -164,6 +170,6 @@ long sw_ledger_prune(sw_pg *pg, int retention_s, int chunk, int max_chunks, int 
 
 int sw_ledger_schema_ready(sw_pg *pg)
 {
-    return scalar_true(pg, "SELECT to_regprocedure('spillway.apply_each(text,integer[])') "
+    return scalar_true(pg, "SELECT to_regprocedure('spillway.apply_each_all(text[],integer[])') "
                            "IS NOT NULL", 0, NULL);
 }

@@ -31,7 +31,8 @@ int sw_ledger_copy(sw_pg *pg, const char *flusher_id, int n, const char *const *
 __attribute__((warn_unused_result))
 int sw_ledger_forget(sw_pg *pg, int n, const char *const *ids, sw_buf *scratch);
 
-/* Delete rows older than `retention_s`, `chunk` rows per transaction, at
+/* Delete ledger rows and tombstones (keyed.h) older than `retention_s`,
+ * `chunk` rows of each per transaction, at
  * most `max_chunks` of them, under an advisory lock so that one flusher
  * prunes at a time (the others find it taken and return 0). A job can only
  * be re-run while it sits in a processing list, so the retention must
@@ -40,7 +41,7 @@ int sw_ledger_forget(sw_pg *pg, int n, const char *const *ids, sw_buf *scratch);
 __attribute__((warn_unused_result))
 long sw_ledger_prune(sw_pg *pg, int retention_s, int chunk, int max_chunks, int *more);
 
-/* Is the migration that batches need (spillway.apply_each) applied?
+/* Is the newest migration that batches need (spillway.apply_each_all) applied?
  * 1 yes, 0 no, -1 error. */
 __attribute__((warn_unused_result)) int sw_ledger_schema_ready(sw_pg *pg);
 

@@ -24,6 +24,7 @@ int sw_queue_enqueue(sw_redis *r, int njobs, sw_queue_job *jobs, int ttl_s, int 
     }
     sw_redis_args_str(&a, r->keys.queue);
     sw_redis_args_str(&a, r->keys.stats);
+    sw_redis_args_str(&a, r->keys.seq);
     for (int j = 0; j < njobs; j++) {
         if (sw_keys_status(&r->keys, jobs[j].job_id, keys[j], fields[j]) == 0) {
             r->err = SW_REDIS_EREFUSED;
@@ -33,7 +34,7 @@ int sw_queue_enqueue(sw_redis *r, int njobs, sw_queue_job *jobs, int ttl_s, int 
         sw_redis_args_str(&a, keys[j]);
         jobs[j].prev[0] = '\0';
     }
-    int next = 2 + njobs;
+    int next = 3 + njobs;
     for (int j = 0; j < njobs; j++) {
         idem_at[2 * j] = idem_at[2 * j + 1] = 0;
         if (jobs[j].idem_key) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "envelope.h"
 #include "utf8.h"
 
 #define UNFIT(p, ...) sw_problem_set(p, 422, "validation", "Record does not fit the sink", __VA_ARGS__)
@@ -470,9 +471,9 @@ static int pack_value(const sw_column *col, sw_json_reader *r, const sw_json_tok
     return -1;
 }
 
-int sw_record_read(const sw_sink *sink, sw_json_reader *r, const sw_json_token *first,
-                   size_t index, const sw_record_limits *lim, msgpack_packer *pk,
-                   sw_record_work *w, sw_problem *p)
+int sw_record_read(const sw_sink *sink, enum sw_record_how how, sw_json_reader *r,
+                   const sw_json_token *first, size_t index, const sw_record_limits *lim,
+                   msgpack_packer *pk, sw_record_work *w, sw_problem *p)
 {
     size_t off[SW_SINK_MAX_COLUMNS], len[SW_SINK_MAX_COLUMNS];
     unsigned char have[SW_SINK_MAX_COLUMNS] = {0};
@@ -497,6 +498,10 @@ int sw_record_read(const sw_sink *sink, sw_json_reader *r, const sw_json_token *
             return sw_problem_set(p, 400, "malformed-json", "Malformed JSON",
                                   "record %zu: duplicate key \"%s\"", index,
                                   sink->columns[c].name);
+        if (how == SW_RECORD_KEY && !sink->columns[c].is_key)
+            return UNFIT(p, "record %zu: field \"%s\" is not a key column (a delete names "
+                         "only the key of sink \"%s\")", index, sink->columns[c].name,
+                         sink->name);
         if (sw_json_next(r, &t) == SW_JSON_ERROR)
             return sw_record_malformed(r, 0, p);
         off[c] = w->values.size;
@@ -510,7 +515,16 @@ int sw_record_read(const sw_sink *sink, sw_json_reader *r, const sw_json_token *
     for (int c = 0; c < sink->ncolumns; c++) {
         const sw_column *col = &sink->columns[c];
         if (have[c]) {
+            if (how == SW_RECORD_KEY && (unsigned char)w->values.data[off[c]] == 0xc0)
+                return UNFIT(p, "record %zu: key field \"%s\" is null", index, col->name);
             if (pk->callback(pk->data, w->values.data + off[c], len[c]) != 0)
+                return oom(p);
+            continue;
+        }
+        if (how != SW_RECORD_FULL && col->is_key)
+            return UNFIT(p, "record %zu: missing key field \"%s\"", index, col->name);
+        if (how != SW_RECORD_FULL) {
+            if (sw_envelope_pack_absent(pk) != 0)
                 return oom(p);
             continue;
         }

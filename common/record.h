@@ -29,18 +29,25 @@ typedef struct sw_record_work {
     size_t nkeys, capkeys;      /* in size_t pairs */
 } sw_record_work;
 
+/* How a record names its columns: every column, absent ones NULL (a
+ * write to insert, upsert or ignore sinks); the ones it means to set,
+ * absent ones left as they are (merge: the key is required); or exactly
+ * the key columns, non-null (a delete). */
+enum sw_record_how { SW_RECORD_FULL, SW_RECORD_MERGE, SW_RECORD_KEY };
+
 /* Read one record, whose first token `first` the caller took from `r`,
- * check it against the sink's columns and append it to the envelope as
- * an array of the sink's columns, in order, each converted strictly (see
+ * check it against the sink's columns as `how` says and append it to the
+ * envelope as an array of the sink's columns, in order (the absent marker
+ * for the columns MERGE and KEY leave out), each converted strictly (see
  * README, "Column types") and held to `lim`. The record is read token by
  * token: no document is built. `index` is the record's position in the
  * request, for messages. 0, or -1 with a 400 (malformed JSON), 422 or 500
  * in `p`; the packer may then hold a partial record, so the caller drops
  * the whole envelope. */
 __attribute__((warn_unused_result))
-int sw_record_read(const sw_sink *sink, sw_json_reader *r, const sw_json_token *first,
-                   size_t index, const sw_record_limits *lim, msgpack_packer *pk,
-                   sw_record_work *work, sw_problem *p);
+int sw_record_read(const sw_sink *sink, enum sw_record_how how, sw_json_reader *r,
+                   const sw_json_token *first, size_t index, const sw_record_limits *lim,
+                   msgpack_packer *pk, sw_record_work *work, sw_problem *p);
 
 /* A malformed-JSON problem (400) for the reader's error; `line` > 0
  * replaces the reader's own line number (NDJSON counts the body's). */

@@ -99,8 +99,22 @@ int sw_schema_check(sw_pg *pg, const sw_sink *s, sw_buf *report)
         if (!found)
             MISMATCH("sink %s: column %s is not in table %s\n", s->name, col->name, s->table);
     }
+    if (s->version_column[0] != '\0') {
+        int r = 0;
+        while (r < rows && strcmp(PQgetvalue(res, r, 0), s->version_column) != 0)
+            r++;
+        if (r == rows)
+            MISMATCH("sink %s: version_column %s is not in table %s (add it: ALTER TABLE %s "
+                     "ADD COLUMN %s bigint)\n", s->name, s->version_column, s->table, s->table,
+                     s->version_column);
+        else if (strcmp(PQgetvalue(res, r, 1), "bigint") != 0)
+            MISMATCH("sink %s: version_column %s is %s in the table; it must be bigint\n",
+                     s->name, s->version_column, PQgetvalue(res, r, 1));
+    }
     for (int r = 0; r < rows; r++) {
         const char *name = PQgetvalue(res, r, 0);
+        if (strcmp(name, s->version_column) == 0)
+            continue;
         if (sw_sink_column_index(s, name, strlen(name)) < 0 && PQgetvalue(res, r, 2)[0] == 't' &&
             PQgetvalue(res, r, 3)[0] != 't')
             MISMATCH("sink %s: table column %s is NOT NULL without a default but is not in "

@@ -40,11 +40,13 @@ static int offsets(char *out, size_t n)
     return snprintf(out, n,
                     "local ENV_HEAD, ENV_COUNT, ENV_TIME = %d, %d, %d\n"
                     "local ENV_ID, ENV_ID_LEN = %d, %d\n"
-                    "local ENV_SINK, ENV_SINK_V1 = %d, %d\n",
+                    "local ENV_SINK, ENV_SINK_V1, ENV_SINK_V3 = %d, %d, %d\n"
+                    "local ENV_SEQ = %d\n",
                     SW_ENVELOPE_HEAD_LEN, SW_ENVELOPE_COUNT_OFFSET + 2,
                     SW_ENVELOPE_TIME_OFFSET + 2, SW_ENVELOPE_ID_OFFSET + 3,
                     SW_ENVELOPE_ID_LEN, SW_ENVELOPE_SINK_OFFSET + 1,
-                    SW_ENVELOPE_SHAPE_OFFSET + 1);
+                    SW_ENVELOPE_SHAPE_OFFSET + 1, SW_ENVELOPE_SINK_OFFSET_V3 + 1,
+                    SW_ENVELOPE_SEQ_OFFSET + 1);
 }
 
 static void compose(void)

@@ -113,7 +113,8 @@ int sw_shape_map_check(const sw_shape_map *m, const sw_sink *now, const sw_envel
             return -1;
         }
         for (int g = 0; g < m->ngone; g++) {
-            if (scratch[m->gone[g]].kind != SW_V_NULL) {
+            enum sw_value_kind k = scratch[m->gone[g]].kind;
+            if (k != SW_V_NULL && k != SW_V_ABSENT) {
                 snprintf(why, whylen,
                          "sink \"%s\" changed since the job was queued: column %s was "
                          "removed, and record %u has a value for it", now->name,
@@ -132,8 +133,9 @@ void sw_shape_map_apply(const sw_shape_map *m, const sw_sink *now, const sw_valu
         if (m->from[c] >= 0) {
             out[c] = old[m->from[c]];
         } else {
+            /* A column added since: a merge leaves it as it is. */
             memset(&out[c], 0, sizeof out[c]);
-            out[c].kind = SW_V_NULL;
+            out[c].kind = now->mode == SW_MODE_MERGE ? SW_V_ABSENT : SW_V_NULL;
         }
     }
 }

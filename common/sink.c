@@ -158,7 +158,24 @@ int sw_sink_resolve_key(sw_sink *sink, char *errstr, size_t errlen)
                  sw_sink_mode_name(sink->mode));
         return -1;
     }
-    if (sink->mode == SW_MODE_UPSERT) {
+    if (sink->version_column[0] != '\0') {
+        if (sink->mode != SW_MODE_UPSERT && sink->mode != SW_MODE_MERGE) {
+            snprintf(errstr, errlen, "version_column needs mode upsert or merge");
+            return -1;
+        }
+        if (sw_sink_column_index(sink, sink->version_column, strlen(sink->version_column)) >= 0) {
+            snprintf(errstr, errlen, "version_column \"%s\" must not be listed in columns "
+                     "(Spillway writes it)", sink->version_column);
+            return -1;
+        }
+    }
+    if (sink->deletes > 0 && nkeys == 0) {
+        snprintf(errstr, errlen, "deletes = on needs a key (the columns a delete names)");
+        return -1;
+    }
+    if (sink->deletes < 0)   /* not configured: on where rows have keys */
+        sink->deletes = sink->mode == SW_MODE_UPSERT || sink->mode == SW_MODE_MERGE;
+    if (sink->mode == SW_MODE_UPSERT || sink->mode == SW_MODE_MERGE || sink->deletes) {
         for (int i = 0; i < sink->ncolumns; i++) {
             if (sink->columns[i].is_key && !sink->columns[i].not_null) {
                 snprintf(errstr, errlen, "key column \"%s\" must be declared not null",
@@ -200,6 +217,7 @@ int sw_sink_parse_mode(const char *s, enum sw_sink_mode *mode)
     if (strcmp(s, "insert") == 0) *mode = SW_MODE_INSERT;
     else if (strcmp(s, "upsert") == 0) *mode = SW_MODE_UPSERT;
     else if (strcmp(s, "ignore") == 0) *mode = SW_MODE_IGNORE;
+    else if (strcmp(s, "merge") == 0) *mode = SW_MODE_MERGE;
     else return -1;
     return 0;
 }
@@ -210,8 +228,19 @@ const char *sw_sink_mode_name(enum sw_sink_mode mode)
     case SW_MODE_INSERT: return "insert";
     case SW_MODE_UPSERT: return "upsert";
     case SW_MODE_IGNORE: return "ignore";
+    case SW_MODE_MERGE: return "merge";
     }
     return "?";
+}
+
+int sw_sink_v3(const sw_sink *sink)
+{
+    return sink->mode == SW_MODE_MERGE || sink->version_column[0] != '\0';
+}
+
+int sw_sink_keyed(const sw_sink *sink)
+{
+    return sw_sink_v3(sink) || sink->deletes > 0;
 }
 
 void sw_sink_clear(sw_sink *sink)

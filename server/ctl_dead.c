@@ -144,19 +144,25 @@ static int show(sw_redis *r, const dead *x, int json)
         const unsigned char *cur = x->e.records;
         while (sw_envelope_next(&x->e, &cur, vals) == 0) {
             json_t *rec = json_object();
-            for (uint32_t c = 0; c < x->e.ncolumns; c++)
+            for (uint32_t c = 0; c < x->e.ncolumns; c++) {
+                if (vals[c].kind == SW_V_ABSENT)   /* a merge left it out */
+                    continue;
                 json_object_set_new(rec, json_string_value(json_array_get(names, c)),
                                     value_json(&vals[c]));
+            }
             json_array_append_new(recs, rec);
         }
         json_decref(names);
     }
+    const char *op = x->decoded && x->e.op == SW_OP_DELETE ? "delete" : "write";
+    json_object_set_new(doc, "operation", json_string(op));
     json_object_set_new(doc, "record_named", named >= 0 ? json_integer(named) : json_null());
     json_object_set_new(doc, "data", recs);
     if (json)
         return sw_ctl_print_json(doc);
-    printf("job_id     %s\nsink       %s\nfailed_at  %.*s\nerror      %.*s\nrecords    %zu\n",
-           x->id, x->decoded ? x->e.sink : "(undecodable envelope)", (int)x->d.failed_at_len,
+    printf("job_id     %s\nsink       %s\noperation  %s\nfailed_at  %.*s\nerror      %.*s\n"
+           "records    %zu\n",
+           x->id, x->decoded ? x->e.sink : "(undecodable envelope)", op, (int)x->d.failed_at_len,
            x->d.failed_at, (int)x->d.error_len, x->d.error, json_array_size(recs));
     size_t i;
     json_t *rec;

@@ -282,8 +282,8 @@ static int route(void *user, sw_http_exchange *x)
                            name);
             return sw_api_send_problem(x, &p, NULL);
         }
-        if (!is_method(x, "POST"))
-            return sw_api_method_not_allowed(x, "POST");
+        if (!is_method(x, "POST") && !is_method(x, "DELETE"))
+            return sw_api_method_not_allowed(x, "POST, DELETE");
         if (x->head.framing == SW_HTTP_NO_BODY)
             return sw_api_problem(x, 411, "length-required", "Length required",
                                   "send a Content-Length header (or a chunked body)", NULL);

@@ -1,5 +1,6 @@
-/* POST /v1/sinks/{sink}/records: validate the body into one envelope and
- * queue it through the Redis lane, once per Idempotency-Key. */
+/* POST /v1/sinks/{sink}/records (writes) and DELETE (the keys of rows to
+ * delete): validate the body into one envelope and queue it through the
+ * Redis lane, once per Idempotency-Key. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,7 +136,8 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
     msgpack_sbuffer_clear(&w->sb);
     sw_ingest_limits lim = {cfg->max_records, {(size_t)cfg->max_string_bytes,
                                                cfg->max_json_depth}};
-    long n = sw_ingest_build(sink, ct, x->body, x->body_len, &lim, job_id, now, &w->sb,
+    enum sw_op op = strcmp(x->method, "DELETE") == 0 ? SW_OP_DELETE : SW_OP_WRITE;
+    long n = sw_ingest_build(sink, op, ct, x->body, x->body_len, &lim, job_id, now, &w->sb,
                              &w->work, &p);
     if (n < 0) {
         sw_metrics_add(&h->rejected[p.status == 413 ? REJ_TOO_LARGE : REJ_VALIDATION], 1);
@@ -184,11 +186,13 @@ static void post(sw_http *h, sw_worker *w, sw_http_exchange *x)
     char media[128];
     size_t mediun = media_type(ct, media, sizeof media);
     if (idem) {
-        const void *parts[] = {media, "\n", x->body};
-        size_t lens[] = {mediun, 1, x->body_len};
+        /* A delete's fingerprint differs from a write's of the same body. */
+        const char *verb = op == SW_OP_DELETE ? "DELETE\n" : "";
+        const void *parts[] = {verb, media, "\n", x->body};
+        size_t lens[] = {strlen(verb), mediun, 1, x->body_len};
         /* Keys stored before tokens scoped them (release 0.1) are read
          * too, until they expire. */
-        if (sw_sha256_hex(3, parts, lens, pj->fp) != 0 ||
+        if (sw_sha256_hex(4, parts, lens, pj->fp) != 0 ||
             sw_keys_idem(keys, sink->name, grant ? grant->scope : "", idem,
                          pj->idem_key, sizeof pj->idem_key) == 0 ||
             sw_keys_idem(keys, sink->name, "", idem, pj->idem_old,
@@ -224,7 +228,7 @@ static int pick_shard(sw_http *h, const sw_sink *sink, const char *idem, msgpack
     int shard;
     if (idem)
         shard = sw_shards_of_key(h->nlanes, sink->name, idem);
-    else if (sink->mode != SW_MODE_INSERT &&
+    else if ((sink->mode != SW_MODE_INSERT || sink->deletes > 0) &&
              sw_envelope_first_key_hash(env->data, env->size, is_key, sink->ncolumns, &kh) == 1)
         shard = sw_shards_pick(kh, h->nlanes);
     else

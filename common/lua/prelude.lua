@@ -1,5 +1,6 @@
 -- Shared by every script, after its shebang line and the envelope offsets
--- (ENV_HEAD, ENV_COUNT, ENV_TIME, ENV_ID, ENV_ID_LEN), which the C side
+-- (ENV_HEAD, ENV_COUNT, ENV_TIME, ENV_ID, ENV_ID_LEN, ENV_SINK*, ENV_SEQ:
+-- 1-based positions), which the C side
 -- writes from envelope.h so that both read envelopes at the same bytes.
 --
 -- A rule every script keeps: no command touches a key after an earlier
@@ -34,10 +35,12 @@ local function env_id(v)
   return string.sub(v, ENV_ID, ENV_ID + ENV_ID_LEN - 1)
 end
 
--- An envelope's sink name, or '' (version 1 has no shape before it).
+-- An envelope's sink name, or '' (version 1 has no shape before it,
+-- version 3 a sequence and an operation more).
 local function env_sink(v)
   local at = ENV_SINK
   if string.byte(v, 1) == 1 then at = ENV_SINK_V1 end
+  if string.byte(v, 1) == 3 then at = ENV_SINK_V3 end
   local b = string.byte(v, at)
   if b and b >= 0xa0 and b <= 0xbf then return string.sub(v, at + 1, at + b - 0xa0) end
   if b == 0xd9 then return string.sub(v, at + 2, at + 1 + (string.byte(v, at + 1) or 0)) end

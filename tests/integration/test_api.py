@@ -109,7 +109,7 @@ class ApiTest(harness.ServiceTest):
                            "decimal string")
         p, headers = self.assertProblem(self.svc.request("GET", "/v1/sinks/orders/records"), 405,
                                         "only POST")
-        self.assertEqual(headers["allow"], "POST")
+        self.assertEqual(headers["allow"], "POST, DELETE")
         self.assertProblem(self.svc.request("DELETE", "/v1/queue"), 405, "only GET")
         self.assertEqual(self.queued(), before)
 

@@ -150,7 +150,8 @@ class FlushTest(harness.ServiceTest):
         # migrate ran at set-up; a second run applies nothing.
         self.assertIn("migrations: 0 applied", self.svc.ctl("migrate").stdout)
         self.assertEqual(self.svc.sql("SELECT version FROM spillway.schema_migrations"),
-                         [["0001_ledger.sql"], ["0002_apply_each.sql"], ["0003_ledger_brin.sql"]])
+                         [["0001_ledger.sql"], ["0002_apply_each.sql"], ["0003_ledger_brin.sql"],
+                          ["0004_keyed.sql"]])
         out = self.svc.ctl("check-config")
         self.assertIn("sink typed: ok", out.stdout)
         self.assertIn("sink kv: ok", out.stdout)

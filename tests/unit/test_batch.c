@@ -66,7 +66,8 @@ static long make_job(const char *old_ini, const char *body, msgpack_sbuffer *sb)
     assert_int_equal(sw_config_load_string(&old, "old.ini", old_ini), 0);
     sw_jobid_new(id);
     sw_ingest_limits lim = {100, {1000, 8}};
-    long n = sw_ingest_build(&old.sinks[0], "application/json", body, strlen(body), &lim, id, 1,
+    long n = sw_ingest_build(&old.sinks[0], SW_OP_WRITE, "application/json", body, strlen(body),
+                             &lim, id, 1,
                              sb, &scratch, &p);
     sw_buf desc = SW_BUF_INIT;
     assert_int_equal(sw_shape_describe(&old.sinks[0], &desc), 0);
@@ -251,7 +252,8 @@ static void test_drop_front_keeps_the_rest(void **state)
     char id[SW_JOBID_LEN + 1];
     sw_ingest_limits lim = {100, {1000, 8}};
     sw_jobid_new(id);
-    assert_int_equal(sw_ingest_build(&cfg.sinks[0], "application/json", "[{\"id\":1},{\"id\":2}]",
+    assert_int_equal(sw_ingest_build(&cfg.sinks[0], SW_OP_WRITE, "application/json",
+                                     "[{\"id\":1},{\"id\":2}]",
                                      19, &lim, id, 5, &sb, &scratch, &p), 2);
     sw_batch *b = sw_batch_new(&cfg, lookup, NULL);
     for (int i = 0; i < 3; i++)

@@ -96,7 +96,17 @@ static void test_errors(void **state)
                  "mode upsert needs a key");
     expect_error("[sink.a]\ntable = t\nmode = upsert\nkey = nope\ncolumns = id bigint\n",
                  "key column \"nope\" is not in columns");
-    expect_error("[sink.a]\ntable = t\nmode = merge\n", "expected insert, upsert or ignore");
+    expect_error("[sink.a]\ntable = t\nmode = mix\n", "expected insert, upsert, ignore or merge");
+    expect_error("[sink.a]\ntable = t\nmode = insert\nversion_column = v\ncolumns = id integer\n",
+                 "version_column needs mode upsert or merge");
+    expect_error("[sink.a]\ntable = t\nmode = merge\nkey = id\nversion_column = id\n"
+                 "columns = id integer not null\n", "must not be listed in columns");
+    expect_error("[sink.a]\ntable = t\ndeletes = on\ncolumns = id integer\n",
+                 "deletes = on needs a key");
+    expect_error("[sink.a]\ntable = t\ndeletes = yes\ncolumns = id integer\n",
+                 "expected on or off");
+    expect_error("[sink.a]\ntable = t\nmode = merge\nkey = id\ncolumns = id integer\n",
+                 "must be declared not null");
     expect_error("[sink.A-b]\ntable = t\n", "sink name \"A-b\" must match");
     expect_error("[sink.a]\ntable = t\ncolumns = id varchar(0)\n", "bad length");
     expect_error("[log]\nlevel = loud\n", "expected debug, info, warn or error");

@@ -44,7 +44,8 @@ static void test_encode_matches_bytes(void **state)
     unsigned char want[128];
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    assert_int_equal(sw_envelope_begin(&pk, ID, "t", SHAPE, 2, 0x0102030405060708LL), 0);
+    assert_int_equal(
+        sw_envelope_begin(&pk, ID, "t", SHAPE, 2, 0x0102030405060708LL, 0, SW_OP_WRITE), 0);
     msgpack_pack_array(&pk, 2);
     msgpack_pack_int64(&pk, -1);
     msgpack_pack_str_with_body(&pk, "a\tb", 3);
@@ -171,11 +172,11 @@ static void test_decode_rejects(void **state)
     buf[n] = 0x92;
     buf[n + 1] = 0xc1;   /* never-used msgpack byte */
     expect_bad(buf, n + sizeof rec, "bad type");
-    buf[0] = 0x03;
-    expect_bad(buf, n + sizeof rec, "not a version 1 or 2 envelope");
+    buf[0] = 0x04;
+    expect_bad(buf, n + sizeof rec, "not a version 1, 2 or 3 envelope");
     buf[0] = 0x02;
     buf[53] = 0xce;   /* the shape's fixed-width marker */
-    expect_bad(buf, n + sizeof rec, "bad envelope header (shape)");
+    expect_bad(buf, n + sizeof rec, "bad envelope header");
     buf[53] = 0xcf;
 
     /* The fuzzer's find: a forged header claiming more columns than any
@@ -206,7 +207,7 @@ static void kv_job(msgpack_sbuffer *sb, const char *k, int64_t v)
     msgpack_packer pk;
     msgpack_sbuffer_clear(sb);
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    assert_int_equal(sw_envelope_begin(&pk, ID, "kv", SHAPE, 2, 1), 0);
+    assert_int_equal(sw_envelope_begin(&pk, ID, "kv", SHAPE, 2, 1, 0, SW_OP_WRITE), 0);
     msgpack_pack_array(&pk, 2);
     msgpack_pack_str_with_body(&pk, k, strlen(k));
     msgpack_pack_int64(&pk, v);
@@ -267,6 +268,67 @@ static void test_copyrow(void **state)
     sw_sink_clear(&s);
 }
 
+/* Version 3: the sequence and the operation at their offsets, absent
+ * values, and a delete routed to its key's shard like a write. */
+static void test_version_3(void **state)
+{
+    (void)state;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    sw_envelope env;
+    sw_value v[2];
+    char err[128];
+    const unsigned char key_k[] = {1, 0};
+    uint64_t hw, hd;
+    msgpack_sbuffer_init(&sb);
+    kv_job(&sb, "alpha", 1);
+    assert_int_equal(sw_envelope_first_key_hash(sb.data, sb.size, key_k, 2, &hw), 1);
+    msgpack_sbuffer_clear(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    assert_int_equal(sw_envelope_begin(&pk, ID, "kv", SHAPE, 2, 5, 0, SW_OP_DELETE), 0);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "alpha", 5);
+    assert_int_equal(sw_envelope_pack_absent(&pk), 0);
+    sw_envelope_finish(sb.data, 1);
+    unsigned char *b = (unsigned char *)sb.data;
+    assert_int_equal(b[0], 3);
+    assert_int_equal(b[SW_ENVELOPE_SEQ_OFFSET], 0xcf);
+    assert_int_equal(b[SW_ENVELOPE_KIND_OFFSET], SW_OP_DELETE);
+    assert_int_equal(b[SW_ENVELOPE_SINK_OFFSET_V3], 0xa2);
+    /* What the enqueue script does: a sequence into its eight bytes. */
+    b[SW_ENVELOPE_SEQ_OFFSET + 7] = 0x01;
+    b[SW_ENVELOPE_SEQ_OFFSET + 8] = 0x02;
+    assert_int_equal(sw_envelope_decode(sb.data, sb.size, &env, err, sizeof err), 0);
+    assert_int_equal(env.version, 3);
+    assert_int_equal(env.op, SW_OP_DELETE);
+    assert_int_equal(env.seq, 0x0102);
+    assert_string_equal(env.sink, "kv");
+    assert_string_equal(env.job_id, ID);
+    const unsigned char *cur = env.records;
+    assert_int_equal(sw_envelope_next(&env, &cur, v), 0);
+    assert_int_equal(v[0].kind, SW_V_STR);
+    assert_int_equal(v[1].kind, SW_V_ABSENT);
+    assert_int_equal(sw_envelope_first_key_hash(sb.data, sb.size, key_k, 2, &hd), 1);
+    assert_true(hw == hd);
+
+    sw_sink s;
+    memset(&s, 0, sizeof s);
+    assert_int_equal(sw_sink_parse_columns(&s, "k text, v bigint", err, sizeof err), 0);
+    sw_buf out = SW_BUF_INIT;
+    assert_int_equal(sw_copyrow_append_keyed(&out, 4, 2, 258, 1, &s, v), 0);
+    const char want[] = "4\t2\t258\tt\t10\talpha\t\\N\n";
+    assert_int_equal(out.len, strlen(want));
+    assert_memory_equal(out.data, want, out.len);
+    sw_buf_free(&out);
+    sw_sink_clear(&s);
+
+    /* An absent value in a version 2 envelope, or an operation past
+     * delete, is corrupt. */
+    b[SW_ENVELOPE_KIND_OFFSET] = 2;
+    assert_int_equal(sw_envelope_decode(sb.data, sb.size, &env, err, sizeof err), -1);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -276,6 +338,7 @@ int main(void)
         cmocka_unit_test(test_decode_rejects),
         cmocka_unit_test(test_copyrow),
         cmocka_unit_test(test_first_key_hash_and_shard),
+        cmocka_unit_test(test_version_3),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

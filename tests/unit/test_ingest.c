@@ -36,7 +36,7 @@ static long build(const char *ctype, const char *body, long max, sw_problem *p,
     msgpack_sbuffer_init(&sb);
     memset(p, 0, sizeof *p);
     sw_ingest_limits lim = {max, {65536, 32}};
-    long n = sw_ingest_build(&sink, ctype, body, strlen(body), &lim,
+    long n = sw_ingest_build(&sink, SW_OP_WRITE, ctype, body, strlen(body), &lim,
                              "0190a0e4-7b8c-7abc-8123-456789abcdef", 99, &sb, &scratch, p);
     if (n > 0) {
         sw_envelope env;

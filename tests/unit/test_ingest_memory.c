@@ -58,7 +58,7 @@ static long measure(const char *ct, size_t len, int *status, long *records)
     cur = peak = 0;
     counting = 1;
 #endif
-    *records = sw_ingest_build(&cfg.sinks[0], ct, body, len, &lim,
+    *records = sw_ingest_build(&cfg.sinks[0], SW_OP_WRITE, ct, body, len, &lim,
                                "0190a0e4-7b8c-7abc-8123-456789abcdef", 1, &sb, &w, &p);
 #if defined(__SANITIZE_ADDRESS__)
     counting = 0;

@@ -47,7 +47,7 @@ static int one(const char *field_json, const char *col, sw_value *out, sw_proble
     sw_record_work scratch = {0};
     msgpack_sbuffer_init(&sb);
     memset(p, 0, sizeof *p);
-    long n = sw_ingest_build(&sink, "application/json", body, strlen(body), &limits,
+    long n = sw_ingest_build(&sink, SW_OP_WRITE, "application/json", body, strlen(body), &limits,
                              "0190a0e4-7b8c-7abc-8123-456789abcdef", 1234567, &sb, &scratch, p);
     int status = 0;
     static char keep[512];   /* decoded strings point into the envelope */
@@ -247,7 +247,8 @@ static void test_string_limit(void **state)
     sw_record_work w = {0};
     msgpack_sbuffer_init(&sb);
     memset(&p, 0, sizeof p);
-    assert_int_equal(sw_ingest_build(&sink, "application/json", big, strlen(big), &limits,
+    assert_int_equal(sw_ingest_build(&sink, SW_OP_WRITE, "application/json", big, strlen(big),
+                                     &limits,
                                      "0190a0e4-7b8c-7abc-8123-456789abcdef", 1, &sb, &w, &p),
                      -1);
     assert_int_equal(p.status, 422);
@@ -265,7 +266,8 @@ static void test_not_null(void **state)
     msgpack_sbuffer_init(&sb);
     const char *body = "[{\"req\":\"a\"},{\"req\":null}]";
     memset(&p, 0, sizeof p);
-    assert_int_equal(sw_ingest_build(&sink, "application/json", body, strlen(body), &limits,
+    assert_int_equal(sw_ingest_build(&sink, SW_OP_WRITE, "application/json", body, strlen(body),
+                                     &limits,
                                      "0190a0e4-7b8c-7abc-8123-456789abcdef", 1, &sb, &scratch, &p),
                      -1);
     assert_int_equal(p.status, 422);
@@ -273,7 +275,8 @@ static void test_not_null(void **state)
     msgpack_sbuffer_clear(&sb);
     memset(&p, 0, sizeof p);
     body = "[{\"req\":\"a\"},{}]";
-    assert_int_equal(sw_ingest_build(&sink, "application/json", body, strlen(body), &limits,
+    assert_int_equal(sw_ingest_build(&sink, SW_OP_WRITE, "application/json", body, strlen(body),
+                                     &limits,
                                      "0190a0e4-7b8c-7abc-8123-456789abcdef", 1, &sb, &scratch, &p),
                      -1);
     assert_string_equal(p.detail, "record 1: missing field \"req\" (column is not null)");

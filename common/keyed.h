@@ -1,0 +1,65 @@
+#ifndef SW_KEYED_H_
+#define SW_KEYED_H_
+
+#include "pgconn.h"
+#include "sink.h"
+
+/* The keyed path of a sink's batch (commit.c takes it for merge sinks,
+ * sinks with a version_column, and batches that hold deletes): rows are
+ * staged with their job's sequence (sw_ver), whether they delete
+ * (sw_del) and which columns they name (sw_mask: '1' or '0' per column),
+ * then a few statements apply them, in one transaction:
+ *
+ *  upsert and merge sinks
+ *   1. fold: one row per key into sw_fold_<k>: the key's last operation in
+ *      (sw_ver, batch position) order; for a write, each column's value
+ *      from the last write after the key's last delete that names it
+ *      (sw_p<i> says whether any did), and sw_repl when a delete came
+ *      before it in the batch (the row is then replaced: columns no later
+ *      write names take their defaults);
+ *      Then take an advisory lock per bucket of those keys, in bucket
+ *      order (two flushers with batches sharing keys wait for each other
+ *      instead of deadlocking);
+ *   2. delete the rows of keys whose last operation deletes, unless the
+ *      row's version_column is newer;
+ *   3. with a version_column, keep a tombstone per deleted key
+ *      (spillway.tombstones: the delete's sequence), so that a write older
+ *      than the delete that lands later cannot bring the row back;
+ *   4. insert or update the rows of keys whose last operation writes:
+ *      named columns set, the others kept (merge) or defaulted (new rows,
+ *      replaced rows); with a version_column only where the write is
+ *      newer than the row and than the key's tombstone.
+ *  insert and ignore sinks (deletes = on)
+ *   1. delete the rows of every key the batch deletes;
+ *   2. insert the records that come after their key's last delete.
+ *
+ * The isolation path runs the same statements per job ($1 = the job's
+ * number in the batch, spillway.apply_each_all). */
+
+#define SW_KEYED_MAX_STMTS 6
+#define SW_KEYED_LOCK_BUCKETS 256
+
+typedef struct sw_keyed {
+    char *create;           /* the staging tables (typed and text) and the fold */
+    char *copy, *iso_copy;  /* COPY into typed / text staging */
+    char *stmts[SW_KEYED_MAX_STMTS], *iso_stmts[SW_KEYED_MAX_STMTS];
+    int nstmts;
+    char *plain_lock;       /* upsert sinks: the same locks, for batches that
+                               take the one-INSERT path (from sw_stage_<k>),
+                               so the two paths wait for each other too */
+} sw_keyed;
+
+/* Build sink `s`'s (index `k`) statements. A merge sink's defaults come
+ * from the table's catalog, so this runs on a connection (after each
+ * connect). 0, or -1 (pg->errstr). */
+__attribute__((warn_unused_result))
+int sw_keyed_build(sw_keyed *kd, const sw_sink *s, int k, sw_pg *pg);
+
+/* Free the statements. Accepts NULL. */
+void sw_keyed_clear(sw_keyed *kd);
+
+/* Staging table names of sink k (for COPY error context). */
+#define SW_KEYED_STAGE "sw_keyed_%d"
+#define SW_KEYED_ISO "sw_iso_%d_keyed"
+
+#endif
