@@ -350,6 +350,11 @@ static int direct_ok(const sw_sink *s, sw_pg *pg)
 
 int sw_commit_prepare(sw_commit *c, sw_pg *pg)
 {
+    /* Every session prints keys alike: tombstones and key locks compare
+     * them as text (keyed.h), whatever the server's or PGTZ's settings. */
+    if (sw_pg_exec(pg, "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; "
+                       "SET extra_float_digits = 3") != 0)
+        return -1;
     for (int k = 0; k < c->cfg->nsinks; k++) {
         stage *st = &c->st[k];
         const sw_sink *s = &c->cfg->sinks[k];
@@ -717,8 +722,11 @@ static PGresult *apply_each(sw_commit *c, stage *st, int kd, sw_pg *pg)
     }
     const char *params[SW_KEYED_MAX_STMTS + 1];
     char sql[256];
-    int n = st->kd.nstmts, at = snprintf(sql, sizeof sql, "SELECT failed_job, failed_state, "
-                                         "failed_message FROM spillway.apply_each_all(ARRAY[");
+    int n = st->kd.iso_nstmts, at = snprintf(sql, sizeof sql, "SELECT failed_job, failed_state, "
+                                             "failed_message FROM spillway.apply_each_all(ARRAY[");
+    /* The whole batch's keys locked once, in order, before any job runs. */
+    if (st->kd.iso_lock && sw_pg_exec(pg, st->kd.iso_lock) != 0)
+        return NULL;
     for (int q = 0; q < n; q++) {
         params[q] = st->kd.iso_stmts[q];
         at += snprintf(sql + at, sizeof sql - (size_t)at, "%s$%d", q ? ", " : "", q + 1);

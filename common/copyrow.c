@@ -40,8 +40,10 @@ int sw_copyrow_append_keyed(sw_buf *out, int64_t seq, int job, int64_t ver, int 
 {
     char mask[SW_SINK_MAX_COLUMNS + 1];
     int n = sink->ncolumns < SW_SINK_MAX_COLUMNS ? sink->ncolumns : SW_SINK_MAX_COLUMNS;
+    /* Only a merge leaves columns as they are; a job queued under merge
+     * and flushed after the sink became upsert NULLs them, as upsert does. */
     for (int c = 0; c < n; c++)
-        mask[c] = vals[c].kind == SW_V_ABSENT ? '0' : '1';
+        mask[c] = vals[c].kind == SW_V_ABSENT && sink->mode == SW_MODE_MERGE ? '0' : '1';
     mask[n] = '\0';
     if (sw_buf_printf(out, "%lld\t%d\t%lld\t%s\t%s", (long long)seq, job, (long long)ver,
                       del ? "t" : "f", mask) != 0)

@@ -20,8 +20,8 @@ int sw_copyrow_append(sw_buf *out, int64_t seq, int job, const sw_sink *sink,
 
 /* The keyed path's row (keyed.h): `seq`, `job`, then the job's sequence
  * `ver`, whether it deletes (t/f) and the mask of the columns the record
- * names ('1' or '0' each, absent values '0'), then the values as above,
- * absent ones as NULL. Pure. 0, or -1. */
+ * names ('1' or '0' each: absent values '0' on a merge sink), then the
+ * values as above, absent ones as NULL. Pure. 0, or -1. */
 __attribute__((warn_unused_result))
 int sw_copyrow_append_keyed(sw_buf *out, int64_t seq, int job, int64_t ver, int del,
                             const sw_sink *sink, const sw_value *vals);

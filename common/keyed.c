@@ -67,7 +67,7 @@ static int key_array(sw_buf *b, const sw_sink *s, const char *pre)
 /* The staged rows with their order: sw_ord numbers them by (sequence,
  * batch position), so a job's records keep their order and jobs follow
  * their sequence (0 without a version_column: batch order). */
-static int source(sw_buf *b, const sw_sink *s, int k, int text)
+static int source(sw_buf *b, const sw_sink *s, int k, int text, int per_job)
 {
     int rc = sw_buf_puts(b, "SELECT ");
     for (int c = 0; c < s->ncolumns; c++) {
@@ -77,7 +77,7 @@ static int source(sw_buf *b, const sw_sink *s, int k, int text)
     rc |= sw_buf_puts(b, "sw_del, sw_ver, sw_mask, "
                          "row_number() OVER (ORDER BY sw_ver, sw_seq) AS sw_ord FROM ");
     rc |= sw_buf_printf(b, text ? SW_KEYED_ISO : SW_KEYED_STAGE, k);
-    if (text)
+    if (per_job)
         rc |= sw_buf_puts(b, " WHERE sw_job = $1");
     return rc;
 }
@@ -106,7 +106,8 @@ static int create_tables(sw_buf *b, const sw_sink *s, int k)
         if (s->columns[c].is_key)
             rc |= sw_buf_printf(b, "\"%s\" %s, ", s->columns[c].name,
                                 sw_sink_type_sql(&s->columns[c], type, sizeof type));
-    rc |= sw_buf_puts(b, "sw_del boolean, sw_repl boolean, sw_ver bigint");
+    rc |= sw_buf_puts(b, "sw_del boolean, sw_repl boolean, sw_ver bigint, sw_dver bigint, "
+                         "sw_exists boolean");
     for (int c = 0; c < s->ncolumns; c++)
         if (!s->columns[c].is_key)
             rc |= sw_buf_printf(b, ", sw_p%d boolean, \"%s\" %s", c + 1, s->columns[c].name,
@@ -132,14 +133,15 @@ static int fold(sw_buf *b, const sw_sink *s, int k, int text)
 {
     int rc = sw_buf_printf(b, "INSERT INTO sw_fold_%d (", k);
     rc |= key_list(b, s, "");
-    rc |= sw_buf_puts(b, ", sw_del, sw_repl, sw_ver");
+    rc |= sw_buf_puts(b, ", sw_del, sw_repl, sw_ver, sw_dver");
     for (int c = 0; c < s->ncolumns; c++)
         if (!s->columns[c].is_key)
             rc |= sw_buf_printf(b, ", sw_p%d, \"%s\"", c + 1, s->columns[c].name);
     rc |= sw_buf_puts(b, ") SELECT ");
     rc |= key_list(b, s, "");
     rc |= sw_buf_puts(b, ", bool_or(sw_del AND sw_ord = sw_lord), bool_or(sw_dord > 0), "
-                         "(array_agg(sw_ver ORDER BY sw_ord DESC))[1]");
+                         "(array_agg(sw_ver ORDER BY sw_ord DESC))[1], "
+                         "(array_agg(sw_ver ORDER BY sw_ord DESC) FILTER (WHERE sw_del))[1]");
     for (int c = 0; c < s->ncolumns; c++) {
         if (s->columns[c].is_key)
             continue;
@@ -154,7 +156,7 @@ static int fold(sw_buf *b, const sw_sink *s, int k, int text)
     rc |= sw_buf_puts(b, " FROM (SELECT y.*, max(sw_ord) OVER w AS sw_lord, "
                          "coalesce(max(CASE WHEN sw_del THEN sw_ord END) OVER w, 0) AS sw_dord "
                          "FROM (");
-    rc |= source(b, s, k, text);
+    rc |= source(b, s, k, text, text);
     rc |= sw_buf_puts(b, ") y WINDOW w AS (PARTITION BY ");
     rc |= key_list(b, s, "");
     rc |= sw_buf_puts(b, ")) x GROUP BY ");
@@ -167,14 +169,30 @@ static int fold(sw_buf *b, const sw_sink *s, int k, int text)
  * of deadlocking, even on keys no row holds yet (row locks could not
  * cover those). Bounded: a batch takes at most that many locks per sink,
  * so PostgreSQL's shared lock table cannot run out. */
-static int lock_keys(sw_buf *b, const sw_sink *s, const char *from)
+static int lock_keys(sw_buf *b, const sw_sink *s, int k, int text, const char *from)
 {
     int rc = sw_buf_printf(b, "SELECT count(pg_advisory_xact_lock(hashtext('spillway:%s'), "
                               "x.bucket)) FROM (SELECT DISTINCT hashtext(", s->name);
     rc |= key_array(b, s, "f.");
-    rc |= sw_buf_printf(b, "::text) & %d AS bucket FROM %s f ORDER BY 1) x",
-                        SW_KEYED_LOCK_BUCKETS - 1, from);
-    return rc;
+    rc |= sw_buf_printf(b, "::text) & %d AS bucket FROM ", SW_KEYED_LOCK_BUCKETS - 1);
+    if (from) {
+        rc |= sw_buf_puts(b, from);
+    } else {
+        rc |= sw_buf_puts(b, "(");
+        rc |= source(b, s, k, text, 0);
+        rc |= sw_buf_puts(b, ")");
+    }
+    return rc | sw_buf_puts(b, " f ORDER BY 1) x");
+}
+
+/* Which keys have a row, now that no other flusher can change that:
+ * those are updated (only the columns named change, so a NOT NULL column
+ * the write leaves out is no matter), the others inserted. */
+static int mark_existing(sw_buf *b, const sw_sink *s, int k, const char *table)
+{
+    int rc = sw_buf_printf(b, "UPDATE sw_fold_%d f SET sw_exists = true FROM %s t WHERE ", k,
+                           table);
+    return rc | key_match(b, s, "t", "f");
 }
 
 /* 2. Delete the rows of keys whose last operation deletes. */
@@ -188,20 +206,62 @@ static int delete_rows(sw_buf *b, const sw_sink *s, int k, const char *table)
     return rc;
 }
 
-/* 3. Tombstones of the keys deleted (version_column only). */
+/* 3. Tombstones of the keys the batch deletes (version_column only),
+ * with the last delete's sequence, also where a write follows it. */
 static int tombstones(sw_buf *b, const sw_sink *s, int k)
 {
     int rc = sw_buf_puts(b, "INSERT INTO spillway.tombstones AS tb (sink, key, version) SELECT ");
     rc |= sw_buf_printf(b, "'%s', ", s->name);   /* sink names are [a-z0-9_] */
     rc |= key_array(b, s, "f.");
-    rc |= sw_buf_printf(b, ", f.sw_ver FROM sw_fold_%d f WHERE f.sw_del ORDER BY 2 "
+    rc |= sw_buf_printf(b, ", f.sw_dver FROM sw_fold_%d f WHERE f.sw_dver IS NOT NULL ORDER BY 2 "
                            "ON CONFLICT (sink, key) DO UPDATE SET "
                            "version = greatest(tb.version, EXCLUDED.version), "
                            "deleted_at = now()", k);
     return rc;
 }
 
-/* 4. Insert or update the rows of keys whose last operation writes.
+/* A column's default as the statements write it: varchar as text, so an
+ * assignment refuses one too long rather than a cast cutting it. */
+static const char *default_type(const sw_column *col, char *type, size_t n)
+{
+    return col->type == SW_COL_VARCHAR ? "text" : sw_sink_type_sql(col, type, n);
+}
+
+/* 4a. Update the rows of keys that have one and whose last operation
+ * writes: named columns set; after a delete in the batch (sw_repl) the
+ * others take their defaults, unless the row was written after that
+ * delete; with a version_column only where the write is newer. */
+static int update_rows(sw_buf *b, const sw_sink *s, int k, const char *table,
+                       char *const *defaults)
+{
+    char type[64];
+    const char *v = s->version_column;
+    int rc = sw_buf_printf(b, "UPDATE %s t SET ", table), first = 1;
+    for (int c = 0; c < s->ncolumns; c++) {
+        const sw_column *col = &s->columns[c];
+        if (col->is_key)
+            continue;
+        rc |= sw_buf_printf(b, "%s\"%s\" = CASE WHEN f.sw_p%d THEN f.\"%s\" WHEN f.sw_repl",
+                            first ? "" : ", ", col->name, c + 1, col->name);
+        if (v[0])
+            rc |= sw_buf_printf(b, " AND (t.\"%s\" IS NULL OR t.\"%s\" < f.sw_dver)", v, v);
+        rc |= sw_buf_printf(b, " THEN (%s)::%s ELSE t.\"%s\" END", defaults[c],
+                            default_type(col, type, sizeof type), col->name);
+        first = 0;
+    }
+    if (v[0])
+        rc |= sw_buf_printf(b, "%s\"%s\" = f.sw_ver", first ? "" : ", ", v);
+    rc |= sw_buf_printf(b, " FROM sw_fold_%d f WHERE f.sw_exists AND NOT f.sw_del AND ", k);
+    rc |= key_match(b, s, "t", "f");
+    if (v[0])
+        rc |= sw_buf_printf(b, " AND (t.\"%s\" IS NULL OR t.\"%s\" < f.sw_ver)", v, v);
+    return rc;
+}
+
+/* 4b. Insert the rows of keys that had none: named columns, the others'
+ * defaults; with a version_column only where the write is newer than the
+ * key's tombstone. ON CONFLICT covers a row another writer than Spillway
+ * made meanwhile.
  * `defaults[c]`: the SQL of column c's default ("NULL" without one). */
 static int write_rows(sw_buf *b, const sw_sink *s, int k, const char *table,
                       char *const *defaults)
@@ -221,12 +281,13 @@ static int write_rows(sw_buf *b, const sw_sink *s, int k, const char *table,
         else
             rc |= sw_buf_printf(b, "%sCASE WHEN f.sw_p%d THEN f.\"%s\" ELSE (%s)::%s END",
                                 c ? ", " : "", c + 1, col->name, defaults[c],
-                                sw_sink_type_sql(col, type, sizeof type));
+                                default_type(col, type, sizeof type));
         nonkey += !col->is_key;
     }
     if (v[0])
         rc |= sw_buf_puts(b, ", f.sw_ver");
-    rc |= sw_buf_printf(b, " FROM sw_fold_%d f WHERE NOT f.sw_del", k);
+    rc |= sw_buf_printf(b, " FROM sw_fold_%d f WHERE NOT f.sw_del AND f.sw_exists IS NOT TRUE",
+                        k);
     if (v[0]) {
         rc |= sw_buf_printf(b, " AND NOT EXISTS (SELECT 1 FROM spillway.tombstones tb WHERE "
                                "tb.sink = '%s' AND tb.key = ", s->name);
@@ -281,7 +342,7 @@ static int write_rows(sw_buf *b, const sw_sink *s, int k, const char *table,
 static int plain_delete(sw_buf *b, const sw_sink *s, int k, const char *table, int text)
 {
     int rc = sw_buf_printf(b, "DELETE FROM %s t USING (SELECT * FROM (", table);
-    rc |= source(b, s, k, text);
+    rc |= source(b, s, k, text, text);
     rc |= sw_buf_puts(b, ") y WHERE sw_del) d WHERE ");
     return rc | key_match(b, s, "t", "d");
 }
@@ -299,7 +360,7 @@ static int plain_insert(sw_buf *b, const sw_sink *s, int k, const char *table, i
                          "OVER (PARTITION BY ");
     rc |= key_list(b, s, "");
     rc |= sw_buf_puts(b, "), 0) AS sw_dord FROM (");
-    rc |= source(b, s, k, text);
+    rc |= source(b, s, k, text, text);
     rc |= sw_buf_puts(b, ") y) x WHERE NOT sw_del AND sw_ord > sw_dord ORDER BY sw_ord");
     if (s->mode == SW_MODE_IGNORE) {
         rc |= sw_buf_puts(b, " ON CONFLICT (");
@@ -334,19 +395,21 @@ static int read_defaults(const sw_sink *s, const char *table, char **out, sw_pg 
             int c = sw_sink_column_index(s, name, strlen(name));
             if (c < 0 || PQgetisnull(res, r, 1))
                 continue;
-            if ((out[c] = strdup(PQgetvalue(res, r, 1))) == NULL)
-                break;
+            if ((out[c] = strdup(PQgetvalue(res, r, 1))) == NULL) {
+                PQclear(res);
+                goto oom;
+            }
         }
         PQclear(res);
     }
-    for (int c = 0; c < s->ncolumns; c++) {
-        if (out[c] == NULL && (out[c] = strdup("NULL")) == NULL) {
-            snprintf(pg->errstr, sizeof pg->errstr, "out of memory");
-            pg->sqlstate[0] = '\0';
-            return -1;
-        }
-    }
+    for (int c = 0; c < s->ncolumns; c++)
+        if (out[c] == NULL && (out[c] = strdup("NULL")) == NULL)
+            goto oom;
     return 0;
+oom:
+    snprintf(pg->errstr, sizeof pg->errstr, "out of memory");
+    pg->sqlstate[0] = '\0';
+    return -1;
 }
 
 static char *take(sw_buf *b, int rc)
@@ -368,40 +431,56 @@ int sw_keyed_build(sw_keyed *kd, const sw_sink *s, int k, sw_pg *pg)
     int rc = -1, n = 0, keyed = s->mode == SW_MODE_UPSERT || s->mode == SW_MODE_MERGE;
     sw_keyed_clear(kd);
     sw_pg_quote_ident(s->table, table, sizeof table);
-    if (defaults == NULL || read_defaults(s, table, defaults, pg) != 0)
+    if (defaults == NULL) {
+        snprintf(pg->errstr, sizeof pg->errstr, "out of memory");
+        pg->sqlstate[0] = '\0';
+        goto out;
+    }
+    if (read_defaults(s, table, defaults, pg) != 0)
         goto out;
     kd->create = take(&b, create_tables(&b, s, k));
     kd->copy = take(&b, copy_into(&b, s, k, 0));
     kd->iso_copy = take(&b, copy_into(&b, s, k, 1));
     for (int text = 0; text < 2; text++) {
         char **st = text ? kd->iso_stmts : kd->stmts;
+        int *count = text ? &kd->iso_nstmts : &kd->nstmts;
         n = 0;
         if (keyed) {
+            int nonkey = 0;
+            for (int c = 0; c < s->ncolumns; c++)
+                nonkey += !s->columns[c].is_key;
+            /* The fast path locks first; isolation locks the whole batch's
+             * keys once, in order, before its jobs run (kd->iso_lock). */
+            if (!text)
+                st[n++] = take(&b, lock_keys(&b, s, k, 0, NULL));
             st[n++] = take(&b, sw_buf_printf(&b, "DELETE FROM sw_fold_%d", k));
             st[n++] = take(&b, fold(&b, s, k, text));
-            char fold_table[32];
-            snprintf(fold_table, sizeof fold_table, "sw_fold_%d", k);
-            st[n++] = take(&b, lock_keys(&b, s, fold_table));
+            st[n++] = take(&b, mark_existing(&b, s, k, table));
             st[n++] = take(&b, delete_rows(&b, s, k, table));
             if (s->version_column[0])
                 st[n++] = take(&b, tombstones(&b, s, k));
+            if (nonkey > 0 || s->version_column[0])
+                st[n++] = take(&b, update_rows(&b, s, k, table, defaults));
             st[n++] = take(&b, write_rows(&b, s, k, table, defaults));
         } else {
             st[n++] = take(&b, plain_delete(&b, s, k, table, text));
             st[n++] = take(&b, plain_insert(&b, s, k, table, text));
         }
+        *count = n;
     }
-    kd->nstmts = n;
+    if (keyed)
+        kd->iso_lock = take(&b, lock_keys(&b, s, k, 1, NULL));
     if (s->mode == SW_MODE_UPSERT) {
         char stage[32];
         snprintf(stage, sizeof stage, "sw_stage_%d", k);
-        kd->plain_lock = take(&b, lock_keys(&b, s, stage));
+        kd->plain_lock = take(&b, lock_keys(&b, s, k, 0, stage));
     }
-    rc = kd->create && kd->copy && kd->iso_copy &&
+    rc = kd->create && kd->copy && kd->iso_copy && (!keyed || kd->iso_lock) &&
          (s->mode != SW_MODE_UPSERT || kd->plain_lock) ? 0 : -1;
-    for (int i = 0; i < n; i++)
-        if (kd->stmts[i] == NULL || kd->iso_stmts[i] == NULL)
-            rc = -1;
+    for (int i = 0; i < kd->nstmts; i++)
+        rc |= kd->stmts[i] == NULL ? -1 : 0;
+    for (int i = 0; i < kd->iso_nstmts; i++)
+        rc |= kd->iso_stmts[i] == NULL ? -1 : 0;
     if (rc != 0) {
         snprintf(pg->errstr, sizeof pg->errstr, "out of memory building sink %s's statements",
                  s->name);
@@ -424,6 +503,7 @@ void sw_keyed_clear(sw_keyed *kd)
     free(kd->copy);
     free(kd->iso_copy);
     free(kd->plain_lock);
+    free(kd->iso_lock);
     for (int i = 0; i < SW_KEYED_MAX_STMTS; i++) {
         free(kd->stmts[i]);
         free(kd->iso_stmts[i]);

@@ -11,24 +11,27 @@
  * then a few statements apply them, in one transaction:
  *
  *  upsert and merge sinks
+ *   0. take an advisory lock per bucket of the batch's keys, in bucket
+ *      order (two flushers with batches sharing keys wait for each other
+ *      instead of deadlocking, even on keys no row holds yet);
  *   1. fold: one row per key into sw_fold_<k>: the key's last operation in
  *      (sw_ver, batch position) order; for a write, each column's value
  *      from the last write after the key's last delete that names it
- *      (sw_p<i> says whether any did), and sw_repl when a delete came
- *      before it in the batch (the row is then replaced: columns no later
- *      write names take their defaults);
- *      Then take an advisory lock per bucket of those keys, in bucket
- *      order (two flushers with batches sharing keys wait for each other
- *      instead of deadlocking);
+ *      (sw_p<i> says whether any did), sw_repl when a delete came before
+ *      it in the batch, and sw_dver, that delete's sequence; then mark
+ *      the keys that have a row (sw_exists);
  *   2. delete the rows of keys whose last operation deletes, unless the
  *      row's version_column is newer;
- *   3. with a version_column, keep a tombstone per deleted key
- *      (spillway.tombstones: the delete's sequence), so that a write older
- *      than the delete that lands later cannot bring the row back;
- *   4. insert or update the rows of keys whose last operation writes:
- *      named columns set, the others kept (merge) or defaulted (new rows,
- *      replaced rows); with a version_column only where the write is
- *      newer than the row and than the key's tombstone.
+ *   3. with a version_column, keep a tombstone per key the batch deletes
+ *      (spillway.tombstones: the last delete's sequence), so that a write
+ *      older than the delete that lands later cannot bring the row back;
+ *   4. update the rows that exist: named columns set, the others kept
+ *      (merge), or after a delete in the batch given their defaults unless
+ *      the row was written after that delete; then insert the keys that
+ *      had no row: named columns, the others' defaults. With a
+ *      version_column only where the write is newer than the row and than
+ *      the key's tombstone. (An update names only the columns it sets,
+ *      so a NOT NULL column a merge leaves out is no matter.)
  *  insert and ignore sinks (deletes = on)
  *   1. delete the rows of every key the batch deletes;
  *   2. insert the records that come after their key's last delete.
@@ -36,14 +39,16 @@
  * The isolation path runs the same statements per job ($1 = the job's
  * number in the batch, spillway.apply_each_all). */
 
-#define SW_KEYED_MAX_STMTS 6
-#define SW_KEYED_LOCK_BUCKETS 256
+#define SW_KEYED_MAX_STMTS 8
+#define SW_KEYED_LOCK_BUCKETS 64
 
 typedef struct sw_keyed {
     char *create;           /* the staging tables (typed and text) and the fold */
     char *copy, *iso_copy;  /* COPY into typed / text staging */
     char *stmts[SW_KEYED_MAX_STMTS], *iso_stmts[SW_KEYED_MAX_STMTS];
-    int nstmts;
+    int nstmts, iso_nstmts;
+    char *iso_lock;         /* upsert and merge: isolation's locks, all the
+                               batch's keys at once (from text staging) */
     char *plain_lock;       /* upsert sinks: the same locks, for batches that
                                take the one-INSERT path (from sw_stage_<k>),
                                so the two paths wait for each other too */

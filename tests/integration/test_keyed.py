@@ -27,6 +27,12 @@ key = id
 version_column = version
 columns = id bigint not null, name text, city text, visits integer not null, tags jsonb
 
+[sink.acct]
+table = public.acct
+mode = merge
+key = id
+columns = id bigint not null, balance integer not null, note text
+
 [sink.events]
 table = public.events
 key = id
@@ -37,6 +43,8 @@ TABLES = harness.CHECKED_TABLE + """
 CREATE TABLE people (id bigint PRIMARY KEY, name text, city text DEFAULT 'nowhere',
                      visits integer NOT NULL DEFAULT 0, tags jsonb, version bigint);
 CREATE TABLE events (id bigint NOT NULL, note text);
+CREATE TABLE acct (id bigint PRIMARY KEY, balance integer NOT NULL CHECK (balance >= 0),
+                   note text);
 """
 
 
@@ -64,7 +72,7 @@ class KeyedTest(harness.ServiceTest):
                             "WHERE id = %d" % pid)
         return rows[0] if rows else None
 
-    def in_one_batch(self, sink, ops):
+    def in_one_batch(self, sink, ops, wait=True):
         """Run `ops` (callables returning job ids) while the sink's flushing
         is paused, then resume: the parked jobs come back in one claim."""
         svc = self.svc
@@ -77,7 +85,8 @@ class KeyedTest(harness.ServiceTest):
         harness.wait_for(lambda: svc.llen("parked:" + sink) == len(ids), 10,
                          "the jobs to be parked")
         svc.ctl("sink", "resume", sink, "--flush")
-        svc.wait_jobs(ids)
+        if wait:
+            svc.wait_jobs(ids)
         return ids
 
     def test_1_merge_updates_only_the_named_fields(self):
@@ -208,7 +217,31 @@ class KeyedTest(harness.ServiceTest):
         svc.wait_jobs([svc.post_ok("people", {"id": 31, "name": "again"})])
         self.assertEqual(self.person(31), ["again", "nowhere", "0", "", "t"])
 
-    def test_4_check_config_checks_the_version_column(self):
+    def test_4_not_null_columns_and_isolation(self):
+        """A merge that leaves out a NOT NULL column without a default
+        updates the row; a new row without it fails with PostgreSQL's
+        error. A keyed batch with a job PostgreSQL refuses isolates it: the
+        others apply, in order."""
+        svc = self.svc
+        svc.wait_jobs([svc.post_ok("acct", {"id": 1, "balance": 5})])
+        svc.wait_jobs([svc.post_ok("acct", {"id": 1, "note": "x"})])
+        self.assertEqual(svc.sql("SELECT balance, note FROM acct WHERE id = 1"), [["5", "x"]])
+        bad = svc.post_ok("acct", {"id": 2, "note": "y"})
+        svc.wait_jobs([bad], want="failed")
+        self.assertIn("SQLSTATE 23502", svc.job(bad)[1]["error"])
+        ids = self.in_one_batch("acct", [
+            lambda: svc.post_ok("acct", {"id": 1, "balance": 7}),
+            lambda: svc.post_ok("acct", [{"id": 3, "balance": 1}, {"id": 4, "balance": -1}]),
+            lambda: svc.post_ok("acct", {"id": 1, "note": "z"}),
+            lambda: delete_ok(svc, "acct", {"id": 1}),
+            lambda: svc.post_ok("acct", {"id": 1, "balance": 9})], wait=False)
+        svc.wait_jobs(ids[:1] + ids[2:])
+        svc.wait_jobs(ids[1:2], want="failed")
+        self.assertIn("SQLSTATE 23514", svc.job(ids[1])[1]["error"])
+        self.assertEqual(svc.sql("SELECT id, balance, note FROM acct ORDER BY id"),
+                         [["1", "9", ""]])
+
+    def test_5_check_config_checks_the_version_column(self):
         svc = self.svc
         self.assertIn("sink people: ok", svc.ctl("check-config").stdout)
         svc.sql("ALTER TABLE people RENAME COLUMN version TO v2")
@@ -239,11 +272,8 @@ columns = k integer not null, v text not null, n integer not null
 """
 HOT_TABLE = """
 CREATE TABLE hot (k integer PRIMARY KEY, v text NOT NULL, n integer NOT NULL, ver bigint);
--- Each row written sleeps a random few ms: batches of different flushers
--- overlap and commit in any order.
 CREATE FUNCTION jitter() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN PERFORM pg_sleep(random() * 0.004); RETURN NEW; END $$;
-CREATE TRIGGER jitter BEFORE INSERT OR UPDATE ON hot FOR EACH ROW EXECUTE FUNCTION jitter();
+BEGIN PERFORM pg_sleep(random() * 0.02); RETURN NULL; END $$;
 """
 
 
@@ -254,8 +284,20 @@ class InterleavedTest(harness.ServiceTest):
 
     def test_1_four_flushers_equal_a_sequential_replay(self):
         svc = self.svc
+        # Each job the ledger records (the first thing a batch does in its
+        # transaction) sleeps a random few ms: batches of different
+        # flushers reach their keys in any order, so they commit in any
+        # order.
+        svc.sql("CREATE TRIGGER jitter BEFORE INSERT ON spillway.ledger FOR EACH STATEMENT "
+                "EXECUTE FUNCTION jitter()")
         for fid in ("f2", "f3", "f4"):
             svc.start_flusher(fid)
+        # Everything is accepted while flushing is paused, then four
+        # flushers take batches of 8 at once.
+        svc.ctl("sink", "pause", "hot", "--flush")
+        harness.wait_for(lambda: all('msg="sink flushing paused" sink=hot' in f.output()
+                                     for f in svc.flushers.values()), 10,
+                         "every flusher to see the pause")
         rnd = random.Random(14)
         replay, ids = {}, []
         for i in range(2400):
@@ -266,6 +308,9 @@ class InterleavedTest(harness.ServiceTest):
             else:
                 ids.append(svc.post_ok("hot", {"k": k, "v": "w%d" % i, "n": i}))
                 replay[k] = ("w%d" % i, i)
+        harness.wait_for(lambda: svc.llen("parked:hot") + svc.llen("queue") == len(ids), 30,
+                         "every job parked or queued")
+        svc.ctl("sink", "resume", "hot", "--flush")
         svc.wait_jobs(ids, timeout=120)
         rows = {int(r[0]): (r[1], int(r[2])) for r in svc.sql("SELECT k, v, n FROM hot")}
         self.assertEqual(rows, replay)
