@@ -78,20 +78,6 @@ static int grow(sw_commit *c, int n)
     return 0;
 }
 
-/* The column as the SELECT list reads it: as is from typed staging; from
- * text staging cast to its type, but varchar to text (an explicit cast to
- * varchar(n) would cut a long value short; the INSERT's own assignment
- * refuses it instead). */
-static int col_expr(sw_buf *b, const sw_column *col, int cast)
-{
-    char type[64];
-    if (!cast)
-        return sw_buf_printf(b, "\"%s\"", col->name);
-    return sw_buf_printf(b, "(\"%s\")::%s", col->name,
-                         col->type == SW_COL_VARCHAR ? "text"
-                                                     : sw_sink_type_sql(col, type, sizeof type));
-}
-
 /* INSERT INTO target SELECT FROM staging, per mode. Upsert keeps the last
  * write per key in queue order (DISTINCT ON ... sw_seq DESC), since one
  * INSERT may not touch a row twice; insert and ignore keep queue order.
@@ -107,11 +93,11 @@ static char *build_insert(const char *from, const sw_sink *s, int iso)
         const sw_column *col = &s->columns[c];
         rc |= sw_buf_printf(&cols, "%s\"%s\"", c ? ", " : "", col->name);
         rc |= sw_buf_puts(&sel, c ? ", " : "");
-        rc |= col_expr(&sel, col, iso);
+        rc |= sw_keyed_src_col(&sel, col, iso);
         if (col->is_key) {
             rc |= sw_buf_printf(&keys, "%s\"%s\"", keys.len ? ", " : "", col->name);
             rc |= sw_buf_puts(&keysel, keysel.len ? ", " : "");
-            rc |= col_expr(&keysel, col, iso);
+            rc |= sw_keyed_src_col(&keysel, col, iso);
         }
         nonkey += !col->is_key;
     }

@@ -7,10 +7,7 @@
 
 #include "buf.h"
 
-/* A staged column as the statements read it: as is from typed staging;
- * from text staging cast to its type (varchar to text: a cast to
- * varchar(n) would cut a long value short, where assignment refuses it). */
-static int src_col(sw_buf *b, const sw_column *col, int text)
+int sw_keyed_src_col(sw_buf *b, const sw_column *col, int text)
 {
     char type[64];
     if (!text)
@@ -71,7 +68,7 @@ static int source(sw_buf *b, const sw_sink *s, int k, int text, int per_job)
 {
     int rc = sw_buf_puts(b, "SELECT ");
     for (int c = 0; c < s->ncolumns; c++) {
-        rc |= src_col(b, &s->columns[c], text);
+        rc |= sw_keyed_src_col(b, &s->columns[c], text);
         rc |= sw_buf_printf(b, " AS \"%s\", ", s->columns[c].name);
     }
     rc |= sw_buf_puts(b, "sw_del, sw_ver, sw_mask, "

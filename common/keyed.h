@@ -1,6 +1,7 @@
 #ifndef SW_KEYED_H_
 #define SW_KEYED_H_
 
+#include "buf.h"
 #include "pgconn.h"
 #include "sink.h"
 
@@ -59,6 +60,13 @@ typedef struct sw_keyed {
  * connect). 0, or -1 (pg->errstr). */
 __attribute__((warn_unused_result))
 int sw_keyed_build(sw_keyed *kd, const sw_sink *s, int k, sw_pg *pg);
+
+/* Append staged column `col` as a statement reads it: as is from typed
+ * staging; from `text` staging cast to its type (varchar to text: a cast
+ * to varchar(n) would cut a long value short, where assignment refuses
+ * it). 0, or -1 when out of memory. Shared with commit.c's one-INSERT
+ * path. */
+int sw_keyed_src_col(sw_buf *b, const sw_column *col, int text);
 
 /* Free the statements. Accepts NULL. */
 void sw_keyed_clear(sw_keyed *kd);

@@ -14,6 +14,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -79,12 +80,16 @@ class KeyedTest(harness.ServiceTest):
         seen = "".join(f.output() for f in svc.flushers.values()).count(
             'msg="sink flushing paused" sink=%s' % sink)
         svc.ctl("sink", "pause", sink, "--flush")
-        harness.wait_for(lambda: "".join(f.output() for f in svc.flushers.values()).count(
-            'msg="sink flushing paused" sink=%s' % sink) > seen, 5, "the flusher to see it")
-        ids = [op() for op in ops]
-        harness.wait_for(lambda: svc.llen("parked:" + sink) == len(ids), 10,
-                         "the jobs to be parked")
-        svc.ctl("sink", "resume", sink, "--flush")
+        try:
+            harness.wait_for(lambda: "".join(f.output() for f in svc.flushers.values()).count(
+                'msg="sink flushing paused" sink=%s' % sink) > seen, 5, "the flusher to see it")
+            # One line per process; each shard's drain looks once a second.
+            time.sleep(1.1)
+            ids = [op() for op in ops]
+            harness.wait_for(lambda: svc.llen("parked:" + sink) == len(ids), 10,
+                             "the jobs to be parked")
+        finally:
+            svc.ctl("sink", "resume", sink, "--flush")
         if wait:
             svc.wait_jobs(ids)
         return ids
@@ -244,22 +249,18 @@ class KeyedTest(harness.ServiceTest):
     def test_5_check_config_checks_the_version_column(self):
         svc = self.svc
         self.assertIn("sink people: ok", svc.ctl("check-config").stdout)
-        svc.sql("ALTER TABLE people RENAME COLUMN version TO v2")
-        try:
-            out = svc.ctl("check-config", check=False)
-        finally:
-            svc.sql("ALTER TABLE people RENAME COLUMN v2 TO version")
-        self.assertNotEqual(out.returncode, 0)
-        self.assertIn("version_column version is not in table public.people",
-                      out.stdout + out.stderr)
-        svc.sql("ALTER TABLE people ALTER COLUMN version TYPE numeric")
-        try:
-            out = svc.ctl("check-config", check=False)
-        finally:
-            svc.sql("ALTER TABLE people ALTER COLUMN version TYPE bigint")
-        self.assertNotEqual(out.returncode, 0)
-        self.assertIn("version_column version is numeric in the table; it must be bigint",
-                      out.stdout + out.stderr)
+        for broken, mend, want in [
+                ("RENAME COLUMN version TO v2", "RENAME COLUMN v2 TO version",
+                 "version_column version is not in table public.people"),
+                ("ALTER COLUMN version TYPE numeric", "ALTER COLUMN version TYPE bigint",
+                 "version_column version is numeric in the table; it must be bigint")]:
+            svc.sql("ALTER TABLE people " + broken)
+            try:
+                out = svc.ctl("check-config", check=False)
+            finally:
+                svc.sql("ALTER TABLE people " + mend)
+            self.assertNotEqual(out.returncode, 0)
+            self.assertIn(want, out.stdout + out.stderr)
 
 
 HOT_SINK = """
@@ -298,6 +299,7 @@ class InterleavedTest(harness.ServiceTest):
         harness.wait_for(lambda: all('msg="sink flushing paused" sink=hot' in f.output()
                                      for f in svc.flushers.values()), 10,
                          "every flusher to see the pause")
+        time.sleep(1.1)   # each shard's drain looks once a second
         rnd = random.Random(14)
         replay, ids = {}, []
         for i in range(2400):

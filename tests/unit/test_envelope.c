@@ -314,11 +314,16 @@ static void test_version_3(void **state)
     sw_sink s;
     memset(&s, 0, sizeof s);
     assert_int_equal(sw_sink_parse_columns(&s, "k text, v bigint", err, sizeof err), 0);
+    s.mode = SW_MODE_MERGE;   /* absent is "left as it is" only there */
     sw_buf out = SW_BUF_INIT;
     assert_int_equal(sw_copyrow_append_keyed(&out, 4, 2, 258, 1, &s, v), 0);
     const char want[] = "4\t2\t258\tt\t10\talpha\t\\N\n";
     assert_int_equal(out.len, strlen(want));
     assert_memory_equal(out.data, want, out.len);
+    s.mode = SW_MODE_UPSERT;   /* a merge job flushed after the sink changed */
+    sw_buf_reset(&out);
+    assert_int_equal(sw_copyrow_append_keyed(&out, 4, 2, 258, 0, &s, v), 0);
+    assert_memory_equal(out.data, "4\t2\t258\tf\t11\t", 13);
     sw_buf_free(&out);
     sw_sink_clear(&s);
 
