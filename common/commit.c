@@ -395,14 +395,34 @@ static void oom(sw_pg *pg, const char *what)
     pg->detail[0] = '\0';
 }
 
+/* An upsert or merge sink that takes deletes, merges or orders by
+ * version locks its batch's key buckets before it touches a row
+ * (keyed.h): its flushers then wait for each other rather than deadlock. */
+static int lock_buckets(sw_commit *c, int k, uint64_t buckets, sw_pg *pg)
+{
+    const sw_sink *s = &c->cfg->sinks[k];
+    if (!sw_sink_keyed(s) || (s->mode != SW_MODE_UPSERT && s->mode != SW_MODE_MERGE) ||
+        buckets == 0)
+        return 0;
+    sw_buf_reset(&c->scratch);
+    if (sw_keyed_lock_sql(&c->scratch, s, buckets) != 0) {
+        oom(pg, "locking keys");
+        return -1;
+    }
+    return sw_pg_exec(pg, c->scratch.data);
+}
+
 /* COPY rows of sink k's fresh jobs among pend[0..n) into c->copy, for
  * staging, with `direct` for the sink's own table, with `kd` for the keyed
- * path's staging; returns the number of rows, or -1. */
-static long stage_rows(sw_commit *c, sw_batch *b, int k, int n, sw_pg *pg, int direct, int kd)
+ * path's staging, and their keys' lock buckets (keyed.h) into *buckets;
+ * returns the number of rows, or -1. */
+static long stage_rows(sw_commit *c, sw_batch *b, int k, int n, sw_pg *pg, int direct, int kd,
+                       uint64_t *buckets)
 {
     const sw_sink *s = &c->cfg->sinks[k];
     long seq = 0;
     sw_buf_reset(&c->copy);
+    *buckets = 0;
     for (int p = 0; p < n; p++) {
         int i = c->pend[p];
         if (!c->fresh[p] || b->jobs[i].sink_idx != k || b->jobs[i].state == SW_JOB_FAILED)
@@ -415,6 +435,7 @@ static long stage_rows(sw_commit *c, sw_batch *b, int k, int n, sw_pg *pg, int d
         int64_t ver = !s->version_column[0] ? 0
                       : env->seq ? (int64_t)env->seq : env->enqueued_us;
         while ((got = sw_batch_next_record(b, i, &cur, c->vals)) == 1) {
+            *buckets |= sw_keyed_bucket_bit(s, c->vals);
             int rc = kd ? sw_copyrow_append_keyed(&c->copy, seq, i, ver,
                                                   env->op == SW_OP_DELETE, s, c->vals)
                         : sw_copyrow_append(&c->copy, direct ? -1 : seq, i, s, c->vals);
@@ -562,13 +583,15 @@ static int fast_once(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
         /* Insert mode with no recent duplicate key: straight into the
          * table, in queue order, as fast as PostgreSQL's own COPY. */
         int direct = !kd && st->direct_ok && !c->no_direct && st->conflicts == 0;
-        long rows = stage_rows(c, b, k, n, pg, direct, kd);
+        uint64_t buckets;
+        long rows = stage_rows(c, b, k, n, pg, direct, kd, &buckets);
         if (rows < 0)
             goto fail;
         if (rows == 0)
             continue;
         if (kd) {
-            if (sw_pg_copy(pg, st->kd.copy, c->copy.data, c->copy.len) != 0)
+            if (sw_pg_copy(pg, st->kd.copy, c->copy.data, c->copy.len) != 0 ||
+                lock_buckets(c, k, buckets, pg) != 0)
                 goto fail;
             for (int q = 0; q < st->kd.nstmts; q++)
                 if (sw_pg_exec(pg, st->kd.stmts[q]) != 0)
@@ -603,8 +626,7 @@ static int fast_once(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
                 goto fail;
             st->conflicts = found ? CONFLICT_MEMORY : st->conflicts - 1;
         }
-        if ((st->kd.plain_lock && sw_pg_exec(pg, st->kd.plain_lock) != 0) ||
-            sw_pg_exec(pg, st->insert) != 0)
+        if (lock_buckets(c, k, buckets, pg) != 0 || sw_pg_exec(pg, st->insert) != 0)
             goto fail;
     }
     if (finish_txn(c, b, n, pg) != TXN_OK)
@@ -710,9 +732,6 @@ static PGresult *apply_each(sw_commit *c, stage *st, int kd, sw_pg *pg)
     char sql[256];
     int n = st->kd.iso_nstmts, at = snprintf(sql, sizeof sql, "SELECT failed_job, failed_state, "
                                              "failed_message FROM spillway.apply_each_all(ARRAY[");
-    /* The whole batch's keys locked once, in order, before any job runs. */
-    if (st->kd.iso_lock && sw_pg_exec(pg, st->kd.iso_lock) != 0)
-        return NULL;
     for (int q = 0; q < n; q++) {
         params[q] = st->kd.iso_stmts[q];
         at += snprintf(sql + at, sizeof sql - (size_t)at, "%s$%d", q ? ", " : "", q + 1);
@@ -746,7 +765,8 @@ static int isolate(sw_commit *c, sw_batch *b, int n, sw_pg *pg, int accept_alike
         for (int k = 0; k < c->cfg->nsinks && !restaged; k++) {
             stage *st = &c->st[k];
             int kd = keyed(c, b, k, n);
-            long rows = stage_rows(c, b, k, n, pg, 0, kd);
+            uint64_t buckets;
+            long rows = stage_rows(c, b, k, n, pg, 0, kd, &buckets);
             if (rows < 0)
                 goto fail;
             if (rows == 0)
@@ -762,6 +782,9 @@ static int isolate(sw_commit *c, sw_batch *b, int n, sw_pg *pg, int accept_alike
                 restaged = 1;
                 break;
             }
+            /* The whole batch's buckets once, in order, before any job. */
+            if (lock_buckets(c, k, buckets, pg) != 0)
+                goto fail;
             sw_buf_reset(&c->scratch);
             int rc = sw_buf_puts(&c->scratch, "{"), m = 0;
             for (int p = 0; p < n; p++) {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "hash.h"
 
 int sw_keyed_src_col(sw_buf *b, const sw_column *col, int text)
 {
@@ -160,26 +161,41 @@ static int fold(sw_buf *b, const sw_sink *s, int k, int text)
     return rc | key_list(b, s, "");
 }
 
-/* Before any row is touched, take an advisory lock per bucket of the
- * batch's keys (SW_KEYED_LOCK_BUCKETS of them per sink), in bucket order:
- * two flushers whose batches share keys then wait for each other instead
- * of deadlocking, even on keys no row holds yet (row locks could not
- * cover those). Bounded: a batch takes at most that many locks per sink,
- * so PostgreSQL's shared lock table cannot run out. */
-static int lock_keys(sw_buf *b, const sw_sink *s, int k, int text, const char *from)
+uint64_t sw_keyed_bucket_bit(const sw_sink *s, const sw_value *vals)
 {
-    int rc = sw_buf_printf(b, "SELECT count(pg_advisory_xact_lock(hashtext('spillway:%s'), "
-                              "x.bucket)) FROM (SELECT DISTINCT hashtext(", s->name);
-    rc |= key_array(b, s, "f.");
-    rc |= sw_buf_printf(b, "::text) & %d AS bucket FROM ", SW_KEYED_LOCK_BUCKETS - 1);
-    if (from) {
-        rc |= sw_buf_puts(b, from);
-    } else {
-        rc |= sw_buf_puts(b, "(");
-        rc |= source(b, s, k, text, 0);
-        rc |= sw_buf_puts(b, ")");
+    uint64_t h = 1469598103934665603ULL;
+    for (int c = 0; c < s->ncolumns; c++) {
+        const sw_value *v = &vals[c];
+        if (!s->columns[c].is_key)
+            continue;
+        uint64_t part = v->kind;
+        if (v->kind == SW_V_STR) {
+            part ^= sw_hash64(v->s, v->n);
+        } else if (v->kind == SW_V_FLOAT) {
+            double f = v->f == 0 ? 0 : v->f;   /* -0.0 is 0.0 */
+            uint64_t bits;
+            memcpy(&bits, &f, sizeof bits);
+            part ^= sw_hash64(&bits, sizeof bits);
+        } else if (v->kind == SW_V_INT || v->kind == SW_V_BOOL) {
+            part ^= sw_hash64(&v->i, sizeof v->i);
+        }
+        h = (h ^ part) * 1099511628211ULL;
     }
-    return rc | sw_buf_puts(b, " f ORDER BY 1) x");
+    return 1ULL << (h % SW_KEYED_LOCK_BUCKETS);
+}
+
+int sw_keyed_lock_sql(sw_buf *b, const sw_sink *s, uint64_t buckets)
+{
+    int rc = sw_buf_printf(b, "SELECT count(pg_advisory_xact_lock(hashtext('spillway:%s'), x.b)) "
+                              "FROM (SELECT unnest('{", s->name);
+    const char *sep = "";
+    for (int i = 0; i < SW_KEYED_LOCK_BUCKETS; i++) {
+        if (buckets & (1ULL << i)) {
+            rc |= sw_buf_printf(b, "%s%d", sep, i);
+            sep = ",";
+        }
+    }
+    return rc | sw_buf_puts(b, "}'::int[]) AS b ORDER BY 1) x");
 }
 
 /* Which keys have a row, now that no other flusher can change that:
@@ -446,10 +462,6 @@ int sw_keyed_build(sw_keyed *kd, const sw_sink *s, int k, sw_pg *pg)
             int nonkey = 0;
             for (int c = 0; c < s->ncolumns; c++)
                 nonkey += !s->columns[c].is_key;
-            /* The fast path locks first; isolation locks the whole batch's
-             * keys once, in order, before its jobs run (kd->iso_lock). */
-            if (!text)
-                st[n++] = take(&b, lock_keys(&b, s, k, 0, NULL));
             st[n++] = take(&b, sw_buf_printf(&b, "DELETE FROM sw_fold_%d", k));
             st[n++] = take(&b, fold(&b, s, k, text));
             st[n++] = take(&b, mark_existing(&b, s, k, table));
@@ -465,15 +477,7 @@ int sw_keyed_build(sw_keyed *kd, const sw_sink *s, int k, sw_pg *pg)
         }
         *count = n;
     }
-    if (keyed)
-        kd->iso_lock = take(&b, lock_keys(&b, s, k, 1, NULL));
-    if (s->mode == SW_MODE_UPSERT) {
-        char stage[32];
-        snprintf(stage, sizeof stage, "sw_stage_%d", k);
-        kd->plain_lock = take(&b, lock_keys(&b, s, k, 0, stage));
-    }
-    rc = kd->create && kd->copy && kd->iso_copy && (!keyed || kd->iso_lock) &&
-         (s->mode != SW_MODE_UPSERT || kd->plain_lock) ? 0 : -1;
+    rc = kd->create && kd->copy && kd->iso_copy ? 0 : -1;
     for (int i = 0; i < kd->nstmts; i++)
         rc |= kd->stmts[i] == NULL ? -1 : 0;
     for (int i = 0; i < kd->iso_nstmts; i++)
@@ -499,8 +503,6 @@ void sw_keyed_clear(sw_keyed *kd)
     free(kd->create);
     free(kd->copy);
     free(kd->iso_copy);
-    free(kd->plain_lock);
-    free(kd->iso_lock);
     for (int i = 0; i < SW_KEYED_MAX_STMTS; i++) {
         free(kd->stmts[i]);
         free(kd->iso_stmts[i]);

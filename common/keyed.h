@@ -1,7 +1,10 @@
 #ifndef SW_KEYED_H_
 #define SW_KEYED_H_
 
+#include <stdint.h>
+
 #include "buf.h"
+#include "envelope.h"
 #include "pgconn.h"
 #include "sink.h"
 
@@ -12,9 +15,12 @@
  * then a few statements apply them, in one transaction:
  *
  *  upsert and merge sinks
- *   0. take an advisory lock per bucket of the batch's keys, in bucket
- *      order (two flushers with batches sharing keys wait for each other
- *      instead of deadlocking, even on keys no row holds yet);
+ *   0. (commit.c, from sw_keyed_bucket_bit and sw_keyed_lock_sql) take an
+ *      advisory lock per bucket of the batch's keys, in bucket order: two
+ *      flushers with batches sharing keys wait for each other instead of
+ *      deadlocking, even on keys no row holds yet. An upsert sink that
+ *      takes deletes locks so on its one-INSERT path too, and isolation
+ *      locks the whole batch's buckets once before its jobs run;
  *   1. fold: one row per key into sw_fold_<k>: the key's last operation in
  *      (sw_ver, batch position) order; for a write, each column's value
  *      from the last write after the key's last delete that names it
@@ -48,11 +54,6 @@ typedef struct sw_keyed {
     char *copy, *iso_copy;  /* COPY into typed / text staging */
     char *stmts[SW_KEYED_MAX_STMTS], *iso_stmts[SW_KEYED_MAX_STMTS];
     int nstmts, iso_nstmts;
-    char *iso_lock;         /* upsert and merge: isolation's locks, all the
-                               batch's keys at once (from text staging) */
-    char *plain_lock;       /* upsert sinks: the same locks, for batches that
-                               take the one-INSERT path (from sw_stage_<k>),
-                               so the two paths wait for each other too */
 } sw_keyed;
 
 /* Build sink `s`'s (index `k`) statements. A merge sink's defaults come
@@ -67,6 +68,17 @@ int sw_keyed_build(sw_keyed *kd, const sw_sink *s, int k, sw_pg *pg);
  * it). 0, or -1 when out of memory. Shared with commit.c's one-INSERT
  * path. */
 int sw_keyed_src_col(sw_buf *b, const sw_column *col, int text);
+
+/* The lock bucket of a record's key (one bit of SW_KEYED_LOCK_BUCKETS),
+ * from its values as the envelope holds them. Only spares flushers
+ * deadlocks: a key sent two ways ("12.5", "12.50") may take two buckets.
+ * Pure. */
+uint64_t sw_keyed_bucket_bit(const sw_sink *s, const sw_value *vals);
+
+/* The statement that takes sink `s`'s advisory locks of `buckets`, in
+ * bucket order, into `b`. 0, or -1 when out of memory. */
+__attribute__((warn_unused_result))
+int sw_keyed_lock_sql(sw_buf *b, const sw_sink *s, uint64_t buckets);
 
 /* Free the statements. Accepts NULL. */
 void sw_keyed_clear(sw_keyed *kd);
