@@ -336,11 +336,6 @@ static int direct_ok(const sw_sink *s, sw_pg *pg)
 
 int sw_commit_prepare(sw_commit *c, sw_pg *pg)
 {
-    /* Every session prints keys alike: tombstones and key locks compare
-     * them as text (keyed.h), whatever the server's or PGTZ's settings. */
-    if (sw_pg_exec(pg, "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; "
-                       "SET extra_float_digits = 3") != 0)
-        return -1;
     for (int k = 0; k < c->cfg->nsinks; k++) {
         stage *st = &c->st[k];
         const sw_sink *s = &c->cfg->sinks[k];
@@ -395,14 +390,15 @@ static void oom(sw_pg *pg, const char *what)
     pg->detail[0] = '\0';
 }
 
-/* An upsert or merge sink that takes deletes, merges or orders by
- * version locks its batch's key buckets before it touches a row
- * (keyed.h): its flushers then wait for each other rather than deadlock. */
+/* The keyed path of an upsert or merge sink locks its batch's key
+ * buckets before it touches a row (keyed.h): its flushers then wait for
+ * each other rather than deadlock. (A batch without deletes on an upsert
+ * sink takes the one-INSERT path without them, as before deletes: its
+ * rare deadlock with a keyed batch is retried.) */
 static int lock_buckets(sw_commit *c, int k, uint64_t buckets, sw_pg *pg)
 {
     const sw_sink *s = &c->cfg->sinks[k];
-    if (!sw_sink_keyed(s) || (s->mode != SW_MODE_UPSERT && s->mode != SW_MODE_MERGE) ||
-        buckets == 0)
+    if ((s->mode != SW_MODE_UPSERT && s->mode != SW_MODE_MERGE) || buckets == 0)
         return 0;
     sw_buf_reset(&c->scratch);
     if (sw_keyed_lock_sql(&c->scratch, s, buckets) != 0) {
@@ -626,7 +622,7 @@ static int fast_once(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
                 goto fail;
             st->conflicts = found ? CONFLICT_MEMORY : st->conflicts - 1;
         }
-        if (lock_buckets(c, k, buckets, pg) != 0 || sw_pg_exec(pg, st->insert) != 0)
+        if (sw_pg_exec(pg, st->insert) != 0)
             goto fail;
     }
     if (finish_txn(c, b, n, pg) != TXN_OK)
@@ -783,7 +779,7 @@ static int isolate(sw_commit *c, sw_batch *b, int n, sw_pg *pg, int accept_alike
                 break;
             }
             /* The whole batch's buckets once, in order, before any job. */
-            if (lock_buckets(c, k, buckets, pg) != 0)
+            if (kd && lock_buckets(c, k, buckets, pg) != 0)
                 goto fail;
             sw_buf_reset(&c->scratch);
             int rc = sw_buf_puts(&c->scratch, "{"), m = 0;

@@ -45,18 +45,36 @@ static int key_match(sw_buf *b, const sw_sink *s, const char *a, const char *o)
     return rc;
 }
 
-/* ARRAY[f."k1"::text, ...]: a key as spillway.tombstones keeps it; a
- * numeric without trailing zeros, as 12.5 and 12.50 are one key. */
+/* ARRAY[<k1 as text>, ...]: a key as spillway.tombstones keeps it, the
+ * same whatever the session's settings: numeric without trailing zeros
+ * (12.5 and 12.50 are one key), times in ISO form, timestamptz in UTC. */
 static int key_array(sw_buf *b, const sw_sink *s, const char *pre)
 {
+    static const char iso[] = "'YYYY-MM-DD\"T\"HH24:MI:SS.US'";
     int rc = sw_buf_puts(b, "ARRAY[");
     int first = 1;
     for (int c = 0; c < s->ncolumns; c++) {
-        if (!s->columns[c].is_key)
+        const sw_column *col = &s->columns[c];
+        if (!col->is_key)
             continue;
-        int num = s->columns[c].type == SW_COL_NUMERIC;
-        rc |= sw_buf_printf(b, "%s%s%s\"%s\"%s::text", first ? "" : ", ", num ? "trim_scale(" : "",
-                            pre, s->columns[c].name, num ? ")" : "");
+        rc |= sw_buf_puts(b, first ? "" : ", ");
+        switch (col->type) {
+        case SW_COL_NUMERIC:
+            rc |= sw_buf_printf(b, "trim_scale(%s\"%s\")::text", pre, col->name);
+            break;
+        case SW_COL_TIMESTAMPTZ:
+            rc |= sw_buf_printf(b, "to_char(%s\"%s\" AT TIME ZONE 'UTC', %s)", pre, col->name,
+                                iso);
+            break;
+        case SW_COL_TIMESTAMP:
+            rc |= sw_buf_printf(b, "to_char(%s\"%s\", %s)", pre, col->name, iso);
+            break;
+        case SW_COL_DATE:
+            rc |= sw_buf_printf(b, "to_char(%s\"%s\", 'YYYY-MM-DD')", pre, col->name);
+            break;
+        default:
+            rc |= sw_buf_printf(b, "%s\"%s\"::text", pre, col->name);
+        }
         first = 0;
     }
     return rc | sw_buf_puts(b, "]");
@@ -127,7 +145,7 @@ static int copy_into(sw_buf *b, const sw_sink *s, int k, int text)
 }
 
 /* 1. One row per key into the fold table. */
-static int fold(sw_buf *b, const sw_sink *s, int k, int text)
+static int fold(sw_buf *b, const sw_sink *s, int k, const char *table, int text)
 {
     int rc = sw_buf_printf(b, "INSERT INTO sw_fold_%d (", k);
     rc |= key_list(b, s, "");
@@ -155,7 +173,21 @@ static int fold(sw_buf *b, const sw_sink *s, int k, int text)
                          "coalesce(max(CASE WHEN sw_del THEN sw_ord END) OVER w, 0) AS sw_dord "
                          "FROM (");
     rc |= source(b, s, k, text, text);
-    rc |= sw_buf_puts(b, ") y WINDOW w AS (PARTITION BY ");
+    rc |= sw_buf_puts(b, ") y");
+    if (s->version_column[0]) {
+        /* What is older than the row or the key's tombstone is left out
+         * before anything folds: a late partial write must not lend the
+         * fold a field a newer write already set. (The fold runs after
+         * the key locks: the row cannot change meanwhile.) */
+        rc |= sw_buf_printf(b, " WHERE NOT EXISTS (SELECT 1 FROM %s t WHERE ", table);
+        rc |= key_match(b, s, "t", "y");
+        rc |= sw_buf_printf(b, " AND t.\"%s\" >= y.sw_ver) AND NOT EXISTS (SELECT 1 FROM "
+                               "spillway.tombstones tb WHERE tb.sink = '%s' AND tb.key = ",
+                            s->version_column, s->name);
+        rc |= key_array(b, s, "y.");
+        rc |= sw_buf_puts(b, " AND tb.version >= y.sw_ver)");
+    }
+    rc |= sw_buf_puts(b, " WINDOW w AS (PARTITION BY ");
     rc |= key_list(b, s, "");
     rc |= sw_buf_puts(b, ")) x GROUP BY ");
     return rc | key_list(b, s, "");
@@ -463,7 +495,7 @@ int sw_keyed_build(sw_keyed *kd, const sw_sink *s, int k, sw_pg *pg)
             for (int c = 0; c < s->ncolumns; c++)
                 nonkey += !s->columns[c].is_key;
             st[n++] = take(&b, sw_buf_printf(&b, "DELETE FROM sw_fold_%d", k));
-            st[n++] = take(&b, fold(&b, s, k, text));
+            st[n++] = take(&b, fold(&b, s, k, table, text));
             st[n++] = take(&b, mark_existing(&b, s, k, table));
             st[n++] = take(&b, delete_rows(&b, s, k, table));
             if (s->version_column[0])

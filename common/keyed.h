@@ -18,10 +18,11 @@
  *   0. (commit.c, from sw_keyed_bucket_bit and sw_keyed_lock_sql) take an
  *      advisory lock per bucket of the batch's keys, in bucket order: two
  *      flushers with batches sharing keys wait for each other instead of
- *      deadlocking, even on keys no row holds yet. An upsert sink that
- *      takes deletes locks so on its one-INSERT path too, and isolation
- *      locks the whole batch's buckets once before its jobs run;
- *   1. fold: one row per key into sw_fold_<k>: the key's last operation in
+ *      deadlocking, even on keys no row holds yet. Isolation locks the
+ *      whole batch's buckets once before its jobs run;
+ *   1. fold: with a version_column, leave out what is not newer than the
+ *      key's row or tombstone; then one row per key into sw_fold_<k>: the
+ *      key's last operation in
  *      (sw_ver, batch position) order; for a write, each column's value
  *      from the last write after the key's last delete that names it
  *      (sw_p<i> says whether any did), sw_repl when a delete came before

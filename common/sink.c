@@ -64,6 +64,11 @@ static int parse_one(sw_column *col, char *def, char *errstr, size_t errlen)
                  "column name \"%s\" must be a lower-case identifier [a-z_][a-z0-9_]*", def);
         return -1;
     }
+    if (strncmp(def, "sw_", 3) == 0) {
+        snprintf(errstr, errlen, "column name \"%s\": names starting with sw_ are Spillway's "
+                 "own in its staging tables; rename the column", def);
+        return -1;
+    }
     strcpy(col->name, def);
     char *type = sp + 1;
     size_t tl = strlen(type);

@@ -182,10 +182,11 @@ class KeyedTest(harness.ServiceTest):
         self.assertEqual(svc.sql("SELECT id, note FROM events ORDER BY id, note"),
                          [["1", "c"], ["2", "keep"], ["3", "y"]])
 
-    def lmove(self, src, dst):
-        """The oldest job of list `src` to the newest end of `dst`."""
+    def lmove(self, src, dst, end="RIGHT"):
+        """The oldest job of list `src` (or with end="LEFT" its newest) to
+        the newest end of `dst`."""
         out = subprocess.run(["redis-cli", "-p", str(self.svc.redis.port), "LMOVE", src, dst,
-                              "RIGHT", "LEFT"], capture_output=True, timeout=10)
+                              end, "LEFT"], capture_output=True, timeout=10)
         self.assertEqual(out.returncode, 0)
         self.assertGreater(len(out.stdout), 60)   # an envelope, not (nil)
 
@@ -221,6 +222,23 @@ class KeyedTest(harness.ServiceTest):
         # A newer write than the tombstone brings the row back.
         svc.wait_jobs([svc.post_ok("people", {"id": 31, "name": "again"})])
         self.assertEqual(self.person(31), ["again", "nowhere", "0", "", "t"])
+
+        # Partial writes W1 {name, city}, W2 {city}, W3 {name}: W2 commits
+        # first, then W1 and W3 land in one batch. A replay gives W3's name
+        # and W2's city: W1, older than the row, lends the fold nothing.
+        self.assertEqual(svc.flushers["f1"].terminate(), 0)
+        w1 = svc.post_ok("people", {"id": 32, "name": "n1", "city": "c1"})
+        w2 = svc.post_ok("people", {"id": 32, "city": "c2"})
+        w3 = svc.post_ok("people", {"id": 32, "name": "n3"})
+        p = svc.job_prefix(w1)
+        self.lmove(p + ":queue", p + ":stash")            # W1, the oldest
+        self.lmove(p + ":queue", p + ":stash3", "LEFT")   # W3, the newest
+        svc.start_flusher("f1")
+        svc.wait_jobs([w2])
+        self.assertEqual(self.person(32), ["", "c2", "0", "", "t"])
+        self.in_one_batch("people", [lambda: self.lmove(p + ":stash", p + ":queue") or w1,
+                                     lambda: self.lmove(p + ":stash3", p + ":queue") or w3])
+        self.assertEqual(self.person(32), ["n3", "c2", "0", "", "t"])
 
     def test_4_not_null_columns_and_isolation(self):
         """A merge that leaves out a NOT NULL column without a default

@@ -101,6 +101,8 @@ static void test_errors(void **state)
                  "version_column needs mode upsert or merge");
     expect_error("[sink.a]\ntable = t\nmode = merge\nkey = id\nversion_column = id\n"
                  "columns = id integer not null\n", "must not be listed in columns");
+    expect_error("[sink.a]\ntable = t\ncolumns = id integer, sw_mask text\n",
+                 "names starting with sw_ are Spillway's own");
     expect_error("[sink.a]\ntable = t\ndeletes = on\ncolumns = id integer\n",
                  "deletes = on needs a key");
     expect_error("[sink.a]\ntable = t\ndeletes = yes\ncolumns = id integer\n",
