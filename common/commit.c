@@ -410,8 +410,8 @@ static int lock_buckets(sw_commit *c, int k, uint64_t buckets, sw_pg *pg)
 
 /* COPY rows of sink k's fresh jobs among pend[0..n) into c->copy, for
  * staging, with `direct` for the sink's own table, with `kd` for the keyed
- * path's staging, and their keys' lock buckets (keyed.h) into *buckets;
- * returns the number of rows, or -1. */
+ * path's staging and then their keys' lock buckets (keyed.h) into
+ * *buckets; returns the number of rows, or -1. */
 static long stage_rows(sw_commit *c, sw_batch *b, int k, int n, sw_pg *pg, int direct, int kd,
                        uint64_t *buckets)
 {
@@ -431,7 +431,8 @@ static long stage_rows(sw_commit *c, sw_batch *b, int k, int n, sw_pg *pg, int d
         int64_t ver = !s->version_column[0] ? 0
                       : env->seq ? (int64_t)env->seq : env->enqueued_us;
         while ((got = sw_batch_next_record(b, i, &cur, c->vals)) == 1) {
-            *buckets |= sw_keyed_bucket_bit(s, c->vals);
+            if (kd)
+                *buckets |= sw_keyed_bucket_bit(s, c->vals);
             int rc = kd ? sw_copyrow_append_keyed(&c->copy, seq, i, ver,
                                                   env->op == SW_OP_DELETE, s, c->vals)
                         : sw_copyrow_append(&c->copy, direct ? -1 : seq, i, s, c->vals);
