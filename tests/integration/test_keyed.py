@@ -288,9 +288,17 @@ mode = upsert
 key = k
 version_column = ver
 columns = k integer not null, v text not null, n integer not null
+
+[sink.hotm]
+table = public.hotm
+mode = merge
+key = k
+version_column = ver
+columns = k integer not null, v text not null, n integer not null
 """
 HOT_TABLE = """
 CREATE TABLE hot (k integer PRIMARY KEY, v text NOT NULL, n integer NOT NULL, ver bigint);
+CREATE TABLE hotm (k integer PRIMARY KEY, v text NOT NULL, n integer NOT NULL, ver bigint);
 CREATE FUNCTION jitter() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN PERFORM pg_sleep(random() * 0.02); RETURN NULL; END $$;
 """
@@ -312,9 +320,12 @@ class InterleavedTest(harness.ServiceTest):
         for fid in ("f2", "f3", "f4"):
             svc.start_flusher(fid)
         # Everything is accepted while flushing is paused, then four
-        # flushers take batches of 8 at once.
-        svc.ctl("sink", "pause", "hot", "--flush")
-        harness.wait_for(lambda: all('msg="sink flushing paused" sink=hot' in f.output()
+        # flushers take batches of 8 at once. Each operation goes to an
+        # upsert sink and to a merge sink (its writes name every field).
+        sinks = ("hot", "hotm")
+        for sink in sinks:
+            svc.ctl("sink", "pause", sink, "--flush")
+        harness.wait_for(lambda: all('msg="sink flushing paused" sink=hotm' in f.output()
                                      for f in svc.flushers.values()), 10,
                          "every flusher to see the pause")
         time.sleep(1.1)   # each shard's drain looks once a second
@@ -323,17 +334,20 @@ class InterleavedTest(harness.ServiceTest):
         for i in range(2400):
             k = rnd.randrange(5)
             if rnd.random() < 0.2:
-                ids.append(delete_ok(svc, "hot", {"k": k}))
+                ids += [delete_ok(svc, sink, {"k": k}) for sink in sinks]
                 replay.pop(k, None)
             else:
-                ids.append(svc.post_ok("hot", {"k": k, "v": "w%d" % i, "n": i}))
+                ids += [svc.post_ok(sink, {"k": k, "v": "w%d" % i, "n": i}) for sink in sinks]
                 replay[k] = ("w%d" % i, i)
-        harness.wait_for(lambda: svc.llen("parked:hot") + svc.llen("queue") == len(ids), 30,
-                         "every job parked or queued")
-        svc.ctl("sink", "resume", "hot", "--flush")
+        harness.wait_for(lambda: sum(svc.llen("parked:" + sink) for sink in sinks) +
+                         svc.llen("queue") == len(ids), 30, "every job parked or queued")
+        for sink in sinks:
+            svc.ctl("sink", "resume", sink, "--flush")
         svc.wait_jobs(ids, timeout=120)
-        rows = {int(r[0]): (r[1], int(r[2])) for r in svc.sql("SELECT k, v, n FROM hot")}
-        self.assertEqual(rows, replay)
+        for sink in sinks:
+            rows = {int(r[0]): (r[1], int(r[2]))
+                    for r in svc.sql("SELECT k, v, n FROM %s" % sink)}
+            self.assertEqual(rows, replay, sink)
         # The four flushers all committed batches, so batches overlapped.
         # (With shards, each key's jobs go to one shard, drained by one
         # flusher at a time: order holds without overlap.)
