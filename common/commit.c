@@ -394,15 +394,20 @@ static void oom(sw_pg *pg, const char *what)
  * buckets before it touches a row (keyed.h): its flushers then wait for
  * each other rather than deadlock. (A batch without deletes on an upsert
  * sink takes the one-INSERT path without them, as before deletes: its
- * rare deadlock with a keyed batch is retried.) */
-static int lock_buckets(sw_commit *c, int k, uint64_t buckets, sw_pg *pg)
+ * rare deadlock with a keyed batch is retried.) Then `then` (or nothing),
+ * all in one round trip. 0, or -1 (pg->errstr). */
+static int lock_and_run(sw_commit *c, int k, uint64_t buckets, const char *then, sw_pg *pg)
 {
     const sw_sink *s = &c->cfg->sinks[k];
-    if ((s->mode != SW_MODE_UPSERT && s->mode != SW_MODE_MERGE) || buckets == 0)
+    int lock = (s->mode == SW_MODE_UPSERT || s->mode == SW_MODE_MERGE) && buckets != 0;
+    if (!lock && then == NULL)
         return 0;
     sw_buf_reset(&c->scratch);
-    if (sw_keyed_lock_sql(&c->scratch, s, buckets) != 0) {
-        oom(pg, "locking keys");
+    int rc = lock ? sw_keyed_lock_sql(&c->scratch, s, buckets) : 0;
+    if (then)
+        rc |= sw_buf_printf(&c->scratch, "%s%s", lock ? "; " : "", then);
+    if (rc != 0) {
+        oom(pg, "for the keyed statements");
         return -1;
     }
     return sw_pg_exec(pg, c->scratch.data);
@@ -588,11 +593,8 @@ static int fast_once(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
             continue;
         if (kd) {
             if (sw_pg_copy(pg, st->kd.copy, c->copy.data, c->copy.len) != 0 ||
-                lock_buckets(c, k, buckets, pg) != 0)
+                lock_and_run(c, k, buckets, st->kd.apply, pg) != 0)
                 goto fail;
-            for (int q = 0; q < st->kd.nstmts; q++)
-                if (sw_pg_exec(pg, st->kd.stmts[q]) != 0)
-                    goto fail;
             continue;
         }
         if (direct) {
@@ -643,7 +645,7 @@ static int fast(sw_commit *c, sw_batch *b, int n, sw_pg *pg)
     return rc == TXN_OK ? TXN_OK : TXN_FAIL;
 }
 
-/* A failed row of spillway.apply_each: fail the job, unless the error is
+/* A failed row of spillway.apply_each_all: fail the job, unless the error is
  * transient (a deadlock, say): then the whole attempt is retried, and once
  * the batch has kept failing transiently its jobs go one per transaction
  * (solo_pass), where a job is held to its error only if it meets it alone
@@ -720,17 +722,13 @@ static int failed_alike(sw_commit *c, sw_batch *b, int n, char state[6])
  * of c->scratch (an int[] literal), each job in a subtransaction. */
 static PGresult *apply_each(sw_commit *c, stage *st, int kd, sw_pg *pg)
 {
-    if (!kd) {
-        const char *params[] = {st->iso_insert, c->scratch.data};
-        return sw_pg_query(pg, "SELECT failed_job, failed_state, failed_message "
-                               "FROM spillway.apply_each($1, $2::int[])", 2, params);
-    }
     const char *params[SW_KEYED_MAX_STMTS + 1];
     char sql[256];
-    int n = st->kd.iso_nstmts, at = snprintf(sql, sizeof sql, "SELECT failed_job, failed_state, "
-                                             "failed_message FROM spillway.apply_each_all(ARRAY[");
+    int n = kd ? st->kd.iso_nstmts : 1;
+    int at = snprintf(sql, sizeof sql, "SELECT failed_job, failed_state, failed_message "
+                                       "FROM spillway.apply_each_all(ARRAY[");
     for (int q = 0; q < n; q++) {
-        params[q] = st->kd.iso_stmts[q];
+        params[q] = kd ? st->kd.iso_stmts[q] : st->iso_insert;
         at += snprintf(sql + at, sizeof sql - (size_t)at, "%s$%d", q ? ", " : "", q + 1);
     }
     params[n] = c->scratch.data;
@@ -780,7 +778,7 @@ static int isolate(sw_commit *c, sw_batch *b, int n, sw_pg *pg, int accept_alike
                 break;
             }
             /* The whole batch's buckets once, in order, before any job. */
-            if (kd && lock_buckets(c, k, buckets, pg) != 0)
+            if (kd && lock_and_run(c, k, buckets, NULL, pg) != 0)
                 goto fail;
             sw_buf_reset(&c->scratch);
             int rc = sw_buf_puts(&c->scratch, "{"), m = 0;

@@ -18,7 +18,7 @@
  * shutdown, resources, timeouts) retries the same batch; a data error
  * (22, 23, 44, P0), or any other error that meets the same batch twice,
  * isolates: one transaction in which each job's rows go in on their own
- * (spillway.apply_each, a subtransaction per job), so the guilty jobs
+ * (spillway.apply_each_all, a subtransaction per job), so the guilty jobs
  * fail with their SQLSTATE and message and the innocent ones commit.
  * Isolation costs one transaction however many jobs are bad; no input can
  * hold a flusher. */

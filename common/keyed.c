@@ -473,7 +473,7 @@ int sw_keyed_build(sw_keyed *kd, const sw_sink *s, int k, sw_pg *pg)
     char table[200];
     char **defaults = calloc((size_t)s->ncolumns, sizeof *defaults);
     sw_buf b = SW_BUF_INIT;
-    int rc = -1, n = 0, keyed = s->mode == SW_MODE_UPSERT || s->mode == SW_MODE_MERGE;
+    int rc = -1, keyed = s->mode == SW_MODE_UPSERT || s->mode == SW_MODE_MERGE;
     sw_keyed_clear(kd);
     sw_pg_quote_ident(s->table, table, sizeof table);
     if (defaults == NULL) {
@@ -486,15 +486,19 @@ int sw_keyed_build(sw_keyed *kd, const sw_sink *s, int k, sw_pg *pg)
     kd->create = take(&b, create_tables(&b, s, k));
     kd->copy = take(&b, copy_into(&b, s, k, 0));
     kd->iso_copy = take(&b, copy_into(&b, s, k, 1));
+    /* Isolation runs the statements per job, so it first empties the
+     * fold of the job before; the fast path sends them in one round trip
+     * (its fold starts empty: ON COMMIT DELETE ROWS, and a failed attempt
+     * rolls back). */
     for (int text = 0; text < 2; text++) {
-        char **st = text ? kd->iso_stmts : kd->stmts;
-        int *count = text ? &kd->iso_nstmts : &kd->nstmts;
-        n = 0;
+        char *st[SW_KEYED_MAX_STMTS];
+        int n = 0;
         if (keyed) {
             int nonkey = 0;
             for (int c = 0; c < s->ncolumns; c++)
                 nonkey += !s->columns[c].is_key;
-            st[n++] = take(&b, sw_buf_printf(&b, "DELETE FROM sw_fold_%d", k));
+            if (text)
+                st[n++] = take(&b, sw_buf_printf(&b, "DELETE FROM sw_fold_%d", k));
             st[n++] = take(&b, fold(&b, s, k, table, text));
             st[n++] = take(&b, mark_existing(&b, s, k, table));
             st[n++] = take(&b, delete_rows(&b, s, k, table));
@@ -507,11 +511,23 @@ int sw_keyed_build(sw_keyed *kd, const sw_sink *s, int k, sw_pg *pg)
             st[n++] = take(&b, plain_delete(&b, s, k, table, text));
             st[n++] = take(&b, plain_insert(&b, s, k, table, text));
         }
-        *count = n;
+        int ok = 1;
+        for (int i = 0; i < n; i++)
+            ok &= st[i] != NULL;
+        if (text) {
+            memcpy(kd->iso_stmts, st, (size_t)n * sizeof st[0]);
+            kd->iso_nstmts = n;
+        } else {
+            int brc = 0;
+            for (int i = 0; i < n && ok; i++)
+                brc |= sw_buf_printf(&b, "%s%s", i ? "; " : "", st[i]);
+            for (int i = 0; i < n; i++)
+                free(st[i]);
+            kd->apply = ok ? take(&b, brc) : NULL;
+            sw_buf_free(&b);
+        }
     }
-    rc = kd->create && kd->copy && kd->iso_copy ? 0 : -1;
-    for (int i = 0; i < kd->nstmts; i++)
-        rc |= kd->stmts[i] == NULL ? -1 : 0;
+    rc = kd->create && kd->copy && kd->iso_copy && kd->apply ? 0 : -1;
     for (int i = 0; i < kd->iso_nstmts; i++)
         rc |= kd->iso_stmts[i] == NULL ? -1 : 0;
     if (rc != 0) {
@@ -535,9 +551,8 @@ void sw_keyed_clear(sw_keyed *kd)
     free(kd->create);
     free(kd->copy);
     free(kd->iso_copy);
-    for (int i = 0; i < SW_KEYED_MAX_STMTS; i++) {
-        free(kd->stmts[i]);
+    free(kd->apply);
+    for (int i = 0; i < SW_KEYED_MAX_STMTS; i++)
         free(kd->iso_stmts[i]);
-    }
     memset(kd, 0, sizeof *kd);
 }

@@ -53,8 +53,9 @@
 typedef struct sw_keyed {
     char *create;           /* the staging tables (typed and text) and the fold */
     char *copy, *iso_copy;  /* COPY into typed / text staging */
-    char *stmts[SW_KEYED_MAX_STMTS], *iso_stmts[SW_KEYED_MAX_STMTS];
-    int nstmts, iso_nstmts;
+    char *apply;            /* the fast path's statements, one round trip */
+    char *iso_stmts[SW_KEYED_MAX_STMTS];   /* isolation's, per job ($1) */
+    int iso_nstmts;
 } sw_keyed;
 
 /* Build sink `s`'s (index `k`) statements. A merge sink's defaults come
