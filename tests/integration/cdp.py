@@ -132,8 +132,11 @@ class Browser:
         return out[0]
 
     def click(self, selector):
-        """Click the first element matching `selector` (a real DOM click)."""
+        """Click the first element matching `selector` (a real DOM click),
+        once it is enabled: a disabled button ignores a click."""
         assert self.eval("!!document.querySelector(%s)" % json.dumps(selector)), selector
+        self.wait("!document.querySelector(%s).disabled" % json.dumps(selector), 5,
+                  "%s to be enabled" % selector)
         self.eval("document.querySelector(%s).click()" % json.dumps(selector))
 
     def screenshot(self, path):
